@@ -1,0 +1,1 @@
+"""Paper execution: the fill model (pure) and the paper exchange service."""

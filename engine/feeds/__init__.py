@@ -1,0 +1,1 @@
+"""Market data sources: replay of recorded files and live exchange feeds."""

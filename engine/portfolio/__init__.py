@@ -1,0 +1,1 @@
+"""Positions, PnL, equity, exposure and drawdown."""

@@ -1,0 +1,168 @@
+"""The portfolio service: applies fills, marks positions, publishes snapshots.
+
+A snapshot goes out after every fill and at the first event of every new minute
+of event time. Drawdown is measured from the peak equity of the run and from the
+equity at the start of the UTC day.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from engine.events import (
+    ZERO,
+    Candle,
+    MarketEvent,
+    OrderResult,
+    PortfolioSnapshot,
+    PositionView,
+    derive_id,
+)
+from engine.portfolio.accounting import Position, apply_fill, drawdown
+
+
+@dataclass(frozen=True, slots=True)
+class RoundTrip:
+    """A position from flat back to flat: net PnL includes its fees."""
+
+    symbol: str
+    opened_at: datetime
+    closed_at: datetime
+    realized_pnl: Decimal
+    fees: Decimal
+
+    @property
+    def net_pnl(self) -> Decimal:
+        return self.realized_pnl - self.fees
+
+
+@dataclass(slots=True)
+class _Open:
+    opened_at: datetime
+    realized: Decimal = ZERO
+    fees: Decimal = ZERO
+
+
+class Portfolio:
+    def __init__(
+        self, initial_capital: Decimal, publish: Callable[[PortfolioSnapshot], object]
+    ) -> None:
+        self.initial_capital = initial_capital
+        self._publish = publish
+        self.cash = initial_capital
+        self.fees = ZERO
+        self.realized = ZERO
+        self.positions: dict[str, Position] = {}
+        self.marks: dict[str, Decimal] = {}
+        self.peak_equity = initial_capital
+        self.day_start_equity = initial_capital
+        self.max_drawdown_pct = ZERO
+        self.max_exposure_pct = ZERO
+        self.round_trips: list[RoundTrip] = []
+        self.fills = 0
+        self._open: dict[str, _Open] = {}
+        self._day: object = None
+        self._minute: int | None = None
+        self.last_snapshot: PortfolioSnapshot | None = None
+
+    # --- valuation ----------------------------------------------------------
+
+    def equity(self) -> Decimal:
+        total = self.cash
+        for symbol, position in self.positions.items():
+            total += position.qty * self.marks[symbol]
+        return total
+
+    def exposure(self) -> Decimal:
+        return sum((abs(p.qty) * self.marks[s] for s, p in self.positions.items()), ZERO)
+
+    def unrealized(self) -> Decimal:
+        return sum((p.unrealized(self.marks[s]) for s, p in self.positions.items()), ZERO)
+
+    # --- inputs -------------------------------------------------------------
+
+    def on_market(self, event: MarketEvent) -> None:
+        day = event.ts.date()
+        if day != self._day:
+            # The day's start equity is valued before this event moves any mark.
+            if self._day is not None:
+                self.day_start_equity = self.equity()
+            self._day = day
+        price = event.close if isinstance(event, Candle) else event.price
+        self.marks[event.symbol] = price
+        minute = int(event.ts.timestamp()) // 60
+        if minute != self._minute:
+            self._minute = minute
+            self.snapshot(event.ts, event.event_id)
+
+    def on_result(self, result: OrderResult) -> None:
+        if not result.status.is_fill or result.price is None:
+            return
+        symbol = result.symbol
+        before = self.positions.get(symbol, Position())
+        effect = apply_fill(before, result.side, result.qty, result.price)
+        self.cash += effect.cash_delta - result.fee
+        self.fees += result.fee
+        self.realized += effect.realized
+        self.fills += 1
+        self.marks.setdefault(symbol, result.price)
+        trip = self._open.get(symbol)
+        if trip is None:
+            trip = self._open[symbol] = _Open(result.ts)
+        trip.realized += effect.realized
+        trip.fees += result.fee
+        if effect.position.qty == 0:
+            self.positions.pop(symbol, None)
+            del self._open[symbol]
+            self.round_trips.append(
+                RoundTrip(symbol, trip.opened_at, result.ts, trip.realized, trip.fees)
+            )
+        else:
+            self.positions[symbol] = effect.position
+        self.snapshot(result.ts, result.event_id)
+
+    # --- output -------------------------------------------------------------
+
+    def snapshot(self, ts: datetime, cause_id: str) -> PortfolioSnapshot:
+        equity = self.equity()
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        exposure = self.exposure()
+        exposure_pct = exposure / equity if equity > 0 else ZERO
+        dd = drawdown(self.peak_equity, equity)
+        self.max_drawdown_pct = max(self.max_drawdown_pct, dd)
+        self.max_exposure_pct = max(self.max_exposure_pct, exposure_pct)
+        views = tuple(
+            PositionView(
+                symbol=s,
+                qty=p.qty,
+                avg_entry=p.avg_entry,
+                mark_price=self.marks[s],
+                cost_basis=p.cost,
+                realized_pnl=p.realized,
+            )
+            for s, p in sorted(self.positions.items())
+        )
+        snap = PortfolioSnapshot(
+            event_id=derive_id("snap", cause_id),
+            ts=ts,
+            cause_id=cause_id,
+            cash=self.cash,
+            equity=equity,
+            realized_pnl=self.realized,
+            unrealized_pnl=self.unrealized(),
+            fees=self.fees,
+            exposure=exposure,
+            exposure_pct=exposure_pct,
+            peak_equity=self.peak_equity,
+            drawdown_pct=dd,
+            day_start_equity=self.day_start_equity,
+            daily_drawdown_pct=drawdown(self.day_start_equity, equity),
+            positions=views,
+        )
+        self.last_snapshot = snap
+        self._publish(snap)
+        return snap

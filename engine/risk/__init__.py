@@ -1,0 +1,1 @@
+"""Position sizing, limits and the trading state (ACTIVE, REDUCING, HALTED)."""

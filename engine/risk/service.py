@@ -1,0 +1,410 @@
+"""The risk service: sizes approved orders and refuses what breaks a limit.
+
+It keeps its own view of the account from the portfolio's snapshots and the
+order results, values positions at the latest market prices, and counts orders
+still in flight against exposure. Every refusal is a `RiskEvent` with a
+machine-readable reason and the numbers behind it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+from engine.clock import Clock
+from engine.config import Settings
+from engine.events import (
+    ZERO,
+    Alert,
+    Candle,
+    Event,
+    Intent,
+    MarketEvent,
+    Order,
+    OrderResult,
+    OrderType,
+    PortfolioSnapshot,
+    RiskEvent,
+    Severity,
+    Side,
+    Signal,
+    TradingState,
+    derive_id,
+)
+from engine.markets import SymbolSpec
+from engine.risk.sizing import (
+    entry_headroom,
+    fixed_fraction_notional,
+    realized_volatility,
+    volatility_scaled_notional,
+)
+from engine.risk.state import next_state
+
+_ONE_MINUTE = timedelta(minutes=1)
+
+
+@dataclass(slots=True)
+class InFlight:
+    order: Order
+    remaining: Decimal
+
+
+class RiskService:
+    def __init__(
+        self,
+        settings: Settings,
+        specs: dict[str, SymbolSpec],
+        clock: Clock,
+        publish: Callable[[Event], object],
+    ) -> None:
+        self.settings = settings
+        self.specs = specs
+        self.clock = clock
+        self._publish = publish
+        self.state = TradingState.ACTIVE
+        self.reducing_since: date | None = None
+        self.cash = settings.initial_capital
+        self.positions: dict[str, Decimal] = {}
+        self.day_start_equity = settings.initial_capital
+        self.breaker_peak = settings.initial_capital
+        self.last_price: dict[str, Decimal] = {}
+        self.last_seen: dict[str, datetime] = {}
+        self.in_flight: dict[str, InFlight] = {}
+        self.recent_orders: deque[datetime] = deque()
+        self._closes: dict[str, deque[float]] = {}
+        self._bars_per_day: dict[str, float] = {}
+        # The worst a buy may cost above the price it was sized at: fee plus slippage.
+        self._cost_rate = settings.taker_fee_rate + (
+            settings.slippage_base_bps + settings.slippage_impact_bps
+        ) / Decimal(10000)
+
+    # --- inputs -------------------------------------------------------------
+
+    def on_market(self, event: MarketEvent) -> None:
+        symbol = event.symbol
+        if isinstance(event, Candle):
+            self.last_price[symbol] = event.close
+            closes = self._closes.get(symbol)
+            if closes is None:
+                closes = self._closes[symbol] = deque(
+                    maxlen=self.settings.volatility_lookback_bars + 1
+                )
+                self._bars_per_day[symbol] = 86400 / event.interval_s
+            closes.append(float(event.close))
+        else:
+            self.last_price[symbol] = event.price
+        self.last_seen[symbol] = event.ts
+
+    def on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
+        self.cash = snapshot.cash
+        self.positions = {p.symbol: p.qty for p in snapshot.positions if p.qty}
+        for p in snapshot.positions:
+            self.last_price.setdefault(p.symbol, p.mark_price)
+        self.day_start_equity = snapshot.day_start_equity
+        self._evaluate(snapshot.ts, snapshot.equity, snapshot.event_id)
+
+    def on_result(self, result: OrderResult) -> None:
+        flight = self.in_flight.get(result.order_id)
+        if flight is None:
+            return
+        flight.remaining = result.remaining_qty
+        if result.remaining_qty == 0:
+            del self.in_flight[result.order_id]
+
+    def resume(self, ts: datetime, operator_note: str = "") -> None:
+        """Leave HALTED by an operator's decision; the breaker re-arms from today's equity."""
+        if self.state is not TradingState.HALTED:
+            return
+        equity = self.equity()
+        self.breaker_peak = equity
+        self._change(ts, TradingState.ACTIVE, "operator_resume", None, equity, note=operator_note)
+
+    # --- valuation ----------------------------------------------------------
+
+    def equity(self) -> Decimal:
+        return self.cash + sum(
+            (qty * self.last_price[s] for s, qty in self.positions.items()), ZERO
+        )
+
+    def _notional(self, symbol: str) -> Decimal:
+        qty = self.positions.get(symbol, ZERO)
+        return abs(qty) * self.last_price[symbol] if qty else ZERO
+
+    def _in_flight_entries(self, symbol: str | None = None) -> Decimal:
+        return sum(
+            (
+                f.remaining * self.last_price.get(f.order.symbol, f.order.decision_price)
+                for f in self.in_flight.values()
+                if f.order.side is Side.BUY and (symbol is None or f.order.symbol == symbol)
+            ),
+            ZERO,
+        )
+
+    def _in_flight_exits(self, symbol: str) -> Decimal:
+        return sum(
+            (
+                f.remaining
+                for f in self.in_flight.values()
+                if f.order.side is Side.SELL and f.order.symbol == symbol
+            ),
+            ZERO,
+        )
+
+    # --- state --------------------------------------------------------------
+
+    def _evaluate(self, ts: datetime, equity: Decimal, cause_id: str) -> None:
+        if equity > self.breaker_peak:
+            self.breaker_peak = equity
+        transition = next_state(
+            self.state,
+            self.reducing_since,
+            ts.date(),
+            equity,
+            self.day_start_equity,
+            self.breaker_peak,
+            self.settings.max_daily_drawdown_pct,
+            self.settings.circuit_breaker_threshold_pct,
+        )
+        if transition is not None:
+            self._change(ts, transition.state, transition.reason, cause_id, equity)
+
+    def _change(
+        self,
+        ts: datetime,
+        state: TradingState,
+        reason: str,
+        cause_id: str | None,
+        equity: Decimal,
+        note: str = "",
+    ) -> None:
+        previous, self.state = self.state, state
+        self.reducing_since = ts.date() if state is TradingState.REDUCING else None
+        detail = {
+            "from": previous.value,
+            "to": state.value,
+            "equity": str(equity),
+            "day_start_equity": str(self.day_start_equity),
+            "peak_equity": str(self.breaker_peak),
+        }
+        if note:
+            detail["note"] = note
+        event_id = derive_id("risk", "state", cause_id, ts.isoformat(), state.value)
+        self._publish(
+            RiskEvent(
+                event_id=event_id,
+                ts=ts,
+                cause_id=cause_id,
+                kind="state_change",
+                reason=reason,
+                symbol=None,
+                state=state,
+                message=f"trading state {previous.value} -> {state.value} ({reason})",
+                detail=detail,
+            )
+        )
+        if state is not TradingState.ACTIVE:
+            severity = Severity.CRITICAL if state is TradingState.HALTED else Severity.WARNING
+            self._publish(
+                Alert(
+                    event_id=derive_id("alert", event_id),
+                    ts=ts,
+                    cause_id=event_id,
+                    severity=severity,
+                    rule=reason,
+                    message=(
+                        "circuit breaker tripped: trading halted until an operator resumes"
+                        if state is TradingState.HALTED
+                        else "daily drawdown limit reached: only exits until the next UTC day"
+                    ),
+                    detail=detail,
+                )
+            )
+
+    # --- decisions ----------------------------------------------------------
+
+    def on_signal(self, signal: Signal) -> None:
+        now = self.clock.now()
+        symbol = signal.symbol
+        if symbol not in self.specs:
+            self._refuse(signal, "unknown_symbol", f"{symbol} is not a traded symbol", {})
+            return
+        last_seen = self.last_seen.get(symbol)
+        if (
+            last_seen is None
+            or (now - last_seen).total_seconds() > self.settings.stale_data_seconds
+        ):
+            age = "never" if last_seen is None else f"{(now - last_seen).total_seconds():.0f}s"
+            self._refuse(
+                signal,
+                "stale_data",
+                f"no market data for {symbol} in {self.settings.stale_data_seconds}s",
+                {"last_event_age": age, "limit_seconds": str(self.settings.stale_data_seconds)},
+            )
+            return
+        self._evaluate(now, self.equity(), signal.event_id)
+        if self.state is TradingState.HALTED:
+            self._refuse(signal, "halted", "trading is halted by the circuit breaker", {})
+            return
+        if signal.side is Side.BUY:
+            self._entry(signal, now)
+        else:
+            self._exit(signal, now)
+
+    def _rate_limited(self, signal: Signal, now: datetime) -> bool:
+        while self.recent_orders and now - self.recent_orders[0] >= _ONE_MINUTE:
+            self.recent_orders.popleft()
+        if len(self.recent_orders) >= self.settings.max_orders_per_minute:
+            self._refuse(
+                signal,
+                "order_rate_limit",
+                f"{len(self.recent_orders)} orders in the last minute",
+                {"limit_per_minute": str(self.settings.max_orders_per_minute)},
+            )
+            return True
+        return False
+
+    def _entry(self, signal: Signal, now: datetime) -> None:
+        s = self.settings
+        symbol = signal.symbol
+        if self.state is TradingState.REDUCING:
+            self._refuse(
+                signal, "reducing_only_exits", "daily drawdown limit: only exits today", {}
+            )
+            return
+        open_symbols = {sym for sym, qty in self.positions.items() if qty}
+        open_symbols |= {
+            f.order.symbol for f in self.in_flight.values() if f.order.side is Side.BUY
+        }
+        if symbol not in open_symbols and len(open_symbols) >= s.max_open_positions:
+            self._refuse(
+                signal,
+                "max_open_positions",
+                f"{len(open_symbols)} positions open or opening",
+                {"limit": str(s.max_open_positions), "symbols": ",".join(sorted(open_symbols))},
+            )
+            return
+        if self._rate_limited(signal, now):
+            return
+        price = self.last_price[symbol]
+        spec = self.specs[symbol]
+        equity = self.equity()
+        if s.sizing_mode == "volatility":
+            target = volatility_scaled_notional(
+                equity,
+                s.position_size_pct,
+                s.target_volatility_pct,
+                realized_volatility(list(self._closes.get(symbol, ()))),
+                self._bars_per_day.get(symbol, 1.0),
+            )
+        else:
+            target = fixed_fraction_notional(equity, s.position_size_pct)
+        symbol_notional = self._notional(symbol) + self._in_flight_entries(symbol)
+        total_notional = sum((self._notional(x) for x in self.positions), ZERO)
+        total_notional += self._in_flight_entries()
+        free_cash = self.cash - self._in_flight_entries() * (1 + self._cost_rate)
+        headroom = entry_headroom(
+            equity,
+            s.max_position_pct,
+            s.max_total_exposure_pct,
+            symbol_notional,
+            total_notional,
+            free_cash,
+            self._cost_rate,
+        )
+        binding, room = headroom.binding()
+        notional = min(target, room)
+        qty = spec.floor_qty(notional / price)
+        numbers = {
+            "equity": str(equity),
+            "price": str(price),
+            "target_notional": str(target),
+            "symbol_notional": str(symbol_notional),
+            "total_notional": str(total_notional),
+            "max_position_notional": str(equity * s.max_position_pct),
+            "max_total_notional": str(equity * s.max_total_exposure_pct),
+            "free_cash": str(free_cash),
+        }
+        if qty <= 0 or qty < spec.min_qty or qty * price < max(spec.min_notional, ZERO):
+            self._refuse(
+                signal, binding, f"no room for {symbol}: {binding} leaves {room:.8g}", numbers
+            )
+            return
+        if notional < target:
+            numbers["approved_notional"] = str(qty * price)
+            self._publish(
+                RiskEvent(
+                    event_id=derive_id("risk", signal.event_id, "resize"),
+                    ts=now,
+                    cause_id=signal.event_id,
+                    kind="resize",
+                    reason=binding,
+                    symbol=symbol,
+                    state=self.state,
+                    message=f"{symbol} entry cut to {qty} by {binding}",
+                    detail=numbers,
+                )
+            )
+        self._approve(signal, now, Side.BUY, qty, price, Intent.ENTRY)
+
+    def _exit(self, signal: Signal, now: datetime) -> None:
+        symbol = signal.symbol
+        held = self.positions.get(symbol, ZERO)
+        qty = held - self._in_flight_exits(symbol)
+        if qty <= 0:
+            self._refuse(
+                signal,
+                "no_position",
+                f"nothing to sell in {symbol}",
+                {"held": str(held), "exiting": str(self._in_flight_exits(symbol))},
+            )
+            return
+        if self._rate_limited(signal, now):
+            return
+        self._approve(signal, now, Side.SELL, qty, self.last_price[symbol], Intent.EXIT)
+
+    def _approve(
+        self,
+        signal: Signal,
+        now: datetime,
+        side: Side,
+        qty: Decimal,
+        price: Decimal,
+        intent: Intent,
+    ) -> None:
+        order_id = derive_id("ord", signal.event_id)
+        order = Order(
+            event_id=order_id,
+            ts=now,
+            cause_id=signal.event_id,
+            order_id=order_id,
+            symbol=signal.symbol,
+            side=side,
+            order_type=OrderType.MARKET,
+            qty=qty,
+            limit_price=None,
+            decision_price=price,
+            intent=intent,
+            ttl_s=self.settings.order_ttl_seconds,
+        )
+        self.in_flight[order_id] = InFlight(order, qty)
+        self.recent_orders.append(now)
+        self._publish(order)
+
+    def _refuse(self, signal: Signal, reason: str, message: str, detail: dict[str, str]) -> None:
+        detail = {"signal_side": signal.side.value, "state": self.state.value, **detail}
+        self._publish(
+            RiskEvent(
+                event_id=derive_id("risk", signal.event_id, "refusal"),
+                ts=self.clock.now(),
+                cause_id=signal.event_id,
+                kind="refusal",
+                reason=reason,
+                symbol=signal.symbol,
+                state=self.state,
+                message=message,
+                detail=detail,
+            )
+        )

@@ -1,0 +1,1 @@
+"""Strategies turn market events into signals (side, confidence, reason)."""

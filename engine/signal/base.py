@@ -1,0 +1,63 @@
+"""The strategy interface and the loader for user strategies.
+
+A strategy sees closed candles (`on_candle`) or trades (`on_trade`) and the
+positions it holds (`context.position(symbol)`), and returns intents. It never
+sizes orders and never reads the clock: risk sizes, and event time drives it.
+"""
+
+from __future__ import annotations
+
+import importlib
+from collections.abc import Iterable
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Protocol
+
+from engine.errors import StrategyLoadError
+from engine.events import Candle, PositionView, Side, Trade
+
+
+class StrategyContext(Protocol):
+    def position(self, symbol: str) -> PositionView | None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Intent:
+    symbol: str
+    side: Side
+    confidence: Decimal
+    reason: str
+
+
+class Strategy:
+    """Subclass and override `on_candle` and/or `on_trade`."""
+
+    name: str = "strategy"
+
+    def on_candle(self, candle: Candle, context: StrategyContext) -> Iterable[Intent]:
+        return ()
+
+    def on_trade(self, trade: Trade, context: StrategyContext) -> Iterable[Intent]:
+        return ()
+
+
+def load_strategy(path: str, **params: Any) -> Strategy:
+    """Build a strategy from `package.module:Class`."""
+    module_name, _, class_name = path.partition(":")
+    if not module_name or not class_name:
+        raise StrategyLoadError(f"strategy {path!r} is not like package.module:ClassName")
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise StrategyLoadError(
+            f"strategy module {module_name!r} cannot be imported ({exc}); check PYTHONPATH"
+        ) from None
+    cls = getattr(module, class_name, None)
+    if not isinstance(cls, type) or not issubclass(cls, Strategy):
+        raise StrategyLoadError(
+            f"{path!r} is not a Strategy subclass; subclass engine.signal.base.Strategy"
+        )
+    try:
+        return cls(**params)
+    except TypeError as exc:
+        raise StrategyLoadError(f"strategy {path!r} cannot be built: {exc}") from None

@@ -1,0 +1,88 @@
+#!/usr/bin/env python3
+"""One entry point for set-up, the demo run, tests, lint and benchmarks.
+
+Needs nothing but Python 3.11+: it creates `.venv`, installs the project into it
+(again only when pyproject.toml changes) and runs the command there.
+
+    python3 tasks.py run     # 7-day accelerated paper run of the shipped data
+    python3 tasks.py test    # lint and the whole test suite
+    python3 tasks.py lint    # ruff check and format check
+    python3 tasks.py bench   # the benchmarks in bench/
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+PYTHON = BIN / ("python.exe" if os.name == "nt" else "python")
+STAMP = VENV / ".claire-installed"
+DATA = Path(os.environ.get("CLAIRE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "market"
+DEMO_FILES = [DATA / f"{base}_BTC-5m.csv" for base in ("ETH", "LTC", "ADA", "DASH")]
+
+
+def sh(*args: str | Path) -> None:
+    completed = subprocess.run([str(a) for a in args], cwd=ROOT, check=False)
+    if completed.returncode:
+        sys.exit(completed.returncode)
+
+
+def ensure_env() -> None:
+    if sys.version_info < (3, 11):
+        sys.exit("Claire de Binare needs Python 3.11 or newer; run this with python3.11+.")
+    if not PYTHON.exists():
+        print("creating .venv ...", flush=True)
+        venv.EnvBuilder(with_pip=True).create(VENV)
+    wanted = hashlib.sha256((ROOT / "pyproject.toml").read_bytes()).hexdigest()
+    if STAMP.exists() and STAMP.read_text() == wanted:
+        return
+    print("installing Claire de Binare and its dependencies into .venv ...", flush=True)
+    sh(PYTHON, "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    sh(PYTHON, "-m", "pip", "install", "--quiet", "-e", ".[dev]")
+    STAMP.write_text(wanted)
+
+
+def run(extra: list[str]) -> None:
+    missing = [str(p) for p in DEMO_FILES if not p.is_file()]
+    if missing:
+        sys.exit(f"market data not found: {', '.join(missing)}; set CLAIRE_SHARED_DATA")
+    args: list[str | Path] = [BIN / "claire", "papertest", "start", "--days", "7"]
+    args += ["--speed", "max", "--capital", "10"]
+    for path in DEMO_FILES:
+        args += ["--replay", path]
+    sh(*args, *extra)
+
+
+def lint() -> None:
+    sh(PYTHON, "-m", "ruff", "check", ".")
+    sh(PYTHON, "-m", "ruff", "format", "--check", ".")
+
+
+def main() -> None:
+    command, extra = (sys.argv[1] if len(sys.argv) > 1 else "help"), sys.argv[2:]
+    if command not in {"run", "test", "lint", "bench"}:
+        print(__doc__)
+        sys.exit(0 if command in {"help", "-h", "--help"} else 2)
+    ensure_env()
+    if command == "run":
+        run(extra)
+    elif command == "lint":
+        lint()
+    elif command == "test":
+        lint()
+        sh(PYTHON, "-m", "pytest", *extra)
+    else:
+        for bench in sorted((ROOT / "bench").glob("*.py")):
+            print(f"== {bench.name}", flush=True)
+            sh(PYTHON, bench, *extra)
+
+
+if __name__ == "__main__":
+    main()

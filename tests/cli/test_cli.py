@@ -1,0 +1,97 @@
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import typer
+from typer.testing import CliRunner
+
+from claire_cli.main import app
+
+runner = CliRunner()
+
+
+def test_help_does_not_import_the_engine_or_heavy_libraries() -> None:
+    code = (
+        "import sys\n"
+        "from typer.testing import CliRunner\n"
+        "from claire_cli.main import app\n"
+        "result = CliRunner().invoke(app, ['--help'])\n"
+        "assert result.exit_code == 0, result.output\n"
+        "heavy = ('engine', 'ccxt', 'psycopg', 'docker', 'jinja2', 'redis', 'pydantic')\n"
+        "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in heavy)))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""
+
+
+def _commands(group: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
+    found = [(*prefix, c.name or c.callback.__name__) for c in group.registered_commands]  # type: ignore[union-attr]
+    for sub in group.registered_groups:
+        found += _commands(sub.typer_instance, (*prefix, sub.name or ""))  # type: ignore[arg-type]
+    return found
+
+
+@pytest.mark.parametrize("path", _commands(app), ids=" ".join)
+def test_every_command_has_help_text(path: tuple[str, ...]) -> None:
+    result = runner.invoke(app, [*path, "--help"])
+    assert result.exit_code == 0, result.output
+    assert "Usage" in result.output and len(result.output.splitlines()) > 5
+
+
+def test_papertest_start_prints_a_json_summary(four_symbols: list[Path]) -> None:
+    args = ["papertest", "start", "--days", "2", "--speed", "max", "--json", "--capital", "10"]
+    for path in four_symbols:
+        args += ["--replay", str(path)]
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    summary = json.loads(result.output)
+    for key in (
+        "final_equity",
+        "fills",
+        "round_trips",
+        "max_drawdown_pct",
+        "max_exposure_pct",
+        "risk_refusals",
+    ):
+        assert key in summary
+    assert summary["quote_currency"] == "BTC" and summary["initial_capital"] == "10"
+    assert isinstance(summary["risk_refusals"], dict)
+
+
+def test_papertest_start_renders_a_table(four_symbols: list[Path]) -> None:
+    result = runner.invoke(
+        app,
+        ["papertest", "start", "--days", "1", "--capital", "10", "--replay", str(four_symbols[0])],
+    )
+    assert result.exit_code == 0, result.output
+    assert "final equity" in result.output and "BTC" in result.output
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--replay", "missing.csv"], {}, "replay file missing.csv does not exist"),
+        ([], {}, "no market data given"),
+        (["--replay", "x.csv", "--speed", "warp"], {}, "speed 'warp' is not like"),
+        (["--replay", "x.csv"], {"MAX_POSITION_PCT": "2"}, "MAX_POSITION_PCT=2 is invalid"),
+        (["--replay", "x.csv", "--strategy", "nowhere.mod:Thing"], {}, "cannot be imported"),
+    ],
+)
+def test_errors_are_one_clear_line_and_exit_one(
+    args: list[str], env: dict[str, str], message: str, tmp_path: Path
+) -> None:
+    (tmp_path / "x.csv").write_text("open_time,open,high,low,close,volume\n")
+    result = runner.invoke(app, ["papertest", "start", *args], env=env)
+    assert result.exit_code == 1
+    assert message in " ".join(result.output.split())
+    assert "Traceback" not in result.output
+
+
+def test_debug_shows_the_traceback() -> None:
+    result = runner.invoke(app, ["--debug", "papertest", "start", "--replay", "missing.csv"])
+    assert result.exit_code == 1
+    assert result.exception is not None and "does not exist" in str(result.exception)

@@ -1,0 +1,35 @@
+"""Shared fixtures: a clean environment for every test and the shipped market data."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from engine.config import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = Path(os.environ.get("CLAIRE_SHARED_DATA", REPO.parent / "shared" / "data"))
+MARKET = SHARED_DATA / "market"
+FOUR_SYMBOLS = [MARKET / f"{s}_BTC-5m.csv" for s in ("ETH", "LTC", "ADA", "DASH")]
+
+_SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """No test sees the developer's settings, `.env` or data folder."""
+    for name in list(os.environ):
+        if (name.startswith("CLAIRE_") and name != "CLAIRE_SHARED_DATA") or name in _SETTING_NAMES:
+            monkeypatch.delenv(name, raising=False)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(scope="session")
+def four_symbols() -> list[Path]:
+    missing = [p for p in FOUR_SYMBOLS if not p.is_file()]
+    assert not missing, f"shipped market data not found: {missing}; set CLAIRE_SHARED_DATA"
+    return FOUR_SYMBOLS
