@@ -55,6 +55,7 @@ class InProcessBus(Bus):
         self._streams: dict[str, _Stream] = {}
         self._now_ms = now_ms
         self._dead: list[DeadLetter] = []
+        self.published = 0  # lets a dispatcher see whether a handler published anything
 
     def _stream(self, name: str) -> _Stream:
         stream = self._streams.get(name)
@@ -67,6 +68,7 @@ class InProcessBus(Bus):
         seq = s.next_seq
         s.messages.append(event)
         s.next_seq = seq + 1
+        self.published += 1
         return f"{seq}-0"
 
     def publish_raw(self, stream: str, payload: str) -> str:
@@ -74,6 +76,7 @@ class InProcessBus(Bus):
         seq = s.next_seq
         s.messages.append(payload)
         s.next_seq = seq + 1
+        self.published += 1
         return f"{seq}-0"
 
     def create_group(
@@ -142,11 +145,17 @@ class InProcessBus(Bus):
 
     def dispatcher(self, routes: Sequence[tuple[str, str, Callable[[Any], None]]]) -> Dispatcher:
         """Compile (stream, group, handler) routes, highest priority first, for `Dispatcher.drain`."""
-        compiled = []
+        compiled: list[_Route] = []
         for stream, group, handler in routes:
             self.create_group(stream, group)
             s, g = self._group(stream, group)
-            compiled.append((stream, s, g, handler))
+            last = compiled[-1] if compiled else None
+            if last is not None and last.stream is s and last.groups[0].next_seq == g.next_seq:
+                # Adjacent readers of one stream become one fan-out, message by message.
+                last.groups.append(g)
+                last.handlers.append(handler)
+            else:
+                compiled.append(_Route(stream, s, [g], [handler]))
         return Dispatcher(self, compiled)
 
     def ack(self, stream: str, group: str, msg_ids: Iterable[str]) -> int:
@@ -221,6 +230,14 @@ class InProcessBus(Bus):
         return list(self._dead)
 
 
+@dataclass(slots=True)
+class _Route:
+    name: str
+    stream: _Stream
+    groups: list[_Group]
+    handlers: list[Callable[[Any], None]]
+
+
 class Dispatcher:
     """Delivers new messages to handlers in priority order until every route is idle.
 
@@ -232,19 +249,20 @@ class Dispatcher:
 
     __slots__ = ("_bus", "_routes")
 
-    def __init__(
-        self, bus: InProcessBus, routes: list[tuple[str, _Stream, _Group, Callable[[Any], None]]]
-    ) -> None:
+    def __init__(self, bus: InProcessBus, routes: list[_Route]) -> None:
         self._bus = bus
         self._routes = routes
 
     def drain(self) -> None:
+        bus = self._bus
         routes = self._routes
         count = len(routes)
         i = 0
         while i < count:
-            name, s, g, handler = routes[i]
-            start = g.next_seq
+            route = routes[i]
+            s = route.stream
+            groups = route.groups
+            start = groups[0].next_seq
             end = s.next_seq
             if start >= end:
                 i += 1
@@ -252,16 +270,20 @@ class Dispatcher:
             first = s.first_seq
             if start < first:
                 start = first
-            g.next_seq = end
+            for g in groups:
+                g.next_seq = end
+            before = bus.published
+            handlers = route.handlers
             for offset in range(start - first, end - first):
                 item = s.messages[offset]
-                if isinstance(item, Event):
+                if not isinstance(item, Event):
+                    item = bus._event_at(route.name, s, offset + first)
+                    if item is None:
+                        continue
+                for handler in handlers:
                     handler(item)
-                else:
-                    event = self._bus._event_at(name, s, offset + first)
-                    if event is not None:
-                        handler(event)
-            i = 0
+            # Routes above this one were idle; they still are unless a handler published.
+            i = 0 if bus.published != before else i + 1
 
 
 __all__ = ["DEAD_LETTERS", "Dispatcher", "InProcessBus"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from engine.events import (
@@ -22,6 +22,10 @@ from engine.events import (
     derive_id,
 )
 from engine.portfolio.accounting import Position, apply_fill, drawdown
+
+
+_DAY = timedelta(days=1)
+_MINUTE = timedelta(minutes=1)
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,8 +68,8 @@ class Portfolio:
         self.round_trips: list[RoundTrip] = []
         self.fills = 0
         self._open: dict[str, _Open] = {}
-        self._day: object = None
-        self._minute: int | None = None
+        self._next_day: datetime | None = None
+        self._next_minute: datetime | None = None
         self.last_snapshot: PortfolioSnapshot | None = None
 
     # --- valuation ----------------------------------------------------------
@@ -85,18 +89,16 @@ class Portfolio:
     # --- inputs -------------------------------------------------------------
 
     def on_market(self, event: MarketEvent) -> None:
-        day = event.ts.date()
-        if day != self._day:
+        ts = event.ts
+        if self._next_day is None or ts >= self._next_day:
             # The day's start equity is valued before this event moves any mark.
-            if self._day is not None:
+            if self._next_day is not None:
                 self.day_start_equity = self.equity()
-            self._day = day
-        price = event.close if isinstance(event, Candle) else event.price
-        self.marks[event.symbol] = price
-        minute = int(event.ts.timestamp()) // 60
-        if minute != self._minute:
-            self._minute = minute
-            self.snapshot(event.ts, event.event_id)
+            self._next_day = datetime.combine(ts.date(), time(), UTC) + _DAY
+        self.marks[event.symbol] = event.close if isinstance(event, Candle) else event.price
+        if self._next_minute is None or ts >= self._next_minute:
+            self._next_minute = ts.replace(second=0, microsecond=0) + _MINUTE
+            self.snapshot(ts, event.event_id)
 
     def on_result(self, result: OrderResult) -> None:
         if not result.status.is_fill or result.price is None:
@@ -127,25 +129,22 @@ class Portfolio:
     # --- output -------------------------------------------------------------
 
     def snapshot(self, ts: datetime, cause_id: str) -> PortfolioSnapshot:
-        equity = self.equity()
+        equity = self.cash
+        exposure = unrealized = ZERO
+        views = []
+        for s, p in sorted(self.positions.items()):
+            mark = self.marks[s]
+            value = p.qty * mark
+            equity += value
+            exposure += abs(value)
+            unrealized += value - p.cost
+            views.append(PositionView(s, p.qty, p.avg_entry, mark, p.cost, p.realized))
         if equity > self.peak_equity:
             self.peak_equity = equity
-        exposure = self.exposure()
         exposure_pct = exposure / equity if equity > 0 else ZERO
         dd = drawdown(self.peak_equity, equity)
         self.max_drawdown_pct = max(self.max_drawdown_pct, dd)
         self.max_exposure_pct = max(self.max_exposure_pct, exposure_pct)
-        views = tuple(
-            PositionView(
-                symbol=s,
-                qty=p.qty,
-                avg_entry=p.avg_entry,
-                mark_price=self.marks[s],
-                cost_basis=p.cost,
-                realized_pnl=p.realized,
-            )
-            for s, p in sorted(self.positions.items())
-        )
         snap = PortfolioSnapshot(
             event_id=derive_id("snap", cause_id),
             ts=ts,
@@ -153,7 +152,7 @@ class Portfolio:
             cash=self.cash,
             equity=equity,
             realized_pnl=self.realized,
-            unrealized_pnl=self.unrealized(),
+            unrealized_pnl=unrealized,
             fees=self.fees,
             exposure=exposure,
             exposure_pct=exposure_pct,
@@ -161,7 +160,7 @@ class Portfolio:
             drawdown_pct=dd,
             day_start_equity=self.day_start_equity,
             daily_drawdown_pct=drawdown(self.day_start_equity, equity),
-            positions=views,
+            positions=tuple(views),
         )
         self.last_snapshot = snap
         self._publish(snap)

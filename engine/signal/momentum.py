@@ -54,7 +54,11 @@ class MomentumStrategy(Strategy):
         if closes is None:
             closes = self._closes[symbol] = deque(maxlen=self.trend_bars + 1)
         close = float(candle.close)
+        total = self._sums.get(symbol, 0.0) + close
+        if len(closes) == closes.maxlen:
+            total -= closes[0]
         closes.append(close)
+        self._sums[symbol] = total
         wait = self._cooldown.get(symbol, 0)
         if wait:
             self._cooldown[symbol] = wait - 1
@@ -75,7 +79,7 @@ class MomentumStrategy(Strategy):
                     f"momentum {momentum:.4%} < exit {self.exit_return:.4%}",
                 )
             return ()
-        trend = (sum(closes) - closes[-1]) / self.trend_bars
+        trend = (total - close) / self.trend_bars
         if momentum > self.entry_return and close > trend:
             return self._signal(
                 symbol,
