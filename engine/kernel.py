@@ -27,7 +27,6 @@ from engine.events import (
     Event,
     MarketEvent,
     OrderResult,
-    PortfolioSnapshot,
     RiskEvent,
     Severity,
     TradingState,
@@ -56,7 +55,7 @@ class RunStats:
     refusals_by_reason: Counter[str] = field(default_factory=Counter)
     resizes_by_reason: Counter[str] = field(default_factory=Counter)
     state_changes: list[RiskEvent] = field(default_factory=list)
-    alerts: list[Alert] = field(default_factory=list)
+    alerts: int = 0
     market_events: int = 0
     snapshots: int = 0
     slippage_bps_total: Decimal = ZERO
@@ -77,7 +76,7 @@ class RunStats:
             self.state_changes.append(event)
 
     def on_alert(self, alert: Alert) -> None:
-        self.alerts.append(alert)
+        self.alerts += 1
         level = logging.CRITICAL if alert.severity is Severity.CRITICAL else logging.WARNING
         log.log(level, alert.message, extra={"event": "alert", "rule": alert.rule})
 
@@ -195,11 +194,10 @@ class RunSummary:
 def summarize(pipeline: Pipeline, plan: ReplayPlan | None, quote: str) -> RunSummary:
     p = pipeline.portfolio
     stats = pipeline.stats
-    final_snapshot: PortfolioSnapshot | None = p.last_snapshot
     return RunSummary(
         quote_currency=quote,
         start=plan.start if plan else None,
-        end=final_snapshot.ts if final_snapshot else None,
+        end=pipeline.clock.now() if stats.market_events else None,
         market_events=stats.market_events,
         initial_capital=p.initial_capital,
         final_equity=p.equity(),
@@ -225,7 +223,7 @@ def summarize(pipeline: Pipeline, plan: ReplayPlan | None, quote: str) -> RunSum
             }
             for e in stats.state_changes
         ],
-        alerts=len(stats.alerts),
+        alerts=stats.alerts,
         rejected_input=(len(plan.rejected) if plan else 0) + len(pipeline.bus.dead_letters()),
         open_positions=[
             {

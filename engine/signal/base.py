@@ -40,6 +40,17 @@ class Strategy:
     def on_trade(self, trade: Trade, context: StrategyContext) -> Iterable[Intent]:
         return ()
 
+    def export_state(self) -> dict[str, Any]:
+        """What the strategy remembers, as JSON values, for crash-safe resume.
+
+        A strategy that keeps indicators or counters between events overrides this
+        and `import_state`, so a resumed run decides exactly as an unbroken one.
+        """
+        return {}
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        """Take back what `export_state` returned."""
+
 
 def load_strategy(path: str, **params: Any) -> Strategy:
     """Build a strategy from `package.module:Class`."""

@@ -17,6 +17,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Iterable
 from decimal import Decimal
+from typing import Any
 
 from engine.events import Candle, Side
 from engine.signal.base import Intent, Strategy, StrategyContext
@@ -89,6 +90,18 @@ class MomentumStrategy(Strategy):
                 f"close above its {self.trend_bars}-bar mean",
             )
         return ()
+
+    def export_state(self) -> dict[str, Any]:
+        return {
+            "closes": {s: list(c) for s, c in self._closes.items()},
+            "sums": dict(self._sums),
+            "cooldown": dict(self._cooldown),
+        }
+
+    def import_state(self, state: dict[str, Any]) -> None:
+        self._closes = {s: deque(c, maxlen=self.trend_bars + 1) for s, c in state["closes"].items()}
+        self._sums = dict(state["sums"])
+        self._cooldown = dict(state["cooldown"])
 
     def _signal(self, symbol: str, side: Side, confidence: float, reason: str) -> tuple[Intent]:
         self._cooldown[symbol] = self.cooldown_bars

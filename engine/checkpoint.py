@@ -1,0 +1,232 @@
+"""The whole in-memory state of a pipeline as plain JSON, and back.
+
+A checkpoint is taken between two market events, when every effect of the last
+one has been delivered, and is stored in the same transaction as the events it
+follows. Resuming from it and continuing with the next market event gives the
+same fills as a run that never stopped. Decimals travel as strings, times as
+ISO 8601, orders as their event JSON.
+"""
+
+from __future__ import annotations
+
+from collections import Counter, deque
+from datetime import date, datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING, Any
+
+from engine.events import (
+    Order,
+    PositionView,
+    RiskEvent,
+    TradingState,
+    from_dict,
+    to_dict,
+)
+from engine.execution.service import WorkingOrder
+from engine.portfolio.accounting import Position
+from engine.portfolio.service import RoundTrip, _Open
+from engine.risk.service import InFlight
+
+if TYPE_CHECKING:
+    from engine.kernel import Pipeline
+
+FORMAT = 1
+
+
+def _t(value: datetime | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _pt(value: str | None) -> datetime | None:
+    return datetime.fromisoformat(value) if value is not None else None
+
+
+def _decimals(values: dict[str, Decimal]) -> dict[str, str]:
+    return {k: str(v) for k, v in values.items()}
+
+
+def _from_decimals(values: dict[str, str]) -> dict[str, Decimal]:
+    return {k: Decimal(v) for k, v in values.items()}
+
+
+def _order(body: dict[str, Any]) -> Order:
+    order = from_dict(body)
+    assert isinstance(order, Order)
+    return order
+
+
+def capture(pipeline: Pipeline) -> dict[str, Any]:
+    p, r, x, st = pipeline.portfolio, pipeline.risk, pipeline.exchange, pipeline.stats
+    return {
+        "format": FORMAT,
+        "clock": _t(pipeline.clock.now()),
+        "portfolio": {
+            "cash": str(p.cash),
+            "fees": str(p.fees),
+            "realized": str(p.realized),
+            "positions": {
+                s: [str(pos.qty), str(pos.cost), str(pos.realized)]
+                for s, pos in p.positions.items()
+            },
+            "marks": _decimals(p.marks),
+            "peak_equity": str(p.peak_equity),
+            "day_start_equity": str(p.day_start_equity),
+            "max_drawdown_pct": str(p.max_drawdown_pct),
+            "max_exposure_pct": str(p.max_exposure_pct),
+            "round_trips": [
+                [t.symbol, _t(t.opened_at), _t(t.closed_at), str(t.realized_pnl), str(t.fees)]
+                for t in p.round_trips
+            ],
+            "fills": p.fills,
+            "open": {
+                s: [_t(o.opened_at), str(o.realized), str(o.fees)] for s, o in p._open.items()
+            },
+            "next_day": _t(p._next_day),
+            "next_minute": _t(p._next_minute),
+        },
+        "risk": {
+            "state": r.state.value,
+            "reducing_since": r.reducing_since.isoformat() if r.reducing_since else None,
+            "cash": str(r.cash),
+            "positions": _decimals(r.positions),
+            "day_start_equity": str(r.day_start_equity),
+            "breaker_peak": str(r.breaker_peak),
+            "last_price": _decimals(r.last_price),
+            "last_seen": {s: _t(t) for s, t in r.last_seen.items()},
+            "in_flight": [[to_dict(f.order), str(f.remaining)] for f in r.in_flight.values()],
+            "recent_orders": [_t(t) for t in r.recent_orders],
+            "closes": {s: list(c) for s, c in r._closes.items()},
+            "bars_per_day": r._bars_per_day,
+        },
+        "exchange": {
+            "cash": str(x.account.cash),
+            "holdings": _decimals(x.account.holdings),
+            "working": [
+                [
+                    to_dict(w.order),
+                    _t(w.active_at),
+                    _t(w.expires_at),
+                    str(w.remaining),
+                    w.bars_seen,
+                    w.fills,
+                ]
+                for w in x.working.values()
+            ],
+            "used_volume": [x._used_volume[0], str(x._used_volume[1])],
+        },
+        "signals": {
+            "positions": [to_dict_view(v) for v in pipeline.signals._positions.values()],
+            "strategy": pipeline.strategy.export_state(),
+        },
+        "stats": {
+            "fills": st.fills,
+            "fills_by_symbol": dict(st.fills_by_symbol),
+            "results_by_status": dict(st.results_by_status),
+            "refusals_by_reason": dict(st.refusals_by_reason),
+            "resizes_by_reason": dict(st.resizes_by_reason),
+            "state_changes": [to_dict(e) for e in st.state_changes],
+            "alerts": st.alerts,
+            "market_events": st.market_events,
+            "slippage_bps_total": str(st.slippage_bps_total),
+        },
+    }
+
+
+def to_dict_view(view: PositionView) -> dict[str, str]:
+    return {
+        "symbol": view.symbol,
+        "qty": str(view.qty),
+        "avg_entry": str(view.avg_entry),
+        "mark_price": str(view.mark_price),
+        "cost_basis": str(view.cost_basis),
+        "realized_pnl": str(view.realized_pnl),
+    }
+
+
+def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
+    """Put a freshly built pipeline back into the state `capture` recorded."""
+    if state.get("format") != FORMAT:
+        raise ValueError(f"checkpoint format {state.get('format')!r} is not {FORMAT}")
+    clock = _pt(state["clock"])
+    if clock is not None:
+        pipeline.clock.advance(clock)
+
+    ps, p = state["portfolio"], pipeline.portfolio
+    p.cash, p.fees, p.realized = Decimal(ps["cash"]), Decimal(ps["fees"]), Decimal(ps["realized"])
+    p.positions = {
+        s: Position(Decimal(q), Decimal(c), Decimal(r)) for s, (q, c, r) in ps["positions"].items()
+    }
+    p.marks = _from_decimals(ps["marks"])
+    p.peak_equity = Decimal(ps["peak_equity"])
+    p.day_start_equity = Decimal(ps["day_start_equity"])
+    p.max_drawdown_pct = Decimal(ps["max_drawdown_pct"])
+    p.max_exposure_pct = Decimal(ps["max_exposure_pct"])
+    p.round_trips = [
+        RoundTrip(s, _pt(o), _pt(c), Decimal(r), Decimal(f))  # type: ignore[arg-type]
+        for s, o, c, r, f in ps["round_trips"]
+    ]
+    p.fills = ps["fills"]
+    p._open = {
+        s: _Open(_pt(o), Decimal(r), Decimal(f))  # type: ignore[arg-type]
+        for s, (o, r, f) in ps["open"].items()
+    }
+    p._next_day, p._next_minute = _pt(ps["next_day"]), _pt(ps["next_minute"])
+
+    rs, r = state["risk"], pipeline.risk
+    r.state = TradingState(rs["state"])
+    r.reducing_since = date.fromisoformat(rs["reducing_since"]) if rs["reducing_since"] else None
+    r.cash = Decimal(rs["cash"])
+    r.positions = _from_decimals(rs["positions"])
+    r.day_start_equity = Decimal(rs["day_start_equity"])
+    r.breaker_peak = Decimal(rs["breaker_peak"])
+    r.last_price = _from_decimals(rs["last_price"])
+    r.last_seen = {s: _pt(t) for s, t in rs["last_seen"].items()}  # type: ignore[misc]
+    r.in_flight = {}
+    for body, remaining in rs["in_flight"]:
+        order = _order(body)
+        r.in_flight[order.order_id] = InFlight(order, Decimal(remaining))
+    r.recent_orders = deque(_pt(t) for t in rs["recent_orders"])  # type: ignore[misc]
+    lookback = pipeline.settings.volatility_lookback_bars + 1
+    r._closes = {s: deque(c, maxlen=lookback) for s, c in rs["closes"].items()}
+    r._bars_per_day = dict(rs["bars_per_day"])
+
+    xs, x = state["exchange"], pipeline.exchange
+    x.account.cash = Decimal(xs["cash"])
+    x.account.holdings = _from_decimals(xs["holdings"])
+    x.working = {}
+    for body, active_at, expires_at, remaining, bars_seen, fills in xs["working"]:
+        order = _order(body)
+        x.working[order.order_id] = WorkingOrder(
+            order,
+            _pt(active_at),
+            _pt(expires_at),
+            Decimal(remaining),
+            bars_seen,
+            fills,  # type: ignore[arg-type]
+        )
+    x._used_volume = (xs["used_volume"][0], Decimal(xs["used_volume"][1]))
+
+    ss = state["signals"]
+    pipeline.signals._positions = {
+        v["symbol"]: PositionView(
+            v["symbol"],
+            Decimal(v["qty"]),
+            Decimal(v["avg_entry"]),
+            Decimal(v["mark_price"]),
+            Decimal(v["cost_basis"]),
+            Decimal(v["realized_pnl"]),
+        )
+        for v in ss["positions"]
+    }
+    pipeline.strategy.import_state(ss["strategy"])
+
+    sts, st = state["stats"], pipeline.stats
+    st.fills = sts["fills"]
+    st.fills_by_symbol = Counter(sts["fills_by_symbol"])
+    st.results_by_status = Counter(sts["results_by_status"])
+    st.refusals_by_reason = Counter(sts["refusals_by_reason"])
+    st.resizes_by_reason = Counter(sts["resizes_by_reason"])
+    st.state_changes = [e for e in map(from_dict, sts["state_changes"]) if isinstance(e, RiskEvent)]
+    st.alerts = sts["alerts"]
+    st.market_events = sts["market_events"]
+    st.slippage_bps_total = Decimal(sts["slippage_bps_total"])
