@@ -29,13 +29,14 @@ DEMO_FILES = [DATA / f"{base}_BTC-5m.csv" for base in ("ETH", "LTC", "ADA", "DAS
 
 
 def sh(*args: str | Path) -> None:
-    completed = subprocess.run([str(a) for a in args], cwd=ROOT, check=False)
+    # Arguments are this script's own commands plus the user's extra arguments.
+    completed = subprocess.run([str(a) for a in args], cwd=ROOT, check=False)  # noqa: S603
     if completed.returncode:
         sys.exit(completed.returncode)
 
 
 def ensure_env() -> None:
-    if sys.version_info < (3, 11):
+    if sys.version_info < (3, 11):  # noqa: UP036 - this script may run on an older python3
         sys.exit("Claire de Binare needs Python 3.11 or newer; run this with python3.11+.")
     if not PYTHON.exists():
         print("creating .venv ...", flush=True)

@@ -95,9 +95,10 @@ def main() -> None:
     print(f"pipeline time:     {elapsed:.2f} s")
     print(f"throughput:        {rate:,.0f} market events/s")
     print(f"per event:         {elapsed / len(events) * 1e6:.2f} us")
-    print(f"signals->orders:   {sum(stats.results_by_status.values()):,} order results, "
-          f"{stats.fills:,} fills, {sum(stats.refusals_by_reason.values()):,} refusals")
-    print(f"snapshots:         {stats.snapshots or 'n/a'}")
+    print(
+        f"signals->orders:   {sum(stats.results_by_status.values()):,} order results, "
+        f"{stats.fills:,} fills, {sum(stats.refusals_by_reason.values()):,} refusals"
+    )
     print(f"final equity:      {p.equity()} {plan.quote}")
     print(f"python:            {sys.version.split()[0]}")
     if profiler:

@@ -57,7 +57,6 @@ class RunStats:
     state_changes: list[RiskEvent] = field(default_factory=list)
     alerts: int = 0
     market_events: int = 0
-    snapshots: int = 0
     slippage_bps_total: Decimal = ZERO
 
     def on_result(self, result: OrderResult) -> None:

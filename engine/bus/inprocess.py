@@ -144,7 +144,7 @@ class InProcessBus(Bus):
         return events
 
     def dispatcher(self, routes: Sequence[tuple[str, str, Callable[[Any], None]]]) -> Dispatcher:
-        """Compile (stream, group, handler) routes, highest priority first, for `Dispatcher.drain`."""
+        """Compile (stream, group, handler) routes, highest priority first, for `drain`."""
         compiled: list[_Route] = []
         for stream, group, handler in routes:
             self.create_group(stream, group)

@@ -23,7 +23,6 @@ from engine.events import (
 )
 from engine.portfolio.accounting import Position, apply_fill, drawdown
 
-
 _DAY = timedelta(days=1)
 _MINUTE = timedelta(minutes=1)
 
