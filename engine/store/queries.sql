@@ -1,0 +1,223 @@
+-- Named queries, loaded by engine/store/queries.py into a dict by name.
+-- Each block starts with "-- name: <name>"; comment lines right after it describe it.
+-- Parameters use psycopg's %(name)s style, so a literal percent sign is written %%.
+--
+-- The insert_* queries take one array per column and unnest them: one statement
+-- and one round trip per table per batch, and the row count says how many rows
+-- were new. ON CONFLICT names the key, so re-delivery is a no-op while any other
+-- uniqueness breach (say, a second order with the same order_id) still fails loudly.
+
+-- name: insert_candles
+INSERT INTO candles (run_id, event_id, ts, cause_id, symbol, open_time, interval_s,
+                     open, high, low, close, volume)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(symbol)s::text[], %(open_time)s::timestamptz[], %(interval_s)s::integer[],
+            %(open)s::numeric[], %(high)s::numeric[], %(low)s::numeric[],
+            %(close)s::numeric[], %(volume)s::numeric[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_signals
+INSERT INTO signals (run_id, event_id, ts, cause_id, symbol, side, confidence, reason, strategy)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(symbol)s::text[], %(side)s::text[], %(confidence)s::numeric[],
+            %(reason)s::text[], %(strategy)s::text[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_orders
+INSERT INTO orders (run_id, event_id, order_id, ts, cause_id, symbol, side, order_type, qty,
+                    price, decision_price, intent, ttl_s)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
+            %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[],
+            %(order_type)s::text[], %(qty)s::numeric[], %(price)s::numeric[],
+            %(decision_price)s::numeric[], %(intent)s::text[], %(ttl_s)s::integer[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_trades
+INSERT INTO trades (run_id, trade_id, order_id, ts, cause_id, symbol, side, status, qty, price,
+                    requested_price, fee, slippage_bps, liquidity, remaining_qty, reason,
+                    market_event_id)
+SELECT %(run_id)s::text, *
+FROM unnest(%(trade_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
+            %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[], %(status)s::text[],
+            %(qty)s::numeric[], %(price)s::numeric[], %(requested_price)s::numeric[],
+            %(fee)s::numeric[], %(slippage_bps)s::numeric[], %(liquidity)s::text[],
+            %(remaining_qty)s::numeric[], %(reason)s::text[], %(market_event_id)s::text[])
+ON CONFLICT (run_id, trade_id) DO NOTHING;
+
+-- name: insert_order_results
+INSERT INTO order_results (run_id, event_id, order_id, ts, cause_id, symbol, side, status,
+                           requested_price, remaining_qty, reason, market_event_id)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
+            %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[], %(status)s::text[],
+            %(requested_price)s::numeric[], %(remaining_qty)s::numeric[],
+            %(reason)s::text[], %(market_event_id)s::text[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_portfolio_snapshots
+INSERT INTO portfolio_snapshots (run_id, event_id, ts, cause_id, cash, equity, realized_pnl,
+                                 unrealized_pnl, fees, exposure, exposure_pct, peak_equity,
+                                 drawdown_pct, day_start_equity, daily_drawdown_pct,
+                                 open_positions)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(cash)s::numeric[], %(equity)s::numeric[], %(realized_pnl)s::numeric[],
+            %(unrealized_pnl)s::numeric[], %(fees)s::numeric[], %(exposure)s::numeric[],
+            %(exposure_pct)s::numeric[], %(peak_equity)s::numeric[],
+            %(drawdown_pct)s::numeric[], %(day_start_equity)s::numeric[],
+            %(daily_drawdown_pct)s::numeric[], %(open_positions)s::integer[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_positions
+INSERT INTO positions (run_id, snapshot_id, ts, symbol, qty, avg_entry, mark_price, cost_basis,
+                       realized_pnl)
+SELECT %(run_id)s::text, *
+FROM unnest(%(snapshot_id)s::text[], %(ts)s::timestamptz[], %(symbol)s::text[],
+            %(qty)s::numeric[], %(avg_entry)s::numeric[], %(mark_price)s::numeric[],
+            %(cost_basis)s::numeric[], %(realized_pnl)s::numeric[])
+ON CONFLICT (run_id, snapshot_id, symbol) DO NOTHING;
+
+-- name: insert_risk_events
+INSERT INTO risk_events (run_id, event_id, ts, cause_id, kind, reason, symbol, state, message,
+                         detail)
+SELECT %(run_id)s::text, e, t, c, k, r, s, st, m, d::jsonb
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(kind)s::text[], %(reason)s::text[], %(symbol)s::text[], %(state)s::text[],
+            %(message)s::text[], %(detail)s::text[]) AS x (e, t, c, k, r, s, st, m, d)
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_alerts
+INSERT INTO alerts (run_id, event_id, ts, cause_id, severity, rule, message, detail)
+SELECT %(run_id)s::text, e, t, c, sv, r, m, d::jsonb
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(severity)s::text[], %(rule)s::text[], %(message)s::text[],
+            %(detail)s::text[]) AS x (e, t, c, sv, r, m, d)
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: advance_market_cursors
+-- The last processed market event per symbol; it only moves forward in event time
+-- (at the same time, to the event delivered last), so re-delivering an old batch
+-- leaves it where it is.
+INSERT INTO market_cursors (run_id, symbol, last_event_id, last_event_ts)
+SELECT %(run_id)s::text, *
+FROM unnest(%(symbol)s::text[], %(event_id)s::text[], %(ts)s::timestamptz[])
+ON CONFLICT (run_id, symbol) DO UPDATE
+SET last_event_id = EXCLUDED.last_event_id,
+    last_event_ts = EXCLUDED.last_event_ts
+WHERE market_cursors.last_event_ts < EXCLUDED.last_event_ts
+   OR (market_cursors.last_event_ts = EXCLUDED.last_event_ts
+       AND market_cursors.last_event_id <> EXCLUDED.last_event_id);
+
+-- name: advance_run
+-- The run's last processed market event, with the same forward-only rule.
+UPDATE runs
+SET last_event_id = %(event_id)s, last_event_ts = %(ts)s
+WHERE run_id = %(run_id)s
+  AND (last_event_ts IS NULL
+       OR last_event_ts < %(ts)s
+       OR (last_event_ts = %(ts)s AND last_event_id <> %(event_id)s));
+
+-- name: insert_run
+INSERT INTO runs (run_id, config, data_source, started_at, planned_end)
+VALUES (%(run_id)s, %(config)s::jsonb, %(data_source)s, %(started_at)s, %(planned_end)s)
+ON CONFLICT (run_id) DO NOTHING;
+
+-- name: get_run
+SELECT run_id, config, data_source, started_at, planned_end, ended_at, status,
+       last_event_id, last_event_ts
+FROM runs
+WHERE run_id = %(run_id)s;
+
+-- name: list_runs
+SELECT run_id, data_source, started_at, planned_end, ended_at, status, last_event_ts
+FROM runs
+ORDER BY started_at DESC, run_id;
+
+-- name: end_run
+-- Record how a run ended; a run that already ended keeps its first ending.
+UPDATE runs
+SET status = %(status)s, ended_at = %(ended_at)s
+WHERE run_id = %(run_id)s AND status = 'running';
+
+-- name: reopen_run
+-- A crashed or stopped run resumes: running again, with no end.
+UPDATE runs
+SET status = 'running', ended_at = NULL
+WHERE run_id = %(run_id)s AND status IN ('crashed', 'stopped');
+
+-- name: market_cursors
+SELECT symbol, last_event_id, last_event_ts
+FROM market_cursors
+WHERE run_id = %(run_id)s
+ORDER BY symbol;
+
+-- name: count_run_rows
+-- Rows per table for one run, for `claire status` and backup verification.
+SELECT
+    (SELECT count(*) FROM candles WHERE run_id = %(run_id)s) AS candles,
+    (SELECT count(*) FROM signals WHERE run_id = %(run_id)s) AS signals,
+    (SELECT count(*) FROM orders WHERE run_id = %(run_id)s) AS orders,
+    (SELECT count(*) FROM trades WHERE run_id = %(run_id)s) AS trades,
+    (SELECT count(*) FROM order_results WHERE run_id = %(run_id)s) AS order_results,
+    (SELECT count(*) FROM portfolio_snapshots WHERE run_id = %(run_id)s) AS portfolio_snapshots,
+    (SELECT count(*) FROM positions WHERE run_id = %(run_id)s) AS positions,
+    (SELECT count(*) FROM risk_events WHERE run_id = %(run_id)s) AS risk_events,
+    (SELECT count(*) FROM alerts WHERE run_id = %(run_id)s) AS alerts,
+    (SELECT count(*) FROM incidents WHERE run_id = %(run_id)s) AS incidents;
+
+-- name: insert_incident
+INSERT INTO incidents (incident_id, run_id, type, opened_at, summary, action_taken, bundle_path,
+                       detail)
+VALUES (%(incident_id)s, %(run_id)s, %(type)s, %(opened_at)s, %(summary)s, %(action_taken)s,
+        %(bundle_path)s, %(detail)s::jsonb)
+ON CONFLICT (incident_id) DO NOTHING;
+
+-- name: resolve_incident
+UPDATE incidents
+SET resolved_at = %(resolved_at)s
+WHERE incident_id = %(incident_id)s AND resolved_at IS NULL;
+
+-- name: lock_migrations
+-- Held until the migrating transaction ends; a second claire waits here.
+SELECT pg_advisory_xact_lock(%(key)s);
+
+-- name: create_schema_migrations
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version     integer PRIMARY KEY,
+    name        text NOT NULL,
+    checksum    text NOT NULL,
+    applied_at  timestamptz NOT NULL DEFAULT now()
+);
+
+-- name: applied_migrations
+SELECT version, checksum FROM schema_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO schema_migrations (version, name, checksum)
+VALUES (%(version)s, %(name)s, %(checksum)s);
+
+-- name: has_schema_migrations
+SELECT to_regclass('schema_migrations') IS NOT NULL AS present;
+
+-- name: schema_version
+SELECT coalesce(max(version), 0) AS version FROM schema_migrations;
+
+-- name: save_checkpoint
+-- One checkpoint per run, replaced only by a later one.
+INSERT INTO run_checkpoints (run_id, last_event_id, last_event_ts, market_events, state)
+VALUES (%(run_id)s, %(event_id)s, %(ts)s, %(market_events)s, %(state)s::jsonb)
+ON CONFLICT (run_id) DO UPDATE
+SET last_event_id = EXCLUDED.last_event_id,
+    last_event_ts = EXCLUDED.last_event_ts,
+    market_events = EXCLUDED.market_events,
+    state = EXCLUDED.state,
+    saved_at = now()
+WHERE run_checkpoints.market_events < EXCLUDED.market_events;
+
+-- name: load_checkpoint
+SELECT last_event_id, last_event_ts, market_events, state
+FROM run_checkpoints
+WHERE run_id = %(run_id)s;

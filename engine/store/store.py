@@ -1,0 +1,196 @@
+"""The store: a migrated database plus the run-level operations the engine needs.
+
+Events go in through `EventWriter`; this class holds the rest: creating, ending
+and resuming runs, counts for status, and incidents. Every query is a named
+query from `queries.sql`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any, Self
+
+from engine.errors import StoreError
+from engine.events import check_utc
+from engine.runtime.urls import redact_url
+from engine.store import schema
+from engine.store.db import Database
+from engine.store.queries import load_queries
+from engine.store.runs import (
+    Checkpoint,
+    Cursor,
+    ResumePoint,
+    RunRecord,
+    RunStatus,
+    config_json,
+)
+
+INCIDENT_TYPES = frozenset(
+    {
+        "service_crash",
+        "risk_limit",
+        "unresponsive_service",
+        "database_outage",
+        "resource_shortage",
+        "data_stop",
+    }
+)
+
+
+class Store:
+    def __init__(self, db: Database) -> None:
+        self.db = db
+        self.queries = load_queries()
+
+    @classmethod
+    def open(
+        cls,
+        url: str,
+        *,
+        migrate: bool = True,
+        max_connections: int = 4,
+        connect_timeout_s: float = 10.0,
+    ) -> Self:
+        """Connect and (by default) bring the schema up to date."""
+        db = Database(url, max_size=max_connections, connect_timeout_s=connect_timeout_s)
+        store = cls(db)
+        if migrate:
+            try:
+                store.migrate()
+            except BaseException:
+                db.close()
+                raise
+        return store
+
+    def close(self) -> None:
+        self.db.close()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store(url={redact_url(self.db.url)!r})"
+
+    # --- schema -----------------------------------------------------------------
+
+    def migrate(self, target: int | None = None) -> list[int]:
+        return schema.migrate(self.db, target=target)
+
+    def schema_version(self) -> int:
+        return schema.schema_version(self.db)
+
+    # --- runs -------------------------------------------------------------------
+
+    def create_run(
+        self,
+        run_id: str,
+        *,
+        config: Mapping[str, Any],
+        data_source: str,
+        started_at: datetime,
+        planned_end: datetime | None = None,
+    ) -> bool:
+        """Record a new run (secrets in `config` masked); False if it already exists."""
+        check_utc(started_at, "started_at")
+        if planned_end is not None:
+            check_utc(planned_end, "planned_end")
+        return bool(
+            self.db.execute(
+                self.queries["insert_run"],
+                {
+                    "run_id": run_id,
+                    "config": config_json(config),
+                    "data_source": data_source,
+                    "started_at": started_at,
+                    "planned_end": planned_end,
+                },
+            )
+        )
+
+    def get_run(self, run_id: str) -> RunRecord | None:
+        row = self.db.fetch_one(self.queries["get_run"], {"run_id": run_id})
+        return RunRecord.from_row(row) if row else None
+
+    def list_runs(self) -> list[RunRecord]:
+        rows = self.db.fetch_all(self.queries["list_runs"])
+        return [RunRecord.from_row({**row, "config": {}}) for row in rows]
+
+    def end_run(self, run_id: str, status: RunStatus | str, ended_at: datetime) -> bool:
+        """Mark a running run completed, stopped, crashed or failed; False if it was not running."""
+        status = RunStatus(status)
+        if status is RunStatus.RUNNING:
+            raise StoreError(
+                "end_run needs an end status such as completed or crashed, not running."
+            )
+        check_utc(ended_at, "ended_at")
+        params = {"run_id": run_id, "status": status.value, "ended_at": ended_at}
+        return bool(self.db.execute(self.queries["end_run"], params))
+
+    def reopen_run(self, run_id: str) -> bool:
+        """Resume a crashed or stopped run: it is running again; False if it was neither."""
+        return bool(self.db.execute(self.queries["reopen_run"], {"run_id": run_id}))
+
+    def resume_point(self, run_id: str) -> ResumePoint:
+        run = self.get_run(run_id)
+        if run is None:
+            raise StoreError(f"run {run_id!r} is not in the database; check the run id.")
+        rows = self.db.fetch_all(self.queries["market_cursors"], {"run_id": run_id})
+        cursors = {r["symbol"]: Cursor(r["last_event_id"], r["last_event_ts"]) for r in rows}
+        return ResumePoint(run_id, run.last_event_id, run.last_event_ts, cursors)
+
+    def load_checkpoint(self, run_id: str) -> Checkpoint | None:
+        """The newest checkpoint of a run, or None if it never saved one."""
+        row = self.db.fetch_one(self.queries["load_checkpoint"], {"run_id": run_id})
+        if row is None:
+            return None
+        return Checkpoint(
+            last_event_id=row["last_event_id"],
+            last_event_ts=row["last_event_ts"].astimezone(UTC),
+            market_events=int(row["market_events"]),
+            state=row["state"],
+        )
+
+    def count_rows(self, run_id: str) -> dict[str, int]:
+        row = self.db.fetch_one(self.queries["count_run_rows"], {"run_id": run_id}) or {}
+        return {name: int(count) for name, count in row.items()}
+
+    # --- incidents ----------------------------------------------------------------
+
+    def open_incident(
+        self,
+        incident_id: str,
+        *,
+        type: str,
+        opened_at: datetime,
+        summary: str,
+        run_id: str | None = None,
+        action_taken: str = "",
+        bundle_path: str | None = None,
+        detail: Mapping[str, str] | None = None,
+    ) -> bool:
+        if type not in INCIDENT_TYPES:
+            raise StoreError(
+                f"incident type {type!r} is unknown; "
+                f"use one of {', '.join(sorted(INCIDENT_TYPES))}."
+            )
+        check_utc(opened_at, "opened_at")
+        params = {
+            "incident_id": incident_id,
+            "run_id": run_id,
+            "type": type,
+            "opened_at": opened_at,
+            "summary": summary,
+            "action_taken": action_taken,
+            "bundle_path": bundle_path,
+            "detail": config_json(detail or {}),
+        }
+        return bool(self.db.execute(self.queries["insert_incident"], params))
+
+    def resolve_incident(self, incident_id: str, resolved_at: datetime) -> bool:
+        check_utc(resolved_at, "resolved_at")
+        params = {"incident_id": incident_id, "resolved_at": resolved_at}
+        return bool(self.db.execute(self.queries["resolve_incident"], params))
