@@ -12,6 +12,7 @@ import typer
 
 from claire_cli.errors import set_debug
 from claire_cli.papertest import papertest_app
+from claire_cli.reporting import export, report
 
 app = typer.Typer(
     name="claire",
@@ -21,6 +22,8 @@ app = typer.Typer(
     add_completion=False,
 )
 app.add_typer(papertest_app, name="papertest")
+app.command("report")(report)
+app.command("export")(export)
 
 
 @app.callback()

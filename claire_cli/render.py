@@ -104,3 +104,45 @@ def replay_progress(enabled: bool) -> Iterator[Callable[[datetime], None] | None
                 progress.update(task, at=f"{ts:%Y-%m-%d %H:%M} UTC")
 
         yield advance
+
+
+def print_run_footer(outcome: Any) -> None:
+    resumed = (
+        f", resumed after {outcome.resumed_from:,} market events" if outcome.resumed_from else ""
+    )
+    console.print(f"run [bold]{outcome.run_id}[/bold] {outcome.status.value}{resumed}")
+    console.print(f"data folder: {outcome.data_dir}")
+    console.print(f"database: {outcome.database}")
+
+
+def print_status(rows: list[Any], data_dir: Any) -> None:
+    if not rows:
+        console.print(f"no runs in {data_dir} yet; start one with `claire papertest start`.")
+        return
+    console.print(f"[bold]Paper runs in {data_dir}[/bold] (newest first)")
+    for r in rows:
+        table = Table(show_header=False, title=f"{r.run_id}: {r.status}", title_justify="left")
+        table.add_column("", style="bold")
+        table.add_column("", overflow="fold")
+        progress = f" ({r.progress_pct} % of the window)" if r.progress_pct is not None else ""
+        market = f"{r.market_time:%Y-%m-%d %H:%M} UTC{progress}" if r.market_time else "-"
+        rows_out = [
+            ("data", r.data_source),
+            ("started", f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC"),
+            ("market time", market),
+            ("equity", f"{r.equity:,.8f} {r.quote_currency}" if r.equity is not None else "-"),
+            (
+                "drawdown / exposure",
+                f"{_pct(r.drawdown_pct)} / {_pct(r.exposure_pct)}"
+                if r.drawdown_pct is not None and r.exposure_pct is not None
+                else "-",
+            ),
+            ("fills / orders", f"{r.fills} / {r.orders}"),
+            ("risk refusals / alerts", f"{r.refusals} / {r.alerts}"),
+            ("trading state", r.trading_state),
+        ]
+        for name, value in rows_out:
+            table.add_row(name, value)
+        console.print(table)
+    if any(r.status == "interrupted" for r in rows):
+        console.print("an interrupted run continues with `claire papertest start --resume`.")

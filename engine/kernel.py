@@ -24,6 +24,7 @@ from engine.config import Settings
 from engine.events import (
     ZERO,
     Alert,
+    Candle,
     Event,
     MarketEvent,
     OrderResult,
@@ -140,6 +141,20 @@ class Pipeline:
         if self._events_since_compact >= 4096:
             self._events_since_compact = 0
             self.bus.compact()
+
+    def warm_up(self, candles: Iterable[Candle]) -> int:
+        """Show history to the strategy and to risk's volatility, without trading on it.
+
+        A live run starts with the recent candles the exchange still serves, so
+        indicators are ready from the first live event. Nothing is published, and
+        the stale-data clock only starts with live data.
+        """
+        count = 0
+        for candle in candles:
+            list(self.strategy.on_candle(candle, self.signals))
+            self.risk.warm_up(candle)
+            count += 1
+        return count
 
     def resume_trading(self, note: str = "") -> None:
         self.risk.resume(self.clock.now(), note)

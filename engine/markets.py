@@ -19,12 +19,22 @@ class SymbolSpec:
     taker_fee: Decimal
     min_qty: Decimal = Decimal(0)
     min_notional: Decimal = Decimal(0)
+    # Perpetuals: sizes here are in base units; the contract size converts them.
+    contract_size: Decimal = Decimal(1)
+    maintenance_margin_rate: Decimal = Decimal(0)
 
     def __post_init__(self) -> None:
         check_symbol(self.symbol)
         check_positive(self.tick_size, "tick_size")
         check_positive(self.lot_size, "lot_size")
-        for name in ("maker_fee", "taker_fee", "min_qty", "min_notional"):
+        check_positive(self.contract_size, "contract_size")
+        for name in (
+            "maker_fee",
+            "taker_fee",
+            "min_qty",
+            "min_notional",
+            "maintenance_margin_rate",
+        ):
             check_non_negative(getattr(self, name), name)
 
     def floor_qty(self, qty: Decimal) -> Decimal:

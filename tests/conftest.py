@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -26,6 +29,21 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
+
+
+@pytest.fixture(autouse=True)
+def claire_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """A data folder of the test's own, never the user's.
+
+    Made with mkdtemp under /tmp rather than pytest's tmp_path: as root the embedded
+    server runs as an unprivileged account, which must be able to reach the folder
+    (pytest's base folder is private), and the socket path must stay short.
+    """
+    home = Path(tempfile.mkdtemp(prefix="claire-home-"))
+    os.chmod(home, 0o711)
+    monkeypatch.setenv("CLAIRE_HOME", str(home))
+    yield home
+    shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture(scope="session")

@@ -98,6 +98,15 @@ class RiskService:
             self.last_price[symbol] = event.price
         self.last_seen[symbol] = event.ts
 
+    def warm_up(self, candle: Candle) -> None:
+        """History for volatility sizing; it does not count as fresh market data."""
+        seen = self.last_seen.get(candle.symbol)
+        self.on_market(candle)
+        if seen is None:
+            del self.last_seen[candle.symbol]
+        else:
+            self.last_seen[candle.symbol] = seen
+
     def on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
         self.cash = snapshot.cash
         self.positions = {p.symbol: p.qty for p in snapshot.positions if p.qty}

@@ -221,3 +221,93 @@ WHERE run_checkpoints.market_events < EXCLUDED.market_events;
 SELECT last_event_id, last_event_ts, market_events, state
 FROM run_checkpoints
 WHERE run_id = %(run_id)s;
+
+-- name: latest_run_id
+SELECT run_id FROM runs ORDER BY started_at DESC, run_id DESC LIMIT 1;
+
+-- name: final_snapshot
+-- The run's newest snapshot; at equal times the one taken when the run ended wins.
+SELECT event_id, ts, cash, equity, realized_pnl, unrealized_pnl, fees, exposure,
+       exposure_pct, peak_equity, drawdown_pct, day_start_equity, daily_drawdown_pct
+FROM portfolio_snapshots
+WHERE run_id = %(run_id)s
+ORDER BY ts DESC, (cause_id = 'run-end') DESC, event_id DESC
+LIMIT 1;
+
+-- name: snapshot_positions
+SELECT symbol, qty, avg_entry, mark_price, cost_basis, realized_pnl
+FROM positions
+WHERE run_id = %(run_id)s AND snapshot_id = %(snapshot_id)s AND qty <> 0
+ORDER BY symbol;
+
+-- name: run_extremes
+SELECT coalesce(max(drawdown_pct), 0) AS max_drawdown_pct,
+       coalesce(max(exposure_pct), 0) AS max_exposure_pct,
+       count(*) AS snapshots
+FROM portfolio_snapshots
+WHERE run_id = %(run_id)s;
+
+-- name: fills_in_order
+-- Fills in the order they happened: fill time, then the time the order was placed.
+SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.fee,
+       t.slippage_bps, t.liquidity
+FROM trades t
+JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
+WHERE t.run_id = %(run_id)s
+ORDER BY t.ts, o.ts, t.trade_id;
+
+-- name: refusals_by_reason
+SELECT reason, count(*) AS n
+FROM risk_events
+WHERE run_id = %(run_id)s AND kind = 'refusal'
+GROUP BY reason
+ORDER BY reason;
+
+-- name: orders_by_status
+SELECT status, count(*) AS n FROM order_status WHERE run_id = %(run_id)s GROUP BY status ORDER BY status;
+
+-- name: last_trading_state
+SELECT state FROM risk_events
+WHERE run_id = %(run_id)s AND kind = 'state_change'
+ORDER BY ts DESC, event_id DESC
+LIMIT 1;
+
+-- name: export_signals
+SELECT event_id AS signal_id, ts, cause_id, symbol, side, confidence, reason, strategy
+FROM signals WHERE run_id = %(run_id)s ORDER BY ts, event_id;
+
+-- name: export_orders
+SELECT order_id, ts, cause_id AS signal_id, symbol, side, order_type, qty, price,
+       decision_price, intent, ttl_s
+FROM orders WHERE run_id = %(run_id)s ORDER BY ts, order_id;
+
+-- name: export_trades
+SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.fee,
+       t.slippage_bps, t.liquidity, t.requested_price, t.status, t.remaining_qty,
+       t.market_event_id
+FROM trades t
+JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
+WHERE t.run_id = %(run_id)s
+ORDER BY t.ts, o.ts, t.trade_id;
+
+-- name: export_positions
+SELECT ts, snapshot_id, symbol, qty, avg_entry, mark_price, cost_basis, realized_pnl,
+       unrealized_pnl, status
+FROM positions WHERE run_id = %(run_id)s ORDER BY ts, snapshot_id, symbol;
+
+-- name: export_snapshots
+SELECT event_id AS snapshot_id, ts, cause_id, cash, equity, realized_pnl, unrealized_pnl,
+       fees, exposure, exposure_pct, peak_equity, drawdown_pct, day_start_equity,
+       daily_drawdown_pct, open_positions
+FROM portfolio_snapshots WHERE run_id = %(run_id)s ORDER BY ts, event_id;
+
+-- name: export_risk_events
+SELECT event_id, ts, cause_id, kind, reason, symbol, state, message, detail
+FROM risk_events WHERE run_id = %(run_id)s ORDER BY ts, event_id;
+
+-- name: run_counts
+SELECT
+    (SELECT count(*) FROM trades WHERE run_id = %(run_id)s) AS fills,
+    (SELECT count(*) FROM orders WHERE run_id = %(run_id)s) AS orders,
+    (SELECT count(*) FROM risk_events WHERE run_id = %(run_id)s AND kind = 'refusal') AS refusals,
+    (SELECT count(*) FROM alerts WHERE run_id = %(run_id)s) AS alerts;

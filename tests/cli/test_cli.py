@@ -62,10 +62,20 @@ def test_papertest_start_prints_a_json_summary(four_symbols: list[Path]) -> None
     assert isinstance(summary["risk_refusals"], dict)
 
 
-def test_papertest_start_renders_a_table(four_symbols: list[Path]) -> None:
+def test_papertest_start_in_memory_renders_a_table(four_symbols: list[Path]) -> None:
     result = runner.invoke(
         app,
-        ["papertest", "start", "--days", "1", "--capital", "10", "--replay", str(four_symbols[0])],
+        [
+            "papertest",
+            "start",
+            "--days",
+            "1",
+            "--capital",
+            "10",
+            "--no-persist",
+            "--replay",
+            str(four_symbols[0]),
+        ],
     )
     assert result.exit_code == 0, result.output
     assert "final equity" in result.output and "BTC" in result.output

@@ -12,7 +12,7 @@ Public API:
 from engine.feeds.exchange.check import ExchangeCheck, check_exchange
 from engine.feeds.exchange.client import SubscriptionRefusedError
 from engine.feeds.exchange.feed import FeedStats, LiveFeed
-from engine.feeds.exchange.markets import FundingRate, SymbolSpec
+from engine.feeds.exchange.markets import FundingRate, MarketSpec
 from engine.feeds.exchange.settings import FeedSettings
 
 __all__ = [
@@ -21,7 +21,7 @@ __all__ = [
     "FeedStats",
     "FundingRate",
     "LiveFeed",
+    "MarketSpec",
     "SubscriptionRefusedError",
-    "SymbolSpec",
     "check_exchange",
 ]

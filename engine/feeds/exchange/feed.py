@@ -41,7 +41,7 @@ from engine.feeds.exchange.client import (
 from engine.feeds.exchange.dedupe import Delivery, TradeDeduper, TradeRecord
 from engine.feeds.exchange.markets import (
     FundingRate,
-    SymbolSpec,
+    MarketSpec,
     engine_symbol,
     funding_from_mexc,
     spec_from_market,
@@ -88,7 +88,7 @@ class _TradeState:
 
 @dataclass
 class _SymbolState:
-    spec: SymbolSpec
+    spec: MarketSpec
     market: dict[str, Any]
     trades: _TradeState
     candles: CandleAssembler | None
@@ -163,7 +163,7 @@ class LiveFeed:
                 raise item
             yield item
 
-    async def specs(self) -> dict[str, SymbolSpec]:
+    async def specs(self) -> dict[str, MarketSpec]:
         await self.start()
         return {symbol: state.spec for symbol, state in self._symbols.items()}
 

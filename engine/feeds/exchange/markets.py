@@ -14,13 +14,14 @@ from decimal import Decimal
 from typing import Any
 
 from engine.feeds.exchange.numbers import exact_decimal, int_ms, optional_decimal, utc_ms
+from engine.markets import SymbolSpec
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
 
 
 @dataclass(frozen=True, slots=True)
-class SymbolSpec:
+class MarketSpec:
     """Trading rules of one symbol. Fees are fractions (0.0005 = 0.05 %)."""
 
     symbol: str  # engine style, e.g. BTCUSDT (also for the BTC_USDT perpetual)
@@ -40,6 +41,22 @@ class SymbolSpec:
     initial_margin_rate: Decimal = ZERO
     active: bool = True
 
+    def symbol_spec(self) -> SymbolSpec:
+        """What risk and execution use of this market."""
+        return SymbolSpec(
+            symbol=self.symbol,
+            base=self.base,
+            quote=self.quote,
+            tick_size=self.tick_size,
+            lot_size=self.lot_size,
+            maker_fee=self.maker_fee,
+            taker_fee=self.taker_fee,
+            min_qty=self.min_qty,
+            min_notional=self.min_notional,
+            contract_size=self.contract_size,
+            maintenance_margin_rate=self.maintenance_margin_rate,
+        )
+
 
 @dataclass(frozen=True, slots=True)
 class FundingRate:
@@ -58,7 +75,7 @@ def engine_symbol(market: dict[str, Any]) -> str:
     return "".join(ch for ch in f"{market['base']}{market['quote']}".upper() if ch.isalnum())
 
 
-def spec_from_market(market: dict[str, Any]) -> SymbolSpec:
+def spec_from_market(market: dict[str, Any]) -> MarketSpec:
     info = market.get("info") or {}
     if "baseAssetPrecision" in info:
         return _mexc_spot(market, info)
@@ -67,13 +84,13 @@ def spec_from_market(market: dict[str, Any]) -> SymbolSpec:
     return _generic(market)
 
 
-def _mexc_spot(market: dict[str, Any], info: dict[str, Any]) -> SymbolSpec:
+def _mexc_spot(market: dict[str, Any], info: dict[str, Any]) -> MarketSpec:
     # MEXC publishes no LOT_SIZE / PRICE_FILTER: steps come from the precisions,
     # the minimums from baseSizePrecision and quoteAmountPrecision (see mexc-api.md).
     tick = ONE.scaleb(-int(info.get("quoteAssetPrecision", info.get("quotePrecision", 8))))
     lot = ONE.scaleb(-int(info["baseAssetPrecision"]))
     status = str(info.get("status", "1"))
-    return SymbolSpec(
+    return MarketSpec(
         symbol=engine_symbol(market),
         exchange_id=market["id"],
         ccxt_symbol=market["symbol"],
@@ -91,11 +108,11 @@ def _mexc_spot(market: dict[str, Any], info: dict[str, Any]) -> SymbolSpec:
     )
 
 
-def _mexc_contract(market: dict[str, Any], info: dict[str, Any]) -> SymbolSpec:
+def _mexc_contract(market: dict[str, Any], info: dict[str, Any]) -> MarketSpec:
     size = exact_decimal(info["contractSize"], "contractSize")
     vol_unit = exact_decimal(info.get("volUnit", 1), "volUnit")
     min_vol = exact_decimal(info.get("minVol", 1), "minVol")
-    return SymbolSpec(
+    return MarketSpec(
         symbol=engine_symbol(market),
         exchange_id=market["id"],
         ccxt_symbol=market["symbol"],
@@ -117,13 +134,13 @@ def _mexc_contract(market: dict[str, Any], info: dict[str, Any]) -> SymbolSpec:
     )
 
 
-def _generic(market: dict[str, Any]) -> SymbolSpec:
+def _generic(market: dict[str, Any]) -> MarketSpec:
     """Other ccxt exchanges: unified fields (floats, via their shortest repr)."""
     precision = market.get("precision") or {}
     limits = market.get("limits") or {}
     size = optional_decimal(market.get("contractSize"), "contractSize") or ONE
     lot = optional_decimal(precision.get("amount"), "precision.amount") or ZERO
-    return SymbolSpec(
+    return MarketSpec(
         symbol=engine_symbol(market),
         exchange_id=market["id"],
         ccxt_symbol=market["symbol"],

@@ -1,0 +1,543 @@
+"""A paper run with every event in PostgreSQL, and its crash-safe resume.
+
+The pipeline runs in this process; its events are buffered and written in one
+transaction per batch together with a checkpoint of the pipeline's state taken
+right after the batch's last market event. A run killed at any moment therefore
+has, in the database, a consistent prefix of its events and the exact state that
+produced them. `resume_run` rebuilds the pipeline from that checkpoint, checks it
+against the stored fills, and continues with the next market event: no fill is
+lost or doubled, and the fills are those of a run that never stopped.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import fcntl
+import logging
+import os
+import secrets
+import signal
+import time
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from types import FrameType
+from typing import TYPE_CHECKING, Any
+
+from engine.checkpoint import capture, restore
+from engine.clock import Clock, WallClock
+from engine.config import Settings, load_settings
+from engine.errors import ClaireError, ConfigError
+from engine.events import Event, MarketEvent
+from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
+from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, summarize
+from engine.runtime import default_data_dir, postgres_service, redact_url
+from engine.signal.base import load_strategy
+from engine.store import EventWriter, RunRecord, RunStatus, Store
+from engine.store.runs import Checkpoint
+
+if TYPE_CHECKING:
+    from engine.feeds.exchange import FeedSettings
+
+log = logging.getLogger("claire.run")
+
+FINAL_SNAPSHOT_CAUSE = "run-end"
+# Secrets and machine-local paths are not part of what a run decides with.
+_NOT_REPLAYED = {
+    "claire_home",
+    "claire_postgres_url",
+    "claire_redis_url",
+    "mexc_api_key",
+    "mexc_api_secret",
+}
+
+
+class RunNotResumable(ClaireError):
+    pass
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: flush, record the stop, shut down cleanly."""
+
+
+@dataclass(frozen=True)
+class RunOutcome:
+    run_id: str
+    status: RunStatus
+    summary: RunSummary
+    data_dir: Path
+    database: str  # redacted URL
+    resumed_from: int  # market events already done before this process started
+
+
+@contextmanager
+def sigterm_as_interrupt() -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise Terminated
+
+    try:
+        previous = signal.signal(signal.SIGTERM, handler)
+    except ValueError:  # not the main thread: leave signals to the caller
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+class RunLock:
+    """Held by the process that runs a run; released by the kernel even after kill -9."""
+
+    def __init__(self, data_dir: Path, run_id: str) -> None:
+        folder = data_dir / "runs"
+        folder.mkdir(parents=True, exist_ok=True)
+        self.path = folder / f"{run_id}.lock"
+        self._fd: int | None = None
+
+    def acquire(self) -> bool:
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            return False
+        self._fd = fd
+        return True
+
+    def release(self) -> None:
+        fd, self._fd = self._fd, None
+        if fd is not None:
+            os.close(fd)
+
+
+def new_run_id(now: datetime) -> str:
+    return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+
+
+def settings_from_snapshot(snapshot: dict[str, Any]) -> Settings:
+    """The settings a run started with; secrets and paths come from this environment."""
+    chosen = {k: v for k, v in snapshot.items() if k not in _NOT_REPLAYED}
+    return load_settings(**chosen)
+
+
+class PersistedRun:
+    """Drives a pipeline and writes what it publishes, with checkpoints, in batches."""
+
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        build: Callable[[Callable[[Event], None]], Pipeline],
+        flush_every_events: int = 1000,
+        flush_every_s: float = 1.0,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.run_id = run_id
+        self.writer = EventWriter(store, run_id)
+        self._buffer: list[Event] = []
+        self.pipeline = build(self._buffer.append)
+        self._flush_every_events = flush_every_events
+        self._flush_every_s = flush_every_s
+        self._monotonic = monotonic
+        self._pending = 0
+        self._last_flush = monotonic()
+        self._last_event: MarketEvent | None = None
+        self.rows_written = 0
+
+    def process(self, event: MarketEvent) -> None:
+        self.pipeline.process(event)
+        self._last_event = event
+        self._pending += 1
+        if (
+            self._pending >= self._flush_every_events
+            or self._monotonic() - self._last_flush >= self._flush_every_s
+        ):
+            self.flush()
+
+    def flush(self) -> None:
+        """Write the buffered events and the state after the last market event, atomically."""
+        last = self._last_event
+        if last is None and not self._buffer:
+            return
+        checkpoint = None
+        if last is not None:
+            checkpoint = Checkpoint(
+                last_event_id=last.event_id,
+                last_event_ts=last.ts,
+                market_events=self.pipeline.stats.market_events,
+                state=capture(self.pipeline),
+            )
+        self.rows_written += self.writer.write(self._buffer, checkpoint)
+        self._buffer.clear()
+        self._pending = 0
+        self._last_flush = self._monotonic()
+
+    def finish(self) -> None:
+        """A last snapshot with the final marks, then everything to the database."""
+        if self._last_event is not None:
+            self.pipeline.portfolio.snapshot(self.pipeline.clock.now(), FINAL_SNAPSHOT_CAUSE)
+        self.flush()
+
+
+def _check_against_fills(store: Store, run_id: str, pipeline: Pipeline) -> None:
+    """The restored positions must be what the stored fills add up to."""
+    rows = store.db.fetch_all(
+        "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS qty "
+        "FROM trades WHERE run_id = %(run_id)s GROUP BY symbol",
+        {"run_id": run_id},
+    )
+    from_fills = {r["symbol"]: Decimal(r["qty"]) for r in rows if Decimal(r["qty"]) != 0}
+    restored = {s: p.qty for s, p in pipeline.portfolio.positions.items()}
+    if from_fills != restored:
+        raise RunNotResumable(
+            f"run {run_id}'s checkpoint does not match its stored fills ({restored} vs "
+            f"{from_fills}); the database was changed by hand: start a new run instead."
+        )
+
+
+class PaperRunner:
+    """Opens the data folder's database, runs or resumes a replay run, and closes it all."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        data_dir: Path | str | None = None,
+        clock: Clock | None = None,
+        flush_every_events: int = 1000,
+    ) -> None:
+        self.settings = settings
+        self.data_dir = default_data_dir(data_dir or settings.claire_home)
+        self.clock = clock or WallClock()
+        self.flush_every_events = flush_every_events
+
+    def _store(self) -> AbstractContextManager[tuple[Store, str]]:
+        return open_store(self.settings, self.data_dir)
+
+    def start_live(
+        self,
+        feed_settings: FeedSettings,
+        days: float | None,
+        progress: Callable[[datetime], None] | None = None,
+    ) -> RunOutcome:
+        load_strategy(self.settings.strategy)
+        return asyncio.run(self._live(feed_settings, days, None, progress))
+
+    async def _live(
+        self,
+        feed_settings: FeedSettings,
+        days: float | None,
+        resume: RunRecord | None,
+        progress: Callable[[datetime], None] | None,
+    ) -> RunOutcome:
+        from engine.feeds.exchange import LiveFeed
+        from engine.live import build_live_pipeline, drive, live_specs
+
+        feed = LiveFeed(feed_settings)
+        try:
+            await feed.start()
+            specs = await live_specs(feed)
+            quotes = {s.quote for s in specs.values()}
+            if len(quotes) != 1:
+                raise ConfigError(
+                    f"symbols are quoted in {', '.join(sorted(quotes))}; one run values everything "
+                    "in one quote currency, so choose symbols with the same quote."
+                )
+            quote = quotes.pop()
+            with self._store() as (store, database):
+                settings = self.settings
+                checkpoint = None
+                if resume is None:
+                    started = self.clock.now()
+                    run_id = new_run_id(started)
+                    planned_end = started + timedelta(days=days) if days else None
+                    store.create_run(
+                        run_id,
+                        config={
+                            "settings": settings.redacted(),
+                            "live": {
+                                "exchange": feed_settings.exchange,
+                                "market": feed_settings.market,
+                                "symbols": list(feed_settings.symbols),
+                                "days": days,
+                            },
+                            "quote_currency": quote,
+                        },
+                        data_source=f"{feed_settings.exchange} {feed_settings.market}: "
+                        + ",".join(feed_settings.symbols),
+                        started_at=started,
+                        planned_end=planned_end,
+                    )
+                else:
+                    run_id, planned_end = resume.run_id, resume.planned_end
+                    settings = settings_from_snapshot(resume.config.get("settings", {}))
+                    checkpoint = store.load_checkpoint(run_id)
+                    if resume.status is not RunStatus.RUNNING:
+                        store.reopen_run(run_id)
+                lock = RunLock(self.data_dir, run_id)
+                if not lock.acquire():
+                    raise RunNotResumable(f"run {run_id} is being run by another process.")
+                try:
+                    run = PersistedRun(
+                        store,
+                        run_id,
+                        lambda observer: build_live_pipeline(settings, specs, observers=[observer]),
+                    )
+                    done = 0
+                    if checkpoint is not None:
+                        restore(run.pipeline, dict(checkpoint.state))
+                        _check_against_fills(store, run_id, run.pipeline)
+                        done = checkpoint.market_events
+                    status = RunStatus.COMPLETED
+                    try:
+                        await drive(
+                            feed,
+                            run.pipeline,
+                            run.process,
+                            warmup=checkpoint is None,
+                            until=planned_end,
+                            progress=progress,
+                        )
+                        run.finish()
+                    except (KeyboardInterrupt, asyncio.CancelledError):
+                        status = RunStatus.STOPPED
+                        run.flush()
+                        store.end_run(run_id, status, self.clock.now())
+                        raise
+                    except BaseException:
+                        store.end_run(run_id, RunStatus.FAILED, self.clock.now())
+                        raise
+                    store.end_run(run_id, status, self.clock.now())
+                    summary = summarize(run.pipeline, None, quote)
+                    return RunOutcome(run_id, status, summary, self.data_dir, database, done)
+                finally:
+                    lock.release()
+        finally:
+            await feed.close()
+
+    def start(
+        self,
+        files: list[Path],
+        days: float | None,
+        speed: str,
+        progress: Callable[[datetime], None] | None = None,
+    ) -> RunOutcome:
+        factor = parse_speed(speed)
+        load_strategy(self.settings.strategy)  # fail before anything is created
+        plan = plan_replay(files, days)
+        started = self.clock.now()
+        run_id = new_run_id(started)
+        config = {
+            "settings": self.settings.redacted(),
+            "replay": {
+                "files": [str(Path(f).resolve()) for f in files],
+                "days": days,
+                "speed": speed,
+            },
+            "quote_currency": plan.quote,
+            "window": {
+                "start": plan.start.isoformat(),
+                "end": plan.end.isoformat() if plan.end else None,
+            },
+        }
+        with self._store() as (store, database):
+            store.create_run(
+                run_id,
+                config=config,
+                data_source="replay: " + ", ".join(Path(f).name for f in files),
+                started_at=started,
+            )
+            return self._drive(store, database, run_id, plan, self.settings, None, factor, progress)
+
+    def resume(
+        self,
+        run_id: str | None = None,
+        speed: str | None = None,
+        progress: Callable[[datetime], None] | None = None,
+    ) -> RunOutcome:
+        with self._store() as (store, database):
+            run = self._resumable(store, run_id)
+            live = run.config.get("live")
+            if live:
+                from engine.feeds.exchange import FeedSettings
+
+                feed_settings = FeedSettings.from_env(
+                    live["symbols"], exchange=live["exchange"], market=live["market"]
+                )
+        if live:
+            return asyncio.run(self._live(feed_settings, None, run, progress))
+        with self._store() as (store, database):
+            replay = run.config.get("replay") or {}
+            files = [Path(f) for f in replay.get("files", [])]
+            if not files:
+                raise RunNotResumable(f"run {run.run_id} has no replay files recorded.")
+            settings = settings_from_snapshot(run.config.get("settings", {}))
+            plan = plan_replay(files, replay.get("days"))
+            factor = parse_speed(speed or replay.get("speed") or "max")
+            checkpoint = store.load_checkpoint(run.run_id)
+            if run.status is not RunStatus.RUNNING:
+                store.reopen_run(run.run_id)
+            return self._drive(
+                store, database, run.run_id, plan, settings, checkpoint, factor, progress
+            )
+
+    def _resumable(self, store: Store, run_id: str | None) -> RunRecord:
+        runs = store.list_runs()
+        if run_id is None:
+            candidates = [
+                r
+                for r in runs
+                if r.status in (RunStatus.RUNNING, RunStatus.CRASHED, RunStatus.STOPPED)
+            ]
+            if not candidates:
+                raise RunNotResumable(
+                    f"no interrupted run in {self.data_dir}; start one with "
+                    "`claire papertest start --replay FILE`."
+                )
+            run_id = max(candidates, key=lambda r: r.started_at).run_id
+        run = store.get_run(run_id)
+        if run is None:
+            raise RunNotResumable(f"run {run_id} is not in {self.data_dir}; check the run id.")
+        if run.status is RunStatus.COMPLETED:
+            raise RunNotResumable(f"run {run_id} already completed; start a new run instead.")
+        if run.status is RunStatus.FAILED:
+            raise RunNotResumable(
+                f"run {run_id} failed on an error; fix its cause and start a new run."
+            )
+        return run
+
+    def _drive(
+        self,
+        store: Store,
+        database: str,
+        run_id: str,
+        plan: ReplayPlan,
+        settings: Settings,
+        checkpoint: Checkpoint | None,
+        speed: float | None,
+        progress: Callable[[datetime], None] | None,
+    ) -> RunOutcome:
+        lock = RunLock(self.data_dir, run_id)
+        if not lock.acquire():
+            raise RunNotResumable(f"run {run_id} is being run by another process right now.")
+        try:
+            return self._drive_locked(
+                store, database, run_id, plan, settings, checkpoint, speed, progress
+            )
+        finally:
+            lock.release()
+
+    def _drive_locked(
+        self,
+        store: Store,
+        database: str,
+        run_id: str,
+        plan: ReplayPlan,
+        settings: Settings,
+        checkpoint: Checkpoint | None,
+        speed: float | None,
+        progress: Callable[[datetime], None] | None,
+    ) -> RunOutcome:
+        run = PersistedRun(
+            store,
+            run_id,
+            lambda observer: build_replay_pipeline(settings, plan, observers=[observer]),
+            flush_every_events=self.flush_every_events,
+        )
+        events = plan.events()
+        done = 0
+        if checkpoint is not None:
+            restore(run.pipeline, dict(checkpoint.state))
+            _check_against_fills(store, run_id, run.pipeline)
+            done = checkpoint.market_events
+            events = _after(events, checkpoint)
+            log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
+        status = RunStatus.COMPLETED
+        try:
+            with sigterm_as_interrupt():
+                for event in paced(events, speed):
+                    run.process(event)
+                    if progress is not None:
+                        progress(event.ts)
+                run.finish()
+        except KeyboardInterrupt:
+            status = RunStatus.STOPPED
+            run.flush()
+            store.end_run(run_id, status, self.clock.now())
+            raise
+        except BaseException:
+            status = RunStatus.FAILED
+            try:
+                store.end_run(run_id, status, self.clock.now())
+            except ClaireError:
+                log.exception("could not record the run's failure")
+            raise
+        store.end_run(run_id, status, self.clock.now())
+        summary = summarize(run.pipeline, plan, plan.quote)
+        return RunOutcome(run_id, status, summary, self.data_dir, database, done)
+
+
+def _after(events: Iterator[MarketEvent], checkpoint: Checkpoint) -> Iterator[MarketEvent]:
+    """Skip exactly the market events the checkpoint has already seen."""
+    skipped = 0
+    for skipped, event in enumerate(events, start=1):
+        if skipped == checkpoint.market_events:
+            if event.event_id != checkpoint.last_event_id:
+                raise RunNotResumable(
+                    f"the replay data changed since the run started: event {skipped} is "
+                    f"{event.event_id}, the checkpoint says {checkpoint.last_event_id}."
+                )
+            break
+    else:
+        if skipped < checkpoint.market_events:
+            raise RunNotResumable(
+                "the replay data is shorter than what the run already processed; "
+                "restore the original files."
+            )
+    yield from events
+
+
+@contextmanager
+def open_store(settings: Settings, data_dir: Path | str | None) -> Iterator[tuple[Store, str]]:
+    """The data folder's database (embedded, or CLAIRE_POSTGRES_URL), open and migrated."""
+    url = settings.claire_postgres_url
+    service = postgres_service(
+        url=url.get_secret_value() if url else None,
+        data_dir=default_data_dir(data_dir or settings.claire_home),
+    )
+    with service:
+        store = Store.open(service.url)
+        try:
+            yield store, redact_url(service.url)
+        finally:
+            store.close()
+
+
+def run_is_alive(data_dir: Path, run_id: str) -> bool:
+    """Whether some process holds the run's lock right now."""
+    lock = RunLock(data_dir, run_id)
+    if lock.acquire():
+        lock.release()
+        return False
+    return True
+
+
+def resolve_data_dir(data_dir: Path | None, settings: Settings) -> Path:
+    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+        raise ConfigError(f"--data-dir {data_dir} is a file; give a folder.")
+    return default_data_dir(data_dir or settings.claire_home)
+
+
+__all__ = [
+    "FINAL_SNAPSHOT_CAUSE",
+    "PaperRunner",
+    "PersistedRun",
+    "RunNotResumable",
+    "RunOutcome",
+    "open_store",
+    "resolve_data_dir",
+    "run_is_alive",
+]
