@@ -35,6 +35,7 @@ from engine.events import Event, MarketEvent
 from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
 from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, summarize
 from engine.runtime import default_data_dir, postgres_service, redact_url
+from engine.runtime.postgres import attach_url
 from engine.signal.base import load_strategy
 from engine.store import EventWriter, RunRecord, RunStatus, Store
 from engine.store.runs import Checkpoint
@@ -504,10 +505,9 @@ def _after(events: Iterator[MarketEvent], checkpoint: Checkpoint) -> Iterator[Ma
 def open_store(settings: Settings, data_dir: Path | str | None) -> Iterator[tuple[Store, str]]:
     """The data folder's database (embedded, or CLAIRE_POSTGRES_URL), open and migrated."""
     url = settings.claire_postgres_url
-    service = postgres_service(
-        url=url.get_secret_value() if url else None,
-        data_dir=default_data_dir(data_dir or settings.claire_home),
-    )
+    folder = default_data_dir(data_dir or settings.claire_home)
+    chosen = url.get_secret_value() if url else attach_url(folder)
+    service = postgres_service(url=chosen, data_dir=folder)
     with service:
         store = Store.open(service.url)
         try:

@@ -32,7 +32,7 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 
 
 @pytest.fixture(autouse=True)
-def claire_home(monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+def claire_home(monkeypatch: pytest.MonkeyPatch, clean_environment: None) -> Iterator[Path]:
     """A data folder of the test's own, never the user's.
 
     Made with mkdtemp under /tmp rather than pytest's tmp_path: as root the embedded

@@ -427,3 +427,36 @@ def _free_port() -> int:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no output"
+
+
+def attach_url(data_dir: Path, database: str = "claire") -> SecretUrl | None:
+    """The URL of the embedded server another claire process runs in `data_dir`, if any.
+
+    Commands such as `papertest status` run beside a paper run; they share its
+    server instead of starting a second one on the same files. None when no
+    process holds the folder (the caller starts the server itself).
+    """
+    lock = DataDirLock(data_dir / "postgres.lock")
+    try:
+        lock.acquire()
+    except StoreError:
+        pass  # held: a running claire owns the server
+    else:
+        lock.release()
+        return None
+    pid_file = data_dir / "postgres" / "postmaster.pid"
+    password_file = data_dir / "postgres.password"
+    try:
+        lines = pid_file.read_text().splitlines()
+        password = password_file.read_text().strip()
+    except OSError:
+        return None  # the owner is still starting the server or shutting it down
+    # postmaster.pid: pid, data folder, start time, port, socket folder, listen address.
+    if len(lines) < 6 or not lines[3].strip().isdigit():
+        return None
+    port, socket_dir, listen = lines[3].strip(), lines[4].strip(), lines[5].strip()
+    secret, name = quote(password, safe=""), quote(database, safe="")
+    if socket_dir:
+        host = quote(socket_dir, safe="")
+        return SecretUrl(f"postgresql://{SUPERUSER}:{secret}@/{name}?host={host}&port={port}")
+    return SecretUrl(f"postgresql://{SUPERUSER}:{secret}@{listen or '127.0.0.1'}:{port}/{name}")
