@@ -30,6 +30,10 @@ def start(
     symbols: Annotated[
         str | None, typer.Option(help="Live symbols, comma separated, like BTCUSDT,ETHUSDT.")
     ] = None,
+    timeframe: Annotated[
+        str,
+        typer.Option(help="Live candle interval (1m, 5m, 15m, 1h, ...) or none for trades only."),
+    ] = "5m",
     days: Annotated[
         float | None,
         typer.Option(
@@ -98,7 +102,7 @@ def start(
                     outcome = runner.resume(run_id, progress=progress)
                 elif exchange:
                     outcome = runner.start_live(
-                        _feed_settings(exchange, market, symbols), days, progress
+                        _feed_settings(exchange, market, symbols, timeframe), days, progress
                     )
                 else:
                     outcome = runner.start(replay or [], days, speed, progress)
@@ -119,7 +123,7 @@ def start(
                 print_run_footer(outcome)
 
 
-def _feed_settings(exchange: str, market: str, symbols: str | None) -> object:
+def _feed_settings(exchange: str, market: str, symbols: str | None, timeframe: str) -> object:
     from engine.errors import ConfigError
     from engine.feeds.exchange import FeedSettings
 
@@ -127,7 +131,10 @@ def _feed_settings(exchange: str, market: str, symbols: str | None) -> object:
         raise ConfigError("a live run needs --symbols, like --symbols BTCUSDT,ETHUSDT.")
     if market not in ("spot", "futures"):
         raise ConfigError(f"--market {market!r} is not spot or futures.")
-    return FeedSettings.from_env(symbols, exchange=exchange.lower(), market=market)
+    candles = None if timeframe.lower() == "none" else timeframe
+    return FeedSettings.from_env(
+        symbols, exchange=exchange.lower(), market=market, candle_timeframe=candles
+    )
 
 
 @papertest_app.command("status")
