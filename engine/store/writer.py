@@ -285,4 +285,3 @@ class EventWriter:
                     },
                 )
         return written
-
