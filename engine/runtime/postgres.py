@@ -436,6 +436,8 @@ def attach_url(data_dir: Path, database: str = "claire") -> SecretUrl | None:
     server instead of starting a second one on the same files. None when no
     process holds the folder (the caller starts the server itself).
     """
+    if not (data_dir / "postgres.lock").exists():
+        return None  # a new folder: nobody has ever run a server here
     lock = DataDirLock(data_dir / "postgres.lock")
     try:
         lock.acquire()

@@ -139,6 +139,17 @@ def test_secrets_never_reach_the_stored_config(
         assert "***" in database
 
 
+def test_a_data_folder_that_does_not_exist_yet_is_created(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    folder = claire_home / "new" / "place"
+    out = json.loads(
+        claire(*replay_args(four_symbols[:1], "--json", "--data-dir", str(folder))).output
+    )
+    assert out["status"] == "completed" and out["data_dir"] == str(folder)
+    assert (folder / "postgres").is_dir()
+
+
 def test_resume_without_an_interrupted_run_is_a_clear_error() -> None:
     result = runner.invoke(app, ["papertest", "start", "--resume"])
     assert result.exit_code == 1
