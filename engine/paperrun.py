@@ -278,44 +278,23 @@ class PaperRunner:
                     checkpoint = store.load_checkpoint(run_id)
                     if resume.status is not RunStatus.RUNNING:
                         store.reopen_run(run_id)
-                lock = RunLock(self.data_dir, run_id)
-                if not lock.acquire():
-                    raise RunNotResumable(f"run {run_id} is being run by another process.")
-                try:
-                    run = PersistedRun(
-                        store,
-                        run_id,
-                        lambda observer: build_live_pipeline(settings, specs, observers=[observer]),
+
+                def build(observer: Callable[[Event], None]) -> Pipeline:
+                    return build_live_pipeline(settings, specs, observers=[observer])
+
+                with self._session(store, run_id, build, checkpoint) as (run, done):
+                    await drive(
+                        feed,
+                        run.pipeline,
+                        run.process,
+                        warmup=checkpoint is None,
+                        until=planned_end,
+                        progress=progress,
                     )
-                    done = 0
-                    if checkpoint is not None:
-                        restore(run.pipeline, dict(checkpoint.state))
-                        _check_against_fills(store, run_id, run.pipeline)
-                        done = checkpoint.market_events
-                    status = RunStatus.COMPLETED
-                    try:
-                        await drive(
-                            feed,
-                            run.pipeline,
-                            run.process,
-                            warmup=checkpoint is None,
-                            until=planned_end,
-                            progress=progress,
-                        )
-                        run.finish()
-                    except (KeyboardInterrupt, asyncio.CancelledError):
-                        status = RunStatus.STOPPED
-                        run.flush()
-                        store.end_run(run_id, status, self.clock.now())
-                        raise
-                    except BaseException:
-                        store.end_run(run_id, RunStatus.FAILED, self.clock.now())
-                        raise
-                    store.end_run(run_id, status, self.clock.now())
-                    summary = summarize(run.pipeline, None, quote)
-                    return RunOutcome(run_id, status, summary, self.data_dir, database, done)
-                finally:
-                    lock.release()
+                summary = summarize(run.pipeline, None, quote)
+                return RunOutcome(
+                    run_id, RunStatus.COMPLETED, summary, self.data_dir, database, done
+                )
         finally:
             await feed.close()
 
@@ -410,6 +389,48 @@ class PaperRunner:
             )
         return run
 
+    @contextmanager
+    def _session(
+        self,
+        store: Store,
+        run_id: str,
+        build: Callable[[Callable[[Event], None]], Pipeline],
+        checkpoint: Checkpoint | None,
+    ) -> Iterator[tuple[PersistedRun, int]]:
+        """Hold the run, restore its checkpoint, and record how it ended.
+
+        Yields the persisted run and how many market events it had already done.
+        Leaving normally completes the run; Ctrl-C, SIGTERM or cancellation stops
+        it after a last flush (it can be resumed); any other error fails it.
+        """
+        lock = RunLock(self.data_dir, run_id)
+        if not lock.acquire():
+            raise RunNotResumable(f"run {run_id} is being run by another process right now.")
+        try:
+            run = PersistedRun(store, run_id, build, flush_every_events=self.flush_every_events)
+            done = 0
+            if checkpoint is not None:
+                restore(run.pipeline, dict(checkpoint.state))
+                _check_against_fills(store, run_id, run.pipeline)
+                done = checkpoint.market_events
+                log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
+            try:
+                yield run, done
+                run.finish()
+            except (KeyboardInterrupt, asyncio.CancelledError):
+                run.flush()
+                store.end_run(run_id, RunStatus.STOPPED, self.clock.now())
+                raise
+            except BaseException:
+                try:
+                    store.end_run(run_id, RunStatus.FAILED, self.clock.now())
+                except ClaireError:
+                    log.exception("could not record the run's failure")
+                raise
+            store.end_run(run_id, RunStatus.COMPLETED, self.clock.now())
+        finally:
+            lock.release()
+
     def _drive(
         self,
         store: Store,
@@ -421,64 +442,20 @@ class PaperRunner:
         speed: float | None,
         progress: Callable[[datetime], None] | None,
     ) -> RunOutcome:
-        lock = RunLock(self.data_dir, run_id)
-        if not lock.acquire():
-            raise RunNotResumable(f"run {run_id} is being run by another process right now.")
-        try:
-            return self._drive_locked(
-                store, database, run_id, plan, settings, checkpoint, speed, progress
-            )
-        finally:
-            lock.release()
+        def build(observer: Callable[[Event], None]) -> Pipeline:
+            return build_replay_pipeline(settings, plan, observers=[observer])
 
-    def _drive_locked(
-        self,
-        store: Store,
-        database: str,
-        run_id: str,
-        plan: ReplayPlan,
-        settings: Settings,
-        checkpoint: Checkpoint | None,
-        speed: float | None,
-        progress: Callable[[datetime], None] | None,
-    ) -> RunOutcome:
-        run = PersistedRun(
-            store,
-            run_id,
-            lambda observer: build_replay_pipeline(settings, plan, observers=[observer]),
-            flush_every_events=self.flush_every_events,
-        )
-        events = plan.events()
-        done = 0
-        if checkpoint is not None:
-            restore(run.pipeline, dict(checkpoint.state))
-            _check_against_fills(store, run_id, run.pipeline)
-            done = checkpoint.market_events
-            events = _after(events, checkpoint)
-            log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
-        status = RunStatus.COMPLETED
-        try:
+        with self._session(store, run_id, build, checkpoint) as (run, done):
+            events = plan.events()
+            if checkpoint is not None:
+                events = _after(events, checkpoint)
             with sigterm_as_interrupt():
                 for event in paced(events, speed):
                     run.process(event)
                     if progress is not None:
                         progress(event.ts)
-                run.finish()
-        except KeyboardInterrupt:
-            status = RunStatus.STOPPED
-            run.flush()
-            store.end_run(run_id, status, self.clock.now())
-            raise
-        except BaseException:
-            status = RunStatus.FAILED
-            try:
-                store.end_run(run_id, status, self.clock.now())
-            except ClaireError:
-                log.exception("could not record the run's failure")
-            raise
-        store.end_run(run_id, status, self.clock.now())
         summary = summarize(run.pipeline, plan, plan.quote)
-        return RunOutcome(run_id, status, summary, self.data_dir, database, done)
+        return RunOutcome(run_id, RunStatus.COMPLETED, summary, self.data_dir, database, done)
 
 
 def _after(events: Iterator[MarketEvent], checkpoint: Checkpoint) -> Iterator[MarketEvent]:
