@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING, Any
 
 from engine.events import (
     Order,
-    PositionView,
     RiskEvent,
     TradingState,
     from_dict,
+    position_from_dict,
+    position_to_dict,
     to_dict,
 )
 from engine.execution.service import WorkingOrder
@@ -115,7 +116,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "used_volume": [x._used_volume[0], str(x._used_volume[1])],
         },
         "signals": {
-            "positions": [to_dict_view(v) for v in pipeline.signals._positions.values()],
+            "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
             "strategy": pipeline.strategy.export_state(),
         },
         "stats": {
@@ -127,19 +128,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "state_changes": [to_dict(e) for e in st.state_changes],
             "alerts": st.alerts,
             "market_events": st.market_events,
-            "slippage_bps_total": str(st.slippage_bps_total),
         },
-    }
-
-
-def to_dict_view(view: PositionView) -> dict[str, str]:
-    return {
-        "symbol": view.symbol,
-        "qty": str(view.qty),
-        "avg_entry": str(view.avg_entry),
-        "mark_price": str(view.mark_price),
-        "cost_basis": str(view.cost_basis),
-        "realized_pnl": str(view.realized_pnl),
     }
 
 
@@ -207,17 +196,7 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     x._used_volume = (xs["used_volume"][0], Decimal(xs["used_volume"][1]))
 
     ss = state["signals"]
-    pipeline.signals._positions = {
-        v["symbol"]: PositionView(
-            v["symbol"],
-            Decimal(v["qty"]),
-            Decimal(v["avg_entry"]),
-            Decimal(v["mark_price"]),
-            Decimal(v["cost_basis"]),
-            Decimal(v["realized_pnl"]),
-        )
-        for v in ss["positions"]
-    }
+    pipeline.signals._positions = {v["symbol"]: position_from_dict(v) for v in ss["positions"]}
     pipeline.strategy.import_state(ss["strategy"])
 
     sts, st = state["stats"], pipeline.stats
@@ -229,4 +208,3 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     st.state_changes = [e for e in map(from_dict, sts["state_changes"]) if isinstance(e, RiskEvent)]
     st.alerts = sts["alerts"]
     st.market_events = sts["market_events"]
-    st.slippage_bps_total = Decimal(sts["slippage_bps_total"])

@@ -528,6 +528,16 @@ def _plain(value: object) -> object:
     return value
 
 
+def position_to_dict(view: PositionView) -> dict[str, Any]:
+    body = _plain(view)
+    assert isinstance(body, dict)
+    return body
+
+
+def position_from_dict(body: object) -> PositionView:
+    return _decode_fields(PositionView, body)
+
+
 def to_dict(event: Event) -> dict[str, Any]:
     body: dict[str, Any] = {"type": event.TYPE}
     for f in fields(event):

@@ -22,7 +22,6 @@ from engine.bus import InProcessBus
 from engine.clock import EventClock
 from engine.config import Settings
 from engine.events import (
-    ZERO,
     Alert,
     Candle,
     Event,
@@ -35,6 +34,7 @@ from engine.events import (
 from engine.execution.service import PaperExchange
 from engine.feeds.replay import ReplayPlan, paced, plan_replay
 from engine.markets import SymbolSpec
+from engine.plain import iso_utc, plain
 from engine.portfolio.service import Portfolio
 from engine.risk.service import RiskService
 from engine.signal.base import Strategy, load_strategy
@@ -58,14 +58,12 @@ class RunStats:
     state_changes: list[RiskEvent] = field(default_factory=list)
     alerts: int = 0
     market_events: int = 0
-    slippage_bps_total: Decimal = ZERO
 
     def on_result(self, result: OrderResult) -> None:
         self.results_by_status[result.status.value] += 1
         if result.status.is_fill:
             self.fills += 1
             self.fills_by_symbol[result.symbol] += 1
-            self.slippage_bps_total += result.slippage_bps
 
     def on_risk_event(self, event: RiskEvent) -> None:
         if event.kind == "refusal":
@@ -192,16 +190,9 @@ class RunSummary:
         return self.final_equity - self.initial_capital
 
     def as_json(self) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        for name, value in self.__dict__.items():
-            if isinstance(value, Decimal):
-                out[name] = str(value)
-            elif isinstance(value, datetime):
-                out[name] = value.isoformat().replace("+00:00", "Z")
-            else:
-                out[name] = value
-        out["total_pnl"] = str(self.total_pnl)
-        out["win_rate"] = str(Decimal(self.wins) / self.round_trips) if self.round_trips else "0"
+        out: dict[str, Any] = plain(dict(self.__dict__))
+        out["total_pnl"] = plain(self.total_pnl)
+        out["win_rate"] = plain(Decimal(self.wins) / self.round_trips) if self.round_trips else "0"
         return out
 
 
@@ -230,7 +221,7 @@ def summarize(pipeline: Pipeline, plan: ReplayPlan | None, quote: str) -> RunSum
         trading_state=pipeline.risk.state.value,
         state_changes=[
             {
-                "ts": e.ts.isoformat().replace("+00:00", "Z"),
+                "ts": iso_utc(e.ts),
                 "from": e.detail.get("from", ""),
                 "to": e.state.value,
                 "reason": e.reason,

@@ -186,11 +186,7 @@ class PersistedRun:
 
 def _check_against_fills(store: Store, run_id: str, pipeline: Pipeline) -> None:
     """The restored positions must be what the stored fills add up to."""
-    rows = store.db.fetch_all(
-        "SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS qty "
-        "FROM trades WHERE run_id = %(run_id)s GROUP BY symbol",
-        {"run_id": run_id},
-    )
+    rows = store.db.fetch_all(store.queries["net_position_by_symbol"], {"run_id": run_id})
     from_fills = {r["symbol"]: Decimal(r["qty"]) for r in rows if Decimal(r["qty"]) != 0}
     restored = {s: p.qty for s, p in pipeline.portfolio.positions.items()}
     if from_fills != restored:

@@ -69,7 +69,6 @@ class Portfolio:
         self._open: dict[str, _Open] = {}
         self._next_day: datetime | None = None
         self._next_minute: datetime | None = None
-        self.last_snapshot: PortfolioSnapshot | None = None
 
     # --- valuation ----------------------------------------------------------
 
@@ -78,9 +77,6 @@ class Portfolio:
         for symbol, position in self.positions.items():
             total += position.qty * self.marks[symbol]
         return total
-
-    def exposure(self) -> Decimal:
-        return sum((abs(p.qty) * self.marks[s] for s, p in self.positions.items()), ZERO)
 
     def unrealized(self) -> Decimal:
         return sum((p.unrealized(self.marks[s]) for s, p in self.positions.items()), ZERO)
@@ -161,6 +157,5 @@ class Portfolio:
             daily_drawdown_pct=drawdown(self.day_start_equity, equity),
             positions=tuple(views),
         )
-        self.last_snapshot = snap
         self._publish(snap)
         return snap

@@ -5,12 +5,10 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import datetime
-from decimal import Decimal
 from typing import Any, Final, TextIO
 
 from engine.errors import ConfigError
-from engine.report.final import plain_decimal
+from engine.plain import plain
 from engine.store import Store
 
 # The columns each export promises, in order; the named query selects exactly these.
@@ -34,13 +32,9 @@ KINDS: Final = tuple(COLUMNS)
 
 
 def _cell(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return plain_decimal(value)
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict | list):
+    if isinstance(value, dict | list):  # jsonb detail: one cell of JSON text
         return json.dumps(value, sort_keys=True)
-    return value
+    return plain(value)
 
 
 def fetch(store: Store, kind: str, run_id: str) -> tuple[list[str], list[dict[str, Any]]]:

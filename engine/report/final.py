@@ -9,6 +9,7 @@ from typing import Any
 
 from engine.errors import ClaireError
 from engine.events import Side
+from engine.plain import plain
 from engine.report.round_trips import Fill, net_round_trips, trip_stats
 from engine.store import Store
 
@@ -47,24 +48,7 @@ class FinalReport:
     open_positions: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
-        return _plain(asdict(self))
-
-
-def plain_decimal(value: Decimal) -> str:
-    """Fixed-point text without exponent or trailing zeros: 0E-8 is 0, 1E+2 is 100."""
-    return format(value.normalize(), "f") if value.is_finite() else str(value)
-
-
-def _plain(value: Any) -> Any:
-    if isinstance(value, Decimal):
-        return plain_decimal(value)
-    if isinstance(value, datetime):
-        return value.isoformat().replace("+00:00", "Z")
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_plain(v) for v in value]
-    return value
+        return plain(asdict(self))
 
 
 def resolve_run_id(store: Store, run_id: str | None) -> str:

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from engine.paperrun import run_is_alive
-from engine.report.final import _plain
+from engine.plain import plain
 from engine.store import RunStatus, Store
 
 
@@ -33,7 +33,7 @@ class RunStatusView:
     quote_currency: str
 
     def as_json(self) -> dict[str, Any]:
-        return _plain(asdict(self))
+        return plain(asdict(self))
 
 
 def _progress(config: dict[str, Any], market_time: datetime | None) -> Decimal | None:

@@ -311,3 +311,8 @@ SELECT
     (SELECT count(*) FROM orders WHERE run_id = %(run_id)s) AS orders,
     (SELECT count(*) FROM risk_events WHERE run_id = %(run_id)s AND kind = 'refusal') AS refusals,
     (SELECT count(*) FROM alerts WHERE run_id = %(run_id)s) AS alerts;
+
+-- name: net_position_by_symbol
+-- What the stored fills add up to, to check a checkpoint before resuming from it.
+SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS qty
+FROM trades WHERE run_id = %(run_id)s GROUP BY symbol;
