@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from dataclasses import dataclass, field, fields
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from enum import StrEnum
@@ -57,6 +57,15 @@ class OrderStatus(StrEnum):
     @property
     def is_fill(self) -> bool:
         return self in (OrderStatus.FILLED, OrderStatus.PARTIALLY_FILLED)
+
+
+class TimeInForce(StrEnum):
+    """How long a limit order works: until filled or its time to live (gtc), only its first
+    chance to trade (ioc), or all at its first chance or nothing (fok)."""
+
+    GTC = "gtc"
+    IOC = "ioc"
+    FOK = "fok"
 
 
 class Liquidity(StrEnum):
@@ -141,6 +150,28 @@ def check_symbol(value: object) -> str:
             "bad_symbol",
         )
     return value
+
+
+def check_order_terms(
+    order_type: OrderType, limit_price: Decimal | None, tif: TimeInForce, post_only: bool
+) -> None:
+    """A limit order has a positive price; a market order has none and cannot rest."""
+    if order_type is OrderType.LIMIT:
+        if limit_price is None:
+            raise InvalidEventError("a limit order needs a limit_price", "missing_price")
+        check_positive(limit_price, "limit_price")
+        if post_only and tif is not TimeInForce.GTC:
+            raise InvalidEventError(
+                "a post-only order rests in the book: its time in force must be gtc",
+                "bad_time_in_force",
+            )
+    else:
+        if limit_price is not None:
+            raise InvalidEventError("a market order has no limit_price", "unexpected_price")
+        if post_only:
+            raise InvalidEventError("a market order cannot be post-only", "bad_post_only")
+    if not isinstance(post_only, bool):
+        raise InvalidEventError("post_only must be true or false", "bad_type")
 
 
 def check_utc(value: object, name: str = "ts") -> None:
@@ -277,6 +308,49 @@ class Candle(Event):
         return self.open
 
 
+@dataclass(frozen=True, slots=True)
+class Quote(Event):
+    """The best bid and ask of a symbol's order book (a book-ticker update)."""
+
+    TYPE: ClassVar[str] = "quote"
+    STREAM: ClassVar[str] = "market_data"
+
+    symbol: str
+    bid: Decimal
+    ask: Decimal
+    bid_qty: Decimal
+    ask_qty: Decimal
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        check_symbol(self.symbol)
+        for name in ("bid", "ask", "bid_qty", "ask_qty"):
+            check_positive(getattr(self, name), name)
+        if self.ask < self.bid:
+            raise InvalidEventError(
+                f"quote {self.symbol} has ask {self.ask} below bid {self.bid}", "crossed_quote"
+            )
+
+    @property
+    def mid(self) -> Decimal:
+        return (self.bid + self.ask) / 2
+
+
+@dataclass(frozen=True, slots=True)
+class Watermark(Event):
+    """Every market event up to `ts` has been published: marks at `ts` are consistent.
+
+    The feed publishes one after each group of market events that share a time, so
+    services that value the whole account (portfolio, risk) act on consistent marks.
+    """
+
+    TYPE: ClassVar[str] = "watermark"
+    STREAM: ClassVar[str] = "market_data"
+
+    def __post_init__(self) -> None:
+        self._check_common()
+
+
 MarketEvent = Trade | Candle
 
 
@@ -290,6 +364,10 @@ class Signal(Event):
     confidence: Decimal
     reason: str
     strategy: str
+    order_type: OrderType = OrderType.MARKET
+    limit_price: Decimal | None = None
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -297,6 +375,7 @@ class Signal(Event):
         check_finite(self.confidence, "confidence")
         if not ZERO <= self.confidence <= ONE:
             raise InvalidEventError("confidence must be between 0 and 1", "out_of_range")
+        check_order_terms(self.order_type, self.limit_price, self.time_in_force, self.post_only)
 
 
 @dataclass(frozen=True, slots=True)
@@ -315,6 +394,8 @@ class Order(Event):
     decision_price: Decimal
     intent: Intent
     ttl_s: int
+    time_in_force: TimeInForce = TimeInForce.GTC
+    post_only: bool = False
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -322,12 +403,7 @@ class Order(Event):
         check_symbol(self.symbol)
         check_positive(self.qty, "qty")
         check_positive(self.decision_price, "decision_price")
-        if self.order_type is OrderType.LIMIT:
-            if self.limit_price is None:
-                raise InvalidEventError("a limit order needs a limit_price", "missing_price")
-            check_positive(self.limit_price, "limit_price")
-        elif self.limit_price is not None:
-            raise InvalidEventError("a market order has no limit_price", "unexpected_price")
+        check_order_terms(self.order_type, self.limit_price, self.time_in_force, self.post_only)
         if not isinstance(self.ttl_s, int) or self.ttl_s <= 0:
             raise InvalidEventError("ttl_s must be a positive whole number", "bad_ttl")
 
@@ -337,11 +413,31 @@ class Order(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class OrderCancel(Event):
+    """A request to cancel a working order (risk flattening, an operator)."""
+
+    TYPE: ClassVar[str] = "order_cancel"
+    STREAM: ClassVar[str] = "orders"
+
+    order_id: str
+    symbol: str
+    reason: str
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        _check_id(self.order_id, "order_id")
+        check_symbol(self.symbol)
+
+
+@dataclass(frozen=True, slots=True)
 class OrderResult(Event):
     """A fill (partial or final) or the end of an order without a fill.
 
     Fills carry `qty` > 0 and `price` > 0; rejected, cancelled and expired results
     carry `qty` 0 and no price. `remaining_qty` is what is still working afterwards.
+    `requested_price` is the market price the order met (or its limit), `spread_bps`
+    the half spread a taker fill paid on top of it and `slippage_bps` the rest of the
+    cost (market impact and tick rounding); both are positive when the trader pays.
     """
 
     TYPE: ClassVar[str] = "order_result"
@@ -360,6 +456,7 @@ class OrderResult(Event):
     remaining_qty: Decimal
     reason: str
     market_event_id: str | None
+    spread_bps: Decimal = ZERO
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -368,6 +465,7 @@ class OrderResult(Event):
         check_non_negative(self.remaining_qty, "remaining_qty")
         check_non_negative(self.fee, "fee")
         check_finite(self.slippage_bps, "slippage_bps")
+        check_finite(self.spread_bps, "spread_bps")
         if self.status.is_fill:
             check_positive(self.qty, "qty")
             if self.price is None:
@@ -495,7 +593,19 @@ class Alert(Event):
 
 EVENT_TYPES: Final[dict[str, type[Event]]] = {
     cls.TYPE: cls
-    for cls in (Trade, Candle, Signal, Order, OrderResult, PortfolioSnapshot, RiskEvent, Alert)
+    for cls in (
+        Trade,
+        Candle,
+        Quote,
+        Watermark,
+        Signal,
+        Order,
+        OrderCancel,
+        OrderResult,
+        PortfolioSnapshot,
+        RiskEvent,
+        Alert,
+    )
 }
 
 STREAMS: Final = (
@@ -570,6 +680,10 @@ def _converter(annotation: Any, name: str) -> Any:
             return parse_time(value, name)
         if isinstance(inner, type) and issubclass(inner, StrEnum):
             return parse_enum(inner, value, name)
+        if inner is bool:
+            if not isinstance(value, bool):
+                raise InvalidEventError(f"{name} must be true or false", "bad_type")
+            return value
         if inner is int:
             if isinstance(value, bool) or not isinstance(value, int):
                 raise InvalidEventError(f"{name} must be a whole number", "bad_type")
@@ -592,6 +706,18 @@ def _converter(annotation: Any, name: str) -> Any:
 
 
 _CONVERTERS: dict[type, dict[str, Any]] = {}
+_DEFAULTS: dict[type, frozenset[str]] = {}
+
+
+def _defaults(cls: type) -> frozenset[str]:
+    names = _DEFAULTS.get(cls)
+    if names is None:
+        names = _DEFAULTS[cls] = frozenset(
+            f.name
+            for f in fields(cls)  # type: ignore[arg-type]
+            if f.default is not MISSING or f.default_factory is not MISSING
+        )
+    return names
 
 
 def _decode_fields(cls: type[T], body: object) -> T:
@@ -607,6 +733,8 @@ def _decode_fields(cls: type[T], body: object) -> T:
         raise InvalidEventError(f"unknown field(s): {', '.join(sorted(unknown))}", "unknown_field")
     kwargs = {}
     for name, convert in converters.items():
+        if name not in body and name in _defaults(cls):
+            continue  # an optional field an older writer did not know
         kwargs[name] = convert(body.get(name))
     try:
         return cls(**kwargs)

@@ -18,33 +18,37 @@ FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_signals
-INSERT INTO signals (run_id, event_id, ts, cause_id, symbol, side, confidence, reason, strategy)
+INSERT INTO signals (run_id, event_id, ts, cause_id, symbol, side, confidence, reason, strategy,
+                     order_type, limit_price)
 SELECT %(run_id)s::text, *
 FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
             %(symbol)s::text[], %(side)s::text[], %(confidence)s::numeric[],
-            %(reason)s::text[], %(strategy)s::text[])
+            %(reason)s::text[], %(strategy)s::text[], %(order_type)s::text[],
+            %(limit_price)s::numeric[])
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_orders
 INSERT INTO orders (run_id, event_id, order_id, ts, cause_id, symbol, side, order_type, qty,
-                    price, decision_price, intent, ttl_s)
+                    price, decision_price, intent, ttl_s, time_in_force, post_only)
 SELECT %(run_id)s::text, *
 FROM unnest(%(event_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
             %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[],
             %(order_type)s::text[], %(qty)s::numeric[], %(price)s::numeric[],
-            %(decision_price)s::numeric[], %(intent)s::text[], %(ttl_s)s::integer[])
+            %(decision_price)s::numeric[], %(intent)s::text[], %(ttl_s)s::integer[],
+            %(time_in_force)s::text[], %(post_only)s::boolean[])
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_trades
 INSERT INTO trades (run_id, trade_id, order_id, ts, cause_id, symbol, side, status, qty, price,
                     requested_price, fee, slippage_bps, liquidity, remaining_qty, reason,
-                    market_event_id)
+                    market_event_id, spread_bps)
 SELECT %(run_id)s::text, *
 FROM unnest(%(trade_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
             %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[], %(status)s::text[],
             %(qty)s::numeric[], %(price)s::numeric[], %(requested_price)s::numeric[],
             %(fee)s::numeric[], %(slippage_bps)s::numeric[], %(liquidity)s::text[],
-            %(remaining_qty)s::numeric[], %(reason)s::text[], %(market_event_id)s::text[])
+            %(remaining_qty)s::numeric[], %(reason)s::text[], %(market_event_id)s::text[],
+            %(spread_bps)s::numeric[])
 ON CONFLICT (run_id, trade_id) DO NOTHING;
 
 -- name: insert_order_results
@@ -273,18 +277,19 @@ ORDER BY ts DESC, event_id DESC
 LIMIT 1;
 
 -- name: export_signals
-SELECT event_id AS signal_id, ts, cause_id, symbol, side, confidence, reason, strategy
+SELECT event_id AS signal_id, ts, cause_id, symbol, side, confidence, reason, strategy,
+       order_type, limit_price
 FROM signals WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: export_orders
 SELECT order_id, ts, cause_id AS signal_id, symbol, side, order_type, qty, price,
-       decision_price, intent, ttl_s
+       decision_price, intent, ttl_s, time_in_force, post_only
 FROM orders WHERE run_id = %(run_id)s ORDER BY ts, order_id;
 
 -- name: export_trades
 SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.fee,
-       t.slippage_bps, t.liquidity, t.requested_price, t.status, t.remaining_qty,
-       t.market_event_id
+       t.spread_bps, t.slippage_bps, t.liquidity, t.requested_price, o.decision_price,
+       t.status, t.remaining_qty, t.market_event_id
 FROM trades t
 JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
 WHERE t.run_id = %(run_id)s

@@ -35,11 +35,14 @@ from engine.events import (
     Candle,
     Event,
     Order,
+    OrderCancel,
     OrderResult,
     PortfolioSnapshot,
+    Quote,
     RiskEvent,
     Signal,
     Trade,
+    Watermark,
 )
 from engine.store.runs import Checkpoint
 from engine.store.store import Store
@@ -50,15 +53,18 @@ TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
         "event_id", "ts", "cause_id", "symbol", "open_time", "interval_s",
         "open", "high", "low", "close", "volume",
     ),
-    "signals": ("event_id", "ts", "cause_id", "symbol", "side", "confidence", "reason", "strategy"),
+    "signals": (
+        "event_id", "ts", "cause_id", "symbol", "side", "confidence", "reason", "strategy",
+        "order_type", "limit_price",
+    ),
     "orders": (
         "event_id", "order_id", "ts", "cause_id", "symbol", "side", "order_type", "qty",
-        "price", "decision_price", "intent", "ttl_s",
+        "price", "decision_price", "intent", "ttl_s", "time_in_force", "post_only",
     ),
     "trades": (
         "trade_id", "order_id", "ts", "cause_id", "symbol", "side", "status", "qty", "price",
         "requested_price", "fee", "slippage_bps", "liquidity", "remaining_qty", "reason",
-        "market_event_id",
+        "market_event_id", "spread_bps",
     ),
     "order_results": (
         "event_id", "order_id", "ts", "cause_id", "symbol", "side", "status",
@@ -142,8 +148,9 @@ def _add_signal(batch: _Batch, e: Signal) -> None:
     batch.add(
         "signals",
         e.event_id,
-        (e.event_id, e.ts, e.cause_id, e.symbol, e.side.value, e.confidence, e.reason, e.strategy),
-    )
+        (e.event_id, e.ts, e.cause_id, e.symbol, e.side.value, e.confidence, e.reason, e.strategy,
+         e.order_type.value, e.limit_price),
+    )  # fmt: skip
 
 
 def _add_order(batch: _Batch, e: Order) -> None:
@@ -151,7 +158,8 @@ def _add_order(batch: _Batch, e: Order) -> None:
         "orders",
         e.event_id,
         (e.event_id, e.order_id, e.ts, e.cause_id, e.symbol, e.side.value, e.order_type.value,
-         e.qty, e.limit_price, e.decision_price, e.intent.value, e.ttl_s),
+         e.qty, e.limit_price, e.decision_price, e.intent.value, e.ttl_s, e.time_in_force.value,
+         e.post_only),
     )  # fmt: skip
 
 
@@ -163,7 +171,7 @@ def _add_order_result(batch: _Batch, e: OrderResult) -> None:
             e.trade_id,
             (e.trade_id, e.order_id, e.ts, e.cause_id, e.symbol, e.side.value, e.status.value,
              e.qty, e.price, e.requested_price, e.fee, e.slippage_bps, e.liquidity.value,
-             e.remaining_qty, e.reason, e.market_event_id),
+             e.remaining_qty, e.reason, e.market_event_id, e.spread_bps),
         )  # fmt: skip
     else:
         batch.add(
@@ -216,7 +224,14 @@ def _add_alert(batch: _Batch, e: Alert) -> None:
     )
 
 
+def _not_stored(batch: _Batch, e: Event) -> None:
+    """Quotes, watermarks and cancel requests leave their trace in what they cause."""
+
+
 _ROUTES: Final[dict[type[Event], Any]] = {
+    Quote: _not_stored,
+    Watermark: _not_stored,
+    OrderCancel: _not_stored,
     Candle: _add_candle,
     Trade: _add_tick,
     Signal: _add_signal,
