@@ -337,6 +337,21 @@ class Quote(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class Heartbeat(Event):
+    """The feed heard from the exchange about `symbol` (a kline update, a ping answer)
+    without a trade or a closed candle: the symbol's data is alive, not stale."""
+
+    TYPE: ClassVar[str] = "heartbeat"
+    STREAM: ClassVar[str] = "market_data"
+
+    symbol: str
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        check_symbol(self.symbol)
+
+
+@dataclass(frozen=True, slots=True)
 class Watermark(Event):
     """Every market event up to `ts` has been published: marks at `ts` are consistent.
 
@@ -597,6 +612,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         Trade,
         Candle,
         Quote,
+        Heartbeat,
         Watermark,
         Signal,
         Order,

@@ -225,11 +225,12 @@ def _add_alert(batch: _Batch, e: Alert) -> None:
 
 
 def _not_stored(batch: _Batch, e: Event) -> None:
-    """Quotes, watermarks and cancel requests leave their trace in what they cause."""
+    """Quotes, heartbeats, watermarks and cancel requests leave their trace in what they cause."""
 
 
 _ROUTES: Final[dict[type[Event], Any]] = {
     Quote: _not_stored,
+    Heartbeat: _not_stored,
     Watermark: _not_stored,
     OrderCancel: _not_stored,
     Candle: _add_candle,
