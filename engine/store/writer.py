@@ -34,6 +34,7 @@ from engine.events import (
     Alert,
     Candle,
     Event,
+    Heartbeat,
     Order,
     OrderCancel,
     OrderResult,
