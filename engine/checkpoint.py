@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.events import (
     Order,
+    Quote,
     RiskEvent,
     TradingState,
     from_dict,
@@ -24,6 +25,7 @@ from engine.events import (
     to_dict,
 )
 from engine.execution.service import WorkingOrder
+from engine.execution.spread import SpreadEstimate
 from engine.portfolio.accounting import Position
 from engine.portfolio.service import RoundTrip, _Open
 from engine.risk.service import InFlight
@@ -31,7 +33,7 @@ from engine.risk.service import InFlight
 if TYPE_CHECKING:
     from engine.kernel import Pipeline
 
-FORMAT = 1
+FORMAT = 2
 
 
 def _t(value: datetime | None) -> str | None:
@@ -84,6 +86,8 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             },
             "next_day": _t(p._next_day),
             "next_minute": _t(p._next_minute),
+            "dirty": p._dirty,
+            "last_equity": str(p._last_equity),
         },
         "risk": {
             "state": r.state.value,
@@ -114,6 +118,8 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
                 for w in x.working.values()
             ],
             "used_volume": [x._used_volume[0], str(x._used_volume[1])],
+            "spreads": {sym: est.export() for sym, est in x.spreads.items()},
+            "quotes": [to_dict(q) for q in x.quotes.values()],
         },
         "signals": {
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
@@ -160,6 +166,7 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
         for s, (o, r, f) in ps["open"].items()
     }
     p._next_day, p._next_minute = _pt(ps["next_day"]), _pt(ps["next_minute"])
+    p._dirty, p._last_equity = ps["dirty"], Decimal(ps["last_equity"])
 
     rs, r = state["risk"], pipeline.risk
     r.state = TradingState(rs["state"])
@@ -194,6 +201,13 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
             fills,  # type: ignore[arg-type]
         )
     x._used_volume = (xs["used_volume"][0], Decimal(xs["used_volume"][1]))
+    window = pipeline.settings.spread_window
+    x.spreads = {sym: SpreadEstimate.restore(window, st) for sym, st in xs["spreads"].items()}
+    x.quotes = {}
+    for body in xs["quotes"]:
+        quote = from_dict(body)
+        assert isinstance(quote, Quote)
+        x.quotes[quote.symbol] = quote
 
     ss = state["signals"]
     pipeline.signals._positions = {v["symbol"]: position_from_dict(v) for v in ss["positions"]}

@@ -47,12 +47,13 @@ class Settings(BaseSettings):
     max_open_positions: int = Field(default=3, ge=1, le=1000)
     stale_data_seconds: int = Field(default=30, ge=1)
     max_orders_per_minute: int = Field(default=30, ge=1)
+    circuit_breaker_action: Literal["flatten", "freeze"] = "flatten"
 
     # Sizing.
     sizing_mode: Literal["fixed", "volatility"] = "fixed"
     position_size_pct: Decimal = Decimal("0.05")
     target_volatility_pct: Decimal = Field(default=Decimal("0.02"), gt=0, lt=1)
-    volatility_lookback_bars: int = Field(default=48, ge=2)
+    volatility_lookback_bars: int = Field(default=576, ge=2)
 
     # Paper fills (design section 4).
     order_latency_ms: int = Field(default=200, ge=0)
@@ -60,6 +61,8 @@ class Settings(BaseSettings):
     slippage_impact_bps: Decimal = Field(default=Decimal("10"), ge=0, le=10000)
     participation_cap_pct: Decimal = Decimal("0.10")
     order_ttl_seconds: int = Field(default=900, ge=1)
+    spread_bps: Decimal | None = Field(default=None, ge=0, le=10000)
+    spread_window: int = Field(default=48, ge=1, le=100000)
     maker_fee_rate: Decimal = Decimal("0")
     taker_fee_rate: Decimal = Decimal("0.0005")
     lot_size: Decimal = Field(default=Decimal("0.00000001"), gt=0)

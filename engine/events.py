@@ -383,10 +383,15 @@ class Signal(Event):
     limit_price: Decimal | None = None
     time_in_force: TimeInForce = TimeInForce.GTC
     post_only: bool = False
+    ttl_s: int | None = None  # how long the order may work; None: ORDER_TTL_SECONDS
 
     def __post_init__(self) -> None:
         self._check_common()
         check_symbol(self.symbol)
+        if self.ttl_s is not None and (
+            isinstance(self.ttl_s, bool) or not isinstance(self.ttl_s, int) or self.ttl_s <= 0
+        ):
+            raise InvalidEventError("ttl_s must be a positive whole number", "bad_ttl")
         check_finite(self.confidence, "confidence")
         if not ZERO <= self.confidence <= ONE:
             raise InvalidEventError("confidence must be between 0 and 1", "out_of_range")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -30,6 +30,8 @@ from engine.events import (
     RiskEvent,
     Severity,
     TradingState,
+    Watermark,
+    derive_id,
 )
 from engine.execution.service import PaperExchange
 from engine.feeds.replay import ReplayPlan, paced, plan_replay
@@ -131,11 +133,26 @@ class Pipeline:
 
     def process(self, event: MarketEvent) -> None:
         """Deliver one market event and everything it causes."""
-        self.clock.advance(event.ts)
-        self.stats.market_events += 1
-        self.publish(event)
+        self.process_group((event,))
+
+    def process_group(self, events: Sequence[MarketEvent]) -> None:
+        """Deliver market events that share one time, then a watermark, and what they cause.
+
+        Every service sees all of the group's events before the watermark, so the
+        portfolio values and risk judges the account on marks of one time, and the
+        strategy's signals are decided on them.
+        """
+        if not events:
+            return
+        ts = events[-1].ts
+        self.clock.advance(ts)
+        self.stats.market_events += len(events)
+        publish = self.publish
+        for event in events:
+            publish(event)
+        publish(Watermark(event_id=derive_id("wm", events[-1].event_id), ts=ts, cause_id=None))
         self._pump()
-        self._events_since_compact += 1
+        self._events_since_compact += len(events)
         if self._events_since_compact >= 4096:
             self._events_since_compact = 0
             self.bus.compact()
@@ -154,9 +171,29 @@ class Pipeline:
             count += 1
         return count
 
-    def resume_trading(self, note: str = "") -> None:
-        self.risk.resume(self.clock.now(), note)
+    def resume_trading(self, note: str = "") -> bool:
+        """An operator's resume after a halt; False when trading was not halted."""
+        resumed = self.risk.resume(self.clock.now(), note)
         self._pump()
+        return resumed
+
+    def halt_trading(self, note: str = "") -> bool:
+        """An operator's halt, with the circuit breaker's action; False when halted already."""
+        halted = self.risk.halt(self.clock.now(), note)
+        self._pump()
+        return halted
+
+
+def by_time(events: Iterable[MarketEvent]) -> Iterator[list[MarketEvent]]:
+    """Group consecutive market events that share one time."""
+    group: list[MarketEvent] = []
+    for event in events:
+        if group and event.ts != group[0].ts:
+            yield group
+            group = []
+        group.append(event)
+    if group:
+        yield group
 
 
 @dataclass(frozen=True)
@@ -275,11 +312,11 @@ def run_replay(
             },
         )
     pipeline = build_replay_pipeline(settings, plan, strategy, observers)
-    process = pipeline.process
-    for event in paced(plan.events(), speed):
-        process(event)
+    process = pipeline.process_group
+    for group in by_time(paced(plan.events(), speed)):
+        process(group)
         if progress is not None:
-            progress(event.ts)
+            progress(group[-1].ts)
     return summarize(pipeline, plan, plan.quote), pipeline
 
 
@@ -289,6 +326,7 @@ __all__ = [
     "RunSummary",
     "TradingState",
     "build_replay_pipeline",
+    "by_time",
     "run_replay",
     "summarize",
 ]

@@ -18,7 +18,7 @@ import os
 import secrets
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -33,7 +33,7 @@ from engine.config import Settings, load_settings
 from engine.errors import ClaireError, ConfigError
 from engine.events import Event, MarketEvent
 from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
-from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, summarize
+from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, by_time, summarize
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.runtime.postgres import attach_url
 from engine.signal.base import load_strategy
@@ -150,9 +150,13 @@ class PersistedRun:
         self.rows_written = 0
 
     def process(self, event: MarketEvent) -> None:
-        self.pipeline.process(event)
-        self._last_event = event
-        self._pending += 1
+        self.process_group((event,))
+
+    def process_group(self, events: Sequence[MarketEvent]) -> None:
+        """Market events that share one time; a checkpoint only ever falls between groups."""
+        self.pipeline.process_group(events)
+        self._last_event = events[-1]
+        self._pending += len(events)
         if (
             self._pending >= self._flush_every_events
             or self._monotonic() - self._last_flush >= self._flush_every_s
@@ -446,10 +450,10 @@ class PaperRunner:
             if checkpoint is not None:
                 events = _after(events, checkpoint)
             with sigterm_as_interrupt():
-                for event in paced(events, speed):
-                    run.process(event)
+                for group in by_time(paced(events, speed)):
+                    run.process_group(group)
                     if progress is not None:
-                        progress(event.ts)
+                        progress(group[-1].ts)
         summary = summarize(run.pipeline, plan, plan.quote)
         return RunOutcome(run_id, RunStatus.COMPLETED, summary, self.data_dir, database, done)
 

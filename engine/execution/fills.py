@@ -1,11 +1,12 @@
-"""The paper fill model as pure functions: slippage, participation, price bounds.
+"""The paper fill model as pure functions: spread, slippage, participation, price bounds.
 
-A market order fills at the reference price of the first market event at or after
-its time plus latency (a candle's open: the first price the order could meet),
-moved against the order by slippage = base bps + impact bps * sqrt(share of the
-bar's volume). The result is rounded onto the tick grid against the trader and
-kept inside the bar's low-high range: paper never fills at a price the market
-did not trade.
+A taker fill starts from the market as it stood when the order arrived (on a candle:
+the intra-bar path at `order.ts + latency`, see `path.py`; on a trade: the middle
+between the print and the other side of the book), pays half the spread and then
+slippage = base bps + impact bps * sqrt(share of the volume the order could meet).
+The result is rounded onto the tick grid against the trader and, on a candle, kept
+inside the bar's low-high range: paper never fills at a price the market did not
+trade. A resting limit order fills at exactly its limit as maker, never better.
 """
 
 from __future__ import annotations
@@ -20,25 +21,23 @@ BPS = Decimal(10000)
 _BPS_QUANTUM = Decimal("0.0001")
 
 
-def slippage_bps(
-    base_bps: Decimal, impact_bps: Decimal, qty: Decimal, bar_volume: Decimal
-) -> Decimal:
+def slippage_bps(base_bps: Decimal, impact_bps: Decimal, qty: Decimal, volume: Decimal) -> Decimal:
     """Square-root impact: doubling the share of volume costs about 41 % more."""
-    if bar_volume <= 0:
-        return base_bps
-    share = min(qty / bar_volume, Decimal(1))
+    if volume <= 0:
+        return base_bps + impact_bps
+    share = min(qty / volume, Decimal(1))
     return base_bps + impact_bps * share.sqrt()
 
 
 def fillable_qty(
     remaining: Decimal,
-    bar_volume: Decimal,
+    volume: Decimal,
     participation_cap: Decimal,
     already_used: Decimal,
     spec: SymbolSpec,
 ) -> Decimal:
-    """How much of an order this bar can take: a capped share of its volume, in whole lots."""
-    room = bar_volume * participation_cap - already_used
+    """How much of an order this chance can take: a capped share of the volume, in lots."""
+    room = volume * participation_cap - already_used
     if room <= 0:
         return ZERO
     return spec.floor_qty(min(remaining, room))
@@ -48,7 +47,7 @@ def bounded(price: Decimal, low: Decimal, high: Decimal) -> Decimal:
     return min(max(price, low), high)
 
 
-def realized_slippage_bps(side: Side, reference: Decimal, fill: Decimal) -> Decimal:
+def cost_bps(side: Side, reference: Decimal, fill: Decimal) -> Decimal:
     """Signed cost in bps: positive when the fill is worse than the reference."""
     return ((fill - reference) * side.sign / reference * BPS).quantize(_BPS_QUANTUM)
 
@@ -56,68 +55,62 @@ def realized_slippage_bps(side: Side, reference: Decimal, fill: Decimal) -> Deci
 @dataclass(frozen=True, slots=True)
 class FillQuote:
     price: Decimal
-    reference: Decimal
-    slippage_bps: Decimal
+    reference: Decimal  # the market the order met (or its limit, for a resting fill)
+    spread_bps: Decimal  # half spread paid, in bps of the reference
+    slippage_bps: Decimal  # the rest of the cost: impact and tick rounding
     liquidity: Liquidity
 
 
-def market_fill(
+def taker_fill(
     side: Side,
     reference: Decimal,
+    half_spread_bps: Decimal,
     qty: Decimal,
-    bar_volume: Decimal,
-    low: Decimal,
-    high: Decimal,
+    volume: Decimal,
     spec: SymbolSpec,
     base_bps: Decimal,
     impact_bps: Decimal,
+    bounds: tuple[Decimal, Decimal] | None,
 ) -> FillQuote:
-    """Price a taker fill of `qty` against a bar (or a trade, where low == high)."""
-    bps = slippage_bps(base_bps, impact_bps, qty, bar_volume)
-    raw = reference * (1 + side.sign * bps / BPS)
-    price = bounded(spec.adverse_price(raw, side), low, high)
-    return FillQuote(
-        price, reference, realized_slippage_bps(side, reference, price), Liquidity.TAKER
-    )
+    """Price a taker fill of `qty` that meets the market at `reference` (a mid price).
 
-
-def limit_fill(
-    side: Side,
-    limit: Decimal,
-    open_price: Decimal,
-    low: Decimal,
-    high: Decimal,
-    first_bar: bool,
-    qty: Decimal,
-    bar_volume: Decimal,
-    spec: SymbolSpec,
-    base_bps: Decimal,
-    impact_bps: Decimal,
-) -> FillQuote | None:
-    """A limit order fills only when the market trades through its price.
-
-    On the first bar an order whose limit is already marketable at the open takes
-    liquidity like a market order, never beyond its limit. A resting order fills
-    at its limit when the bar trades through it, or at the open when the bar
-    gaps through it; resting fills are maker fills with no slippage.
+    `bounds` is the bar's low-high range on candles (a fill stays inside it), None on
+    trades. The recorded spread is the part of the cost that the spread explains; the
+    slippage is the rest, so spread + slippage is the whole cost against `reference`.
     """
-    marketable_at_open = open_price <= limit if side is Side.BUY else open_price >= limit
-    if first_bar and marketable_at_open:
-        quote = market_fill(
-            side, open_price, qty, bar_volume, low, high, spec, base_bps, impact_bps
-        )
-        price = min(quote.price, limit) if side is Side.BUY else max(quote.price, limit)
-        return FillQuote(
-            price, open_price, realized_slippage_bps(side, open_price, price), Liquidity.TAKER
-        )
-    if marketable_at_open:
-        return FillQuote(
-            open_price, limit, realized_slippage_bps(side, limit, open_price), Liquidity.MAKER
-        )
-    traded_through = low < limit if side is Side.BUY else high > limit
-    if not traded_through:
-        return None
-    return FillQuote(limit, limit, ZERO, Liquidity.MAKER)
+    impact = slippage_bps(base_bps, impact_bps, qty, volume)
+    raw = reference * (1 + side.sign * (half_spread_bps + impact) / BPS)
+    price = spec.adverse_price(raw, side)
+    if bounds is not None:
+        price = bounded(price, *bounds)
+    total = cost_bps(side, reference, price)
+    spread = min(half_spread_bps.quantize(_BPS_QUANTUM), max(total, ZERO))
+    return FillQuote(price, reference, spread, total - spread, Liquidity.TAKER)
+
+
+def limit_is_marketable(side: Side, limit: Decimal, touch: Decimal) -> bool:
+    """Whether a limit meets the other side of the book (`touch`: the ask for a buy)."""
+    return touch <= limit if side is Side.BUY else touch >= limit
+
+
+def capped_at_limit(quote: FillQuote, side: Side, limit: Decimal) -> FillQuote:
+    """A marketable limit takes liquidity, never beyond its limit."""
+    price = min(quote.price, limit) if side is Side.BUY else max(quote.price, limit)
+    if price == quote.price:
+        return quote
+    total = cost_bps(side, quote.reference, price)
+    spread = min(quote.spread_bps, max(total, ZERO))
+    return FillQuote(price, quote.reference, spread, total - spread, quote.liquidity)
+
+
+def traded_through(side: Side, limit: Decimal, low: Decimal, high: Decimal) -> bool:
+    """A resting limit fills only when the market trades through it (a touch is not enough)."""
+    return low < limit if side is Side.BUY else high > limit
+
+
+def resting_fill(limit: Decimal) -> FillQuote:
+    """A resting limit fills at exactly its price as maker: never better, even on a gap."""
+    return FillQuote(limit, limit, ZERO, ZERO, Liquidity.MAKER)
 
 
 def fee(qty: Decimal, price: Decimal, rate: Decimal) -> Decimal:

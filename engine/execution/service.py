@@ -1,8 +1,12 @@
 """The paper exchange: keeps working orders and fills them against market events.
 
-It also keeps the account the way an exchange does (cash and holdings from its
-own fills), so a buy can never spend cash that is not there and a spot sell can
-never sell more than is held, whatever risk approved.
+Each order can trade from its arrival (`order.ts + latency`) until its time to live
+runs out (`order.ts + ttl`), both inclusive. On a candle the order meets the market
+at the intra-bar path's price when it arrived (or at the open, on every later bar),
+and can take only the bar's volume that traded while it was working. It also keeps
+the account the way an exchange does (cash and holdings from its own fills), so a
+buy can never spend cash that is not there and a spot sell can never sell more than
+is held, whatever risk approved.
 """
 
 from __future__ import annotations
@@ -16,15 +20,31 @@ from engine.config import Settings
 from engine.events import (
     ZERO,
     Candle,
-    MarketEvent,
+    Event,
+    Liquidity,
     Order,
+    OrderCancel,
     OrderResult,
     OrderStatus,
     OrderType,
+    Quote,
     Side,
+    TimeInForce,
+    Trade,
     derive_id,
 )
-from engine.execution.fills import FillQuote, fee, fillable_qty, limit_fill, market_fill
+from engine.execution.fills import (
+    FillQuote,
+    capped_at_limit,
+    fee,
+    fillable_qty,
+    limit_is_marketable,
+    resting_fill,
+    taker_fill,
+    traded_through,
+)
+from engine.execution.path import bar_path, share_of_bar
+from engine.execution.spread import SpreadEstimate, half_spread_bps
 from engine.markets import SymbolSpec
 
 
@@ -44,6 +64,18 @@ class PaperAccount:
     holdings: dict[str, Decimal] = field(default_factory=dict)
 
 
+@dataclass(frozen=True, slots=True)
+class _Chance:
+    """One moment an order can trade: when, at what market, with how much volume."""
+
+    at: datetime
+    reference: Decimal  # the market's middle at `at`
+    low: Decimal  # the range the market covers from `at` on
+    high: Decimal
+    volume: Decimal  # what traded while the order was working
+    bounds: tuple[Decimal, Decimal] | None  # a candle's low-high; None for a trade
+
+
 class PaperExchange:
     def __init__(
         self,
@@ -58,8 +90,18 @@ class PaperExchange:
         self.working: dict[str, WorkingOrder] = {}
         self._latency = timedelta(milliseconds=settings.order_latency_ms)
         self._used_volume: tuple[str, Decimal] = ("", ZERO)
+        self.spreads: dict[str, SpreadEstimate] = {}
+        self.quotes: dict[str, Quote] = {}
+        self._fixed_spread = (
+            settings.spread_bps / 10000 if settings.spread_bps is not None else None
+        )
 
-    def on_order(self, order: Order) -> None:
+    # --- orders ---------------------------------------------------------------
+
+    def on_order(self, order: Order | OrderCancel) -> None:
+        if isinstance(order, OrderCancel):
+            self.cancel(order.order_id, order.ts, order.reason)
+            return
         if order.order_id in self.working:
             return  # re-delivered
         if order.symbol not in self.specs:
@@ -79,104 +121,194 @@ class PaperExchange:
         self._finish(working.order, ts, OrderStatus.CANCELLED, working.remaining, reason, None)
         return True
 
-    def on_market(self, event: MarketEvent) -> None:
-        if not self.working:
-            return
+    # --- market ---------------------------------------------------------------
+
+    def on_market(self, event: Event) -> None:
+        if isinstance(event, Candle | Trade):
+            if self.working:
+                self._match(event)
+            self._learn_spread(event)
+        elif isinstance(event, Quote):
+            self.quotes[event.symbol] = event
+
+    def _match(self, event: Candle | Trade) -> None:
+        start = event.open_time if isinstance(event, Candle) else event.ts
         for order_id in list(self.working):
             working = self.working[order_id]
-            if event.ts >= working.expires_at:
+            if working.order.symbol != event.symbol:
+                # Time has passed the order's last chance when another symbol's data
+                # starts after it: every chance of its own symbol up to then was seen.
+                if start > working.expires_at:
+                    self._expire(working)
+                continue
+            if event.ts < working.active_at:
+                continue
+            at = max(working.active_at, start)
+            if at > working.expires_at:
+                self._expire(working)
+                continue
+            self._try_fill(working, event, at)
+            if order_id not in self.working:
+                continue
+            tif = working.order.time_in_force
+            if working.order.order_type is OrderType.LIMIT and tif is not TimeInForce.GTC:
                 del self.working[order_id]
                 self._finish(
                     working.order,
-                    working.expires_at,
-                    OrderStatus.EXPIRED,
+                    at,
+                    OrderStatus.CANCELLED,
                     working.remaining,
-                    f"time to live of {working.order.ttl_s}s ran out",
-                    None,
+                    f"{tif.value}: only its first chance to trade",
+                    event,
                 )
-            elif working.order.symbol == event.symbol and event.ts >= working.active_at:
-                self._try_fill(working, event)
+            elif event.ts > working.expires_at:
+                self._expire(working)
 
-    def _try_fill(self, working: WorkingOrder, event: MarketEvent) -> None:
+    def _expire(self, working: WorkingOrder) -> None:
+        del self.working[working.order.order_id]
+        self._finish(
+            working.order,
+            working.expires_at,
+            OrderStatus.EXPIRED,
+            working.remaining,
+            f"time to live of {working.order.ttl_s}s ran out",
+            None,
+        )
+
+    def _chance(self, working: WorkingOrder, event: Candle | Trade, at: datetime) -> _Chance:
+        if isinstance(event, Trade):
+            half = half_spread_bps(self._relative_spread(event.symbol)) / 10000
+            # A print at the ask (buyer-initiated) sits half a spread above the middle.
+            mid = event.price / (1 + event.side.sign * half)
+            return _Chance(at, mid, event.price, event.price, event.qty, None)
+        path = bar_path(event)
+        low, high = path.range_from(at)
+        until = min(event.ts, working.expires_at)
+        volume = event.volume * share_of_bar(event, at, until)
+        return _Chance(at, path.price_at(at), low, high, volume, (event.low, event.high))
+
+    def _relative_spread(self, symbol: str) -> Decimal | None:
+        quote = self.quotes.get(symbol)
+        if quote is not None:
+            return (quote.ask - quote.bid) / quote.mid
+        if self._fixed_spread is not None:
+            return self._fixed_spread
+        estimate = self.spreads.get(symbol)
+        return estimate.relative() if estimate is not None else None
+
+    def _learn_spread(self, event: Candle | Trade) -> None:
+        estimate = self.spreads.get(event.symbol)
+        if estimate is None:
+            estimate = self.spreads[event.symbol] = SpreadEstimate(self.settings.spread_window)
+        if isinstance(event, Candle):
+            estimate.on_bar(event.high, event.low, event.close)
+        else:
+            estimate.on_print(event.side, event.price)
+
+    def _price(
+        self, working: WorkingOrder, chance: _Chance, qty: Decimal, spec: SymbolSpec
+    ) -> FillQuote | str | None:
+        """The fill's price, a reason to reject the order, or None when it does not trade."""
+        order = working.order
+        s = self.settings
+        half = half_spread_bps(self._relative_spread(order.symbol))
+        if order.order_type is OrderType.MARKET:
+            return taker_fill(
+                order.side,
+                chance.reference,
+                half,
+                qty,
+                chance.volume,
+                spec,
+                s.slippage_base_bps,
+                s.slippage_impact_bps,
+                chance.bounds,
+            )
+        assert order.limit_price is not None
+        limit = order.limit_price
+        if working.bars_seen == 0:
+            touch = chance.reference * (1 + order.side.sign * half / 10000)
+            if limit_is_marketable(order.side, limit, touch):
+                if order.post_only:
+                    return "post_only: the order would have taken liquidity on arrival"
+                quote = taker_fill(
+                    order.side,
+                    chance.reference,
+                    half,
+                    qty,
+                    chance.volume,
+                    spec,
+                    s.slippage_base_bps,
+                    s.slippage_impact_bps,
+                    chance.bounds,
+                )
+                return capped_at_limit(quote, order.side, limit)
+        if traded_through(order.side, limit, chance.low, chance.high):
+            return resting_fill(limit)
+        return None
+
+    def _try_fill(self, working: WorkingOrder, event: Candle | Trade, at: datetime) -> None:
         order = working.order
         spec = self.specs[order.symbol]
-        s = self.settings
-        first_bar = working.bars_seen == 0
-        working.bars_seen += 1
+        chance = self._chance(working, event, at)
         used_id, used = self._used_volume
         if used_id != event.event_id:
             used = ZERO
-        qty = fillable_qty(working.remaining, event.volume, s.participation_cap_pct, used, spec)
-        qty = self._affordable(order, qty, event, spec)
+        qty = fillable_qty(
+            working.remaining, chance.volume, self.settings.participation_cap_pct, used, spec
+        )
+        qty = self._affordable(order, qty, chance, spec)
+        if order.time_in_force is TimeInForce.FOK and qty < working.remaining:
+            qty = ZERO  # all or nothing
         if qty <= 0:
+            working.bars_seen += 1
             if order.side is Side.SELL and self.account.holdings.get(order.symbol, ZERO) <= 0:
-                del self.working[order.order_id]
-                self._finish(
-                    order,
-                    event.ts,
-                    OrderStatus.REJECTED,
-                    working.remaining,
-                    "insufficient_position: spot cannot sell what is not held",
-                    event,
-                )
+                reason = "insufficient_position: spot cannot sell what is not held"
+                self._reject(working, at, reason)
             return
-        quote: FillQuote | None
-        if order.order_type is OrderType.MARKET:
-            quote = market_fill(
-                order.side,
-                event.reference_price,
-                qty,
-                event.volume,
-                event.low,
-                event.high,
-                spec,
-                s.slippage_base_bps,
-                s.slippage_impact_bps,
-            )
-        else:
-            assert order.limit_price is not None
-            open_price = event.open if isinstance(event, Candle) else event.price
-            quote = limit_fill(
-                order.side,
-                order.limit_price,
-                open_price,
-                event.low,
-                event.high,
-                first_bar,
-                qty,
-                event.volume,
-                spec,
-                s.slippage_base_bps,
-                s.slippage_impact_bps,
-            )
+        quote = self._price(working, chance, qty, spec)
+        working.bars_seen += 1
+        if isinstance(quote, str):
+            self._reject(working, at, quote)
+            return
         if quote is None:
             return
-        rate = spec.taker_fee if quote.liquidity.value == "taker" else spec.maker_fee
-        # A buy may have been affordable at the reference but not after slippage.
+        rate = spec.taker_fee if quote.liquidity is Liquidity.TAKER else spec.maker_fee
+        # A buy may have been affordable at the reference but not after spread and slippage.
         if order.side is Side.BUY:
             qty = min(qty, spec.floor_qty(self.account.cash / (quote.price * (1 + rate))))
             if qty <= 0:
                 return
-        paid = fee(qty, quote.price, rate)
+        self._fill(working, event, at, qty, quote, fee(qty, quote.price, rate), used)
+
+    def _fill(
+        self,
+        working: WorkingOrder,
+        event: Candle | Trade,
+        at: datetime,
+        qty: Decimal,
+        quote: FillQuote,
+        paid: Decimal,
+        used: Decimal,
+    ) -> None:
+        order = working.order
         self._used_volume = (event.event_id, used + qty)
         working.remaining -= qty
         working.fills += 1
+        holdings = self.account.holdings
         if order.side is Side.BUY:
             self.account.cash -= qty * quote.price + paid
-            self.account.holdings[order.symbol] = (
-                self.account.holdings.get(order.symbol, ZERO) + qty
-            )
+            holdings[order.symbol] = holdings.get(order.symbol, ZERO) + qty
         else:
             self.account.cash += qty * quote.price - paid
-            self.account.holdings[order.symbol] -= qty
+            holdings[order.symbol] -= qty
         done = working.remaining == 0
         if done:
             del self.working[order.order_id]
-        fill_ts = max(working.active_at, event.open_time if isinstance(event, Candle) else event.ts)
         self._publish(
             OrderResult(
                 event_id=derive_id("fill", order.order_id, working.fills),
-                ts=fill_ts,
+                ts=at,
                 cause_id=order.event_id,
                 order_id=order.order_id,
                 symbol=order.symbol,
@@ -191,17 +323,28 @@ class PaperExchange:
                 remaining_qty=working.remaining,
                 reason="",
                 market_event_id=event.event_id,
+                spread_bps=quote.spread_bps,
             )
         )
 
-    def _affordable(
-        self, order: Order, qty: Decimal, event: MarketEvent, spec: SymbolSpec
-    ) -> Decimal:
+    def _reject(self, working: WorkingOrder, at: datetime, reason: str) -> None:
+        del self.working[working.order.order_id]
+        self._finish(working.order, at, OrderStatus.REJECTED, working.remaining, reason, None)
+
+    def _affordable(self, order: Order, qty: Decimal, chance: _Chance, spec: SymbolSpec) -> Decimal:
         if order.side is Side.SELL:
             return min(qty, self.account.holdings.get(order.symbol, ZERO))
-        # Highest possible price in this bar bounds what the cash can pay for.
-        ceiling = event.high * (1 + spec.taker_fee)
-        return min(qty, spec.floor_qty(self.account.cash / ceiling))
+        # The highest price this chance can fill at bounds what the cash can pay for.
+        if chance.bounds is not None:
+            ceiling = chance.bounds[1]
+        else:
+            s = self.settings
+            worst = half_spread_bps(self._relative_spread(order.symbol))
+            worst += s.slippage_base_bps + s.slippage_impact_bps
+            ceiling = chance.reference * (1 + worst / 10000) + spec.tick_size
+        if order.limit_price is not None:
+            ceiling = min(ceiling, order.limit_price)
+        return min(qty, spec.floor_qty(self.account.cash / (ceiling * (1 + spec.taker_fee))))
 
     def _finish(
         self,
@@ -210,7 +353,7 @@ class PaperExchange:
         status: OrderStatus,
         remaining: Decimal,
         reason: str,
-        event: MarketEvent | None,
+        event: Event | None,
     ) -> None:
         self._publish(
             OrderResult(

@@ -1,8 +1,11 @@
 """The portfolio service: applies fills, marks positions, publishes snapshots.
 
-A snapshot goes out after every fill and at the first event of every new minute
-of event time. Drawdown is measured from the peak equity of the run and from the
-equity at the start of the UTC day.
+Marks move with every market event, but the account is valued only at watermarks,
+when every market event of one time has been applied: so equity, peak, drawdown
+and exposure never mix a fresh price of one symbol with a stale one of another. A
+snapshot goes out at the watermark after any fill and at the first watermark of
+every new minute of event time. Drawdown is measured from the peak equity of the
+run and from the equity at the start of the UTC day.
 """
 
 from __future__ import annotations
@@ -15,10 +18,12 @@ from decimal import Decimal
 from engine.events import (
     ZERO,
     Candle,
-    MarketEvent,
+    Event,
     OrderResult,
     PortfolioSnapshot,
     PositionView,
+    Trade,
+    Watermark,
     derive_id,
 )
 from engine.portfolio.accounting import Position, apply_fill, drawdown
@@ -69,6 +74,8 @@ class Portfolio:
         self._open: dict[str, _Open] = {}
         self._next_day: datetime | None = None
         self._next_minute: datetime | None = None
+        self._dirty = False  # a fill since the last snapshot
+        self._last_equity = initial_capital  # at the last watermark
 
     # --- valuation ----------------------------------------------------------
 
@@ -83,17 +90,32 @@ class Portfolio:
 
     # --- inputs -------------------------------------------------------------
 
-    def on_market(self, event: MarketEvent) -> None:
-        ts = event.ts
+    def on_market(self, event: Event) -> None:
+        if isinstance(event, Candle):
+            self.marks[event.symbol] = event.close
+        elif isinstance(event, Trade):
+            self.marks[event.symbol] = event.price
+        elif isinstance(event, Watermark):
+            self._at_watermark(event)
+
+    def _at_watermark(self, mark: Watermark) -> None:
+        ts = mark.ts
+        equity = self.equity()
         if self._next_day is None or ts >= self._next_day:
-            # The day's start equity is valued before this event moves any mark.
             if self._next_day is not None:
-                self.day_start_equity = self.equity()
+                # The day's start is the account at midnight: this watermark's if it is
+                # exactly then, else the last one before midnight.
+                at_midnight = ts == datetime.combine(ts.date(), time(), UTC)
+                self.day_start_equity = equity if at_midnight else self._last_equity
             self._next_day = datetime.combine(ts.date(), time(), UTC) + _DAY
-        self.marks[event.symbol] = event.close if isinstance(event, Candle) else event.price
-        if self._next_minute is None or ts >= self._next_minute:
+        self._last_equity = equity
+        new_minute = self._next_minute is None or ts >= self._next_minute
+        if new_minute:
             self._next_minute = ts.replace(second=0, microsecond=0) + _MINUTE
-            self.snapshot(ts, event.event_id)
+        if new_minute or self._dirty:
+            self.snapshot(ts, mark.event_id)
+        else:
+            self._track(equity, self._exposure())
 
     def on_result(self, result: OrderResult) -> None:
         if not result.status.is_fill or result.price is None:
@@ -119,7 +141,22 @@ class Portfolio:
             )
         else:
             self.positions[symbol] = effect.position
-        self.snapshot(result.ts, result.event_id)
+        self._dirty = True  # the snapshot follows at this time's watermark
+
+    def _exposure(self) -> Decimal:
+        return sum((abs(p.qty * self.marks[s]) for s, p in self.positions.items()), ZERO)
+
+    def _track(self, equity: Decimal, exposure: Decimal) -> tuple[Decimal, Decimal]:
+        """Peak, maximum drawdown and maximum exposure on consistent marks."""
+        if equity > self.peak_equity:
+            self.peak_equity = equity
+        exposure_pct = exposure / equity if equity > 0 else ZERO
+        dd = drawdown(self.peak_equity, equity)
+        if dd > self.max_drawdown_pct:
+            self.max_drawdown_pct = dd
+        if exposure_pct > self.max_exposure_pct:
+            self.max_exposure_pct = exposure_pct
+        return exposure_pct, dd
 
     # --- output -------------------------------------------------------------
 
@@ -134,12 +171,8 @@ class Portfolio:
             exposure += abs(value)
             unrealized += value - p.cost
             views.append(PositionView(s, p.qty, p.avg_entry, mark, p.cost, p.realized))
-        if equity > self.peak_equity:
-            self.peak_equity = equity
-        exposure_pct = exposure / equity if equity > 0 else ZERO
-        dd = drawdown(self.peak_equity, equity)
-        self.max_drawdown_pct = max(self.max_drawdown_pct, dd)
-        self.max_exposure_pct = max(self.max_exposure_pct, exposure_pct)
+        exposure_pct, dd = self._track(equity, exposure)
+        self._dirty = False
         snap = PortfolioSnapshot(
             event_id=derive_id("snap", cause_id),
             ts=ts,

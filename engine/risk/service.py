@@ -21,24 +21,28 @@ from engine.events import (
     Alert,
     Candle,
     Event,
+    Heartbeat,
     Intent,
-    MarketEvent,
     Order,
+    OrderCancel,
     OrderResult,
     OrderType,
     PortfolioSnapshot,
+    Quote,
     RiskEvent,
     Severity,
     Side,
     Signal,
+    Trade,
     TradingState,
+    Watermark,
     derive_id,
 )
 from engine.markets import SymbolSpec
 from engine.risk.sizing import (
+    daily_volatility,
     entry_headroom,
     fixed_fraction_notional,
-    realized_volatility,
     volatility_scaled_notional,
 )
 from engine.risk.state import next_state
@@ -83,9 +87,15 @@ class RiskService:
 
     # --- inputs -------------------------------------------------------------
 
-    def on_market(self, event: MarketEvent) -> None:
-        symbol = event.symbol
+    def on_market(self, event: Event) -> None:
+        if isinstance(event, Watermark):
+            # Every symbol is marked at this time now: judge the account on consistent marks.
+            self._evaluate(event.ts, self.equity(), event.event_id)
+            if self.state is TradingState.HALTED and self._flattening:
+                self._flatten(event.ts, event.event_id)
+            return
         if isinstance(event, Candle):
+            symbol = event.symbol
             self.last_price[symbol] = event.close
             closes = self._closes.get(symbol)
             if closes is None:
@@ -94,9 +104,12 @@ class RiskService:
                 )
                 self._bars_per_day[symbol] = 86400 / event.interval_s
             closes.append(float(event.close))
-        else:
-            self.last_price[symbol] = event.price
-        self.last_seen[symbol] = event.ts
+        elif isinstance(event, Trade):
+            self.last_price[event.symbol] = event.price
+        elif not isinstance(event, Quote | Heartbeat):
+            return
+        # Any message about a symbol shows its feed is alive.
+        self.last_seen[event.symbol] = event.ts
 
     def warm_up(self, candle: Candle) -> None:
         """History for volatility sizing; it does not count as fresh market data."""
@@ -123,13 +136,69 @@ class RiskService:
         if result.remaining_qty == 0:
             del self.in_flight[result.order_id]
 
-    def resume(self, ts: datetime, operator_note: str = "") -> None:
-        """Leave HALTED by an operator's decision; the breaker re-arms from today's equity."""
+    def resume(self, ts: datetime, operator_note: str = "") -> bool:
+        """Leave HALTED by an operator's decision; the breaker re-arms from today's equity.
+
+        Returns False (and changes nothing) when trading is not halted.
+        """
         if self.state is not TradingState.HALTED:
-            return
+            return False
         equity = self.equity()
         self.breaker_peak = equity
         self._change(ts, TradingState.ACTIVE, "operator_resume", None, equity, note=operator_note)
+        return True
+
+    def halt(self, ts: datetime, operator_note: str = "") -> bool:
+        """Halt trading by an operator's decision, with the circuit breaker's action.
+
+        Returns False (and changes nothing) when trading is halted already.
+        """
+        if self.state is TradingState.HALTED:
+            return False
+        self._change(ts, TradingState.HALTED, "operator_halt", None, self.equity(), operator_note)
+        return True
+
+    @property
+    def _flattening(self) -> bool:
+        return self.settings.circuit_breaker_action == "flatten"
+
+    def _flatten(self, now: datetime, cause_id: str | None) -> None:
+        """Close every position at market: cancel what works, then sell what is held."""
+        for flight in list(self.in_flight.values()):
+            order = flight.order
+            if order.intent is Intent.EXIT and order.order_type is OrderType.MARKET:
+                continue  # already on its way out
+            self._publish(
+                OrderCancel(
+                    event_id=derive_id("cxl", order.order_id, "flatten"),
+                    ts=now,
+                    cause_id=cause_id,
+                    order_id=order.order_id,
+                    symbol=order.symbol,
+                    reason="circuit_breaker_flatten",
+                )
+            )
+        for symbol, held in sorted(self.positions.items()):
+            qty = held - self._in_flight_exits(symbol, market_only=True)
+            if qty <= 0 or symbol not in self.last_price:
+                continue
+            order_id = derive_id("ord", "flatten", cause_id, symbol)
+            self._send(
+                Order(
+                    event_id=order_id,
+                    ts=now,
+                    cause_id=cause_id,
+                    order_id=order_id,
+                    symbol=symbol,
+                    side=Side.SELL,
+                    order_type=OrderType.MARKET,
+                    qty=qty,
+                    limit_price=None,
+                    decision_price=self.last_price[symbol],
+                    intent=Intent.EXIT,
+                    ttl_s=self.settings.order_ttl_seconds,
+                )
+            )
 
     # --- valuation ----------------------------------------------------------
 
@@ -152,12 +221,14 @@ class RiskService:
             ZERO,
         )
 
-    def _in_flight_exits(self, symbol: str) -> Decimal:
+    def _in_flight_exits(self, symbol: str, market_only: bool = False) -> Decimal:
         return sum(
             (
                 f.remaining
                 for f in self.in_flight.values()
-                if f.order.side is Side.SELL and f.order.symbol == symbol
+                if f.order.side is Side.SELL
+                and f.order.symbol == symbol
+                and not (market_only and f.order.order_type is OrderType.LIMIT)
             ),
             ZERO,
         )
@@ -200,7 +271,9 @@ class RiskService:
         }
         if note:
             detail["note"] = note
-        event_id = derive_id("risk", "state", cause_id, ts.isoformat(), state.value)
+        if state is TradingState.HALTED:
+            detail["action"] = self.settings.circuit_breaker_action
+        event_id = derive_id("risk", "state", cause_id, ts.isoformat(), state.value, reason)
         self._publish(
             RiskEvent(
                 event_id=event_id,
@@ -223,14 +296,23 @@ class RiskService:
                     cause_id=event_id,
                     severity=severity,
                     rule=reason,
-                    message=(
-                        "circuit breaker tripped: trading halted until an operator resumes"
-                        if state is TradingState.HALTED
-                        else "daily drawdown limit reached: only exits until the next UTC day"
-                    ),
+                    message=self._alert_message(state, reason),
                     detail=detail,
                 )
             )
+        if state is TradingState.HALTED and self._flattening:
+            self._flatten(ts, event_id)
+
+    def _alert_message(self, state: TradingState, reason: str) -> str:
+        if state is TradingState.REDUCING:
+            return "daily drawdown limit reached: only exits until the next UTC day"
+        action = (
+            "positions closed at market"
+            if self._flattening
+            else "positions kept, every order refused"
+        )
+        cause = "halted by an operator" if reason == "operator_halt" else "circuit breaker tripped"
+        return f"{cause}: {action}; trading halted until an operator resumes"
 
     # --- decisions ----------------------------------------------------------
 
@@ -255,7 +337,7 @@ class RiskService:
             return
         self._evaluate(now, self.equity(), signal.event_id)
         if self.state is TradingState.HALTED:
-            self._refuse(signal, "halted", "trading is halted by the circuit breaker", {})
+            self._refuse(signal, "halted", "trading is halted until an operator resumes", {})
             return
         if signal.side is Side.BUY:
             self._entry(signal, now)
@@ -298,6 +380,8 @@ class RiskService:
         if self._rate_limited(signal, now):
             return
         price = self.last_price[symbol]
+        if signal.limit_price is not None:
+            price = signal.limit_price  # a limit buy never pays more than its limit
         spec = self.specs[symbol]
         equity = self.equity()
         if s.sizing_mode == "volatility":
@@ -305,8 +389,9 @@ class RiskService:
                 equity,
                 s.position_size_pct,
                 s.target_volatility_pct,
-                realized_volatility(list(self._closes.get(symbol, ()))),
-                self._bars_per_day.get(symbol, 1.0),
+                daily_volatility(
+                    list(self._closes.get(symbol, ())), self._bars_per_day.get(symbol, 1.0)
+                ),
             )
         else:
             target = fixed_fraction_notional(equity, s.position_size_pct)
@@ -314,6 +399,7 @@ class RiskService:
         total_notional = sum((self._notional(x) for x in self.positions), ZERO)
         total_notional += self._in_flight_entries()
         free_cash = self.cash - self._in_flight_entries() * (1 + self._cost_rate)
+        cost_rate = self._cost_rate if signal.limit_price is None else s.taker_fee_rate
         headroom = entry_headroom(
             equity,
             s.max_position_pct,
@@ -321,7 +407,7 @@ class RiskService:
             symbol_notional,
             total_notional,
             free_cash,
-            self._cost_rate,
+            cost_rate,
         )
         binding, room = headroom.binding()
         notional = min(target, room)
@@ -356,7 +442,7 @@ class RiskService:
                     detail=numbers,
                 )
             )
-        self._approve(signal, now, Side.BUY, qty, price, Intent.ENTRY)
+        self._approve(signal, now, Side.BUY, qty, self.last_price[symbol], Intent.ENTRY)
 
     def _exit(self, signal: Signal, now: datetime) -> None:
         symbol = signal.symbol
@@ -391,15 +477,20 @@ class RiskService:
             order_id=order_id,
             symbol=signal.symbol,
             side=side,
-            order_type=OrderType.MARKET,
+            order_type=signal.order_type,
             qty=qty,
-            limit_price=None,
+            limit_price=signal.limit_price,
             decision_price=price,
             intent=intent,
-            ttl_s=self.settings.order_ttl_seconds,
+            ttl_s=signal.ttl_s or self.settings.order_ttl_seconds,
+            time_in_force=signal.time_in_force,
+            post_only=signal.post_only,
         )
-        self.in_flight[order_id] = InFlight(order, qty)
         self.recent_orders.append(now)
+        self._send(order)
+
+    def _send(self, order: Order) -> None:
+        self.in_flight[order.order_id] = InFlight(order, order.qty)
         self._publish(order)
 
     def _refuse(self, signal: Signal, reason: str, message: str, detail: dict[str, str]) -> None:

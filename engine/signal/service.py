@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from engine.events import Candle, MarketEvent, PortfolioSnapshot, PositionView, Signal, derive_id
+from engine.events import (
+    Candle,
+    Event,
+    PortfolioSnapshot,
+    PositionView,
+    Signal,
+    Trade,
+    derive_id,
+)
 from engine.signal.base import Strategy
 
 
@@ -20,11 +28,13 @@ class SignalService:
     def on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
         self._positions = {p.symbol: p for p in snapshot.positions}
 
-    def on_market(self, event: MarketEvent) -> None:
+    def on_market(self, event: Event) -> None:
         if isinstance(event, Candle):
             intents = self.strategy.on_candle(event, self)
-        else:
+        elif isinstance(event, Trade):
             intents = self.strategy.on_trade(event, self)
+        else:
+            return
         for n, intent in enumerate(intents):
             self._publish(
                 Signal(
@@ -32,9 +42,14 @@ class SignalService:
                     ts=event.ts,
                     cause_id=event.event_id,
                     symbol=intent.symbol,
-                    side=intent.side,
-                    confidence=intent.confidence,
+                    side=intent.side,  # type: ignore[arg-type]  # Intent parsed it
+                    confidence=intent.confidence,  # type: ignore[arg-type]
                     reason=intent.reason[:500],
                     strategy=self.strategy.name,
+                    order_type=intent.order_type,
+                    limit_price=intent.limit_price,  # type: ignore[arg-type]
+                    time_in_force=intent.time_in_force,  # type: ignore[arg-type]
+                    post_only=intent.post_only,
+                    ttl_s=intent.ttl_seconds,
                 )
             )

@@ -7,11 +7,14 @@ from hypothesis import strategies as st
 
 from engine.events import Liquidity, Side
 from engine.execution.fills import (
+    capped_at_limit,
+    cost_bps,
     fillable_qty,
-    limit_fill,
-    market_fill,
-    realized_slippage_bps,
+    limit_is_marketable,
+    resting_fill,
     slippage_bps,
+    taker_fill,
+    traded_through,
 )
 from engine.markets import SymbolSpec
 
@@ -26,31 +29,60 @@ bps = st.decimals(min_value=D(0), max_value=D(200), places=2)
 @st.composite
 def bars(draw: st.DrawFn) -> tuple[D, D, D]:
     a, b, c = sorted(draw(st.lists(prices, min_size=3, max_size=3)))
-    return a, b, c  # low, open, high
+    return a, b, c  # low, reference, high
 
 
-@given(bar=bars(), qty=volumes, volume=volumes, side=st.sampled_from(Side), base=bps, impact=bps)
-def test_market_fill_stays_inside_the_bar_and_on_the_tick_grid(
-    bar: tuple[D, D, D], qty: D, volume: D, side: Side, base: D, impact: D
+@given(
+    bar=bars(),
+    qty=volumes,
+    volume=volumes,
+    side=st.sampled_from(Side),
+    half=bps,
+    base=bps,
+    impact=bps,
+)
+def test_taker_fill_stays_inside_the_bar_and_on_the_tick_grid(
+    bar: tuple[D, D, D], qty: D, volume: D, side: Side, half: D, base: D, impact: D
 ) -> None:
-    low, open_, high = bar
-    quote = market_fill(side, open_, qty, volume, low, high, SPEC, base, impact)
+    low, ref, high = bar
+    quote = taker_fill(side, ref, half, qty, volume, SPEC, base, impact, (low, high))
     assert low <= quote.price <= high
     assert quote.price % SPEC.tick_size == 0 or quote.price in (low, high)
     assert quote.liquidity is Liquidity.TAKER
 
 
-@given(bar=bars(), qty=volumes, volume=volumes, side=st.sampled_from(Side), base=bps, impact=bps)
-def test_market_fill_is_never_better_than_the_reference_unless_the_bar_forbids(
-    bar: tuple[D, D, D], qty: D, volume: D, side: Side, base: D, impact: D
+@given(
+    bar=bars(),
+    qty=volumes,
+    volume=volumes,
+    side=st.sampled_from(Side),
+    half=bps,
+    base=bps,
+    impact=bps,
+)
+def test_taker_fill_costs_spread_plus_slippage_and_is_never_better_than_the_market(
+    bar: tuple[D, D, D], qty: D, volume: D, side: Side, half: D, base: D, impact: D
 ) -> None:
-    low, open_, high = bar
-    quote = market_fill(side, open_, qty, volume, low, high, SPEC, base, impact)
-    assert quote.slippage_bps >= 0
+    low, ref, high = bar
+    quote = taker_fill(side, ref, half, qty, volume, SPEC, base, impact, (low, high))
+    assert quote.spread_bps >= 0 and quote.slippage_bps >= 0
+    assert quote.spread_bps <= half
+    assert quote.spread_bps + quote.slippage_bps == cost_bps(side, ref, quote.price)
     if side is Side.BUY:
-        assert quote.price >= open_
+        assert quote.price >= ref
     else:
-        assert quote.price <= open_
+        assert quote.price <= ref
+
+
+@given(ref=prices, qty=volumes, volume=volumes, side=st.sampled_from(Side), half=bps, base=bps)
+def test_on_a_trade_the_whole_spread_and_slippage_is_paid(
+    ref: D, qty: D, volume: D, side: Side, half: D, base: D
+) -> None:
+    """No bar range clamps a trade's fill: a trade's low equals its high."""
+    quote = taker_fill(side, ref, half, qty, volume, SPEC, base, D(10), None)
+    expected = half + slippage_bps(base, D(10), qty, volume)
+    assert cost_bps(side, ref, quote.price) >= expected.quantize(D("0.0001")) - D("0.0001")
+    assert quote.spread_bps == half.quantize(D("0.0001"))
 
 
 @given(volume=volumes, base=bps, impact=bps, a=volumes, b=volumes)
@@ -73,42 +105,40 @@ def test_participation_cap_limits_each_bar(remaining: D, volume: D, used: D, cap
     assert qty % SPEC.lot_size == 0
 
 
-@given(bar=bars(), limit=prices, side=st.sampled_from(Side), first=st.booleans())
-def test_limit_order_fills_only_when_the_market_trades_through(
-    bar: tuple[D, D, D], limit: D, side: Side, first: bool
+@given(bar=bars(), limit=prices, side=st.sampled_from(Side))
+def test_a_resting_limit_fills_only_when_traded_through_and_exactly_at_its_price(
+    bar: tuple[D, D, D], limit: D, side: Side
 ) -> None:
-    low, open_, high = bar
-    quote = limit_fill(side, limit, open_, low, high, first, D(1), D(1000), SPEC, D(2), D(10))
-    through = low < limit if side is Side.BUY else high > limit
-    marketable = open_ <= limit if side is Side.BUY else open_ >= limit
-    if quote is None:
-        assert not through and not marketable
+    low, _, high = bar
+    through = traded_through(side, limit, low, high)
+    assert through == (low < limit if side is Side.BUY else high > limit)
+    quote = resting_fill(limit)
+    assert quote.price == limit and quote.liquidity is Liquidity.MAKER
+    assert quote.spread_bps == 0 and quote.slippage_bps == 0
+
+
+def test_a_buy_limit_touched_but_not_traded_through_does_not_fill() -> None:
+    assert not traded_through(Side.BUY, D(100), D(100), D(102))
+    assert traded_through(Side.BUY, D(100), D("99.99"), D(102))
+    assert not traded_through(Side.SELL, D(100), D(98), D(100))
+
+
+@given(
+    ref=prices, limit=prices, side=st.sampled_from(Side), half=bps, qty=volumes, volume=volumes
+)
+def test_a_marketable_limit_never_fills_beyond_its_limit(
+    ref: D, limit: D, side: Side, half: D, qty: D, volume: D
+) -> None:
+    touch = ref * (1 + side.sign * half / 10000)
+    if not limit_is_marketable(side, limit, touch):
         return
-    assert low <= quote.price <= high
-    if side is Side.BUY:
-        assert quote.price <= limit
-    else:
-        assert quote.price >= limit
-    if quote.liquidity is Liquidity.TAKER:
-        assert first and marketable
-
-
-def test_a_resting_buy_limit_touched_but_not_traded_through_does_not_fill() -> None:
-    assert (
-        limit_fill(Side.BUY, D(100), D(101), D(100), D(102), False, D(1), D(10), SPEC, D(2), D(10))
-        is None
+    quote = capped_at_limit(
+        taker_fill(side, ref, half, qty, volume, SPEC, D(2), D(10), None), side, limit
     )
+    assert quote.price <= limit if side is Side.BUY else quote.price >= limit
+    assert quote.spread_bps + quote.slippage_bps == cost_bps(side, ref, quote.price)
 
 
-def test_a_resting_buy_limit_fills_at_its_price_as_maker() -> None:
-    quote = limit_fill(
-        Side.BUY, D(100), D(101), D("99.5"), D(102), False, D(1), D(10), SPEC, D(2), D(10)
-    )
-    assert quote is not None
-    assert quote.price == D(100) and quote.liquidity is Liquidity.MAKER
-    assert quote.slippage_bps == 0
-
-
-def test_realized_slippage_is_signed_cost() -> None:
-    assert realized_slippage_bps(Side.BUY, D(100), D("100.1")) == D("10")
-    assert realized_slippage_bps(Side.SELL, D(100), D("100.1")) == D("-10")
+def test_cost_is_signed() -> None:
+    assert cost_bps(Side.BUY, D(100), D("100.1")) == D("10")
+    assert cost_bps(Side.SELL, D(100), D("100.1")) == D("-10")

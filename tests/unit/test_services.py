@@ -100,7 +100,7 @@ def of(seen: list[Event], kind: type) -> list:
     return [e for e in seen if isinstance(e, kind)]
 
 
-def test_market_order_fills_at_the_next_bar_open_plus_slippage(settings: Settings) -> None:
+def test_market_order_fills_at_the_market_on_arrival_plus_slippage(settings: Settings) -> None:
     pipeline, strategy, seen = make(settings)
     strategy.script["ETHBTC-0"] = [("ETHBTC", Side.BUY)]
     pipeline.process(candle("ETHBTC", 0))
@@ -110,8 +110,10 @@ def test_market_order_fills_at_the_next_bar_open_plus_slippage(settings: Setting
     pipeline.process(candle("ETHBTC", 1, o="1.02", h="1.1", lo="1.0", c="1.05"))
     [fill] = of(seen, OrderResult)
     assert fill.status is OrderStatus.FILLED
-    assert fill.requested_price == D("1.02")
-    assert D("1.02") < fill.price <= D("1.1")
+    # A bar that closes up goes to its low first, reached a third of the bar (100 s) in:
+    # 200 ms after the open the market has moved 0.2 % of the way from 1.02 to 1.0.
+    assert fill.requested_price == D("1.02") - D("0.02") * D("0.2") / D(100)
+    assert fill.requested_price < fill.price <= D("1.1")
     assert fill.market_event_id == "ETHBTC-1"
     assert fill.fee == fill.qty * fill.price * D("0.0005")
     assert fill.ts == order.ts + timedelta(milliseconds=settings.order_latency_ms)
@@ -122,12 +124,16 @@ def test_large_order_fills_partially_then_expires(settings: Settings) -> None:
     pipeline, strategy, seen = make(s)
     strategy.script["ETHBTC-0"] = [("ETHBTC", Side.BUY)]
     pipeline.process(candle("ETHBTC", 0))
-    for n in (1, 2, 3):
-        pipeline.process(candle("ETHBTC", n, v="1"))  # 10 % of 1 = 0.1 per bar
+    [order] = of(seen, Order)
+    for n in (1, 2, 3, 4):
+        pipeline.process(candle("ETHBTC", n, v="1"))  # 10 % of 1 = 0.1 per whole bar
     results = of(seen, OrderResult)
-    assert [r.status for r in results] == [OrderStatus.PARTIALLY_FILLED] * 2 + [OrderStatus.EXPIRED]
-    assert all(r.qty == D("0.1") for r in results[:2])
+    assert [r.status for r in results] == [OrderStatus.PARTIALLY_FILLED] * 3 + [OrderStatus.EXPIRED]
+    # Only the volume traded while the order worked counts: bar 1 from 200 ms in, bar 2
+    # whole, bar 3 up to the time to live (100 of its 300 s); in whole lots of 0.001.
+    assert [r.qty for r in results[:3]] == [D("0.099"), D("0.1"), D("0.033")]
     assert results[-1].qty == 0 and results[-1].price is None
+    assert results[-1].ts == order.ts + timedelta(seconds=700)
 
 
 def test_entries_above_the_position_limit_are_cut_to_it(settings: Settings) -> None:

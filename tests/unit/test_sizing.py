@@ -5,10 +5,19 @@ from decimal import Decimal
 from hypothesis import given
 from hypothesis import strategies as st
 
+import csv
+import math
+import random
+import statistics
+from pathlib import Path
+
+import pytest
+
 from engine.risk.sizing import (
+    daily_volatility,
     entry_headroom,
     fixed_fraction_notional,
-    realized_volatility,
+    horizon_bars,
     volatility_scaled_notional,
 )
 
@@ -39,13 +48,63 @@ def test_approved_notional_never_exceeds_any_limit(
 def test_volatility_scaling_is_bounded_and_shrinks_when_markets_are_wild(
     vol: float, equity: D, base: D
 ) -> None:
-    calm = volatility_scaled_notional(equity, base, D("0.02"), vol, 288)
-    wild = volatility_scaled_notional(equity, base, D("0.02"), vol * 2, 288)
+    calm = volatility_scaled_notional(equity, base, D("0.02"), vol)
+    wild = volatility_scaled_notional(equity, base, D("0.02"), vol * 2)
     assert 0 < wild <= calm <= equity * base * 3
 
 
-def test_realized_volatility_needs_enough_bars() -> None:
-    assert realized_volatility([1.0, 1.1]) is None
-    assert realized_volatility([1.0, 1.0, 1.0, 1.0]) == 0.0
-    vol = realized_volatility([100.0, 101.0, 100.0, 101.0, 100.0])
-    assert vol is not None and vol > 0
+def test_daily_volatility_needs_two_horizons_of_bars() -> None:
+    assert horizon_bars(288) == 48 and horizon_bars(24) == 4 and horizon_bars(1) == 1
+    assert daily_volatility([1.0] * 96, 288) is None
+    assert daily_volatility([1.0] * 97, 288) == 0.0
+
+
+def _random_walk(n: int, sigma: float, seed: int) -> list[float]:
+    rng = random.Random(seed)
+    price, out = 100.0, []
+    for _ in range(n):
+        price *= math.exp(rng.gauss(0, sigma))
+        out.append(price)
+    return out
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_daily_volatility_of_a_random_walk_matches_its_true_volatility(seed: int) -> None:
+    sigma = 0.002  # per 5-minute bar
+    estimate = daily_volatility(_random_walk(2000, sigma, seed), 288)
+    assert estimate is not None
+    assert estimate == pytest.approx(sigma * math.sqrt(288), rel=0.35)
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_bid_ask_bounce_does_not_inflate_daily_volatility(seed: int) -> None:
+    """Prints alternating between bid and ask look wild bar to bar, but not over hours."""
+    sigma, half_spread = 0.0005, 0.002
+    rng = random.Random(seed)
+    mids = _random_walk(2000, sigma, seed)
+    prints = [m * (1 + half_spread * (1 if rng.random() < 0.5 else -1)) for m in mids]
+    true_daily = sigma * math.sqrt(288)
+    bar_returns = [math.log(b / a) for a, b in zip(prints, prints[1:], strict=False)]
+    naive = statistics.stdev(bar_returns) * math.sqrt(288)
+    robust = daily_volatility(prints, 288)
+    assert robust is not None
+    assert naive > 3 * true_daily  # the naive estimate is fooled by the bounce
+    assert abs(robust / true_daily - 1) < 0.5
+
+
+MARKET = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "market"
+
+
+@pytest.mark.parametrize("base", ["ETH", "LTC", "ADA", "DASH"])
+def test_on_the_shipped_data_daily_volatility_is_closer_to_daily_returns_than_scaling(
+    base: str,
+) -> None:
+    with (MARKET / f"{base}_BTC-5m.csv").open() as f:
+        closes = [float(row["close"]) for row in csv.DictReader(f)]
+    daily_returns = [math.log(closes[i + 288] / closes[i]) for i in range(0, len(closes) - 288)]
+    realized = statistics.stdev(daily_returns)
+    bar_returns = [math.log(b / a) for a, b in zip(closes, closes[1:], strict=False)]
+    naive = statistics.stdev(bar_returns) * math.sqrt(288)
+    robust = daily_volatility(closes, 288)
+    assert robust is not None
+    assert abs(math.log(robust / realized)) < abs(math.log(naive / realized))

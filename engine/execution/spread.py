@@ -1,0 +1,106 @@
+"""Spread estimates for the half spread every taker fill pays, as pure functions.
+
+Recorded candles and trades carry no order book, so the spread is estimated from
+them, per symbol and rolling:
+
+- candles: the Corwin-Schultz (2012) high-low estimator over each pair of adjacent
+  bars (with their adjustment for a gap between one close and the next range),
+  negative pair estimates counted as zero, averaged over the last `window` pairs;
+- trades: the distance between the latest buyer-initiated print (at the ask) and
+  the latest seller-initiated print (at the bid), relative to their middle, taken
+  each time the print side flips, averaged over the last `window` flips;
+- live: the exchange's best bid and ask (a `Quote`) replaces the estimate.
+
+Only what was known before the order met the market goes into its estimate.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import deque
+from dataclasses import dataclass, field
+from decimal import Decimal
+
+from engine.events import ZERO, Side
+
+_K = 3 - 2 * math.sqrt(2)
+
+
+def corwin_schultz(
+    high1: float, low1: float, high2: float, low2: float, close1: float | None = None
+) -> float:
+    """Relative spread from two adjacent bars; 0 where the estimate would be negative."""
+    if close1 is not None:
+        # A gap between bars is price movement, not spread: shift the second bar onto the close.
+        if low2 > close1:
+            high2, low2 = high2 - (low2 - close1), close1
+        elif high2 < close1:
+            high2, low2 = close1, low2 + (close1 - high2)
+    if min(high1, low1, high2, low2) <= 0:
+        return 0.0
+    beta = math.log(high1 / low1) ** 2 + math.log(high2 / low2) ** 2
+    gamma = math.log(max(high1, high2) / min(low1, low2)) ** 2
+    alpha = (math.sqrt(2 * beta) - math.sqrt(beta)) / _K - math.sqrt(gamma / _K)
+    spread = 2 * (math.exp(alpha) - 1) / (1 + math.exp(alpha))
+    return max(spread, 0.0)
+
+
+def _decimal(value: float) -> Decimal:
+    return Decimal(repr(round(value, 10)))
+
+
+@dataclass(slots=True)
+class SpreadEstimate:
+    """Rolling estimate for one symbol; `relative` is the full spread as a fraction."""
+
+    window: int
+    samples: deque[float] = field(default_factory=deque)
+    last_bar: tuple[float, float, float] | None = None  # high, low, close
+    last_print: dict[str, float] = field(default_factory=dict)  # side -> price
+    last_side: str | None = None
+
+    def relative(self) -> Decimal | None:
+        if not self.samples:
+            return None
+        return _decimal(sum(self.samples) / len(self.samples))
+
+    def _add(self, sample: float) -> None:
+        self.samples.append(sample)
+        while len(self.samples) > self.window:
+            self.samples.popleft()
+
+    def on_bar(self, high: Decimal, low: Decimal, close: Decimal) -> None:
+        bar = (float(high), float(low), float(close))
+        if self.last_bar is not None:
+            h1, l1, c1 = self.last_bar
+            self._add(corwin_schultz(h1, l1, bar[0], bar[1], c1))
+        self.last_bar = bar
+
+    def on_print(self, side: Side, price: Decimal) -> None:
+        self.last_print[side.value] = float(price)
+        if self.last_side is not None and self.last_side != side.value:
+            ask, bid = self.last_print["buy"], self.last_print["sell"]
+            self._add(max((ask - bid) / ((ask + bid) / 2), 0.0))
+        self.last_side = side.value
+
+    def export(self) -> dict[str, object]:
+        return {
+            "samples": list(self.samples),
+            "last_bar": list(self.last_bar) if self.last_bar else None,
+            "last_print": dict(self.last_print),
+            "last_side": self.last_side,
+        }
+
+    @classmethod
+    def restore(cls, window: int, state: dict[str, object]) -> SpreadEstimate:
+        bar = state.get("last_bar")
+        est = cls(window, deque(state["samples"]))  # type: ignore[arg-type]
+        est.last_bar = tuple(bar) if isinstance(bar, list) else None  # type: ignore[assignment]
+        est.last_print = dict(state["last_print"])  # type: ignore[call-overload]
+        est.last_side = state["last_side"]  # type: ignore[assignment]
+        return est
+
+
+def half_spread_bps(relative: Decimal | None) -> Decimal:
+    """Half of a relative spread, in basis points (0 when nothing is known yet)."""
+    return ZERO if relative is None else relative * 5000
