@@ -14,12 +14,12 @@ from engine.store import Store
 # The columns each export promises, in order; the named query selects exactly these.
 COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "signals": ("signal_id", "ts", "cause_id", "symbol", "side", "confidence", "reason",
-                "strategy"),
+                "strategy", "order_type", "limit_price"),
     "orders": ("order_id", "ts", "signal_id", "symbol", "side", "order_type", "qty", "price",
-               "decision_price", "intent", "ttl_s"),
+               "decision_price", "intent", "ttl_s", "time_in_force", "post_only"),
     "trades": ("trade_id", "order_id", "ts", "symbol", "side", "qty", "price", "fee",
-               "slippage_bps", "liquidity", "requested_price", "status", "remaining_qty",
-               "market_event_id"),
+               "spread_bps", "slippage_bps", "liquidity", "requested_price", "decision_price",
+               "status", "remaining_qty", "market_event_id"),
     "positions": ("ts", "snapshot_id", "symbol", "qty", "avg_entry", "mark_price", "cost_basis",
                   "realized_pnl", "unrealized_pnl", "status"),
     "snapshots": ("snapshot_id", "ts", "cause_id", "cash", "equity", "realized_pnl",

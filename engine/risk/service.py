@@ -447,7 +447,9 @@ class RiskService:
     def _exit(self, signal: Signal, now: datetime) -> None:
         symbol = signal.symbol
         held = self.positions.get(symbol, ZERO)
-        qty = held - self._in_flight_exits(symbol)
+        market = signal.order_type is OrderType.MARKET
+        # A market exit takes over from resting limit exits: they are cancelled.
+        qty = held - self._in_flight_exits(symbol, market_only=market)
         if qty <= 0:
             self._refuse(
                 signal,
@@ -458,7 +460,28 @@ class RiskService:
             return
         if self._rate_limited(signal, now):
             return
+        if market:
+            self._cancel_limit_exits(symbol, now, signal.event_id)
         self._approve(signal, now, Side.SELL, qty, self.last_price[symbol], Intent.EXIT)
+
+    def _cancel_limit_exits(self, symbol: str, now: datetime, cause_id: str) -> None:
+        for flight in list(self.in_flight.values()):
+            order = flight.order
+            if (
+                order.symbol == symbol
+                and order.side is Side.SELL
+                and order.order_type is OrderType.LIMIT
+            ):
+                self._publish(
+                    OrderCancel(
+                        event_id=derive_id("cxl", order.order_id, cause_id),
+                        ts=now,
+                        cause_id=cause_id,
+                        order_id=order.order_id,
+                        symbol=symbol,
+                        reason="a market exit replaces this resting exit",
+                    )
+                )
 
     def _approve(
         self,
@@ -470,6 +493,10 @@ class RiskService:
         intent: Intent,
     ) -> None:
         order_id = derive_id("ord", signal.event_id)
+        limit = signal.limit_price
+        if limit is not None:
+            # Onto the tick grid, away from the market: a bid rounds down, an offer up.
+            limit = self.specs[signal.symbol].adverse_price(limit, side.opposite)
         order = Order(
             event_id=order_id,
             ts=now,
@@ -479,7 +506,7 @@ class RiskService:
             side=side,
             order_type=signal.order_type,
             qty=qty,
-            limit_price=signal.limit_price,
+            limit_price=limit,
             decision_price=price,
             intent=intent,
             ttl_s=signal.ttl_s or self.settings.order_ttl_seconds,

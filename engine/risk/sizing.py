@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 
 from engine.events import ZERO
 
@@ -98,5 +98,13 @@ def entry_headroom(
     return Headroom(
         position=equity * max_position_pct - symbol_notional,
         exposure=equity * max_exposure_pct - total_notional,
-        cash=free_cash / (1 + cost_rate),
+        cash=_floor_significant(free_cash / (1 + cost_rate)),
     )
+
+
+def _floor_significant(value: Decimal, digits: int = 20) -> Decimal:
+    """Round down to `digits` significant digits, so that multiplying the result back by
+    the cost rate is exact in Decimal's 28 digits and never exceeds what was divided."""
+    if not value:
+        return value
+    return value.quantize(Decimal(1).scaleb(value.adjusted() - digits + 1), ROUND_FLOOR)

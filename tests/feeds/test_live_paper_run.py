@@ -119,9 +119,13 @@ def assert_fills_match_the_tape(
         half = fill.requested_price * fill.spread_bps / 10000
         assert abs(fill.requested_price + trade.side.sign * half - trade.price) <= spec.tick_size
         if fill.side is Side.BUY:
-            assert fill.price > trade.price or (trade.side is Side.BUY and fill.price >= trade.price)
+            assert fill.price > trade.price or (
+                trade.side is Side.BUY and fill.price >= trade.price
+            )
         else:
-            assert fill.price < trade.price or (trade.side is Side.SELL and fill.price <= trade.price)
+            assert fill.price < trade.price or (
+                trade.side is Side.SELL and fill.price <= trade.price
+            )
         assert fill.spread_bps >= 0 and fill.slippage_bps >= settings.slippage_base_bps - 1
         assert fill.qty <= trade.qty * settings.participation_cap_pct
         assert fill.qty == spec.floor_qty(fill.qty) and fill.qty > 0

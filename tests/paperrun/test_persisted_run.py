@@ -223,3 +223,23 @@ def test_kill_9_mid_run_then_resume_gives_the_fills_of_an_unbroken_run(
     assert len(_fills(claire_home, resumed["run_id"])) == expected.fills
     final = json.loads(claire("papertest", "status", "--json", "--run", resumed["run_id"]).output)
     assert final[0]["status"] == "completed"
+
+
+def test_a_limit_order_strategy_is_stored_with_its_prices(four_symbols: list[Path]) -> None:
+    strategy = "engine.signal.pullback:PullbackLimitStrategy"
+    out = json.loads(claire(*replay_args(four_symbols, "--json", "--strategy", strategy)).output)
+    assert out["status"] == "completed"
+    orders = {
+        o["order_id"]: o
+        for o in json.loads(claire("export", "orders", "--format", "json").output)
+    }
+    limits = [o for o in orders.values() if o["order_type"] == "limit"]
+    assert limits and all(D(o["price"]) > 0 and o["post_only"] is True for o in limits)
+    trades = json.loads(claire("export", "trades", "--format", "json").output)
+    maker = [t for t in trades if t["liquidity"] == "maker"]
+    assert maker
+    for trade in maker:  # a resting limit fills at exactly its price, never better
+        assert D(trade["price"]) == D(orders[trade["order_id"]]["price"])
+        assert D(trade["spread_bps"]) == 0 and D(trade["fee"]) == 0
+    signals = json.loads(claire("export", "signals", "--format", "json").output)
+    assert {s["order_type"] for s in signals} == {"limit", "market"}

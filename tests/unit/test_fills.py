@@ -123,9 +123,7 @@ def test_a_buy_limit_touched_but_not_traded_through_does_not_fill() -> None:
     assert not traded_through(Side.SELL, D(100), D(98), D(100))
 
 
-@given(
-    ref=prices, limit=prices, side=st.sampled_from(Side), half=bps, qty=volumes, volume=volumes
-)
+@given(ref=prices, limit=prices, side=st.sampled_from(Side), half=bps, qty=volumes, volume=volumes)
 def test_a_marketable_limit_never_fills_beyond_its_limit(
     ref: D, limit: D, side: Side, half: D, qty: D, volume: D
 ) -> None:
