@@ -20,6 +20,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from engine.events import ZERO, Side
 
@@ -51,30 +52,42 @@ def _decimal(value: float) -> Decimal:
 
 @dataclass(slots=True)
 class SpreadEstimate:
-    """Rolling estimate for one symbol; `relative` is the full spread as a fraction."""
+    """Rolling estimate for one symbol; `relative` is the full spread as a fraction.
+
+    A bar's pair estimate is computed only when a fill asks for the spread (at most
+    the last `window` of them), so symbols that are not being traded cost next to
+    nothing.
+    """
 
     window: int
     samples: deque[float] = field(default_factory=deque)
-    last_bar: tuple[float, float, float] | None = None  # high, low, close
+    bars: deque[tuple[float, float, float]] = field(default_factory=deque)  # high, low, close
+    pending: int = 0  # bars whose pair estimate is not in `samples` yet
     last_print: dict[str, float] = field(default_factory=dict)  # side -> price
     last_side: str | None = None
 
     def relative(self) -> Decimal | None:
+        if self.pending:
+            bars = list(self.bars)
+            start = max(1, len(bars) - self.pending)
+            for i in range(start, len(bars)):
+                (h1, l1, c1), (h2, l2, _) = bars[i - 1], bars[i]
+                self._add(corwin_schultz(h1, l1, h2, l2, c1))
+            self.pending = 0
         if not self.samples:
             return None
         return _decimal(sum(self.samples) / len(self.samples))
 
     def _add(self, sample: float) -> None:
         self.samples.append(sample)
-        while len(self.samples) > self.window:
+        if len(self.samples) > self.window:
             self.samples.popleft()
 
     def on_bar(self, high: Decimal, low: Decimal, close: Decimal) -> None:
-        bar = (float(high), float(low), float(close))
-        if self.last_bar is not None:
-            h1, l1, c1 = self.last_bar
-            self._add(corwin_schultz(h1, l1, bar[0], bar[1], c1))
-        self.last_bar = bar
+        self.bars.append((float(high), float(low), float(close)))
+        if len(self.bars) > self.window + 1:
+            self.bars.popleft()
+        self.pending += 1
 
     def on_print(self, side: Side, price: Decimal) -> None:
         self.last_print[side.value] = float(price)
@@ -86,18 +99,18 @@ class SpreadEstimate:
     def export(self) -> dict[str, object]:
         return {
             "samples": list(self.samples),
-            "last_bar": list(self.last_bar) if self.last_bar else None,
+            "bars": [list(b) for b in self.bars],
+            "pending": self.pending,
             "last_print": dict(self.last_print),
             "last_side": self.last_side,
         }
 
     @classmethod
-    def restore(cls, window: int, state: dict[str, object]) -> SpreadEstimate:
-        bar = state.get("last_bar")
-        est = cls(window, deque(state["samples"]))  # type: ignore[arg-type]
-        est.last_bar = tuple(bar) if isinstance(bar, list) else None  # type: ignore[assignment]
-        est.last_print = dict(state["last_print"])  # type: ignore[call-overload]
-        est.last_side = state["last_side"]  # type: ignore[assignment]
+    def restore(cls, window: int, state: dict[str, Any]) -> SpreadEstimate:
+        est = cls(window, deque(state["samples"]), deque(tuple(b) for b in state["bars"]))
+        est.pending = state["pending"]
+        est.last_print = dict(state["last_print"])
+        est.last_side = state["last_side"]
         return est
 
 
