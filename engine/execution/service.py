@@ -92,6 +92,7 @@ class PaperExchange:
         self._used_volume: tuple[str, Decimal] = ("", ZERO)
         self.spreads: dict[str, SpreadEstimate] = {}
         self.quotes: dict[str, Quote] = {}
+        self._quote_max_age = timedelta(seconds=settings.stale_data_seconds)
         self._fixed_spread = (
             settings.spread_bps / 10000 if settings.spread_bps is not None else None
         )
@@ -177,7 +178,7 @@ class PaperExchange:
 
     def _chance(self, working: WorkingOrder, event: Candle | Trade, at: datetime) -> _Chance:
         if isinstance(event, Trade):
-            half = half_spread_bps(self._relative_spread(event.symbol)) / 10000
+            half = half_spread_bps(self._relative_spread(event.symbol, at)) / 10000
             # A print at the ask (buyer-initiated) sits half a spread above the middle.
             mid = event.price / (1 + event.side.sign * half)
             return _Chance(at, mid, event.price, event.price, event.qty, None)
@@ -187,9 +188,10 @@ class PaperExchange:
         volume = event.volume * share_of_bar(event, at, until)
         return _Chance(at, path.price_at(at), low, high, volume, (event.low, event.high))
 
-    def _relative_spread(self, symbol: str) -> Decimal | None:
+    def _relative_spread(self, symbol: str, at: datetime) -> Decimal | None:
+        """The book's spread while its quote is fresh, else the fixed or estimated one."""
         quote = self.quotes.get(symbol)
-        if quote is not None:
+        if quote is not None and at - quote.ts <= self._quote_max_age:
             return (quote.ask - quote.bid) / quote.mid
         if self._fixed_spread is not None:
             return self._fixed_spread
@@ -211,7 +213,7 @@ class PaperExchange:
         """The fill's price, a reason to reject the order, or None when it does not trade."""
         order = working.order
         s = self.settings
-        half = half_spread_bps(self._relative_spread(order.symbol))
+        half = half_spread_bps(self._relative_spread(order.symbol, chance.at))
         if order.order_type is OrderType.MARKET:
             return taker_fill(
                 order.side,
@@ -339,7 +341,7 @@ class PaperExchange:
             ceiling = chance.bounds[1]
         else:
             s = self.settings
-            worst = half_spread_bps(self._relative_spread(order.symbol))
+            worst = half_spread_bps(self._relative_spread(order.symbol, chance.at))
             worst += s.slippage_base_bps + s.slippage_impact_bps
             ceiling = chance.reference * (1 + worst / 10000) + spec.tick_size
         if order.limit_price is not None:

@@ -230,8 +230,7 @@ def test_a_limit_order_strategy_is_stored_with_its_prices(four_symbols: list[Pat
     out = json.loads(claire(*replay_args(four_symbols, "--json", "--strategy", strategy)).output)
     assert out["status"] == "completed"
     orders = {
-        o["order_id"]: o
-        for o in json.loads(claire("export", "orders", "--format", "json").output)
+        o["order_id"]: o for o in json.loads(claire("export", "orders", "--format", "json").output)
     }
     limits = [o for o in orders.values() if o["order_type"] == "limit"]
     assert limits and all(D(o["price"]) > 0 and o["post_only"] is True for o in limits)

@@ -293,3 +293,49 @@ def test_unknown_signal_symbol_is_refused(settings: Settings) -> None:
     pipeline, _, seen = make(settings)
     pipeline.risk.on_signal(Signal("s", T0, None, "XRPBTC", Side.BUY, D(1), "x", "t"))
     assert [e.reason for e in of(seen, RiskEvent)] == ["unknown_symbol"]
+
+
+def test_a_fresh_quote_sets_the_spread_a_taker_pays(settings: Settings) -> None:
+    from engine.events import Quote
+
+    pipeline, strategy, seen = make(settings)
+    strategy.script["ETHBTC-0"] = [("ETHBTC", Side.BUY)]
+    pipeline.process(candle("ETHBTC", 0))
+    quote = Quote(
+        "q-1", T0 + timedelta(minutes=5), None, "ETHBTC", D("0.99"), D("1.01"), D(5), D(5)
+    )
+    pipeline.process(quote)  # type: ignore[arg-type]
+    pipeline.process(candle("ETHBTC", 1))
+    [fill] = of(seen, OrderResult)
+    assert fill.spread_bps == D(100)  # half of 2 % of the middle
+    assert fill.price >= fill.requested_price * D("1.01")
+
+
+def test_a_stale_quote_is_not_used_for_the_spread(settings: Settings) -> None:
+    from engine.events import Quote
+
+    s = settings.model_copy(update={"stale_data_seconds": 60, "spread_bps": D(4)})
+    pipeline, strategy, seen = make(s)
+    old = Quote("q-0", T0 - timedelta(minutes=10), None, "ETHBTC", D("0.9"), D("1.1"), D(5), D(5))
+    pipeline.process(old)  # type: ignore[arg-type]
+    strategy.script["ETHBTC-0"] = [("ETHBTC", Side.BUY)]
+    pipeline.process(candle("ETHBTC", 0))
+    pipeline.process(candle("ETHBTC", 1))
+    [fill] = of(seen, OrderResult)
+    assert fill.spread_bps == D(2)  # half of SPREAD_BPS, not of the old quote
+
+
+def test_heartbeats_and_quotes_keep_a_symbol_fresh_for_risk(settings: Settings) -> None:
+    from engine.events import Heartbeat
+
+    s = settings.model_copy(update={"stale_data_seconds": 30})
+    pipeline, _, seen = make(s)
+    pipeline.process(candle("ETHBTC", 0))
+    beat = Heartbeat("hb-1", T0 + timedelta(minutes=9, seconds=50), None, "ETHBTC")
+    pipeline.process(beat)  # type: ignore[arg-type]
+    pipeline.clock.advance(T0 + timedelta(minutes=10))
+    pipeline.risk.on_signal(
+        Signal("s-1", T0 + timedelta(minutes=10), None, "ETHBTC", Side.BUY, D(1), "x", "t")
+    )
+    assert not [e for e in of(seen, RiskEvent) if e.reason == "stale_data"]
+    assert of(seen, Order)

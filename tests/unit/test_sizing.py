@@ -1,17 +1,16 @@
 from __future__ import annotations
 
-from decimal import Decimal
-
-from hypothesis import given
-from hypothesis import strategies as st
-
 import csv
 import math
 import random
 import statistics
+from decimal import Decimal
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.risk.sizing import (
     daily_volatility,
@@ -84,7 +83,7 @@ def test_bid_ask_bounce_does_not_inflate_daily_volatility(seed: int) -> None:
     mids = _random_walk(2000, sigma, seed)
     prints = [m * (1 + half_spread * (1 if rng.random() < 0.5 else -1)) for m in mids]
     true_daily = sigma * math.sqrt(288)
-    bar_returns = [math.log(b / a) for a, b in zip(prints, prints[1:], strict=False)]
+    bar_returns = [math.log(b / a) for a, b in pairwise(prints)]
     naive = statistics.stdev(bar_returns) * math.sqrt(288)
     robust = daily_volatility(prints, 288)
     assert robust is not None
@@ -103,7 +102,7 @@ def test_on_the_shipped_data_daily_volatility_is_closer_to_daily_returns_than_sc
         closes = [float(row["close"]) for row in csv.DictReader(f)]
     daily_returns = [math.log(closes[i + 288] / closes[i]) for i in range(0, len(closes) - 288)]
     realized = statistics.stdev(daily_returns)
-    bar_returns = [math.log(b / a) for a, b in zip(closes, closes[1:], strict=False)]
+    bar_returns = [math.log(b / a) for a, b in pairwise(closes)]
     naive = statistics.stdev(bar_returns) * math.sqrt(288)
     robust = daily_volatility(closes, 288)
     assert robust is not None
