@@ -31,6 +31,8 @@ class ExportKind(StrEnum):
     positions = "positions"
     snapshots = "snapshots"
     risk_events = "risk_events"
+    funding = "funding"
+    liquidations = "liquidations"
 
 
 def report(

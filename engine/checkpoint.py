@@ -77,13 +77,24 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "max_drawdown_pct": str(p.max_drawdown_pct),
             "max_exposure_pct": str(p.max_exposure_pct),
             "round_trips": [
-                [t.symbol, _t(t.opened_at), _t(t.closed_at), str(t.realized_pnl), str(t.fees)]
+                [
+                    t.symbol,
+                    _t(t.opened_at),
+                    _t(t.closed_at),
+                    str(t.realized_pnl),
+                    str(t.fees),
+                    str(t.funding),
+                ]
                 for t in p.round_trips
             ],
             "fills": p.fills,
             "open": {
-                s: [_t(o.opened_at), str(o.realized), str(o.fees)] for s, o in p._open.items()
+                s: [_t(o.opened_at), str(o.realized), str(o.fees), str(o.funding)]
+                for s, o in p._open.items()
             },
+            "funding": str(p.funding),
+            "liquidations": p.liquidations,
+            "mark_fed": sorted(p._mark_fed),
             "next_day": _t(p._next_day),
             "next_minute": _t(p._next_minute),
             "dirty": p._dirty,
@@ -94,6 +105,8 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "reducing_since": r.reducing_since.isoformat() if r.reducing_since else None,
             "cash": str(r.cash),
             "positions": _decimals(r.positions),
+            "costs": _decimals(r.costs),
+            "margin_used": str(r.margin_used),
             "day_start_equity": str(r.day_start_equity),
             "breaker_peak": str(r.breaker_peak),
             "last_price": _decimals(r.last_price),
@@ -120,6 +133,15 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "used_volume": [x._used_volume[0], str(x._used_volume[1])],
             "spreads": {sym: est.export() for sym, est in x.spreads.items()},
             "quotes": [to_dict(q) for q in x.quotes.values()],
+            "perps": {
+                "positions": {
+                    s: [str(pos.qty), str(pos.cost), str(pos.realized)]
+                    for s, pos in x.perps.positions.items()
+                },
+                "opened_at": {s: _t(t) for s, t in x.perps.opened_at.items()},
+                "fair": _decimals(x.perps.fair),
+                "mark_fed": sorted(x.perps.mark_fed),
+            },
         },
         "signals": {
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
@@ -134,6 +156,8 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "state_changes": [to_dict(e) for e in st.state_changes],
             "alerts": st.alerts,
             "market_events": st.market_events,
+            "funding_payments": st.funding_payments,
+            "liquidations": st.liquidations,
         },
     }
 
@@ -157,14 +181,16 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     p.max_drawdown_pct = Decimal(ps["max_drawdown_pct"])
     p.max_exposure_pct = Decimal(ps["max_exposure_pct"])
     p.round_trips = [
-        RoundTrip(s, _pt(o), _pt(c), Decimal(r), Decimal(f))  # type: ignore[arg-type]
-        for s, o, c, r, f in ps["round_trips"]
+        RoundTrip(s, _pt(o), _pt(c), Decimal(r), Decimal(f), Decimal(fu))  # type: ignore[arg-type]
+        for s, o, c, r, f, fu in ps["round_trips"]
     ]
     p.fills = ps["fills"]
     p._open = {
-        s: _Open(_pt(o), Decimal(r), Decimal(f))  # type: ignore[arg-type]
-        for s, (o, r, f) in ps["open"].items()
+        s: _Open(_pt(o), Decimal(r), Decimal(f), Decimal(fu))  # type: ignore[arg-type]
+        for s, (o, r, f, fu) in ps["open"].items()
     }
+    p.funding, p.liquidations = Decimal(ps["funding"]), ps["liquidations"]
+    p._mark_fed = set(ps["mark_fed"])
     p._next_day, p._next_minute = _pt(ps["next_day"]), _pt(ps["next_minute"])
     p._dirty, p._last_equity = ps["dirty"], Decimal(ps["last_equity"])
 
@@ -173,6 +199,8 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     r.reducing_since = date.fromisoformat(rs["reducing_since"]) if rs["reducing_since"] else None
     r.cash = Decimal(rs["cash"])
     r.positions = _from_decimals(rs["positions"])
+    r.costs = _from_decimals(rs["costs"])
+    r.margin_used = Decimal(rs["margin_used"])
     r.day_start_equity = Decimal(rs["day_start_equity"])
     r.breaker_peak = Decimal(rs["breaker_peak"])
     r.last_price = _from_decimals(rs["last_price"])
@@ -203,6 +231,14 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     x._used_volume = (xs["used_volume"][0], Decimal(xs["used_volume"][1]))
     window = pipeline.settings.spread_window
     x.spreads = {sym: SpreadEstimate.restore(window, st) for sym, st in xs["spreads"].items()}
+    perps = xs["perps"]
+    x.perps.positions = {
+        s: Position(Decimal(q), Decimal(c), Decimal(r))
+        for s, (q, c, r) in perps["positions"].items()
+    }
+    x.perps.opened_at = {s: _pt(t) for s, t in perps["opened_at"].items()}  # type: ignore[misc]
+    x.perps.fair = _from_decimals(perps["fair"])
+    x.perps.mark_fed = set(perps["mark_fed"])
     x.quotes = {}
     for body in xs["quotes"]:
         quote = from_dict(body)
@@ -222,3 +258,5 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     st.state_changes = [e for e in map(from_dict, sts["state_changes"]) if isinstance(e, RiskEvent)]
     st.alerts = sts["alerts"]
     st.market_events = sts["market_events"]
+    st.funding_payments = sts["funding_payments"]
+    st.liquidations = sts["liquidations"]

@@ -23,8 +23,15 @@ FRACTION_FIELDS = (
     "circuit_breaker_threshold_pct",
     "position_size_pct",
     "participation_cap_pct",
+    "max_margin_usage_pct",
+    "min_liquidation_distance_pct",
 )
-RATE_FIELDS = ("maker_fee_rate", "taker_fee_rate")
+RATE_FIELDS = (
+    "maker_fee_rate",
+    "taker_fee_rate",
+    "futures_maker_fee_rate",
+    "futures_taker_fee_rate",
+)
 
 
 class Settings(BaseSettings):
@@ -48,6 +55,22 @@ class Settings(BaseSettings):
     stale_data_seconds: int = Field(default=30, ge=1)
     max_orders_per_minute: int = Field(default=30, ge=1)
     circuit_breaker_action: Literal["flatten", "freeze"] = "flatten"
+
+    # Perpetual futures (design section 3 applies to notional; these add margin rules).
+    leverage: Decimal = Field(default=Decimal(1), ge=1, le=200)
+    leverage_by_symbol: str = ""  # "XRPUSDT:5,BTCUSDT:3"
+    max_leverage: Decimal = Field(default=Decimal(10), ge=1, le=200)
+    max_margin_usage_pct: Decimal = Decimal("0.50")
+    min_liquidation_distance_pct: Decimal = Decimal("0.05")
+    # A replayed perpetual's contract (live runs read these from the exchange).
+    contract_size: Decimal = Field(default=Decimal(1), gt=0, le=Decimal("1e9"))
+    futures_maker_fee_rate: Decimal = Decimal("0")
+    futures_taker_fee_rate: Decimal = Decimal("0.0002")
+    maintenance_margin_rate: Decimal = Field(default=Decimal("0.005"), gt=0, lt=1)
+    initial_margin_rate: Decimal = Field(default=Decimal("0.01"), gt=0, lt=1)
+    funding_default_rate: Decimal = Field(default=Decimal("0.0001"), ge=-1, le=1)
+    funding_min_rate: Decimal = Field(default=Decimal("-0.003"), ge=-1, le=1)
+    funding_max_rate: Decimal = Field(default=Decimal("0.003"), ge=-1, le=1)
 
     # Sizing.
     sizing_mode: Literal["fixed", "volatility"] = "fixed"
@@ -91,6 +114,15 @@ class Settings(BaseSettings):
             raise ValueError("must be a fee rate from 0 up to 0.1, like 0.0005 for 0.05 %")
         return value
 
+    @field_validator("leverage_by_symbol")
+    @classmethod
+    def _leverage_map(cls, value: str) -> str:
+        _parse_leverage_map(value)
+        return value
+
+    def leverage_by_symbol_map(self) -> dict[str, Decimal]:
+        return _parse_leverage_map(self.leverage_by_symbol)
+
     def redacted(self) -> dict[str, Any]:
         """The settings as plain JSON values with every secret replaced by a marker."""
         out: dict[str, Any] = {}
@@ -102,6 +134,21 @@ class Settings(BaseSettings):
             else:
                 out[name] = value
         return out
+
+
+def _parse_leverage_map(value: str) -> dict[str, Decimal]:
+    """`SYMBOL:LEVERAGE` pairs separated by commas, each leverage from 1 to 200."""
+    out: dict[str, Decimal] = {}
+    for part in filter(None, (p.strip() for p in value.split(","))):
+        symbol, _, number = part.partition(":")
+        try:
+            leverage = Decimal(number.strip())
+        except ArithmeticError:
+            leverage = Decimal("NaN")
+        if not symbol.strip().isalnum() or not leverage.is_finite() or not 1 <= leverage <= 200:
+            raise ValueError(f"{part!r} is not SYMBOL:LEVERAGE with a leverage from 1 to 200")
+        out[symbol.strip().upper()] = leverage
+    return out
 
 
 def load_settings(**overrides: Any) -> Settings:

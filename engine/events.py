@@ -337,6 +337,41 @@ class Quote(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class MarkPrice(Event):
+    """A perpetual's fair (mark) price: what its unrealized PnL, funding and
+    liquidation are measured at."""
+
+    TYPE: ClassVar[str] = "mark_price"
+    STREAM: ClassVar[str] = "market_data"
+
+    symbol: str
+    price: Decimal
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        check_symbol(self.symbol)
+        check_positive(self.price, "price")
+
+
+@dataclass(frozen=True, slots=True)
+class FundingSettlement(Event):
+    """Funding is settled at `ts` for `symbol` at `rate` (positive: longs pay shorts)."""
+
+    TYPE: ClassVar[str] = "funding_settlement"
+    STREAM: ClassVar[str] = "market_data"
+
+    symbol: str
+    rate: Decimal
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        check_symbol(self.symbol)
+        check_finite(self.rate, "rate")
+        if abs(self.rate) >= 1:
+            raise InvalidEventError(f"funding rate {self.rate} is not a rate", "out_of_range")
+
+
+@dataclass(frozen=True, slots=True)
 class Heartbeat(Event):
     """The feed heard from the exchange about `symbol` (a kline update, a ping answer)
     without a trade or a closed candle: the symbol's data is alive, not stale."""
@@ -519,6 +554,63 @@ class OrderResult(Event):
 
 
 @dataclass(frozen=True, slots=True)
+class FundingPayment(Event):
+    """What one position paid (positive `amount`) or received (negative) at a settlement."""
+
+    TYPE: ClassVar[str] = "funding_payment"
+    STREAM: ClassVar[str] = "order_results"
+
+    symbol: str
+    qty: Decimal  # signed: longs positive
+    fair_price: Decimal
+    rate: Decimal
+    amount: Decimal
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        check_symbol(self.symbol)
+        check_positive(self.fair_price, "fair_price")
+        for name in ("qty", "rate", "amount"):
+            check_finite(getattr(self, name), name)
+        if self.qty == 0:
+            raise InvalidEventError("only an open position pays funding", "not_positive")
+
+
+@dataclass(frozen=True, slots=True)
+class Liquidation(Event):
+    """An isolated position closed by the exchange at its liquidation price.
+
+    The fill itself is an `OrderResult` (`order_id` here); this records the numbers.
+    `margin_lost` is the whole position margin; `fee` is the part of it the exchange
+    keeps beyond the loss at the liquidation price.
+    """
+
+    TYPE: ClassVar[str] = "liquidation"
+    STREAM: ClassVar[str] = "order_results"
+
+    order_id: str
+    symbol: str
+    qty: Decimal  # signed position that was closed
+    entry_price: Decimal
+    liquidation_price: Decimal
+    mark_price: Decimal
+    margin_lost: Decimal
+    fee: Decimal
+    leverage: Decimal
+    maintenance_margin_rate: Decimal
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        _check_id(self.order_id, "order_id")
+        check_symbol(self.symbol)
+        for name in ("entry_price", "liquidation_price", "mark_price", "leverage"):
+            check_positive(getattr(self, name), name)
+        for name in ("margin_lost", "fee", "maintenance_margin_rate"):
+            check_non_negative(getattr(self, name), name)
+        check_finite(self.qty, "qty")
+
+
+@dataclass(frozen=True, slots=True)
 class PositionView:
     symbol: str
     qty: Decimal
@@ -526,11 +618,16 @@ class PositionView:
     mark_price: Decimal
     cost_basis: Decimal
     realized_pnl: Decimal
+    margin: Decimal = ZERO  # perpetuals: the isolated position margin
+    liquidation_price: Decimal | None = None
+    perpetual: bool = False
 
     def __post_init__(self) -> None:
         check_symbol(self.symbol)
-        for name in ("qty", "avg_entry", "mark_price", "cost_basis", "realized_pnl"):
+        for name in ("qty", "avg_entry", "mark_price", "cost_basis", "realized_pnl", "margin"):
             check_finite(getattr(self, name), name)
+        if self.liquidation_price is not None:
+            check_finite(self.liquidation_price, "liquidation_price")
 
     @property
     def notional(self) -> Decimal:
@@ -558,6 +655,8 @@ class PortfolioSnapshot(Event):
     day_start_equity: Decimal
     daily_drawdown_pct: Decimal
     positions: tuple[PositionView, ...] = field(default=())
+    funding: Decimal = ZERO  # net funding received so far (negative: paid)
+    margin_used: Decimal = ZERO  # perpetuals: the sum of position margins
 
     def __post_init__(self) -> None:
         self._check_common()
@@ -569,9 +668,10 @@ class PortfolioSnapshot(Event):
             "exposure_pct",
             "drawdown_pct",
             "daily_drawdown_pct",
+            "funding",
         ):
             check_finite(getattr(self, name), name)
-        for name in ("fees", "exposure", "peak_equity", "day_start_equity"):
+        for name in ("fees", "exposure", "peak_equity", "day_start_equity", "margin_used"):
             check_non_negative(getattr(self, name), name)
 
 
@@ -593,7 +693,7 @@ class RiskEvent(Event):
         self._check_common()
         if self.symbol is not None:
             check_symbol(self.symbol)
-        if self.kind not in ("refusal", "resize", "state_change"):
+        if self.kind not in ("refusal", "resize", "state_change", "liquidation"):
             raise InvalidEventError(f"risk event kind {self.kind!r} is unknown", "unknown_kind")
 
 
@@ -617,12 +717,16 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         Trade,
         Candle,
         Quote,
+        MarkPrice,
+        FundingSettlement,
         Heartbeat,
         Watermark,
         Signal,
         Order,
         OrderCancel,
         OrderResult,
+        FundingPayment,
+        Liquidation,
         PortfolioSnapshot,
         RiskEvent,
         Alert,

@@ -25,6 +25,8 @@ from engine.events import (
     Alert,
     Candle,
     Event,
+    FundingPayment,
+    Liquidation,
     MarketEvent,
     OrderResult,
     RiskEvent,
@@ -60,8 +62,16 @@ class RunStats:
     state_changes: list[RiskEvent] = field(default_factory=list)
     alerts: int = 0
     market_events: int = 0
+    funding_payments: int = 0
+    liquidations: int = 0
 
-    def on_result(self, result: OrderResult) -> None:
+    def on_result(self, result: OrderResult | FundingPayment | Liquidation) -> None:
+        if isinstance(result, FundingPayment):
+            self.funding_payments += 1
+            return
+        if isinstance(result, Liquidation):
+            self.liquidations += 1
+            return
         self.results_by_status[result.status.value] += 1
         if result.status.is_fill:
             self.fills += 1
@@ -72,7 +82,7 @@ class RunStats:
             self.refusals_by_reason[event.reason] += 1
         elif event.kind == "resize":
             self.resizes_by_reason[event.reason] += 1
-        else:
+        elif event.kind == "state_change":
             self.state_changes.append(event)
 
     def on_alert(self, alert: Alert) -> None:
@@ -101,7 +111,9 @@ class Pipeline:
         publish = self.publish
         self.strategy = strategy or load_strategy(settings.strategy)
         self.exchange = PaperExchange(settings, specs, publish)
-        self.portfolio = Portfolio(settings.initial_capital, publish)
+        self.portfolio = Portfolio(
+            settings.initial_capital, publish, specs, self.exchange.perps.leverage
+        )
         self.risk = RiskService(settings, specs, self.clock, publish)
         self.signals = SignalService(self.strategy, publish)
         self.stats = RunStats()

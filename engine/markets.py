@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
 from engine.events import Side, check_non_negative, check_positive, check_symbol
+from engine.perp.contracts import ContractTerms
 
 
 @dataclass(frozen=True, slots=True)
@@ -22,6 +23,11 @@ class SymbolSpec:
     # Perpetuals: sizes here are in base units; the contract size converts them.
     contract_size: Decimal = Decimal(1)
     maintenance_margin_rate: Decimal = Decimal(0)
+    contract: ContractTerms | None = None  # set for a perpetual, None for spot
+
+    @property
+    def perpetual(self) -> bool:
+        return self.contract is not None
 
     def __post_init__(self) -> None:
         check_symbol(self.symbol)

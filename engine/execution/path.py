@@ -75,3 +75,18 @@ def share_of_bar(candle: Candle, since: datetime, until: datetime) -> Decimal:
     if end <= start:
         return Decimal(0)
     return Decimal((end - start) // _US) / Decimal((candle.ts - candle.open_time) // _US)
+
+
+def first_reach(path: PricePath, since: datetime, level: Decimal) -> datetime | None:
+    """The first time from `since` on that the path reaches `level`, or None."""
+    start = path.price_at(since)
+    if start == level:
+        return since
+    points = [(since, start)] + [(t, p) for t, p in path.points if t > since]
+    for (t0, p0), (t1, p1) in pairwise(points):
+        if min(p0, p1) <= level <= max(p0, p1):
+            if p1 == p0:
+                return t0
+            share = (level - p0) / (p1 - p0)
+            return t0 + (t1 - t0) * float(share)
+    return None

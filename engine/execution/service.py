@@ -21,7 +21,12 @@ from engine.events import (
     ZERO,
     Candle,
     Event,
+    FundingPayment,
+    FundingSettlement,
+    Intent,
+    Liquidation,
     Liquidity,
+    MarkPrice,
     Order,
     OrderCancel,
     OrderResult,
@@ -43,9 +48,12 @@ from engine.execution.fills import (
     taker_fill,
     traded_through,
 )
-from engine.execution.path import bar_path, share_of_bar
+from engine.execution.path import bar_path, first_reach, share_of_bar
 from engine.execution.spread import SpreadEstimate, half_spread_bps
 from engine.markets import SymbolSpec
+from engine.perp.book import PerpBook
+from engine.perp.leverage import leverages
+from engine.perp.margin import clamp_rate, funding_fee, liquidation_crossed
 
 
 @dataclass(slots=True)
@@ -96,6 +104,7 @@ class PaperExchange:
         self._fixed_spread = (
             settings.spread_bps / 10000 if settings.spread_bps is not None else None
         )
+        self.perps = PerpBook(leverages(settings, specs))
 
     # --- orders ---------------------------------------------------------------
 
@@ -126,11 +135,138 @@ class PaperExchange:
 
     def on_market(self, event: Event) -> None:
         if isinstance(event, Candle | Trade):
+            if event.symbol in self.perps.positions:
+                self._check_liquidation(event)
             if self.working:
                 self._match(event)
             self._learn_spread(event)
+            if event.symbol not in self.perps.mark_fed:
+                self.perps.fair[event.symbol] = (
+                    event.close if isinstance(event, Candle) else event.price
+                )
         elif isinstance(event, Quote):
             self.quotes[event.symbol] = event
+        elif isinstance(event, MarkPrice):
+            self.perps.mark_fed.add(event.symbol)
+            self.perps.fair[event.symbol] = event.price
+            if event.symbol in self.perps.positions:
+                self._check_liquidation(event)
+        elif isinstance(event, FundingSettlement):
+            self._settle_funding(event)
+
+    # --- perpetuals -------------------------------------------------------------
+
+    def _check_liquidation(self, event: Candle | Trade | MarkPrice) -> None:
+        """Liquidate when the fair price reaches the position's liquidation price.
+
+        The fair price is the mark-price feed where the symbol has one, else the
+        traded price (on a candle: its intra-bar path from when the position opened).
+        """
+        symbol = event.symbol
+        if symbol in self.perps.mark_fed and not isinstance(event, MarkPrice):
+            return
+        spec = self.specs[symbol]
+        level = self.perps.liquidation_price(spec)
+        if level is None:
+            return
+        held = self.perps.qty(symbol)
+        side = Side.BUY if held > 0 else Side.SELL
+        if isinstance(event, Candle):
+            path = bar_path(event)
+            since = max(self.perps.opened_at[symbol], event.open_time)
+            low, high = path.range_from(since)
+            if not liquidation_crossed(side, level, low, high):
+                return
+            # When the path starts beyond the level (a gap), that is the moment.
+            at = first_reach(path, since, level) or since
+        elif liquidation_crossed(side, level, event.price, event.price):
+            at = event.ts
+        else:
+            return
+        self._liquidate(spec, level, at, event)
+
+    def _liquidate(self, spec: SymbolSpec, level: Decimal, at: datetime, event: Event) -> None:
+        symbol = spec.symbol
+        assert spec.contract is not None
+        position = self.perps.positions[symbol]
+        margin = self.perps.margin(symbol)
+        closing = Side.SELL if position.qty > 0 else Side.BUY
+        price = spec.adverse_price(level, closing)
+        if price <= 0:
+            price = spec.tick_size
+        for working in [w for w in self.working.values() if w.order.symbol == symbol]:
+            del self.working[working.order.order_id]
+            self._finish(
+                working.order, at, OrderStatus.CANCELLED, working.remaining, "liquidated", event
+            )
+        realized = self.perps.book(symbol, closing, abs(position.qty), price, at)
+        # The trader loses the whole position margin: what the loss at the liquidation
+        # price leaves of it is kept by the exchange as the liquidation fee.
+        kept = max(margin + realized, ZERO)
+        self.account.cash += realized - kept
+        order_id = derive_id("liq", symbol, event.event_id)
+        fair = self.perps.fair.get(symbol, price)
+        self._publish(
+            OrderResult(
+                event_id=derive_id("fill", order_id, 1),
+                ts=at,
+                cause_id=event.event_id,
+                order_id=order_id,
+                symbol=symbol,
+                side=closing,
+                status=OrderStatus.FILLED,
+                qty=abs(position.qty),
+                price=price,
+                requested_price=price,
+                slippage_bps=ZERO,
+                fee=kept,
+                liquidity=Liquidity.TAKER,
+                remaining_qty=ZERO,
+                reason=f"liquidation at {price}: the fair price reached it",
+                market_event_id=event.event_id,
+            )
+        )
+        self._publish(
+            Liquidation(
+                event_id=derive_id("liquidation", order_id),
+                ts=at,
+                cause_id=event.event_id,
+                order_id=order_id,
+                symbol=symbol,
+                qty=position.qty,
+                entry_price=position.avg_entry,
+                liquidation_price=price,
+                mark_price=fair if fair > 0 else price,
+                margin_lost=margin,
+                fee=kept,
+                leverage=self.perps.leverage[symbol],
+                maintenance_margin_rate=spec.contract.tier(position.qty).maintenance_margin_rate,
+            )
+        )
+
+    def _settle_funding(self, event: FundingSettlement) -> None:
+        symbol = event.symbol
+        held = self.perps.qty(symbol)
+        spec = self.specs.get(symbol)
+        if not held or spec is None or spec.contract is None:
+            return
+        terms = spec.contract
+        rate = clamp_rate(event.rate, terms.min_funding_rate, terms.max_funding_rate)
+        fair = self.perps.fair[symbol]
+        amount = funding_fee(held, fair, rate)
+        self.account.cash -= amount
+        self._publish(
+            FundingPayment(
+                event_id=derive_id("funding", symbol, event.event_id),
+                ts=event.ts,
+                cause_id=event.event_id,
+                symbol=symbol,
+                qty=held,
+                fair_price=fair,
+                rate=rate,
+                amount=amount,
+            )
+        )
 
     def _match(self, event: Candle | Trade) -> None:
         start = event.open_time if isinstance(event, Candle) else event.ts
@@ -264,7 +400,10 @@ class PaperExchange:
             qty = ZERO  # all or nothing
         if qty <= 0:
             working.bars_seen += 1
-            if order.side is Side.SELL and self.account.holdings.get(order.symbol, ZERO) <= 0:
+            if spec.perpetual:
+                if order.intent is Intent.EXIT and not self.perps.reduces(order.symbol, order.side):
+                    self._reject(working, at, "reduce_only: there is no position to reduce")
+            elif order.side is Side.SELL and self.account.holdings.get(order.symbol, ZERO) <= 0:
                 reason = "insufficient_position: spot cannot sell what is not held"
                 self._reject(working, at, reason)
             return
@@ -276,11 +415,15 @@ class PaperExchange:
         if quote is None:
             return
         rate = spec.taker_fee if quote.liquidity is Liquidity.TAKER else spec.maker_fee
-        # A buy may have been affordable at the reference but not after spread and slippage.
-        if order.side is Side.BUY:
+        # An entry may have been affordable at the reference but not after spread and slippage.
+        if spec.perpetual:
+            if not self.perps.reduces(order.symbol, order.side):
+                room = self.perps.entry_room(self.account.cash, order.symbol, quote.price, rate)
+                qty = min(qty, spec.floor_qty(room))
+        elif order.side is Side.BUY:
             qty = min(qty, spec.floor_qty(self.account.cash / (quote.price * (1 + rate))))
-            if qty <= 0:
-                return
+        if qty <= 0:
+            return
         self._fill(working, event, at, qty, quote, fee(qty, quote.price, rate), used)
 
     def _fill(
@@ -298,7 +441,10 @@ class PaperExchange:
         working.remaining -= qty
         working.fills += 1
         holdings = self.account.holdings
-        if order.side is Side.BUY:
+        if self.specs[order.symbol].perpetual:
+            realized = self.perps.book(order.symbol, order.side, qty, quote.price, at)
+            self.account.cash += realized - paid
+        elif order.side is Side.BUY:
             self.account.cash -= qty * quote.price + paid
             holdings[order.symbol] = holdings.get(order.symbol, ZERO) + qty
         else:
@@ -345,7 +491,10 @@ class PaperExchange:
             worst += s.slippage_base_bps + s.slippage_impact_bps
             ceiling = chance.reference * (1 + worst / 10000) + spec.tick_size
         if order.limit_price is not None:
-            ceiling = min(ceiling, order.limit_price)
+            ceiling = min(ceiling, order.limit_price) if order.side is Side.BUY else ceiling
+        if spec.perpetual:
+            room = self.perps.entry_room(self.account.cash, order.symbol, ceiling, spec.taker_fee)
+            return min(qty, spec.floor_qty(room))
         return min(qty, spec.floor_qty(self.account.cash / (ceiling * (1 + spec.taker_fee))))
 
     def _finish(

@@ -19,13 +19,19 @@ from engine.events import (
     ZERO,
     Candle,
     Event,
+    FundingPayment,
+    Liquidation,
+    MarkPrice,
     OrderResult,
     PortfolioSnapshot,
     PositionView,
+    Side,
     Trade,
     Watermark,
     derive_id,
 )
+from engine.markets import SymbolSpec
+from engine.perp.margin import liquidation_price, position_margin
 from engine.portfolio.accounting import Position, apply_fill, drawdown
 
 _DAY = timedelta(days=1)
@@ -41,10 +47,11 @@ class RoundTrip:
     closed_at: datetime
     realized_pnl: Decimal
     fees: Decimal
+    funding: Decimal = ZERO  # perpetuals: funding received (negative: paid) while open
 
     @property
     def net_pnl(self) -> Decimal:
-        return self.realized_pnl - self.fees
+        return self.realized_pnl - self.fees + self.funding
 
 
 @dataclass(slots=True)
@@ -52,15 +59,30 @@ class _Open:
     opened_at: datetime
     realized: Decimal = ZERO
     fees: Decimal = ZERO
+    funding: Decimal = ZERO
 
 
 class Portfolio:
+    """Spot positions are valued at their market value (cash paid for them left the
+    account); perpetual positions at their unrealized PnL on the fair price (only
+    margin is committed, and the wallet moves by realized PnL, fees and funding)."""
+
     def __init__(
-        self, initial_capital: Decimal, publish: Callable[[PortfolioSnapshot], object]
+        self,
+        initial_capital: Decimal,
+        publish: Callable[[PortfolioSnapshot], object],
+        specs: dict[str, SymbolSpec] | None = None,
+        leverage: dict[str, Decimal] | None = None,
     ) -> None:
         self.initial_capital = initial_capital
         self._publish = publish
+        self._perpetual = {s for s, spec in (specs or {}).items() if spec.perpetual}
+        self._specs = specs or {}
+        self._leverage = leverage or {}
+        self._mark_fed: set[str] = set()
         self.cash = initial_capital
+        self.funding = ZERO  # net funding received
+        self.liquidations = 0
         self.fees = ZERO
         self.realized = ZERO
         self.positions: dict[str, Position] = {}
@@ -79,10 +101,16 @@ class Portfolio:
 
     # --- valuation ----------------------------------------------------------
 
+    def _value(self, symbol: str, position: Position) -> Decimal:
+        """What a position adds to equity at its mark."""
+        if symbol in self._perpetual:
+            return position.unrealized(self.marks[symbol])
+        return position.qty * self.marks[symbol]
+
     def equity(self) -> Decimal:
         total = self.cash
         for symbol, position in self.positions.items():
-            total += position.qty * self.marks[symbol]
+            total += self._value(symbol, position)
         return total
 
     def unrealized(self) -> Decimal:
@@ -92,8 +120,13 @@ class Portfolio:
 
     def on_market(self, event: Event) -> None:
         if isinstance(event, Candle):
-            self.marks[event.symbol] = event.close
+            if event.symbol not in self._mark_fed:
+                self.marks[event.symbol] = event.close
         elif isinstance(event, Trade):
+            if event.symbol not in self._mark_fed:
+                self.marks[event.symbol] = event.price
+        elif isinstance(event, MarkPrice):
+            self._mark_fed.add(event.symbol)
             self.marks[event.symbol] = event.price
         elif isinstance(event, Watermark):
             self._at_watermark(event)
@@ -117,13 +150,22 @@ class Portfolio:
         else:
             self._track(equity, self._exposure())
 
-    def on_result(self, result: OrderResult) -> None:
+    def on_result(self, result: OrderResult | FundingPayment | Liquidation) -> None:
+        if isinstance(result, FundingPayment):
+            self._on_funding(result)
+            return
+        if isinstance(result, Liquidation):
+            self.liquidations += 1
+            return
         if not result.status.is_fill or result.price is None:
             return
         symbol = result.symbol
         before = self.positions.get(symbol, Position())
         effect = apply_fill(before, result.side, result.qty, result.price)
-        self.cash += effect.cash_delta - result.fee
+        if symbol in self._perpetual:
+            self.cash += effect.realized - result.fee
+        else:
+            self.cash += effect.cash_delta - result.fee
         self.fees += result.fee
         self.realized += effect.realized
         self.fills += 1
@@ -137,14 +179,31 @@ class Portfolio:
             self.positions.pop(symbol, None)
             del self._open[symbol]
             self.round_trips.append(
-                RoundTrip(symbol, trip.opened_at, result.ts, trip.realized, trip.fees)
+                RoundTrip(symbol, trip.opened_at, result.ts, trip.realized, trip.fees, trip.funding)
             )
         else:
             self.positions[symbol] = effect.position
         self._dirty = True  # the snapshot follows at this time's watermark
 
+    def _on_funding(self, payment: FundingPayment) -> None:
+        self.cash -= payment.amount
+        self.funding -= payment.amount
+        trip = self._open.get(payment.symbol)
+        if trip is not None:
+            trip.funding -= payment.amount
+        self._dirty = True
+
     def _exposure(self) -> Decimal:
         return sum((abs(p.qty * self.marks[s]) for s, p in self.positions.items()), ZERO)
+
+    def _perp_view(self, symbol: str, position: Position) -> tuple[Decimal, Decimal | None]:
+        """Position margin and liquidation price of a perpetual position."""
+        spec = self._specs[symbol]
+        assert spec.contract is not None
+        margin = position_margin(position.cost, self._leverage[symbol])
+        side = Side.BUY if position.qty > 0 else Side.SELL
+        mmr = spec.contract.tier(position.qty).maintenance_margin_rate
+        return margin, liquidation_price(side, position.avg_entry, position.qty, margin, mmr)
 
     def _track(self, equity: Decimal, exposure: Decimal) -> tuple[Decimal, Decimal]:
         """Peak, maximum drawdown and maximum exposure on consistent marks."""
@@ -162,15 +221,25 @@ class Portfolio:
 
     def snapshot(self, ts: datetime, cause_id: str) -> PortfolioSnapshot:
         equity = self.cash
-        exposure = unrealized = ZERO
+        exposure = unrealized = margin_used = ZERO
         views = []
         for s, p in sorted(self.positions.items()):
             mark = self.marks[s]
             value = p.qty * mark
-            equity += value
             exposure += abs(value)
             unrealized += value - p.cost
-            views.append(PositionView(s, p.qty, p.avg_entry, mark, p.cost, p.realized))
+            if s in self._perpetual:
+                equity += value - p.cost
+                margin, liquidation = self._perp_view(s, p)
+                margin_used += margin
+                views.append(
+                    PositionView(
+                        s, p.qty, p.avg_entry, mark, p.cost, p.realized, margin, liquidation, True
+                    )
+                )
+            else:
+                equity += value
+                views.append(PositionView(s, p.qty, p.avg_entry, mark, p.cost, p.realized))
         exposure_pct, dd = self._track(equity, exposure)
         self._dirty = False
         snap = PortfolioSnapshot(
@@ -189,6 +258,8 @@ class Portfolio:
             day_start_equity=self.day_start_equity,
             daily_drawdown_pct=drawdown(self.day_start_equity, equity),
             positions=tuple(views),
+            funding=self.funding,
+            margin_used=margin_used,
         )
         self._publish(snap)
         return snap

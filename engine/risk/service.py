@@ -21,8 +21,10 @@ from engine.events import (
     Alert,
     Candle,
     Event,
+    FundingPayment,
     Heartbeat,
     Intent,
+    Liquidation,
     Order,
     OrderCancel,
     OrderResult,
@@ -39,6 +41,8 @@ from engine.events import (
     derive_id,
 )
 from engine.markets import SymbolSpec
+from engine.perp.leverage import leverages
+from engine.perp.margin import liquidation_price, position_margin
 from engine.risk.sizing import (
     daily_volatility,
     entry_headroom,
@@ -72,6 +76,10 @@ class RiskService:
         self.reducing_since: date | None = None
         self.cash = settings.initial_capital
         self.positions: dict[str, Decimal] = {}
+        self.costs: dict[str, Decimal] = {}  # signed cost basis, for perpetuals' PnL
+        self.margin_used = ZERO
+        self._perpetual = {sym for sym, spec in specs.items() if spec.perpetual}
+        self.leverage = leverages(settings, specs)
         self.day_start_equity = settings.initial_capital
         self.breaker_peak = settings.initial_capital
         self.last_price: dict[str, Decimal] = {}
@@ -123,12 +131,19 @@ class RiskService:
     def on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
         self.cash = snapshot.cash
         self.positions = {p.symbol: p.qty for p in snapshot.positions if p.qty}
+        self.costs = {p.symbol: p.cost_basis for p in snapshot.positions if p.qty}
+        self.margin_used = snapshot.margin_used
         for p in snapshot.positions:
             self.last_price.setdefault(p.symbol, p.mark_price)
         self.day_start_equity = snapshot.day_start_equity
         self._evaluate(snapshot.ts, snapshot.equity, snapshot.event_id)
 
-    def on_result(self, result: OrderResult) -> None:
+    def on_result(self, result: OrderResult | FundingPayment | Liquidation) -> None:
+        if isinstance(result, Liquidation):
+            self._liquidated(result)
+            return
+        if isinstance(result, FundingPayment):
+            return  # the wallet reaches risk with the next snapshot
         flight = self.in_flight.get(result.order_id)
         if flight is None:
             return
@@ -158,6 +173,47 @@ class RiskService:
         self._change(ts, TradingState.HALTED, "operator_halt", None, self.equity(), operator_note)
         return True
 
+    def _liquidated(self, event: Liquidation) -> None:
+        detail = {
+            "qty": str(event.qty),
+            "entry_price": str(event.entry_price),
+            "liquidation_price": str(event.liquidation_price),
+            "mark_price": str(event.mark_price),
+            "margin_lost": str(event.margin_lost),
+            "fee": str(event.fee),
+            "leverage": str(event.leverage),
+        }
+        side = "long" if event.qty > 0 else "short"
+        message = (
+            f"{event.symbol} {side} liquidated at {event.liquidation_price}: "
+            f"margin {event.margin_lost} lost"
+        )
+        risk_id = derive_id("risk", event.event_id, "liquidation")
+        self._publish(
+            RiskEvent(
+                event_id=risk_id,
+                ts=event.ts,
+                cause_id=event.event_id,
+                kind="liquidation",
+                reason="liquidation",
+                symbol=event.symbol,
+                state=self.state,
+                message=message,
+                detail=detail,
+            )
+        )
+        self._publish(
+            Alert(
+                event_id=derive_id("alert", risk_id),
+                ts=event.ts,
+                cause_id=risk_id,
+                severity=Severity.CRITICAL,
+                rule="liquidation",
+                message=message,
+                detail=detail,
+            )
+        )
+
     @property
     def _flattening(self) -> bool:
         return self.settings.circuit_breaker_action == "flatten"
@@ -179,7 +235,7 @@ class RiskService:
                 )
             )
         for symbol, held in sorted(self.positions.items()):
-            qty = held - self._in_flight_exits(symbol, market_only=True)
+            qty = abs(held) - self._in_flight_exits(symbol, market_only=True)
             if qty <= 0 or symbol not in self.last_price:
                 continue
             order_id = derive_id("ord", "flatten", cause_id, symbol)
@@ -190,7 +246,7 @@ class RiskService:
                     cause_id=cause_id,
                     order_id=order_id,
                     symbol=symbol,
-                    side=Side.SELL,
+                    side=Side.SELL if held > 0 else Side.BUY,
                     order_type=OrderType.MARKET,
                     qty=qty,
                     limit_price=None,
@@ -203,9 +259,13 @@ class RiskService:
     # --- valuation ----------------------------------------------------------
 
     def equity(self) -> Decimal:
-        return self.cash + sum(
-            (qty * self.last_price[s] for s, qty in self.positions.items()), ZERO
-        )
+        """Cash plus spot positions at market and perpetual positions' unrealized PnL."""
+        total = self.cash
+        for symbol, qty in self.positions.items():
+            total += qty * self.last_price[symbol]
+            if symbol in self._perpetual:
+                total -= self.costs.get(symbol, ZERO)
+        return total
 
     def _notional(self, symbol: str) -> Decimal:
         qty = self.positions.get(symbol, ZERO)
@@ -216,7 +276,7 @@ class RiskService:
             (
                 f.remaining * self.last_price.get(f.order.symbol, f.order.decision_price)
                 for f in self.in_flight.values()
-                if f.order.side is Side.BUY and (symbol is None or f.order.symbol == symbol)
+                if f.order.intent is Intent.ENTRY and (symbol is None or f.order.symbol == symbol)
             ),
             ZERO,
         )
@@ -226,7 +286,7 @@ class RiskService:
             (
                 f.remaining
                 for f in self.in_flight.values()
-                if f.order.side is Side.SELL
+                if f.order.intent is Intent.EXIT
                 and f.order.symbol == symbol
                 and not (market_only and f.order.order_type is OrderType.LIMIT)
             ),
@@ -339,10 +399,13 @@ class RiskService:
         if self.state is TradingState.HALTED:
             self._refuse(signal, "halted", "trading is halted until an operator resumes", {})
             return
-        if signal.side is Side.BUY:
-            self._entry(signal, now)
+        held = self.positions.get(signal.symbol, ZERO)
+        if held and (held > 0) != (signal.side is Side.BUY):
+            self._exit(signal, now)  # against the position: it reduces it
+        elif signal.side is Side.BUY or signal.symbol in self._perpetual:
+            self._entry(signal, now)  # a perpetual opens shorts too
         else:
-            self._exit(signal, now)
+            self._exit(signal, now)  # a spot sell with nothing held
 
     def _rate_limited(self, signal: Signal, now: datetime) -> bool:
         while self.recent_orders and now - self.recent_orders[0] >= _ONE_MINUTE:
@@ -367,7 +430,7 @@ class RiskService:
             return
         open_symbols = {sym for sym, qty in self.positions.items() if qty}
         open_symbols |= {
-            f.order.symbol for f in self.in_flight.values() if f.order.side is Side.BUY
+            f.order.symbol for f in self.in_flight.values() if f.order.intent is Intent.ENTRY
         }
         if symbol not in open_symbols and len(open_symbols) >= s.max_open_positions:
             self._refuse(
@@ -398,8 +461,17 @@ class RiskService:
         symbol_notional = self._notional(symbol) + self._in_flight_entries(symbol)
         total_notional = sum((self._notional(x) for x in self.positions), ZERO)
         total_notional += self._in_flight_entries()
-        free_cash = self.cash - self._in_flight_entries() * (1 + self._cost_rate)
         cost_rate = self._cost_rate if signal.limit_price is None else s.taker_fee_rate
+        margin_room: Decimal | None = None
+        if symbol in self._perpetual:
+            # Only margin is committed: the free wallet carries leverage times its size.
+            lev = self.leverage[symbol]
+            committed = self.margin_used + self._in_flight_margin()
+            free_cash = (self.cash - committed) * lev - self._in_flight_entries() * cost_rate
+            cost_rate = cost_rate * lev
+            margin_room = (equity * s.max_margin_usage_pct - committed) * lev
+        else:
+            free_cash = self.cash - self._in_flight_entries() * (1 + self._cost_rate)
         headroom = entry_headroom(
             equity,
             s.max_position_pct,
@@ -408,6 +480,7 @@ class RiskService:
             total_notional,
             free_cash,
             cost_rate,
+            margin_room,
         )
         binding, room = headroom.binding()
         notional = min(target, room)
@@ -427,6 +500,8 @@ class RiskService:
                 signal, binding, f"no room for {symbol}: {binding} leaves {room:.8g}", numbers
             )
             return
+        if symbol in self._perpetual and self._perp_refused(signal, qty, price, numbers):
+            return
         if notional < target:
             numbers["approved_notional"] = str(qty * price)
             self._publish(
@@ -442,11 +517,65 @@ class RiskService:
                     detail=numbers,
                 )
             )
-        self._approve(signal, now, Side.BUY, qty, self.last_price[symbol], Intent.ENTRY)
+        self._approve(signal, now, signal.side, qty, self.last_price[symbol], Intent.ENTRY)
+
+    def _in_flight_margin(self) -> Decimal:
+        return sum(
+            (
+                f.remaining
+                * self.last_price.get(f.order.symbol, f.order.decision_price)
+                / self.leverage[f.order.symbol]
+                for f in self.in_flight.values()
+                if f.order.intent is Intent.ENTRY and f.order.symbol in self._perpetual
+            ),
+            ZERO,
+        )
+
+    def _perp_refused(
+        self, signal: Signal, qty: Decimal, price: Decimal, numbers: dict[str, str]
+    ) -> bool:
+        """The leverage tier and the liquidation distance of the position after the entry."""
+        symbol = signal.symbol
+        terms = self.specs[symbol].contract
+        assert terms is not None
+        lev = self.leverage[symbol]
+        held = self.positions.get(symbol, ZERO)
+        new_qty = held + signal.side.sign * qty
+        new_cost = self.costs.get(symbol, ZERO) + signal.side.sign * qty * price
+        cap = terms.leverage_cap(new_qty)
+        numbers = {**numbers, "leverage": str(lev), "tier_max_leverage": str(cap)}
+        if lev > cap:
+            self._refuse(
+                signal,
+                "leverage_tier",
+                f"{symbol} at {lev}x: a position of {new_qty} allows at most {cap}x",
+                numbers,
+            )
+            return True
+        mark = self.last_price[symbol]
+        level = liquidation_price(
+            signal.side,
+            new_cost / new_qty,
+            new_qty,
+            position_margin(new_cost, lev),
+            terms.tier(new_qty).maintenance_margin_rate,
+        )
+        distance = abs(mark - level) / mark
+        limit = self.settings.min_liquidation_distance_pct
+        if distance < limit:
+            numbers |= {"liquidation_price": str(level), "distance": str(distance)}
+            self._refuse(
+                signal,
+                "liquidation_too_close",
+                f"{symbol} would be liquidated at {level}, {distance:.2%} from {mark}",
+                {**numbers, "limit": str(limit)},
+            )
+            return True
+        return False
 
     def _exit(self, signal: Signal, now: datetime) -> None:
         symbol = signal.symbol
-        held = self.positions.get(symbol, ZERO)
+        held = abs(self.positions.get(symbol, ZERO))
         market = signal.order_type is OrderType.MARKET
         # A market exit takes over from resting limit exits: they are cancelled.
         qty = held - self._in_flight_exits(symbol, market_only=market)
@@ -462,14 +591,14 @@ class RiskService:
             return
         if market:
             self._cancel_limit_exits(symbol, now, signal.event_id)
-        self._approve(signal, now, Side.SELL, qty, self.last_price[symbol], Intent.EXIT)
+        self._approve(signal, now, signal.side, qty, self.last_price[symbol], Intent.EXIT)
 
     def _cancel_limit_exits(self, symbol: str, now: datetime, cause_id: str) -> None:
         for flight in list(self.in_flight.values()):
             order = flight.order
             if (
                 order.symbol == symbol
-                and order.side is Side.SELL
+                and order.intent is Intent.EXIT
                 and order.order_type is OrderType.LIMIT
             ):
                 self._publish(

@@ -70,6 +70,7 @@ class Headroom:
     position: Decimal
     exposure: Decimal
     cash: Decimal
+    margin: Decimal | None = None  # perpetuals: the margin-usage limit
 
     def binding(self) -> tuple[str, Decimal]:
         limits = {
@@ -77,6 +78,8 @@ class Headroom:
             "max_total_exposure": self.exposure,
             "insufficient_cash": self.cash,
         }
+        if self.margin is not None:
+            limits["max_margin_usage"] = self.margin
         name = min(limits, key=lambda k: limits[k])
         return name, max(limits[name], ZERO)
 
@@ -89,6 +92,7 @@ def entry_headroom(
     total_notional: Decimal,
     free_cash: Decimal,
     cost_rate: Decimal,
+    margin_room: Decimal | None = None,
 ) -> Headroom:
     """Room for a new entry: position and exposure limits (with in-flight) and spendable cash.
 
@@ -99,6 +103,7 @@ def entry_headroom(
         position=equity * max_position_pct - symbol_notional,
         exposure=equity * max_exposure_pct - total_notional,
         cash=_floor_significant(free_cash / (1 + cost_rate)),
+        margin=margin_room,
     )
 
 

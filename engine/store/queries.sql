@@ -65,24 +65,46 @@ ON CONFLICT (run_id, event_id) DO NOTHING;
 INSERT INTO portfolio_snapshots (run_id, event_id, ts, cause_id, cash, equity, realized_pnl,
                                  unrealized_pnl, fees, exposure, exposure_pct, peak_equity,
                                  drawdown_pct, day_start_equity, daily_drawdown_pct,
-                                 open_positions)
+                                 open_positions, funding, margin_used)
 SELECT %(run_id)s::text, *
 FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
             %(cash)s::numeric[], %(equity)s::numeric[], %(realized_pnl)s::numeric[],
             %(unrealized_pnl)s::numeric[], %(fees)s::numeric[], %(exposure)s::numeric[],
             %(exposure_pct)s::numeric[], %(peak_equity)s::numeric[],
             %(drawdown_pct)s::numeric[], %(day_start_equity)s::numeric[],
-            %(daily_drawdown_pct)s::numeric[], %(open_positions)s::integer[])
+            %(daily_drawdown_pct)s::numeric[], %(open_positions)s::integer[],
+            %(funding)s::numeric[], %(margin_used)s::numeric[])
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_positions
 INSERT INTO positions (run_id, snapshot_id, ts, symbol, qty, avg_entry, mark_price, cost_basis,
-                       realized_pnl)
+                       realized_pnl, margin, liquidation_price)
 SELECT %(run_id)s::text, *
 FROM unnest(%(snapshot_id)s::text[], %(ts)s::timestamptz[], %(symbol)s::text[],
             %(qty)s::numeric[], %(avg_entry)s::numeric[], %(mark_price)s::numeric[],
-            %(cost_basis)s::numeric[], %(realized_pnl)s::numeric[])
+            %(cost_basis)s::numeric[], %(realized_pnl)s::numeric[], %(margin)s::numeric[],
+            %(liquidation_price)s::numeric[])
 ON CONFLICT (run_id, snapshot_id, symbol) DO NOTHING;
+
+-- name: insert_funding_payments
+INSERT INTO funding_payments (run_id, event_id, ts, cause_id, symbol, qty, fair_price, rate, amount)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(symbol)s::text[], %(qty)s::numeric[], %(fair_price)s::numeric[],
+            %(rate)s::numeric[], %(amount)s::numeric[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
+
+-- name: insert_liquidations
+INSERT INTO liquidations (run_id, event_id, ts, cause_id, order_id, symbol, qty, entry_price,
+                          liquidation_price, mark_price, margin_lost, fee, leverage,
+                          maintenance_margin_rate)
+SELECT %(run_id)s::text, *
+FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
+            %(order_id)s::text[], %(symbol)s::text[], %(qty)s::numeric[],
+            %(entry_price)s::numeric[], %(liquidation_price)s::numeric[],
+            %(mark_price)s::numeric[], %(margin_lost)s::numeric[], %(fee)s::numeric[],
+            %(leverage)s::numeric[], %(maintenance_margin_rate)s::numeric[])
+ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_risk_events
 INSERT INTO risk_events (run_id, event_id, ts, cause_id, kind, reason, symbol, state, message,
@@ -256,9 +278,10 @@ WHERE run_id = %(run_id)s;
 SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.fee,
        t.slippage_bps, t.liquidity
 FROM trades t
-JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
+-- Liquidations are fills the exchange makes without an order of the run.
+LEFT JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
 WHERE t.run_id = %(run_id)s
-ORDER BY t.ts, o.ts, t.trade_id;
+ORDER BY t.ts, o.ts NULLS LAST, t.trade_id;
 
 -- name: refusals_by_reason
 SELECT reason, count(*) AS n
@@ -291,19 +314,29 @@ SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.fee,
        t.spread_bps, t.slippage_bps, t.liquidity, t.requested_price, o.decision_price,
        t.status, t.remaining_qty, t.market_event_id
 FROM trades t
-JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
+-- Liquidations are fills the exchange makes without an order of the run.
+LEFT JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
 WHERE t.run_id = %(run_id)s
-ORDER BY t.ts, o.ts, t.trade_id;
+ORDER BY t.ts, o.ts NULLS LAST, t.trade_id;
+
+-- name: export_funding
+SELECT event_id AS payment_id, ts, symbol, qty, fair_price, rate, amount
+FROM funding_payments WHERE run_id = %(run_id)s ORDER BY ts, event_id;
+
+-- name: export_liquidations
+SELECT event_id AS liquidation_id, ts, order_id, symbol, qty, entry_price, liquidation_price,
+       mark_price, margin_lost, fee, leverage, maintenance_margin_rate
+FROM liquidations WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: export_positions
 SELECT ts, snapshot_id, symbol, qty, avg_entry, mark_price, cost_basis, realized_pnl,
-       unrealized_pnl, status
+       unrealized_pnl, status, margin, liquidation_price
 FROM positions WHERE run_id = %(run_id)s ORDER BY ts, snapshot_id, symbol;
 
 -- name: export_snapshots
 SELECT event_id AS snapshot_id, ts, cause_id, cash, equity, realized_pnl, unrealized_pnl,
        fees, exposure, exposure_pct, peak_equity, drawdown_pct, day_start_equity,
-       daily_drawdown_pct, open_positions
+       daily_drawdown_pct, open_positions, funding, margin_used
 FROM portfolio_snapshots WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: export_risk_events

@@ -34,7 +34,11 @@ from engine.events import (
     Alert,
     Candle,
     Event,
+    FundingPayment,
+    FundingSettlement,
     Heartbeat,
+    Liquidation,
+    MarkPrice,
     Order,
     OrderCancel,
     OrderResult,
@@ -74,11 +78,19 @@ TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "portfolio_snapshots": (
         "event_id", "ts", "cause_id", "cash", "equity", "realized_pnl", "unrealized_pnl",
         "fees", "exposure", "exposure_pct", "peak_equity", "drawdown_pct",
-        "day_start_equity", "daily_drawdown_pct", "open_positions",
+        "day_start_equity", "daily_drawdown_pct", "open_positions", "funding", "margin_used",
     ),
     "positions": (
         "snapshot_id", "ts", "symbol", "qty", "avg_entry", "mark_price", "cost_basis",
-        "realized_pnl",
+        "realized_pnl", "margin", "liquidation_price",
+    ),
+    "funding_payments": (
+        "event_id", "ts", "cause_id", "symbol", "qty", "fair_price", "rate", "amount",
+    ),
+    "liquidations": (
+        "event_id", "ts", "cause_id", "order_id", "symbol", "qty", "entry_price",
+        "liquidation_price", "mark_price", "margin_lost", "fee", "leverage",
+        "maintenance_margin_rate",
     ),
     "risk_events": (
         "event_id", "ts", "cause_id", "kind", "reason", "symbol", "state", "message", "detail",
@@ -197,14 +209,14 @@ def _add_snapshot(batch: _Batch, e: PortfolioSnapshot) -> None:
         e.event_id,
         (e.event_id, e.ts, e.cause_id, e.cash, e.equity, e.realized_pnl, e.unrealized_pnl,
          e.fees, e.exposure, e.exposure_pct, e.peak_equity, e.drawdown_pct,
-         e.day_start_equity, e.daily_drawdown_pct, open_positions),
+         e.day_start_equity, e.daily_drawdown_pct, open_positions, e.funding, e.margin_used),
     )  # fmt: skip
     for p in e.positions:
         batch.add(
             "positions",
             f"{e.event_id}\x00{p.symbol}",
             (e.event_id, e.ts, p.symbol, p.qty, p.avg_entry, p.mark_price, p.cost_basis,
-             p.realized_pnl),
+             p.realized_pnl, p.margin, p.liquidation_price),
         )  # fmt: skip
 
 
@@ -225,11 +237,33 @@ def _add_alert(batch: _Batch, e: Alert) -> None:
     )
 
 
+def _add_funding_payment(batch: _Batch, e: FundingPayment) -> None:
+    batch.add(
+        "funding_payments",
+        e.event_id,
+        (e.event_id, e.ts, e.cause_id, e.symbol, e.qty, e.fair_price, e.rate, e.amount),
+    )
+
+
+def _add_liquidation(batch: _Batch, e: Liquidation) -> None:
+    batch.add(
+        "liquidations",
+        e.event_id,
+        (e.event_id, e.ts, e.cause_id, e.order_id, e.symbol, e.qty, e.entry_price,
+         e.liquidation_price, e.mark_price, e.margin_lost, e.fee, e.leverage,
+         e.maintenance_margin_rate),
+    )  # fmt: skip
+
+
 def _not_stored(batch: _Batch, e: Event) -> None:
     """Quotes, heartbeats, watermarks and cancel requests leave their trace in what they cause."""
 
 
 _ROUTES: Final[dict[type[Event], Any]] = {
+    FundingPayment: _add_funding_payment,
+    Liquidation: _add_liquidation,
+    MarkPrice: _not_stored,
+    FundingSettlement: _not_stored,
     Quote: _not_stored,
     Heartbeat: _not_stored,
     Watermark: _not_stored,

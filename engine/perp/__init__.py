@@ -1,0 +1,1 @@
+"""Perpetual futures: contract terms, isolated margin, funding and liquidation."""
