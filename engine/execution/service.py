@@ -480,7 +480,11 @@ class PaperExchange:
         self._finish(working.order, at, OrderStatus.REJECTED, working.remaining, reason, None)
 
     def _affordable(self, order: Order, qty: Decimal, chance: _Chance, spec: SymbolSpec) -> Decimal:
-        if order.side is Side.SELL:
+        if spec.perpetual and self.perps.reduces(order.symbol, order.side):
+            return min(qty, abs(self.perps.qty(order.symbol)))  # never flips the position
+        if spec.perpetual and order.intent is Intent.EXIT:
+            return ZERO  # reduce-only, and there is nothing to reduce
+        if order.side is Side.SELL and not spec.perpetual:
             return min(qty, self.account.holdings.get(order.symbol, ZERO))
         # The highest price this chance can fill at bounds what the cash can pay for.
         if chance.bounds is not None:

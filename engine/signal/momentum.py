@@ -8,8 +8,12 @@ Parameters (all in bars of the traded interval):
 - `stop_loss_pct` (0.03): leave when the close is this far below the entry price.
 - `cooldown_bars` (6): after a signal on a symbol, wait this many bars before the
   next, so an order has time to fill before the strategy asks again.
+- `allow_short` (False): on perpetuals, also enter short when momentum is below
+  `-entry_return` and the close is below its trend average, and leave the short
+  when momentum rises above `-exit_return` or the close is `stop_loss_pct` above
+  the entry. Spot is long only, so leave it off there (risk refuses spot shorts).
 Confidence grows with the strength of the move: entry_return gives 0.5 and twice
-that gives 1. Spot is long only, so exits are sells of what is held.
+that gives 1.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ class MomentumStrategy(Strategy):
         trend_bars: int = 48,
         stop_loss_pct: float = 0.03,
         cooldown_bars: int = 6,
+        allow_short: bool = False,
     ) -> None:
         if not 1 <= lookback_bars <= trend_bars:
             raise ValueError("lookback_bars must be between 1 and trend_bars")
@@ -45,6 +50,7 @@ class MomentumStrategy(Strategy):
         self.trend_bars = trend_bars
         self.stop_loss_pct = stop_loss_pct
         self.cooldown_bars = cooldown_bars
+        self.allow_short = allow_short
         self._closes: dict[str, deque[float]] = {}
         self._sums: dict[str, float] = {}
         self._cooldown: dict[str, int] = {}
@@ -80,7 +86,27 @@ class MomentumStrategy(Strategy):
                     f"momentum {momentum:.4%} < exit {self.exit_return:.4%}",
                 )
             return ()
+        if position is not None and position.qty < 0:
+            stop = float(position.avg_entry) * (1 + self.stop_loss_pct)
+            if close > stop:
+                return self._signal(symbol, Side.BUY, 1.0, f"stop: close {close:.8g} > {stop:.8g}")
+            if momentum > -self.exit_return:
+                return self._signal(
+                    symbol,
+                    Side.BUY,
+                    0.5 + min(0.5, momentum / (4 * self.entry_return)),
+                    f"momentum {momentum:.4%} > short exit {-self.exit_return:.4%}",
+                )
+            return ()
         trend = (total - close) / self.trend_bars
+        if self.allow_short and momentum < -self.entry_return and close < trend:
+            return self._signal(
+                symbol,
+                Side.SELL,
+                min(1.0, -momentum / (2 * self.entry_return)),
+                f"momentum {momentum:.4%} < {-self.entry_return:.4%}, "
+                f"close below its {self.trend_bars}-bar mean",
+            )
         if momentum > self.entry_return and close > trend:
             return self._signal(
                 symbol,
