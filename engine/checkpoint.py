@@ -26,6 +26,7 @@ from engine.events import (
 from engine.execution.service import WorkingOrder
 from engine.portfolio.accounting import Position
 from engine.portfolio.service import RoundTrip, _Open
+from engine.report.round_trips import SymbolBook
 from engine.risk.service import InFlight
 
 if TYPE_CHECKING:
@@ -128,6 +129,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "state_changes": [to_dict(e) for e in st.state_changes],
             "alerts": st.alerts,
             "market_events": st.market_events,
+            "books": {symbol: book.to_json() for symbol, book in st.books.items()},
         },
     }
 
@@ -208,3 +210,4 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     st.state_changes = [e for e in map(from_dict, sts["state_changes"]) if isinstance(e, RiskEvent)]
     st.alerts = sts["alerts"]
     st.market_events = sts["market_events"]
+    st.books = {s: SymbolBook.from_json(b) for s, b in sts.get("books", {}).items()}
