@@ -33,14 +33,15 @@ def user_errors() -> Iterator[None]:
     except ClaireError as exc:
         if _state["debug"]:
             raise
-        err().print(f"[red]error:[/red] {escape(str(exc))}")
+        err().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as exc:
         if _state["debug"]:
             raise
         err().print(
             f"[red]unexpected error:[/red] {type(exc).__name__}: {escape(str(exc))} "
-            "(run again with --debug for the traceback)"
+            "(run again with --debug for the traceback)",
+            soft_wrap=True,
         )
         print(file=sys.stderr)
         raise typer.Exit(1) from None
@@ -52,4 +53,4 @@ def is_debug() -> bool:
 
 def warn(message: str) -> None:
     """One yellow line on stderr: the run goes on, but the trader should know."""
-    err().print(f"[yellow]warning:[/yellow] {escape(message)}")
+    err().print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)

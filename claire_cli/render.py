@@ -14,15 +14,10 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from rich import box
 from rich.markup import escape
-from rich.progress import (
-    BarColumn,
-    Progress,
-    TaskProgressColumn,
-    TextColumn,
-    TimeRemainingColumn,
-)
 from rich.table import Table
+from rich.text import Text
 
 from claire_cli.console import out
 
@@ -37,11 +32,11 @@ def _money(value: Decimal | None, quote: str) -> str:
     return "-" if value is None else f"{value:,.8f} {quote}"
 
 
-def signed(value: Decimal | None, quote: str = "") -> str:
+def signed(value: Decimal | None, quote: str = "", plus: bool = True) -> str:
     """Money that is a gain or a loss: green above zero, red below."""
     if value is None:
         return "-"
-    text = f"{value:+,.8f}" + (f" {quote}" if quote else "")
+    text = f"{value:{'+' if plus else ''},.8f}" + (f" {quote}" if quote else "")
     if value > 0:
         return f"[green]{text}[/green]"
     if value < 0:
@@ -134,18 +129,26 @@ def print_summary(summary: Any, outcome: Any = None) -> None:
 def print_pnl_by_symbol(pnl: dict[str, dict[str, Any]], quote: str) -> None:
     if not pnl:
         return
-    table = Table(title=f"PnL per symbol ({quote})", title_justify="left")
-    for column in ("symbol", "net PnL", "realized", "unrealized", "fees", "fills", "round trips"):
-        table.add_column(column, justify="left" if column == "symbol" else "right")
+    # Light borders and colour for the sign: the columns fit 80 terminal columns, and a
+    # narrower terminal folds a number inside its cell rather than cutting digits off.
+    table = Table(
+        title=f"PnL per symbol ({quote})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for column in ("symbol", "net PnL", "realized", "unrealized", "fees", "fills", "trips/won"):
+        table.add_column(column, justify="left" if column == "symbol" else "right", overflow="fold")
     for symbol, f in pnl.items():
         table.add_row(
             symbol,
-            signed(f["net_pnl"]),
-            signed(f["realized_pnl"]),
-            signed(f["unrealized_pnl"]),
+            signed(f["net_pnl"], plus=False),
+            signed(f["realized_pnl"], plus=False),
+            signed(f["unrealized_pnl"], plus=False),
             f"{f['fees']:,.8f}",
             str(f["fills"]),
-            f"{f['round_trips']} ({f['wins']} won)",
+            f"{f['round_trips']}/{f['wins']}",
         )
     out().print(table)
 
@@ -177,16 +180,21 @@ def print_run_footer(outcome: Any) -> None:
     resumed = (
         f", resumed after {outcome.resumed_from:,} market events" if outcome.resumed_from else ""
     )
-    console.print(f"run [bold]{outcome.run_id}[/bold] {outcome.status.value}{resumed}")
-    console.print(f"data folder: {outcome.data_dir}")
-    console.print(f"database: {outcome.database}")
+    # soft_wrap: a terminal may fold a long path or URL, but copying it keeps it whole.
+    console.print(
+        f"run [bold]{outcome.run_id}[/bold] {outcome.status.value}{resumed}", soft_wrap=True
+    )
+    console.print(f"data folder: {escape(str(outcome.data_dir))}", soft_wrap=True)
+    console.print(f"database: {escape(outcome.database)}", soft_wrap=True)
     if outcome.stopped:
         how = SIGNAL_NAMES.get(outcome.stop_signal or 0, "a signal")
         console.print(
             f"stopped by {how} after {outcome.summary.market_events:,} market events; "
-            "continue exactly where it stopped with:"
+            "continue exactly where it stopped with:",
+            soft_wrap=True,
         )
-        console.print(f"  {resume_command(outcome.run_id, outcome.data_dir)}", soft_wrap=True)
+        command = resume_command(outcome.run_id, outcome.data_dir)
+        console.print(f"  {escape(command)}", soft_wrap=True)
 
 
 # --- progress of a run in the foreground ---------------------------------------------
@@ -204,41 +212,82 @@ def progress_fields(view: Any) -> dict[str, str]:
     }
 
 
+def eta_seconds(elapsed_s: float, first_frac: float, frac: float) -> float | None:
+    """Wall time left at the pace so far; None until the run has moved."""
+    moved = frac - first_frac
+    if moved <= 0:
+        return None
+    return max(0.0, elapsed_s * (1 - frac) / moved)
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    whole = int(seconds + 0.5)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class _ProgressLines:
+    """Two short lines: where the run is and when it ends; what it has made so far."""
+
+    def __init__(self, monotonic: Any) -> None:
+        self._monotonic = monotonic
+        self._started: float | None = None
+        self._first_frac = 0.0
+        self.view: Any = None
+
+    def update(self, view: Any) -> None:
+        if self._started is None:
+            self._started = self._monotonic()
+            self._first_frac = view.done_frac or 0.0
+        self.view = view
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+
+        view = self.view
+        if view is None:
+            return Text("starting ...")
+        fields = progress_fields(view)
+        top = Table.grid(padding=(0, 1))
+        if view.done_frac is None:
+            top.add_row(Text("run", style="bold"), Text(f"market {fields['at']}"))
+        else:
+            elapsed = self._monotonic() - (self._started or 0.0)
+            eta = eta_seconds(elapsed, self._first_frac, view.done_frac)
+            top.add_row(
+                Text("run", style="bold"),
+                ProgressBar(total=1000, completed=view.done_frac * 1000, width=20),
+                Text(f"{view.done_frac * 100:3.0f} %"),
+                Text(f"market {fields['at']}"),
+                Text(f"eta {_clock(eta)}"),
+            )
+        bottom = Text.from_markup(
+            f"equity {fields['equity']}  PnL {fields['pnl']}  fills {fields['fills']}  "
+            f"state {fields['state']}"
+        )
+        return Group(top, bottom)
+
+
 @contextmanager
 def run_progress(enabled: bool) -> Iterator[Any]:
-    """A live progress line (percent, market time, ETA, equity, PnL, fills, state).
+    """A live two-line view: percent, market time, ETA; equity, PnL, fills, trading state.
 
     Yields the sink for `engine.progress.ProgressFeed`, or None when output is
     JSON or not a terminal.
     """
+    import time
+
+    from rich.live import Live
+
     console = out()
     if not enabled or not console.is_terminal:
         yield None
         return
-    with Progress(
-        TextColumn("[bold]run[/bold]"),
-        BarColumn(bar_width=24),
-        TaskProgressColumn(),
-        TextColumn("{task.fields[at]}"),
-        TextColumn("eta"),
-        TimeRemainingColumn(),
-        TextColumn(
-            "equity {task.fields[equity]}  PnL {task.fields[pnl]}  fills {task.fields[fills]}  "
-            "{task.fields[state]}"
-        ),
-        console=console,
-        transient=True,
-        refresh_per_second=10,
-    ) as progress:
-        task = progress.add_task("run", total=1000, at="", equity="", pnl="", fills="0", state="")
-
-        def show(view: Any) -> None:
-            if view.done_frac is None:
-                progress.update(task, total=None, **progress_fields(view))
-            else:
-                progress.update(task, completed=view.done_frac * 1000, **progress_fields(view))
-
-        yield show
+    lines = _ProgressLines(time.monotonic)
+    with Live(lines, console=console, transient=True, refresh_per_second=10):
+        yield lines.update
 
 
 # --- status ------------------------------------------------------------------------

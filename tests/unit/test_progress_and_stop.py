@@ -11,7 +11,13 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from claire_cli.render import progress_fields, resume_command, signed
+from claire_cli.render import (
+    _ProgressLines,
+    eta_seconds,
+    progress_fields,
+    resume_command,
+    signed,
+)
 from engine.config import load_settings
 from engine.feeds.replay import plan_replay
 from engine.kernel import build_replay_pipeline
@@ -114,3 +120,24 @@ def test_the_resume_command_quotes_what_needs_quoting() -> None:
     assert resume_command("run-1", Path("/data/my runs")) == (
         "claire papertest start --resume --run run-1 --data-dir '/data/my runs'"
     )
+
+
+def test_eta_is_the_pace_so_far_applied_to_what_is_left() -> None:
+    assert eta_seconds(10.0, 0.0, 0.25) == 30.0
+    assert eta_seconds(10.0, 0.5, 0.75) == 10.0  # a resumed run counts from where it resumed
+    assert eta_seconds(10.0, 0.5, 0.5) is None
+    assert eta_seconds(10.0, 0.0, 1.0) == 0.0
+
+
+def test_the_live_view_renders_two_lines_with_percent_market_time_and_eta() -> None:
+    clock = FakeTime()
+    lines = _ProgressLines(clock)
+    lines.update(ProgressView(T0, 0.2, Decimal(10), Decimal("-0.5"), 3, "active", "BTC"))
+    clock.now += 8
+    lines.update(ProgressView(T0, 0.6, Decimal(10), Decimal("-0.5"), 7, "reducing", "BTC"))
+    console = Console(width=80, no_color=True)
+    with console.capture() as captured:
+        console.print(lines)
+    top, bottom = captured.get().splitlines()
+    assert " 60 % market 2018-01-01 00:00 UTC eta 0:00:08" in top
+    assert bottom == "equity 10.000000 BTC  PnL -0.50000000 BTC  fills 7  state reducing"
