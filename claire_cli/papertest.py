@@ -166,6 +166,7 @@ def start(
 
                 runner = PaperRunner(settings, data_dir, choice=choice, on_warning=warn)
                 if resume:
+                    _require_data(settings, runner.data_dir)
                     outcome = runner.resume(run_id, speed, progress=progress)
                 elif exchange:
                     outcome = runner.start_live(
@@ -179,6 +180,14 @@ def start(
             if outcome is None:
                 warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
             raise typer.Exit(128 + stopped)
+
+
+def _require_data(settings: Any, folder: Path) -> None:
+    """A resume reads a run first: a folder without Claire data is a typo, not a new database."""
+    from engine.report.access import NoDataError, has_claire_data
+
+    if settings.claire_postgres_url is None and not has_claire_data(folder):
+        raise NoDataError(f"no Claire data in {folder}; check --data-dir (or CLAIRE_HOME).")
 
 
 def _in_memory(

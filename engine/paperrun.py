@@ -473,7 +473,7 @@ class PaperRunner:
                 # The run cannot continue; what it did up to here is kept for the report.
                 try:
                     run.flush()
-                except ClaireError:
+                except Exception:  # the failure to record is the strategy's, not this
                     log.exception("could not write the events before the strategy failed")
                 store.end_run(run_id, RunStatus.FAILED, self.clock.now(), str(exc))
                 raise

@@ -44,6 +44,14 @@ def test_read_commands_never_create_a_database(command: list[str], tmp_path: Pat
     assert list(empty.iterdir()) == []
 
 
+def test_resume_in_a_folder_without_data_is_the_same_error(tmp_path: Path) -> None:
+    typo = tmp_path / "typo"
+    result = invoke("papertest", "start", "--resume", "--data-dir", typo)
+    assert result.exit_code == 1
+    assert f"no Claire data in {typo};" in one_line(result.output)
+    assert not typo.exists()
+
+
 def test_a_status_of_a_folder_without_data_is_an_error_too(claire_home: Path) -> None:
     result = invoke("papertest", "status")
     assert result.exit_code == 1

@@ -154,7 +154,8 @@ def test_a_data_folder_that_does_not_exist_yet_is_created(
     assert (folder / "postgres").is_dir()
 
 
-def test_resume_without_an_interrupted_run_is_a_clear_error() -> None:
+def test_resume_without_an_interrupted_run_is_a_clear_error(four_symbols: list[Path]) -> None:
+    claire(*replay_args(four_symbols[:1], "--json"))  # completed: nothing to resume
     result = runner.invoke(app, ["papertest", "start", "--resume"])
     assert result.exit_code == 1
     assert "no interrupted run" in result.output

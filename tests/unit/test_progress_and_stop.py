@@ -20,7 +20,7 @@ from claire_cli.render import (
 )
 from engine.config import load_settings
 from engine.feeds.replay import plan_replay
-from engine.kernel import build_replay_pipeline
+from engine.kernel import build_replay_pipeline, run_replay
 from engine.progress import ProgressFeed, ProgressView, window_fraction
 from engine.stopping import StopRequested, StopSignals
 
@@ -141,3 +141,20 @@ def test_the_live_view_renders_two_lines_with_percent_market_time_and_eta() -> N
     top, bottom = captured.get().splitlines()
     assert " 60 % market 2018-01-01 00:00 UTC eta 0:00:08" in top
     assert bottom == "equity 10.000000 BTC  PnL -0.50000000 BTC  fills 7  state reducing"
+
+
+def test_an_in_memory_replay_stops_when_asked_and_summarises_what_ran(
+    four_symbols: list[Path],
+) -> None:
+    settings = load_settings(initial_capital="10")
+    views: list[ProgressView] = []
+    stop = StopSignals()
+
+    def stop_at_the_first(view: ProgressView) -> None:
+        views.append(view)
+        stop.request()
+
+    summary, _ = run_replay(
+        settings, four_symbols[:1], days=1, progress=stop_at_the_first, stop=stop
+    )
+    assert summary.market_events == 1 and views[-1].market_time == summary.market_end
