@@ -69,7 +69,7 @@ def main() -> None:
         per_table = ", ".join(f"{k} {v}" for k, v in (counts or {}).items())
         print(f"rows written:      {rows:,} ({per_table})")
         print(f"rows/s:            {rows / best:,.0f}")
-        print(f"final equity:      {outcome.summary.final_equity} {outcome.summary.quote_currency}")
+        print(f"final equity:      {outcome.summary.equity} {outcome.summary.quote_currency}")
     finally:
         shutil.rmtree(home, ignore_errors=True)
 

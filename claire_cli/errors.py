@@ -7,10 +7,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.console import Console
+from rich.markup import escape
+
+from claire_cli.console import err
 
 _state = {"debug": False}
-err_console = Console(stderr=True, highlight=False)
 
 
 def set_debug(value: bool) -> None:
@@ -27,19 +28,29 @@ def user_errors() -> Iterator[None]:
     except typer.Exit:
         raise
     except KeyboardInterrupt:
-        err_console.print("[yellow]interrupted[/yellow]")
+        err().print("[yellow]interrupted[/yellow]")
         raise typer.Exit(130) from None
     except ClaireError as exc:
         if _state["debug"]:
             raise
-        err_console.print(f"[red]error:[/red] {exc}")
+        err().print(f"[red]error:[/red] {escape(str(exc))}", soft_wrap=True)
         raise typer.Exit(1) from None
     except Exception as exc:
         if _state["debug"]:
             raise
-        err_console.print(
-            f"[red]unexpected error:[/red] {type(exc).__name__}: {exc} "
-            "(run again with --debug for the traceback)"
+        err().print(
+            f"[red]unexpected error:[/red] {type(exc).__name__}: {escape(str(exc))} "
+            "(run again with --debug for the traceback)",
+            soft_wrap=True,
         )
         print(file=sys.stderr)
         raise typer.Exit(1) from None
+
+
+def is_debug() -> bool:
+    return _state["debug"]
+
+
+def warn(message: str) -> None:
+    """One yellow line on stderr: the run goes on, but the trader should know."""
+    err().print(f"[yellow]warning:[/yellow] {escape(message)}", soft_wrap=True)

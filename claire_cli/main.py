@@ -10,25 +10,52 @@ from typing import Annotated
 
 import typer
 
+from claire_cli.db import db_app
 from claire_cli.errors import set_debug
 from claire_cli.papertest import papertest_app
 from claire_cli.reporting import export, report
 
+HELP = "Claire de Binare: paper trading on real market data, operated like production."
+
 app = typer.Typer(
     name="claire",
-    help="Claire de Binare: paper trading on real market data, operated like production.",
-    no_args_is_help=True,
+    help=HELP,
+    invoke_without_command=True,
     pretty_exceptions_enable=False,
     add_completion=False,
+    rich_markup_mode=None,  # plain help: no <bool> or <str> noise beside the flags
 )
 app.add_typer(papertest_app, name="papertest")
 app.command("report")(report)
 app.command("export")(export)
+app.add_typer(db_app, name="db")
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("claire-de-binare")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"claire {_version()}")
+        raise typer.Exit(0)
 
 
 @app.callback()
 def main(
+    ctx: typer.Context,
     debug: Annotated[bool, typer.Option("--debug", help="Show tracebacks and debug logs.")] = False,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", help="Show the version and exit.", callback=_print_version, is_eager=True
+        ),
+    ] = False,
 ) -> None:
     """Claire de Binare: paper trading on real market data, operated like production."""
     set_debug(debug)
@@ -36,6 +63,9 @@ def main(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
 
 
 def run() -> None:

@@ -13,7 +13,10 @@ DataDir = Annotated[
         "--data-dir",
         help="Folder holding the runs' database (default: CLAIRE_HOME or the user data folder).",
         file_okay=False,
+        metavar="DIR",
     ),
 ]
-RunId = Annotated[str | None, typer.Option("--run", help="Run id (default: the newest run).")]
+RunId = Annotated[
+    str | None, typer.Option("--run", help="Run id (default: the newest run).", metavar="RUN_ID")
+]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]

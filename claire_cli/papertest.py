@@ -3,15 +3,44 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal, InvalidOperation
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
-from claire_cli.errors import user_errors
+from claire_cli.errors import user_errors, warn
 from claire_cli.options import AsJson, DataDir, RunId
 
-papertest_app = typer.Typer(help="Start, resume and watch paper runs.", no_args_is_help=True)
+papertest_app = typer.Typer(
+    help="Start, resume and watch paper runs.",
+    rich_markup_mode=None,
+    invoke_without_command=True,
+)
+
+
+@papertest_app.callback()
+def papertest(ctx: typer.Context) -> None:
+    """Start, resume and watch paper runs."""
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit(0)
+
+
+def parse_capital(text: str) -> Decimal:
+    """`--capital` as an amount, or one sentence that blames `--capital`."""
+    from engine.errors import ConfigError
+
+    try:
+        value = Decimal(text.strip().replace("_", ""))
+    except InvalidOperation:
+        value = Decimal("NaN")
+    if not value.is_finite() or value <= 0:
+        raise ConfigError(
+            f"--capital {text} is not a positive amount; give the starting equity in the quote "
+            "currency, like --capital 10."
+        )
+    return value
 
 
 @papertest_app.command("start")
@@ -19,35 +48,68 @@ def start(
     replay: Annotated[
         list[Path] | None,
         typer.Option(
-            "--replay", help="Recorded market data to replay (CSV); repeat for more symbols."
+            "--replay",
+            help="Recorded market data to replay (CSV); repeat for more symbols.",
+            metavar="FILE",
         ),
     ] = None,
     exchange: Annotated[
         str | None,
-        typer.Option(help="Run live on this exchange's market data instead (mexc is tested)."),
+        typer.Option(
+            help="Run live on this exchange's market data instead (mexc is tested).",
+            metavar="NAME",
+        ),
     ] = None,
-    market: Annotated[str, typer.Option(help="Live market: spot or futures.")] = "spot",
+    market: Annotated[
+        str, typer.Option(help="Live market: spot or futures.", metavar="spot|futures")
+    ] = "spot",
     symbols: Annotated[
-        str | None, typer.Option(help="Live symbols, comma separated, like BTCUSDT,ETHUSDT.")
+        str | None,
+        typer.Option(help="Live symbols, comma separated, like BTCUSDT,ETHUSDT.", metavar="LIST"),
     ] = None,
     timeframe: Annotated[
         str,
-        typer.Option(help="Live candle interval (1m, 5m, 15m, 1h, ...) or none for trades only."),
+        typer.Option(
+            help="Live candle interval (1m, 5m, 15m, 1h, ...) or none for trades only.",
+            metavar="INTERVAL",
+        ),
     ] = "5m",
     days: Annotated[
         float | None,
         typer.Option(
-            help="Replay this many days from the first common timestamp; live: run length."
+            help="Replay this many days from the first common timestamp; live: run length.",
+            metavar="DAYS",
         ),
     ] = None,
-    speed: Annotated[str, typer.Option(help="Replay speed: 1x, 60x, ... or max.")] = "max",
+    speed: Annotated[
+        str | None,
+        typer.Option(
+            help="Replay speed: 1x, 60x, ... or max (default: max; a resumed run keeps its own).",
+            metavar="SPEED",
+        ),
+    ] = None,
     strategy: Annotated[
         str | None,
-        typer.Option(help="Strategy as package.module:Class (default: the momentum strategy)."),
+        typer.Option(
+            help="Strategy as module:Class (installed, or a module in the working folder) or "
+            "path/to/file.py:Class (default: the momentum strategy).",
+            metavar="MODULE:CLASS",
+        ),
+    ] = None,
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="A strategy parameter, passed to its constructor; repeat for more.",
+            metavar="NAME=VALUE",
+        ),
     ] = None,
     capital: Annotated[
         str | None,
-        typer.Option(help="Starting equity in the quote currency; overrides INITIAL_CAPITAL."),
+        typer.Option(
+            help="Starting equity in the quote currency; overrides INITIAL_CAPITAL.",
+            metavar="AMOUNT",
+        ),
     ] = None,
     resume: Annotated[
         bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")
@@ -64,18 +126,24 @@ def start(
 ) -> None:
     """Run a paper run (replay or live) and print its summary."""
     with user_errors():
-        from claire_cli.render import print_run_footer, print_summary, replay_progress
+        from claire_cli.render import run_progress
         from engine.config import load_settings
         from engine.errors import ConfigError
+        from engine.signal.loader import StrategyChoice, parse_param
 
-        overrides: dict[str, str] = {}
+        overrides: dict[str, Any] = {}
+        if capital is not None:
+            overrides["initial_capital"] = parse_capital(capital)
         if strategy:
             overrides["strategy"] = strategy
-        if capital:
-            overrides["initial_capital"] = capital
         settings = load_settings(**overrides)
         if resume and (replay or exchange):
             raise ConfigError("--resume continues a recorded run; drop --replay and --exchange.")
+        if resume and (strategy or param):
+            raise ConfigError(
+                "--resume continues with the run's own strategy and parameters; drop --strategy "
+                "and --param."
+            )
         if not resume and not replay and not exchange:
             raise ConfigError(
                 "no market data given; pass --replay FILE (one per symbol) or "
@@ -83,44 +151,98 @@ def start(
             )
         if replay and exchange:
             raise ConfigError("choose --replay or --exchange, not both.")
+        if not persist and (resume or exchange):
+            raise ConfigError("--no-persist works with --replay only.")
+        choice = None
+        if not resume:
+            params = dict(parse_param(p) for p in param or ())
+            choice = StrategyChoice.resolve(settings.strategy, params)
         outcome = None
-        with replay_progress(enabled=not as_json) as progress:
+        with run_progress(enabled=not as_json) as progress:
             if not persist:
-                if resume or exchange:
-                    raise ConfigError("--no-persist works with --replay only.")
-                from engine.feeds.replay import parse_speed
-                from engine.kernel import run_replay
-
-                summary, _ = run_replay(
-                    settings, replay or [], days=days, speed=parse_speed(speed), progress=progress
-                )
+                summary, stopped = _in_memory(settings, choice, replay or [], days, speed, progress)
             else:
                 from engine.paperrun import PaperRunner
 
-                runner = PaperRunner(settings, data_dir)
+                runner = PaperRunner(settings, data_dir, choice=choice, on_warning=warn)
                 if resume:
-                    outcome = runner.resume(run_id, progress=progress)
+                    _require_data(settings, runner.data_dir)
+                    outcome = runner.resume(run_id, speed, progress=progress)
                 elif exchange:
                     outcome = runner.start_live(
                         _feed_settings(exchange, market, symbols, timeframe), days, progress
                     )
                 else:
-                    outcome = runner.start(replay or [], days, speed, progress)
-                summary = outcome.summary
-        if as_json:
-            body = summary.as_json()
-            if outcome is not None:
-                body |= {
-                    "run_id": outcome.run_id,
-                    "status": outcome.status.value,
-                    "data_dir": str(outcome.data_dir),
-                    "resumed_after_events": outcome.resumed_from,
-                }
-            typer.echo(json.dumps(body, indent=2))
-        else:
-            print_summary(summary)
-            if outcome is not None:
-                print_run_footer(outcome)
+                    outcome = runner.start(replay or [], days, speed or "max", progress)
+                summary, stopped = outcome.summary, outcome.stop_signal
+        _print(summary, outcome, as_json)
+        if stopped:
+            if outcome is None:
+                warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
+            raise typer.Exit(128 + stopped)
+
+
+def _require_data(settings: Any, folder: Path) -> None:
+    """A resume reads a run first: a folder without Claire data is a typo, not a new database."""
+    from engine.report.access import NoDataError, has_claire_data
+
+    if settings.claire_postgres_url is None and not has_claire_data(folder):
+        raise NoDataError(f"no Claire data in {folder}; check --data-dir (or CLAIRE_HOME).")
+
+
+def _in_memory(
+    settings: Any,
+    choice: Any,
+    files: list[Path],
+    days: float | None,
+    speed: str | None,
+    progress: Any,
+) -> tuple[Any, int | None]:
+    from engine.feeds.replay import parse_speed
+    from engine.kernel import run_replay
+    from engine.stopping import StopSignals
+
+    with StopSignals() as stop:
+        summary, _ = run_replay(
+            settings,
+            files,
+            days=days,
+            speed=parse_speed(speed or "max"),
+            progress=progress,
+            choice=choice,
+            stop=stop,
+            on_warning=warn,
+        )
+    return summary, stop.signum
+
+
+def _print(summary: Any, outcome: Any, as_json: bool) -> None:
+    from claire_cli.render import print_run_footer, print_summary, resume_command
+    from engine.plain import plain
+
+    if as_json:
+        body = summary.as_json()
+        if outcome is not None:
+            body = {
+                "run_id": outcome.run_id,
+                "status": outcome.status.value,
+                "end_reason": outcome.end_reason,
+                "data_source": outcome.data_source,
+                "started_at": plain(outcome.started_at),
+                "ended_at": plain(outcome.ended_at),
+                **body,
+                "speed": outcome.speed,
+                "data_dir": str(outcome.data_dir),
+                "resumed_after_events": outcome.resumed_from,
+                "warnings": list(outcome.warnings),
+            }
+            if outcome.stopped:
+                body["resume_command"] = resume_command(outcome.run_id, outcome.data_dir)
+        typer.echo(json.dumps(body, indent=2))
+    else:
+        print_summary(summary, outcome)
+        if outcome is not None:
+            print_run_footer(outcome)
 
 
 def _feed_settings(exchange: str, market: str, symbols: str | None, timeframe: str) -> object:
@@ -139,18 +261,19 @@ def _feed_settings(exchange: str, market: str, symbols: str | None, timeframe: s
 
 @papertest_app.command("status")
 def status(run_id: RunId = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
-    """Show the runs in the data folder: progress, equity, fills and trading state."""
+    """Show the runs in the data folder: progress, equity, PnL, fills and trading state."""
     with user_errors():
         from claire_cli.render import print_status
         from engine.config import load_settings
-        from engine.paperrun import open_store, resolve_data_dir
+        from engine.report.access import open_data
         from engine.report.status import run_statuses
 
         settings = load_settings()
-        folder = resolve_data_dir(data_dir, settings)
-        with open_store(settings, folder) as (store, _):
-            rows = run_statuses(store, folder, run_id)
+        with open_data(settings, data_dir) as data:
+            if run_id is not None:
+                data.run_id(run_id)  # "no run X in FOLDER" when it is not there
+            rows = run_statuses(data.store, data.folder, run_id)
         if as_json:
             typer.echo(json.dumps([r.as_json() for r in rows], indent=2))
         else:
-            print_status(rows, folder)
+            print_status(rows, data.where)

@@ -1,62 +1,112 @@
-"""Rich rendering of engine results; the engine itself never imports rich."""
+"""Rich rendering of engine results; the engine itself never imports rich.
+
+Labels follow the engine's vocabulary (`engine.report.vocabulary`): "max
+drawdown" is the deepest fall over the run, "drawdown now" the fall at its end;
+shares show as percent; PnL is green when positive and red when negative.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import shlex
+from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import datetime
 from decimal import Decimal
+from pathlib import Path
 from typing import Any
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from rich import box
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
-console = Console(highlight=False)
+from claire_cli.console import out
+
+SIGNAL_NAMES = {2: "Ctrl-C", 15: "SIGTERM"}
 
 
-def _pct(value: Decimal) -> str:
-    return f"{value * 100:.2f} %"
+def _pct(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
 
 
-def _money(value: Decimal, quote: str) -> str:
-    return f"{value:,.8f} {quote}"
+def _money(value: Decimal | None, quote: str) -> str:
+    return "-" if value is None else f"{value:,.8f} {quote}"
+
+
+def signed(value: Decimal | None, quote: str = "", plus: bool = True) -> str:
+    """Money that is a gain or a loss: green above zero, red below."""
+    if value is None:
+        return "-"
+    text = f"{value:{'+' if plus else ''},.8f}" + (f" {quote}" if quote else "")
+    if value > 0:
+        return f"[green]{text}[/green]"
+    if value < 0:
+        return f"[red]{text}[/red]"
+    return text
 
 
 def _counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{k} {v}" for k, v in counts.items())
+    return ", ".join(f"{k} {v}" for k, v in counts.items()) or "none"
 
 
-def print_summary(summary: Any) -> None:
-    q = summary.quote_currency
-    table = Table(title="Paper run summary", show_header=False, title_justify="left")
+def _params(params: dict[str, Any], width: int = 72) -> str:
+    """`name=value` pairs, a few to a line; a line breaks only between two pairs."""
+    lines: list[str] = []
+    for pair in (f"{k}={v}" for k, v in params.items()):
+        if lines and len(lines[-1]) + 1 + len(pair) <= width:
+            lines[-1] += " " + pair
+        else:
+            lines.append(pair)
+    return "\n".join(lines) or "none"
+
+
+def _strategy(spec: str) -> str:
+    return f"{spec.rpartition(':')[2]} ({spec})"
+
+
+def _market(start: Any, end: Any) -> str:
+    if start and end:
+        return f"{start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} UTC"
+    if end:
+        return f"-> {end:%Y-%m-%d %H:%M} UTC"
+    return "-"
+
+
+def _table(title: str) -> Table:
+    table = Table(title=title, show_header=False, title_justify="left")
     table.add_column("", style="bold")
-    table.add_column("")
+    table.add_column("", overflow="fold")
+    return table
+
+
+def print_summary(summary: Any, outcome: Any = None) -> None:
+    q = summary.quote_currency
+    title = "Paper run summary" if outcome is None or not outcome.stopped else "Partial summary"
+    table = _table(title)
+    if outcome is not None:
+        status = outcome.status.value + (f": {outcome.end_reason}" if outcome.end_reason else "")
+        table.add_row("run", f"{outcome.run_id} ({escape(status)})")
+    won = f"{summary.wins} won, {_pct(summary.win_rate_frac)}" if summary.round_trips else "none"
     rows = [
-        (
-            "period",
-            f"{summary.start:%Y-%m-%d %H:%M} -> {summary.end:%Y-%m-%d %H:%M} UTC"
-            if summary.start and summary.end
-            else "-",
-        ),
+        ("strategy", _strategy(summary.strategy)),
+        ("parameters", _params(summary.strategy_params)),
+        ("risk settings", _params(summary.risk_settings)),
+        ("market time", _market(summary.market_start, summary.market_end)),
         ("market events", f"{summary.market_events:,}"),
         ("initial capital", _money(summary.initial_capital, q)),
-        ("final equity", _money(summary.final_equity, q)),
-        ("total PnL", _money(summary.total_pnl, q)),
-        ("realized / unrealized", f"{summary.realized_pnl:,.8f} / {summary.unrealized_pnl:,.8f}"),
+        ("equity", _money(summary.equity, q)),
+        ("total PnL", signed(summary.total_pnl, q)),
+        ("realized / unrealized", f"{signed(summary.realized_pnl)} / "
+         f"{signed(summary.unrealized_pnl)}"),
         ("fees", _money(summary.fees, q)),
-        (
-            "fills",
-            f"{summary.fills} ({_counts(summary.fills_by_symbol)})",
-        ),
-        ("orders", _counts(summary.orders_by_status) or "-"),
-        ("round trips", f"{summary.round_trips} ({summary.wins} won)"),
-        ("max drawdown", _pct(summary.max_drawdown_pct)),
-        ("max exposure", _pct(summary.max_exposure_pct)),
-        (
-            "risk refusals",
-            ", ".join(f"{k} {v}" for k, v in summary.risk_refusals.items()) or "none",
-        ),
+        ("fills", f"{summary.fills:,}"),
+        ("orders by final status", _counts(summary.orders_by_status)),
+        ("round trips", f"{summary.round_trips} ({won})"),
+        ("max drawdown", _pct(summary.max_drawdown_frac)),
+        ("drawdown now", f"{_pct(summary.drawdown_frac)} from the peak, "
+         f"{_pct(summary.daily_drawdown_frac)} from the day's start"),
+        ("max exposure", _pct(summary.max_exposure_frac)),
+        ("exposure now", _pct(summary.exposure_frac)),
+        ("risk refusals", _counts(summary.risk_refusals)),
         ("trading state", summary.trading_state),
         (
             "state changes",
@@ -65,84 +115,229 @@ def print_summary(summary: Any) -> None:
             )
             or "none",
         ),
+        ("alerts", str(summary.alerts)),
         ("rejected input", str(summary.rejected_input)),
-    ]
+    ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
+    console = out()
     console.print(table)
-    if summary.open_positions:
-        positions = Table(title="Open positions", title_justify="left")
-        for column in ("symbol", "qty", "avg entry", "mark"):
-            positions.add_column(column)
-        for p in summary.open_positions:
-            positions.add_row(
-                p["symbol"], p["qty"], f"{Decimal(p['avg_entry']):.10g}", p["mark_price"]
-            )
-        console.print(positions)
+    print_pnl_by_symbol(summary.pnl_by_symbol, q)
+    print_open_positions(summary.open_positions)
 
 
-@contextmanager
-def replay_progress(enabled: bool) -> Iterator[Callable[[datetime], None] | None]:
-    """A progress bar over event time; silent when output is JSON or not a terminal."""
-    if not enabled or not console.is_terminal:
-        yield None
+def print_pnl_by_symbol(pnl: dict[str, dict[str, Any]], quote: str) -> None:
+    if not pnl:
         return
-    with Progress(
-        TextColumn("[bold]replay[/bold] {task.fields[at]}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-    ) as progress:
-        task = progress.add_task("replay", total=None, at="")
-        count = 0
+    # Light borders and colour for the sign: the columns fit 80 terminal columns, and a
+    # narrower terminal folds a number inside its cell rather than cutting digits off.
+    table = Table(
+        title=f"PnL per symbol ({quote})",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    for column in ("symbol", "net PnL", "realized", "unrealized", "fees", "fills", "trips/won"):
+        table.add_column(column, justify="left" if column == "symbol" else "right", overflow="fold")
+    for symbol, f in pnl.items():
+        table.add_row(
+            symbol,
+            signed(f["net_pnl"], plus=False),
+            signed(f["realized_pnl"], plus=False),
+            signed(f["unrealized_pnl"], plus=False),
+            f"{f['fees']:,.8f}",
+            str(f["fills"]),
+            f"{f['round_trips']}/{f['wins']}",
+        )
+    out().print(table)
 
-        def advance(ts: datetime) -> None:
-            nonlocal count
-            count += 1
-            if count % 500 == 0:
-                progress.update(task, at=f"{ts:%Y-%m-%d %H:%M} UTC")
 
-        yield advance
+def print_open_positions(positions: list[dict[str, Any]]) -> None:
+    if not positions:
+        return
+    table = Table(title="Open positions", title_justify="left")
+    for column in ("symbol", "qty", "avg entry", "mark"):
+        table.add_column(column)
+    for p in positions:
+        table.add_row(
+            p["symbol"],
+            str(p["qty"]),
+            f"{Decimal(p['avg_entry']):.10g}",
+            str(p["mark_price"]),
+        )
+    out().print(table)
+
+
+def resume_command(run_id: str, data_dir: Path) -> str:
+    return shlex.join(
+        ["claire", "papertest", "start", "--resume", "--run", run_id, "--data-dir", str(data_dir)]
+    )
 
 
 def print_run_footer(outcome: Any) -> None:
+    console = out()
     resumed = (
         f", resumed after {outcome.resumed_from:,} market events" if outcome.resumed_from else ""
     )
-    console.print(f"run [bold]{outcome.run_id}[/bold] {outcome.status.value}{resumed}")
-    console.print(f"data folder: {outcome.data_dir}")
-    console.print(f"database: {outcome.database}")
+    # soft_wrap: a terminal may fold a long path or URL, but copying it keeps it whole.
+    console.print(
+        f"run [bold]{outcome.run_id}[/bold] {outcome.status.value}{resumed}", soft_wrap=True
+    )
+    console.print(f"data folder: {escape(str(outcome.data_dir))}", soft_wrap=True)
+    console.print(f"database: {escape(outcome.database)}", soft_wrap=True)
+    if outcome.stopped:
+        how = SIGNAL_NAMES.get(outcome.stop_signal or 0, "a signal")
+        console.print(
+            f"stopped by {how} after {outcome.summary.market_events:,} market events; "
+            "continue exactly where it stopped with:",
+            soft_wrap=True,
+        )
+        command = resume_command(outcome.run_id, outcome.data_dir)
+        console.print(f"  {escape(command)}", soft_wrap=True)
+
+
+# --- progress of a run in the foreground ---------------------------------------------
+
+
+def progress_fields(view: Any) -> dict[str, str]:
+    """The text of a progress line for one `engine.progress.ProgressView`."""
+    q = view.quote_currency
+    return {
+        "at": f"{view.market_time:%Y-%m-%d %H:%M} UTC",
+        "equity": f"{view.equity:,.6f} {q}",
+        "pnl": signed(view.total_pnl.quantize(Decimal("1e-6")), q),
+        "fills": f"{view.fills:,}",
+        "state": view.trading_state,
+    }
+
+
+def eta_seconds(elapsed_s: float, first_frac: float, frac: float) -> float | None:
+    """Wall time left at the pace so far; None until the run has moved."""
+    moved = frac - first_frac
+    if moved <= 0:
+        return None
+    return max(0.0, elapsed_s * (1 - frac) / moved)
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "-:--:--"
+    whole = int(seconds + 0.5)
+    return f"{whole // 3600}:{whole % 3600 // 60:02d}:{whole % 60:02d}"
+
+
+class _ProgressLines:
+    """Two short lines: where the run is and when it ends; what it has made so far."""
+
+    def __init__(self, monotonic: Any) -> None:
+        self._monotonic = monotonic
+        self._started: float | None = None
+        self._first_frac = 0.0
+        self.view: Any = None
+
+    def update(self, view: Any) -> None:
+        if self._started is None:
+            self._started = self._monotonic()
+            self._first_frac = view.done_frac or 0.0
+        self.view = view
+
+    def __rich__(self) -> Any:
+        from rich.console import Group
+        from rich.progress_bar import ProgressBar
+
+        view = self.view
+        if view is None:
+            return Text("starting ...")
+        fields = progress_fields(view)
+        top = Table.grid(padding=(0, 1))
+        if view.done_frac is None:
+            top.add_row(Text("run", style="bold"), Text(f"market {fields['at']}"))
+        else:
+            elapsed = self._monotonic() - (self._started or 0.0)
+            eta = eta_seconds(elapsed, self._first_frac, view.done_frac)
+            top.add_row(
+                Text("run", style="bold"),
+                ProgressBar(total=1000, completed=view.done_frac * 1000, width=20),
+                Text(f"{view.done_frac * 100:3.0f} %"),
+                Text(f"market {fields['at']}"),
+                Text(f"eta {_clock(eta)}"),
+            )
+        bottom = Text.from_markup(
+            f"equity {fields['equity']}  PnL {fields['pnl']}  fills {fields['fills']}  "
+            f"state {fields['state']}"
+        )
+        return Group(top, bottom)
+
+
+@contextmanager
+def run_progress(enabled: bool) -> Iterator[Any]:
+    """A live two-line view: percent, market time, ETA; equity, PnL, fills, trading state.
+
+    Yields the sink for `engine.progress.ProgressFeed`, or None when output is
+    JSON or not a terminal.
+    """
+    import time
+
+    from rich.live import Live
+
+    console = out()
+    if not enabled or not console.is_terminal:
+        yield None
+        return
+    lines = _ProgressLines(time.monotonic)
+    with Live(lines, console=console, transient=True, refresh_per_second=10):
+        yield lines.update
+
+
+# --- status ------------------------------------------------------------------------
 
 
 def print_status(rows: list[Any], data_dir: Any) -> None:
+    console = out()
     if not rows:
         console.print(f"no runs in {data_dir} yet; start one with `claire papertest start`.")
         return
     console.print(f"[bold]Paper runs in {data_dir}[/bold] (newest first)")
     for r in rows:
-        table = Table(show_header=False, title=f"{r.run_id}: {r.status}", title_justify="left")
-        table.add_column("", style="bold")
-        table.add_column("", overflow="fold")
-        progress = f" ({r.progress_pct} % of the window)" if r.progress_pct is not None else ""
-        market = f"{r.market_time:%Y-%m-%d %H:%M} UTC{progress}" if r.market_time else "-"
+        q = r.quote_currency
+        table = _table(f"{r.run_id}: {r.status}")
+        progress = (
+            f" ({_pct(r.progress_frac)} of the window)" if r.progress_frac is not None else ""
+        )
+        state = r.trading_state
+        if r.status == "failed":
+            state = f"none: the run failed ({state} when it stopped)"
         rows_out = [
             ("data", r.data_source),
+            ("strategy", _strategy(r.strategy)),
+            ("parameters", _params(r.strategy_params)),
             ("started", f"{r.started_at:%Y-%m-%d %H:%M:%S} UTC"),
-            ("market time", market),
-            ("equity", f"{r.equity:,.8f} {r.quote_currency}" if r.equity is not None else "-"),
+            ("market time", _market(r.market_start, r.market_end) + progress),
+            ("equity", _money(r.equity, q)),
+            ("total PnL", signed(r.total_pnl, q)),
+            ("max drawdown", _pct(r.max_drawdown_frac)),
             (
-                "drawdown / exposure",
-                f"{_pct(r.drawdown_pct)} / {_pct(r.exposure_pct)}"
-                if r.drawdown_pct is not None and r.exposure_pct is not None
-                else "-",
+                "drawdown now",
+                f"{_pct(r.drawdown_frac)} from the peak, "
+                f"{_pct(r.daily_drawdown_frac)} from the day's start",
             ),
-            ("fills / orders", f"{r.fills} / {r.orders}"),
-            ("risk refusals / alerts", f"{r.refusals} / {r.alerts}"),
-            ("trading state", r.trading_state),
+            ("max exposure", _pct(r.max_exposure_frac)),
+            ("exposure now", _pct(r.exposure_frac)),
+            ("fills", f"{r.fills:,}"),
+            ("orders by final status", _counts(r.orders_by_status)),
+            ("risk refusals", _counts(r.risk_refusals)),
+            ("alerts", str(r.alerts)),
+            ("trading state", state),
         ]
+        if r.end_reason:
+            rows_out.insert(
+                0, ("failure" if r.status == "failed" else "ended", escape(r.end_reason))
+            )
         for name, value in rows_out:
             table.add_row(name, value)
         console.print(table)
-    if any(r.status == "interrupted" for r in rows):
-        console.print("an interrupted run continues with `claire papertest start --resume`.")
+    if any(r.status in ("interrupted", "stopped") for r in rows):
+        console.print(
+            "an interrupted or stopped run continues with `claire papertest start --resume`."
+        )

@@ -6,7 +6,7 @@ import json
 import sys
 from enum import StrEnum
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, TypeVar
 
 import typer
 
@@ -28,35 +28,44 @@ class ExportKind(StrEnum):
     signals = "signals"
     orders = "orders"
     trades = "trades"
+    round_trips = "round_trips"
     positions = "positions"
     snapshots = "snapshots"
     risk_events = "risk_events"
     funding = "funding"
     liquidations = "liquidations"
+    alerts = "alerts"
 
 
 def report(
-    final: Annotated[bool, typer.Option("--final", help="The whole run's final report.")] = False,
-    fmt: Annotated[ReportFormat, typer.Option("--format", help="json or md.")] = ReportFormat.md,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    final: Annotated[
+        bool,
+        typer.Option("--final", help="The whole run's final report (also without this flag)."),
+    ] = False,
+    fmt: Annotated[
+        ReportFormat | None,
+        typer.Option("--format", help="md (default) or json.", metavar="md|json"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file.", metavar="FILE")
+    ] = None,
     run_id: RunId = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Report on a run: total PnL, win rate, drawdown, exposure, fees, open positions."""
+    """Report on a run (default: the newest): PnL per symbol, win rate, drawdown, exposure, fees."""
     with user_errors():
         from engine.config import load_settings
-        from engine.errors import ConfigError
-        from engine.paperrun import open_store, resolve_data_dir
+        from engine.report.access import open_data
         from engine.report.final import final_report, to_markdown
 
-        if not final:
-            raise ConfigError("say which report: --final for the whole run.")
+        chosen = _format(fmt, as_json, ReportFormat.md)
         settings = load_settings()
-        with open_store(settings, resolve_data_dir(data_dir, settings)) as (store, _):
-            result = final_report(store, run_id)
+        with open_data(settings, data_dir) as data:
+            result = final_report(data.store, data.run_id(run_id))
         text = (
             json.dumps(result.as_json(), indent=2) + "\n"
-            if fmt is ReportFormat.json
+            if chosen is ReportFormat.json
             else to_markdown(result)
         )
         _emit(text, out)
@@ -64,22 +73,41 @@ def report(
 
 def export(
     kind: Annotated[ExportKind, typer.Argument(help="Which table to export.")],
-    fmt: Annotated[ExportFormat, typer.Option("--format", help="csv or json.")] = ExportFormat.csv,
-    out: Annotated[Path | None, typer.Option("--out", help="Write to this file.")] = None,
+    fmt: Annotated[
+        ExportFormat | None,
+        typer.Option("--format", help="csv (default) or json.", metavar="csv|json"),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
+    out: Annotated[
+        Path | None, typer.Option("--out", help="Write to this file.", metavar="FILE")
+    ] = None,
     run_id: RunId = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Export one of a run's tables as CSV or JSON."""
+    """Export one of a run's tables as CSV or JSON (round_trips: one row per round trip)."""
     with user_errors():
         from engine.config import load_settings
-        from engine.paperrun import open_store, resolve_data_dir
+        from engine.report.access import open_data
         from engine.report.export import export_text
-        from engine.report.final import resolve_run_id
 
+        chosen = _format(fmt, as_json, ExportFormat.csv)
         settings = load_settings()
-        with open_store(settings, resolve_data_dir(data_dir, settings)) as (store, _):
-            text = export_text(store, kind.value, resolve_run_id(store, run_id), fmt.value)
+        with open_data(settings, data_dir) as data:
+            text = export_text(data.store, kind.value, data.run_id(run_id), chosen.value)
         _emit(text, out)
+
+
+F = TypeVar("F", ReportFormat, ExportFormat)
+
+
+def _format(fmt: F | None, as_json: bool, default: F) -> F:
+    from engine.errors import ConfigError
+
+    if as_json:
+        if fmt is not None and fmt.value != "json":
+            raise ConfigError(f"--json and --format {fmt.value} disagree; give one of them.")
+        return type(default)("json")
+    return fmt if fmt is not None else default
 
 
 def _emit(text: str, out: Path | None) -> None:

@@ -28,6 +28,7 @@ from engine.execution.service import WorkingOrder
 from engine.execution.spread import SpreadEstimate
 from engine.portfolio.accounting import Position
 from engine.portfolio.service import RoundTrip, _Open
+from engine.report.round_trips import SymbolBook
 from engine.risk.service import InFlight
 
 if TYPE_CHECKING:
@@ -158,6 +159,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "market_events": st.market_events,
             "funding_payments": st.funding_payments,
             "liquidations": st.liquidations,
+            "books": {symbol: book.to_json() for symbol, book in st.books.items()},
         },
     }
 
@@ -260,3 +262,4 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     st.market_events = sts["market_events"]
     st.funding_payments = sts["funding_payments"]
     st.liquidations = sts["liquidations"]
+    st.books = {s: SymbolBook.from_json(b) for s, b in sts.get("books", {}).items()}

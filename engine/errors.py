@@ -5,6 +5,7 @@ ClaireError
  +-- InvalidEventError    an event failed validation (bad number, status, JSON, symbol)
  +-- DataSourceError      a replay file or market feed cannot be read
  +-- StrategyLoadError    a user strategy cannot be imported or built
+ +-- StrategyError        a user strategy raised while the run called it
  +-- StoreError           the database refused or could not be reached
  +-- ExchangeError        the exchange refused, throttled or could not be reached
 """
@@ -34,6 +35,10 @@ class DataSourceError(ClaireError):
 
 class StrategyLoadError(ClaireError):
     pass
+
+
+class StrategyError(ClaireError):
+    """The strategy raised; the message names it, the exception, and the file and line."""
 
 
 class StoreError(ClaireError):

@@ -10,6 +10,7 @@ so the same data and settings always give the same orders and fills.
 from __future__ import annotations
 
 import logging
+import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,7 @@ from engine.events import (
     Liquidation,
     MarketEvent,
     OrderResult,
+    OrderStatus,
     RiskEvent,
     Severity,
     TradingState,
@@ -38,11 +40,18 @@ from engine.events import (
 from engine.execution.service import PaperExchange
 from engine.feeds.replay import ReplayPlan, paced, plan_replay
 from engine.markets import SymbolSpec
+from engine.ops.run_checks import entry_fraction, replay_warnings
 from engine.plain import iso_utc, plain
+from engine.portfolio.accounting import drawdown
 from engine.portfolio.service import Portfolio
+from engine.progress import ProgressFeed, ProgressSink
+from engine.report.round_trips import Fill, SymbolBook, pnl_by_symbol
+from engine.report.vocabulary import fraction, risk_settings
 from engine.risk.service import RiskService
 from engine.signal.base import Strategy, load_strategy
+from engine.signal.loader import StrategyChoice, json_values
 from engine.signal.service import SignalService
+from engine.stopping import StopSignals
 
 log = logging.getLogger("claire.kernel")
 
@@ -64,6 +73,7 @@ class RunStats:
     market_events: int = 0
     funding_payments: int = 0
     liquidations: int = 0
+    books: dict[str, SymbolBook] = field(default_factory=dict)
 
     def on_result(self, result: OrderResult | FundingPayment | Liquidation) -> None:
         if isinstance(result, FundingPayment):
@@ -73,9 +83,15 @@ class RunStats:
             self.liquidations += 1
             return
         self.results_by_status[result.status.value] += 1
-        if result.status.is_fill:
+        if result.status.is_fill and result.price is not None:
             self.fills += 1
             self.fills_by_symbol[result.symbol] += 1
+            book = self.books.get(result.symbol)
+            if book is None:
+                book = self.books[result.symbol] = SymbolBook()
+            book.add(
+                Fill(result.symbol, result.side, result.qty, result.price, result.fee, result.ts)
+            )
 
     def on_risk_event(self, event: RiskEvent) -> None:
         if event.kind == "refusal":
@@ -178,7 +194,7 @@ class Pipeline:
         """
         count = 0
         for candle in candles:
-            list(self.strategy.on_candle(candle, self.signals))
+            self.signals.warm_up(candle)
             self.risk.warm_up(candle)
             count += 1
         return count
@@ -210,61 +226,109 @@ def by_time(events: Iterable[MarketEvent]) -> Iterator[list[MarketEvent]]:
 
 @dataclass(frozen=True)
 class RunSummary:
+    """A run's figures, named and measured as in `engine.report.vocabulary`."""
+
     quote_currency: str
-    start: datetime | None
-    end: datetime | None
+    market_start: datetime | None
+    market_end: datetime | None
     market_events: int
+    strategy: str
+    strategy_params: dict[str, Any]
+    risk_settings: dict[str, Any]
     initial_capital: Decimal
-    final_equity: Decimal
+    equity: Decimal
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     fees: Decimal
     fills: int
-    fills_by_symbol: dict[str, int]
+    pnl_by_symbol: dict[str, dict[str, Any]]
     orders_by_status: dict[str, int]
     round_trips: int
     wins: int
-    max_drawdown_pct: Decimal
-    max_exposure_pct: Decimal
+    max_drawdown_frac: Decimal
+    drawdown_frac: Decimal
+    daily_drawdown_frac: Decimal
+    max_exposure_frac: Decimal
+    exposure_frac: Decimal
     risk_refusals: dict[str, int]
     risk_resizes: dict[str, int]
     trading_state: str
     state_changes: list[dict[str, str]]
     alerts: int
     rejected_input: int
-    open_positions: list[dict[str, str]]
+    open_positions: list[dict[str, Any]]
 
     @property
     def total_pnl(self) -> Decimal:
-        return self.final_equity - self.initial_capital
+        return self.equity - self.initial_capital
+
+    @property
+    def win_rate_frac(self) -> Decimal:
+        return fraction(Decimal(self.wins), Decimal(self.round_trips))
 
     def as_json(self) -> dict[str, Any]:
         out: dict[str, Any] = plain(dict(self.__dict__))
         out["total_pnl"] = plain(self.total_pnl)
-        out["win_rate"] = plain(Decimal(self.wins) / self.round_trips) if self.round_trips else "0"
+        out["win_rate_frac"] = plain(self.win_rate_frac)
         return out
 
 
-def summarize(pipeline: Pipeline, plan: ReplayPlan | None, quote: str) -> RunSummary:
+def _orders_by_final_status(pipeline: Pipeline) -> dict[str, int]:
+    """Each order once: ended ones by how they ended, working ones as open or partly filled."""
+    counts = Counter(
+        {
+            status: n
+            for status, n in pipeline.stats.results_by_status.items()
+            if status != OrderStatus.PARTIALLY_FILLED.value
+        }
+    )
+    for working in pipeline.exchange.working.values():
+        partly = working.remaining < working.order.qty
+        counts[OrderStatus.PARTIALLY_FILLED.value if partly else "open"] += 1
+    return dict(sorted((k, v) for k, v in counts.items() if v))
+
+
+def strategy_label(strategy: Strategy) -> str:
+    cls = type(strategy)
+    return f"{cls.__module__}:{cls.__qualname__}"
+
+
+def summarize(
+    pipeline: Pipeline,
+    plan: ReplayPlan | None,
+    quote: str,
+    *,
+    strategy: str | None = None,
+    strategy_params: dict[str, Any] | None = None,
+    market_start: datetime | None = None,
+) -> RunSummary:
     p = pipeline.portfolio
     stats = pipeline.stats
+    equity = p.equity()
+    exposure = sum((abs(pos.qty * p.marks[s]) for s, pos in p.positions.items()), Decimal(0))
     return RunSummary(
         quote_currency=quote,
-        start=plan.start if plan else None,
-        end=pipeline.clock.now() if stats.market_events else None,
+        market_start=plan.start if plan else market_start,
+        market_end=pipeline.clock.now() if stats.market_events else None,
         market_events=stats.market_events,
+        strategy=strategy or strategy_label(pipeline.strategy),
+        strategy_params=dict(strategy_params or {}),
+        risk_settings=risk_settings(pipeline.settings.redacted()),
         initial_capital=p.initial_capital,
-        final_equity=p.equity(),
+        equity=equity,
         realized_pnl=p.realized,
         unrealized_pnl=p.unrealized(),
         fees=p.fees,
         fills=stats.fills,
-        fills_by_symbol=dict(sorted(stats.fills_by_symbol.items())),
-        orders_by_status=dict(sorted(stats.results_by_status.items())),
+        pnl_by_symbol=pnl_by_symbol(stats.books, p.marks),
+        orders_by_status=_orders_by_final_status(pipeline),
         round_trips=len(p.round_trips),
         wins=sum(1 for t in p.round_trips if t.net_pnl > 0),
-        max_drawdown_pct=p.max_drawdown_pct,
-        max_exposure_pct=p.max_exposure_pct,
+        max_drawdown_frac=p.max_drawdown_pct,
+        drawdown_frac=drawdown(max(p.peak_equity, equity), equity),
+        daily_drawdown_frac=drawdown(p.day_start_equity, equity),
+        max_exposure_frac=p.max_exposure_pct,
+        exposure_frac=fraction(exposure, equity) if equity > 0 else Decimal(0),
         risk_refusals=dict(sorted(stats.refusals_by_reason.items())),
         risk_resizes=dict(sorted(stats.resizes_by_reason.items())),
         trading_state=pipeline.risk.state.value,
@@ -282,9 +346,9 @@ def summarize(pipeline: Pipeline, plan: ReplayPlan | None, quote: str) -> RunSum
         open_positions=[
             {
                 "symbol": s,
-                "qty": str(pos.qty),
-                "avg_entry": str(pos.avg_entry),
-                "mark_price": str(p.marks[s]),
+                "qty": pos.qty,
+                "avg_entry": pos.avg_entry,
+                "mark_price": p.marks[s],
             }
             for s, pos in sorted(p.positions.items())
         ],
@@ -308,10 +372,20 @@ def run_replay(
     speed: float | None = None,
     strategy: Strategy | None = None,
     observers: Iterable[Callable[[Event], None]] = (),
-    progress: Callable[[datetime], None] | None = None,
+    progress: ProgressSink | None = None,
+    *,
+    choice: StrategyChoice | None = None,
+    stop: StopSignals | None = None,
+    on_warning: Callable[[str], None] | None = None,
 ) -> tuple[RunSummary, Pipeline]:
-    """Replay recorded files through the whole pipeline and summarise the run."""
-    strategy = strategy or load_strategy(settings.strategy)  # fail fast, before reading data
+    """Replay recorded files through the whole pipeline and summarise the run.
+
+    With `stop`, a requested stop ends the replay before the next market event
+    and the summary covers what ran.
+    """
+    choice = choice or StrategyChoice(settings.strategy)
+    explicit = strategy is not None
+    strategy = strategy or choice.build()  # fail fast, before reading data
     plan = plan_replay(files, days)
     for rejected in plan.rejected:
         log.warning(
@@ -323,13 +397,42 @@ def run_replay(
                 "reason": rejected.reason,
             },
         )
+    if on_warning is not None:
+        entry = entry_fraction(settings.position_size_pct, settings.max_position_pct)
+        given = "initial_capital" in settings.model_fields_set
+        for warning in replay_warnings(
+            settings.initial_capital, given, entry, plan, type(strategy)
+        ):
+            on_warning(warning)
     pipeline = build_replay_pipeline(settings, plan, strategy, observers)
     process = pipeline.process_group
-    for group in by_time(paced(plan.events(), speed)):
+    feed = None
+    if progress is not None:
+        feed = ProgressFeed(
+            pipeline, progress, start=plan.start, end=replay_end(plan), quote=plan.quote
+        )
+    sleep = stop.sleep if stop is not None else time.sleep
+    for group in by_time(paced(plan.events(), speed, sleep=sleep)):
+        if stop is not None and stop.requested:
+            break
         process(group)
-        if progress is not None:
-            progress(group[-1].ts)
-    return summarize(pipeline, plan, plan.quote), pipeline
+        if feed is not None:
+            feed(group[-1].ts)
+    if feed is not None:
+        feed.finish()
+    if explicit:
+        spec, params = strategy_label(strategy), {}
+    else:
+        spec, params = choice.spec, json_values(choice.parameters())
+    return summarize(pipeline, plan, plan.quote, strategy=spec, strategy_params=params), pipeline
+
+
+def replay_end(plan: ReplayPlan) -> datetime | None:
+    """Where the replay's market time ends: the window's end, else the data's last event."""
+    if plan.end is not None:
+        return plan.end
+    last = [f.events[-1].ts for f in plan.files if f.events]
+    return max(last) if last else None
 
 
 __all__ = [
@@ -339,6 +442,8 @@ __all__ = [
     "TradingState",
     "build_replay_pipeline",
     "by_time",
+    "replay_end",
     "run_replay",
+    "strategy_label",
     "summarize",
 ]

@@ -24,19 +24,28 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from types import FrameType
 from typing import TYPE_CHECKING, Any
 
 from engine.checkpoint import capture, restore
 from engine.clock import Clock, WallClock
 from engine.config import Settings, load_settings
-from engine.errors import ClaireError, ConfigError
+from engine.errors import ClaireError, ConfigError, StrategyError
 from engine.events import Event, MarketEvent
 from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
-from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, by_time, summarize
+from engine.kernel import (
+    Pipeline,
+    RunSummary,
+    build_replay_pipeline,
+    by_time,
+    replay_end,
+    summarize,
+)
+from engine.ops.run_checks import entry_fraction, replay_warnings, strategy_warnings
+from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.runtime.postgres import attach_url
-from engine.signal.base import load_strategy
+from engine.signal.loader import StrategyChoice, json_values
+from engine.stopping import StopRequested, StopSignals
 from engine.store import EventWriter, RunRecord, RunStatus, Store
 from engine.store.runs import Checkpoint
 
@@ -60,10 +69,6 @@ class RunNotResumable(ClaireError):
     pass
 
 
-class Terminated(KeyboardInterrupt):
-    """SIGTERM, handled like Ctrl-C: flush, record the stop, shut down cleanly."""
-
-
 @dataclass(frozen=True)
 class RunOutcome:
     run_id: str
@@ -72,22 +77,17 @@ class RunOutcome:
     data_dir: Path
     database: str  # redacted URL
     resumed_from: int  # market events already done before this process started
+    started_at: datetime | None = None
+    ended_at: datetime | None = None
+    end_reason: str | None = None
+    speed: str | None = None  # replay speed as given (and kept on resume)
+    warnings: tuple[str, ...] = ()
+    stop_signal: int | None = None  # set when Ctrl-C or SIGTERM stopped the run
+    data_source: str = ""
 
-
-@contextmanager
-def sigterm_as_interrupt() -> Iterator[None]:
-    def handler(signum: int, frame: FrameType | None) -> None:
-        raise Terminated
-
-    try:
-        previous = signal.signal(signal.SIGTERM, handler)
-    except ValueError:  # not the main thread: leave signals to the caller
-        yield
-        return
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
+    @property
+    def stopped(self) -> bool:
+        return self.status is RunStatus.STOPPED
 
 
 class RunLock:
@@ -148,13 +148,16 @@ class PersistedRun:
         self._last_flush = monotonic()
         self._last_event: MarketEvent | None = None
         self.rows_written = 0
+        self.busy = False
 
     def process(self, event: MarketEvent) -> None:
         self.process_group((event,))
 
     def process_group(self, events: Sequence[MarketEvent]) -> None:
         """Market events that share one time; a checkpoint only ever falls between groups."""
+        self.busy = True  # until the events and all they cause are delivered
         self.pipeline.process_group(events)
+        self.busy = False
         self._last_event = events[-1]
         self._pending += len(events)
         if (
@@ -201,7 +204,11 @@ def _check_against_fills(store: Store, run_id: str, pipeline: Pipeline) -> None:
 
 
 class PaperRunner:
-    """Opens the data folder's database, runs or resumes a replay run, and closes it all."""
+    """Opens the data folder's database, runs or resumes a replay run, and closes it all.
+
+    `choice` is the strategy and its parameters (default: the settings' STRATEGY);
+    `on_warning` hears, before a new run starts, what looks wrong about it.
+    """
 
     def __init__(
         self,
@@ -209,22 +216,39 @@ class PaperRunner:
         data_dir: Path | str | None = None,
         clock: Clock | None = None,
         flush_every_events: int = 1000,
+        choice: StrategyChoice | None = None,
+        on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
         self.data_dir = default_data_dir(data_dir or settings.claire_home)
         self.clock = clock or WallClock()
         self.flush_every_events = flush_every_events
+        self.choice = choice or StrategyChoice(settings.strategy)
+        self._on_warning = on_warning
+        self._warnings: list[str] = []
 
     def _store(self) -> AbstractContextManager[tuple[Store, str]]:
         return open_store(self.settings, self.data_dir)
+
+    def _warn(self, warnings: list[str]) -> None:
+        for warning in warnings:
+            self._warnings.append(warning)
+            log.warning(warning, extra={"event": "run_warning"})
+            if self._on_warning is not None:
+                self._on_warning(warning)
+
+    def _config(self, settings: Settings) -> dict[str, Any]:
+        return {"settings": settings.redacted(), "strategy": self.choice.as_config()}
 
     def start_live(
         self,
         feed_settings: FeedSettings,
         days: float | None,
-        progress: Callable[[datetime], None] | None = None,
+        progress: ProgressSink | None = None,
     ) -> RunOutcome:
-        load_strategy(self.settings.strategy)
+        strategy = self.choice.strategy_class()  # fail before anything is created
+        kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
+        self._warn(strategy_warnings(strategy, kinds))
         return asyncio.run(self._live(feed_settings, days, None, progress))
 
     async def _live(
@@ -232,7 +256,7 @@ class PaperRunner:
         feed_settings: FeedSettings,
         days: float | None,
         resume: RunRecord | None,
-        progress: Callable[[datetime], None] | None,
+        progress: ProgressSink | None,
     ) -> RunOutcome:
         from engine.feeds.exchange import LiveFeed
         from engine.live import build_live_pipeline, drive, live_specs
@@ -258,43 +282,59 @@ class PaperRunner:
                     store.create_run(
                         run_id,
                         config={
-                            "settings": settings.redacted(),
+                            **self._config(settings),
                             "live": {
                                 "exchange": feed_settings.exchange,
                                 "market": feed_settings.market,
                                 "symbols": list(feed_settings.symbols),
+                                "timeframe": feed_settings.candle_timeframe,
                                 "days": days,
                             },
                             "quote_currency": quote,
+                            "window": {
+                                "start": started.isoformat(),
+                                "end": planned_end.isoformat() if planned_end else None,
+                            },
                         },
                         data_source=f"{feed_settings.exchange} {feed_settings.market}: "
                         + ",".join(feed_settings.symbols),
                         started_at=started,
                         planned_end=planned_end,
                     )
+                    market_start = started
                 else:
                     run_id, planned_end = resume.run_id, resume.planned_end
                     settings = settings_from_snapshot(resume.config.get("settings", {}))
+                    self.choice = StrategyChoice.from_config(resume.config, settings.strategy)
                     checkpoint = store.load_checkpoint(run_id)
+                    market_start = resume.started_at
                     if resume.status is not RunStatus.RUNNING:
                         store.reopen_run(run_id)
+                choice = self.choice
 
                 def build(observer: Callable[[Event], None]) -> Pipeline:
-                    return build_live_pipeline(settings, specs, observers=[observer])
-
-                with self._session(store, run_id, build, checkpoint) as (run, done):
-                    await drive(
-                        feed,
-                        run.pipeline,
-                        run.process,
-                        warmup=checkpoint is None,
-                        until=planned_end,
-                        progress=progress,
+                    return build_live_pipeline(
+                        settings, specs, choice.build(), observers=[observer]
                     )
-                summary = summarize(run.pipeline, None, quote)
-                return RunOutcome(
-                    run_id, RunStatus.COMPLETED, summary, self.data_dir, database, done
-                )
+
+                stop_signal = None
+                try:
+                    with self._session(store, run_id, build, checkpoint) as (run, done):
+                        feed_progress = self._progress(
+                            run.pipeline, progress, market_start, planned_end, quote
+                        )
+                        await drive(
+                            feed,
+                            run.pipeline,
+                            run.process,
+                            warmup=checkpoint is None,
+                            until=planned_end,
+                            progress=feed_progress,
+                        )
+                except asyncio.CancelledError:
+                    stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
+                summary = self._summary(run.pipeline, None, quote, market_start)
+                return self._outcome(store, database, run_id, summary, done, None, stop_signal)
         finally:
             await feed.close()
 
@@ -303,15 +343,25 @@ class PaperRunner:
         files: list[Path],
         days: float | None,
         speed: str,
-        progress: Callable[[datetime], None] | None = None,
+        progress: ProgressSink | None = None,
     ) -> RunOutcome:
         factor = parse_speed(speed)
-        load_strategy(self.settings.strategy)  # fail before anything is created
+        strategy = self.choice.strategy_class()  # fail before anything is created
         plan = plan_replay(files, days)
+        settings = self.settings
+        self._warn(
+            replay_warnings(
+                settings.initial_capital,
+                "initial_capital" in settings.model_fields_set,
+                entry_fraction(settings.position_size_pct, settings.max_position_pct),
+                plan,
+                strategy,
+            )
+        )
         started = self.clock.now()
         run_id = new_run_id(started)
         config = {
-            "settings": self.settings.redacted(),
+            **self._config(settings),
             "replay": {
                 "files": [str(Path(f).resolve()) for f in files],
                 "days": days,
@@ -320,7 +370,7 @@ class PaperRunner:
             "quote_currency": plan.quote,
             "window": {
                 "start": plan.start.isoformat(),
-                "end": plan.end.isoformat() if plan.end else None,
+                "end": end.isoformat() if (end := replay_end(plan)) else None,
             },
         }
         with self._store() as (store, database):
@@ -330,14 +380,17 @@ class PaperRunner:
                 data_source="replay: " + ", ".join(Path(f).name for f in files),
                 started_at=started,
             )
-            return self._drive(store, database, run_id, plan, self.settings, None, factor, progress)
+            return self._drive(
+                store, database, run_id, plan, settings, None, factor, speed, progress
+            )
 
     def resume(
         self,
         run_id: str | None = None,
         speed: str | None = None,
-        progress: Callable[[datetime], None] | None = None,
+        progress: ProgressSink | None = None,
     ) -> RunOutcome:
+        """Continue an interrupted run, at the speed it was started with unless `speed`."""
         with self._store() as (store, database):
             run = self._resumable(store, run_id)
             live = run.config.get("live")
@@ -345,7 +398,10 @@ class PaperRunner:
                 from engine.feeds.exchange import FeedSettings
 
                 feed_settings = FeedSettings.from_env(
-                    live["symbols"], exchange=live["exchange"], market=live["market"]
+                    live["symbols"],
+                    exchange=live["exchange"],
+                    market=live["market"],
+                    candle_timeframe=live.get("timeframe", "5m"),
                 )
         if live:
             return asyncio.run(self._live(feed_settings, None, run, progress))
@@ -355,13 +411,15 @@ class PaperRunner:
             if not files:
                 raise RunNotResumable(f"run {run.run_id} has no replay files recorded.")
             settings = settings_from_snapshot(run.config.get("settings", {}))
+            self.choice = StrategyChoice.from_config(run.config, settings.strategy)
             plan = plan_replay(files, replay.get("days"))
-            factor = parse_speed(speed or replay.get("speed") or "max")
+            speed = speed or replay.get("speed") or "max"
+            factor = parse_speed(speed)
             checkpoint = store.load_checkpoint(run.run_id)
             if run.status is not RunStatus.RUNNING:
                 store.reopen_run(run.run_id)
             return self._drive(
-                store, database, run.run_id, plan, settings, checkpoint, factor, progress
+                store, database, run.run_id, plan, settings, checkpoint, factor, speed, progress
             )
 
     def _resumable(self, store: Store, run_id: str | None) -> RunRecord:
@@ -380,13 +438,12 @@ class PaperRunner:
             run_id = max(candidates, key=lambda r: r.started_at).run_id
         run = store.get_run(run_id)
         if run is None:
-            raise RunNotResumable(f"run {run_id} is not in {self.data_dir}; check the run id.")
+            raise RunNotResumable(f"no run {run_id} in {self.data_dir}; check the run id.")
         if run.status is RunStatus.COMPLETED:
             raise RunNotResumable(f"run {run_id} already completed; start a new run instead.")
         if run.status is RunStatus.FAILED:
-            raise RunNotResumable(
-                f"run {run_id} failed on an error; fix its cause and start a new run."
-            )
+            why = f" ({run.end_reason})" if run.end_reason else ""
+            raise RunNotResumable(f"run {run_id} failed{why}; fix its cause and start a new run.")
         return run
 
     @contextmanager
@@ -401,7 +458,8 @@ class PaperRunner:
 
         Yields the persisted run and how many market events it had already done.
         Leaving normally completes the run; Ctrl-C, SIGTERM or cancellation stops
-        it after a last flush (it can be resumed); any other error fails it.
+        it after a last flush (it can be resumed); any other error fails it, and
+        the error is stored as the reason.
         """
         lock = RunLock(self.data_dir, run_id)
         if not lock.acquire():
@@ -417,19 +475,80 @@ class PaperRunner:
             try:
                 yield run, done
                 run.finish()
-            except (KeyboardInterrupt, asyncio.CancelledError):
-                run.flush()
-                store.end_run(run_id, RunStatus.STOPPED, self.clock.now())
+            except (KeyboardInterrupt, asyncio.CancelledError) as exc:
+                if not run.busy:  # mid-event state is never checkpointed
+                    run.flush()
+                store.end_run(run_id, RunStatus.STOPPED, self.clock.now(), _stop_reason(exc))
                 raise
-            except BaseException:
+            except StrategyError as exc:
+                # The run cannot continue; what it did up to here is kept for the report.
                 try:
-                    store.end_run(run_id, RunStatus.FAILED, self.clock.now())
+                    run.flush()
+                except Exception:  # the failure to record is the strategy's, not this
+                    log.exception("could not write the events before the strategy failed")
+                store.end_run(run_id, RunStatus.FAILED, self.clock.now(), str(exc))
+                raise
+            except BaseException as exc:
+                try:
+                    store.end_run(run_id, RunStatus.FAILED, self.clock.now(), _failure(exc))
                 except ClaireError:
                     log.exception("could not record the run's failure")
                 raise
             store.end_run(run_id, RunStatus.COMPLETED, self.clock.now())
         finally:
             lock.release()
+
+    def _progress(
+        self,
+        pipeline: Pipeline,
+        sink: ProgressSink | None,
+        start: datetime | None,
+        end: datetime | None,
+        quote: str,
+    ) -> ProgressFeed | None:
+        if sink is None:
+            return None
+        return ProgressFeed(pipeline, sink, start=start, end=end, quote=quote)
+
+    def _summary(
+        self, pipeline: Pipeline, plan: ReplayPlan | None, quote: str, start: datetime | None
+    ) -> RunSummary:
+        return summarize(
+            pipeline,
+            plan,
+            quote,
+            strategy=self.choice.spec,
+            strategy_params=json_values(self.choice.parameters()),
+            market_start=start,
+        )
+
+    def _outcome(
+        self,
+        store: Store,
+        database: str,
+        run_id: str,
+        summary: RunSummary,
+        done: int,
+        speed: str | None,
+        stop_signal: int | None,
+    ) -> RunOutcome:
+        record = store.get_run(run_id)
+        assert record is not None
+        return RunOutcome(
+            run_id,
+            record.status,
+            summary,
+            self.data_dir,
+            database,
+            done,
+            started_at=record.started_at,
+            ended_at=record.ended_at,
+            end_reason=record.end_reason,
+            speed=speed,
+            warnings=tuple(self._warnings),
+            stop_signal=stop_signal,
+            data_source=record.data_source,
+        )
 
     def _drive(
         self,
@@ -439,23 +558,52 @@ class PaperRunner:
         plan: ReplayPlan,
         settings: Settings,
         checkpoint: Checkpoint | None,
-        speed: float | None,
-        progress: Callable[[datetime], None] | None,
+        factor: float | None,
+        speed: str,
+        progress: ProgressSink | None,
     ) -> RunOutcome:
-        def build(observer: Callable[[Event], None]) -> Pipeline:
-            return build_replay_pipeline(settings, plan, observers=[observer])
+        choice = self.choice
 
-        with self._session(store, run_id, build, checkpoint) as (run, done):
-            events = plan.events()
-            if checkpoint is not None:
-                events = _after(events, checkpoint)
-            with sigterm_as_interrupt():
-                for group in by_time(paced(events, speed)):
-                    run.process_group(group)
-                    if progress is not None:
-                        progress(group[-1].ts)
-        summary = summarize(run.pipeline, plan, plan.quote)
-        return RunOutcome(run_id, RunStatus.COMPLETED, summary, self.data_dir, database, done)
+        def build(observer: Callable[[Event], None]) -> Pipeline:
+            return build_replay_pipeline(settings, plan, choice.build(), observers=[observer])
+
+        stop_signal = None
+        feed = None
+        done = checkpoint.market_events if checkpoint else 0
+        with StopSignals() as stop:
+            try:
+                with self._session(store, run_id, build, checkpoint) as (run, done):
+                    feed = self._progress(
+                        run.pipeline, progress, plan.start, replay_end(plan), plan.quote
+                    )
+                    events = plan.events()
+                    if checkpoint is not None:
+                        events = _after(events, checkpoint)
+                    for group in by_time(paced(events, factor, sleep=stop.sleep)):
+                        stop.check()
+                        run.process_group(group)
+                        if feed is not None:
+                            feed(group[-1].ts)
+                    stop.check()  # a stop during the last event still stops, not completes
+            except StopRequested as exc:
+                stop_signal = exc.signum
+        if feed is not None:
+            feed.finish()
+        summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
+        return self._outcome(store, database, run_id, summary, done, speed, stop_signal)
+
+
+def _stop_reason(exc: BaseException) -> str:
+    if isinstance(exc, StopRequested):
+        name = "Ctrl-C" if exc.signum == signal.SIGINT else signal.Signals(exc.signum).name
+        return f"stopped by {name}; resumable"
+    return "stopped; resumable"
+
+
+def _failure(exc: BaseException) -> str:
+    if isinstance(exc, ClaireError):
+        return str(exc)
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _after(events: Iterator[MarketEvent], checkpoint: Checkpoint) -> Iterator[MarketEvent]:

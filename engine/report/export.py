@@ -9,6 +9,8 @@ from typing import Any, Final, TextIO
 
 from engine.errors import ConfigError
 from engine.plain import plain
+from engine.report.figures import fills_of, stored_fills
+from engine.report.round_trips import replay_fills
 from engine.store import Store
 
 # The columns each export promises, in order; the named query selects exactly these.
@@ -23,8 +25,8 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "positions": ("ts", "snapshot_id", "symbol", "qty", "avg_entry", "mark_price", "cost_basis",
                   "realized_pnl", "unrealized_pnl", "status", "margin", "liquidation_price"),
     "snapshots": ("snapshot_id", "ts", "cause_id", "cash", "equity", "realized_pnl",
-                  "unrealized_pnl", "fees", "exposure", "exposure_pct", "peak_equity",
-                  "drawdown_pct", "day_start_equity", "daily_drawdown_pct", "open_positions",
+                  "unrealized_pnl", "fees", "exposure", "exposure_frac", "peak_equity",
+                  "drawdown_frac", "day_start_equity", "daily_drawdown_frac", "open_positions",
                   "funding", "margin_used"),
     "funding": ("payment_id", "ts", "symbol", "qty", "fair_price", "rate", "amount"),
     "liquidations": ("liquidation_id", "ts", "order_id", "symbol", "qty", "entry_price",
@@ -32,6 +34,10 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
                      "maintenance_margin_rate"),
     "risk_events": ("event_id", "ts", "cause_id", "kind", "reason", "symbol", "state", "message",
                     "detail"),
+    "alerts": ("event_id", "ts", "cause_id", "severity", "rule", "message", "detail"),
+    # Computed from the fills: one row per position from flat back to flat.
+    "round_trips": ("symbol", "direction", "entry_at", "exit_at", "duration_s", "qty",
+                    "entry_price", "exit_price", "realized_pnl", "fees", "net_pnl", "fills"),
 }  # fmt: skip
 KINDS: Final = tuple(COLUMNS)
 
@@ -45,8 +51,32 @@ def _cell(value: Any) -> Any:
 def fetch(store: Store, kind: str, run_id: str) -> tuple[list[str], list[dict[str, Any]]]:
     if kind not in KINDS:
         raise ConfigError(f"cannot export {kind!r}; choose one of {', '.join(KINDS)}.")
+    if kind == "round_trips":
+        return list(COLUMNS[kind]), round_trip_rows(store, run_id)
     rows = store.db.fetch_all(store.queries[f"export_{kind}"], {"run_id": run_id})
     return list(COLUMNS[kind]), rows
+
+
+def round_trip_rows(store: Store, run_id: str) -> list[dict[str, Any]]:
+    """Entry, exit, size, PnL, fees and duration of every completed round trip."""
+    _, trips = replay_fills(fills_of(stored_fills(store, run_id)))
+    return [
+        {
+            "symbol": t.symbol,
+            "direction": t.direction,
+            "entry_at": t.entry_at,
+            "exit_at": t.exit_at,
+            "duration_s": t.duration_s,
+            "qty": t.qty,
+            "entry_price": t.entry_price,
+            "exit_price": t.exit_price,
+            "realized_pnl": t.realized_pnl,
+            "fees": t.fees,
+            "net_pnl": t.net_pnl,
+            "fills": t.fills,
+        }
+        for t in trips
+    ]
 
 
 def write(columns: list[str], rows: list[dict[str, Any]], fmt: str, out: TextIO) -> int:

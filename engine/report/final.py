@@ -1,4 +1,8 @@
-"""`claire report --final`: the whole run's figures, from the database alone."""
+"""`claire report`: the whole run's figures, from the database alone.
+
+Field names and units are those of `engine.report.vocabulary`, shared with the
+start summary and `papertest status`.
+"""
 
 from __future__ import annotations
 
@@ -8,10 +12,18 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import ClaireError
-from engine.events import Side
 from engine.plain import plain
-from engine.report.round_trips import Fill, net_round_trips, trip_stats
-from engine.store import Store
+from engine.report.figures import (
+    books_of,
+    count_figures,
+    fills_of,
+    marks_of,
+    run_header,
+    snapshot_figures,
+    stored_fills,
+)
+from engine.report.round_trips import net_round_trips, pnl_by_symbol, trip_stats
+from engine.store import RunStatus, Store
 
 
 class ReportError(ClaireError):
@@ -22,98 +34,85 @@ class ReportError(ClaireError):
 class FinalReport:
     run_id: str
     status: str
+    end_reason: str | None
     data_source: str
+    strategy: str
+    strategy_params: dict[str, Any]
+    risk_settings: dict[str, Any]
     quote_currency: str
     started_at: datetime
     ended_at: datetime | None
-    last_event_ts: datetime | None
+    market_start: datetime | None
+    market_end: datetime | None
     initial_capital: Decimal
-    final_equity: Decimal
+    equity: Decimal
     total_pnl: Decimal
     realized_pnl: Decimal
     unrealized_pnl: Decimal
     fees: Decimal
     fills: int
+    pnl_by_symbol: dict[str, dict[str, Any]]
+    orders_by_status: dict[str, int]
     round_trips: int
-    win_rate: Decimal
+    wins: int
+    win_rate_frac: Decimal
     avg_win: Decimal
     avg_loss: Decimal
     profit_factor: Decimal | None
-    max_drawdown_pct: Decimal
-    max_exposure_pct: Decimal
+    max_drawdown_frac: Decimal
+    drawdown_frac: Decimal
+    daily_drawdown_frac: Decimal
+    max_exposure_frac: Decimal
+    exposure_frac: Decimal
     avg_slippage_bps: Decimal
-    trading_state: str
     risk_refusals: dict[str, int]
-    orders_by_status: dict[str, int]
+    alerts: int
+    trading_state: str
     open_positions: list[dict[str, Any]]
 
     def as_json(self) -> dict[str, Any]:
         return plain(asdict(self))
 
 
-def resolve_run_id(store: Store, run_id: str | None) -> str:
-    if run_id:
-        if store.get_run(run_id) is None:
-            raise ReportError(
-                f"run {run_id} is not in this data folder; see `claire papertest status`."
-            )
-        return run_id
-    row = store.db.fetch_one(store.queries["latest_run_id"])
-    if row is None:
-        raise ReportError(
-            "no run in this data folder yet; start one with `claire papertest start`."
-        )
-    return str(row["run_id"])
+def _no_figures(run_id: str, status: RunStatus, reason: str | None) -> ReportError:
+    why = f": {reason}" if reason else ""
+    if status is RunStatus.FAILED:
+        return ReportError(f"run {run_id} failed before it recorded any figures{why}")
+    if status is RunStatus.RUNNING:
+        return ReportError(f"run {run_id} has no portfolio snapshot yet; let it run a minute.")
+    return ReportError(f"run {run_id} {status.value} before it recorded any figures{why}")
 
 
-def final_report(store: Store, run_id: str | None = None) -> FinalReport:
-    run_id = resolve_run_id(store, run_id)
+def final_report(store: Store, run_id: str) -> FinalReport:
     run = store.get_run(run_id)
-    assert run is not None
-    q, params = store.queries, {"run_id": run_id}
-    capital = Decimal(str(run.config.get("settings", {}).get("initial_capital", "0")))
-    snap = store.db.fetch_one(q["final_snapshot"], params)
-    if snap is None:
-        raise ReportError(f"run {run_id} has no portfolio snapshot yet; let it run a minute.")
-    positions = store.db.fetch_all(
-        q["snapshot_positions"], {"run_id": run_id, "snapshot_id": snap["event_id"]}
-    )
-    extremes = store.db.fetch_one(q["run_extremes"], params) or {}
-    rows = store.db.fetch_all(q["fills_in_order"], params)
-    fills = [Fill(r["symbol"], Side(r["side"]), r["qty"], r["price"], r["fee"]) for r in rows]
-    stats = trip_stats(net_round_trips(fills))
+    if run is None:
+        raise ReportError(f"no run {run_id} in this database; see `claire papertest status`.")
+    header = run_header(run, run.status.value)
+    figures = snapshot_figures(store, run_id, header["initial_capital"])
+    if figures is None:
+        raise _no_figures(run_id, run.status, run.end_reason)
+    positions = marks_of(store, run_id, figures.pop("snapshot_id"))
+    rows = stored_fills(store, run_id)
+    stats = trip_stats(net_round_trips(fills_of(rows)))
     slippage = sum((r["slippage_bps"] for r in rows), Decimal(0))
-    state = store.db.fetch_one(q["last_trading_state"], params)
+    marks = {p["symbol"]: p["mark_price"] for p in positions}
+    counts = count_figures(store, run_id)
     return FinalReport(
-        run_id=run_id,
-        status=run.status.value,
-        data_source=run.data_source,
-        quote_currency=str(run.config.get("quote_currency", "")),
-        started_at=run.started_at,
-        ended_at=run.ended_at,
-        last_event_ts=run.last_event_ts,
-        initial_capital=capital,
-        final_equity=snap["equity"],
-        total_pnl=snap["equity"] - capital,
-        realized_pnl=snap["realized_pnl"],
-        unrealized_pnl=snap["unrealized_pnl"],
-        fees=snap["fees"],
+        **header,
+        **figures,
         fills=len(rows),
+        pnl_by_symbol=pnl_by_symbol(books_of(rows), marks),
+        orders_by_status=counts["orders_by_status"],
         round_trips=stats.round_trips,
-        win_rate=stats.win_rate,
+        wins=stats.wins,
+        win_rate_frac=stats.win_rate,
         avg_win=stats.avg_win,
         avg_loss=stats.avg_loss,
         profit_factor=stats.profit_factor,
-        max_drawdown_pct=extremes.get("max_drawdown_pct", Decimal(0)),
-        max_exposure_pct=extremes.get("max_exposure_pct", Decimal(0)),
         avg_slippage_bps=slippage / len(rows) if rows else Decimal(0),
-        trading_state=state["state"] if state else "active",
-        risk_refusals={
-            r["reason"]: int(r["n"]) for r in store.db.fetch_all(q["refusals_by_reason"], params)
-        },
-        orders_by_status={
-            r["status"]: int(r["n"]) for r in store.db.fetch_all(q["orders_by_status"], params)
-        },
+        risk_refusals=counts["risk_refusals"],
+        alerts=counts["alerts"],
+        trading_state=counts["trading_state"],
         open_positions=[
             {
                 "symbol": p["symbol"],
@@ -126,49 +125,77 @@ def final_report(store: Store, run_id: str | None = None) -> FinalReport:
     )
 
 
+def _pct(value: Decimal) -> str:
+    return f"{value * 100:.2f} %"
+
+
+def _params(params: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in params.items()) or "none"
+
+
 def to_markdown(report: FinalReport) -> str:
     q = report.quote_currency
-
-    def pct(value: Decimal) -> str:
-        return f"{value * 100:.2f} %"
-
+    status = report.status + (f": {report.end_reason}" if report.end_reason else "")
+    market = (
+        f"{report.market_start:%Y-%m-%d %H:%M} -> {report.market_end:%Y-%m-%d %H:%M} UTC"
+        if report.market_start and report.market_end
+        else "-"
+    )
     lines = [
         f"# Final report: {report.run_id}",
         "",
-        f"- Status: {report.status}",
+        f"- Status: {status}",
         f"- Data: {report.data_source}",
+        f"- Strategy: {report.strategy.rpartition(':')[2]} ({report.strategy})",
+        f"- Strategy parameters: {_params(report.strategy_params)}",
+        f"- Risk settings: {_params(report.risk_settings)}",
         f"- Started: {report.started_at:%Y-%m-%d %H:%M:%S} UTC"
         + (f", ended {report.ended_at:%Y-%m-%d %H:%M:%S} UTC" if report.ended_at else ""),
-        f"- Market time reached: {report.last_event_ts:%Y-%m-%d %H:%M} UTC"
-        if report.last_event_ts
-        else "- Market time reached: -",
+        f"- Market time: {market}",
         "",
         "| figure | value |",
         "|---|---|",
         f"| initial capital | {report.initial_capital} {q} |",
-        f"| final equity | {report.final_equity:.8f} {q} |",
+        f"| equity | {report.equity:.8f} {q} |",
         f"| total PnL | {report.total_pnl:.8f} {q} |",
         f"| realized PnL | {report.realized_pnl:.8f} {q} |",
         f"| unrealized PnL | {report.unrealized_pnl:.8f} {q} |",
         f"| fees | {report.fees:.8f} {q} |",
         f"| fills | {report.fills} |",
-        f"| round trips | {report.round_trips} |",
-        f"| win rate | {pct(report.win_rate)} |",
+        f"| round trips | {report.round_trips} ({report.wins} won) |",
+        f"| win rate | {_pct(report.win_rate_frac)} |",
         f"| average win | {report.avg_win:.8f} {q} |",
         f"| average loss | {report.avg_loss:.8f} {q} |",
         "| profit factor | "
         + (f"{report.profit_factor:.3f}" if report.profit_factor is not None else "no losses")
         + " |",
-        f"| max drawdown | {pct(report.max_drawdown_pct)} |",
-        f"| max exposure | {pct(report.max_exposure_pct)} |",
+        f"| max drawdown | {_pct(report.max_drawdown_frac)} |",
+        f"| drawdown now | {_pct(report.drawdown_frac)} |",
+        f"| max exposure | {_pct(report.max_exposure_frac)} |",
+        f"| exposure now | {_pct(report.exposure_frac)} |",
         f"| average slippage | {report.avg_slippage_bps:.2f} bps |",
+        f"| alerts | {report.alerts} |",
         f"| trading state | {report.trading_state} |",
         "",
-        "## Risk refusals",
+        "## PnL per symbol",
         "",
     ]
+    if report.pnl_by_symbol:
+        lines += [
+            f"| symbol | net PnL ({q}) | realized | unrealized | fees | fills | round trips |",
+            "|---|---|---|---|---|---|---|",
+        ]
+        lines += [
+            f"| {s} | {f['net_pnl']:.8f} | {f['realized_pnl']:.8f} | "
+            f"{f['unrealized_pnl']:.8f} | {f['fees']:.8f} | {f['fills']} | "
+            f"{f['round_trips']} ({f['wins']} won) |"
+            for s, f in report.pnl_by_symbol.items()
+        ]
+    else:
+        lines.append("no fills")
+    lines += ["", "## Risk refusals", ""]
     lines += [f"- {k}: {v}" for k, v in report.risk_refusals.items()] or ["- none"]
-    lines += ["", "## Orders", ""]
+    lines += ["", "## Orders by final status", ""]
     lines += [f"- {k}: {v}" for k, v in report.orders_by_status.items()] or ["- none"]
     lines += ["", "## Open positions", ""]
     if report.open_positions:

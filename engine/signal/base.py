@@ -7,13 +7,12 @@ sizes orders and never reads the clock: risk sizes, and event time drives it.
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Iterable
 from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any, Protocol
 
-from engine.errors import InvalidEventError, StrategyLoadError
+from engine.errors import InvalidEventError
 from engine.events import (
     ONE,
     ZERO,
@@ -115,22 +114,11 @@ class Strategy:
 
 
 def load_strategy(path: str, **params: Any) -> Strategy:
-    """Build a strategy from `package.module:Class`."""
-    module_name, _, class_name = path.partition(":")
-    if not module_name or not class_name:
-        raise StrategyLoadError(f"strategy {path!r} is not like package.module:ClassName")
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError as exc:
-        raise StrategyLoadError(
-            f"strategy module {module_name!r} cannot be imported ({exc}); check PYTHONPATH"
-        ) from None
-    cls = getattr(module, class_name, None)
-    if not isinstance(cls, type) or not issubclass(cls, Strategy):
-        raise StrategyLoadError(
-            f"{path!r} is not a Strategy subclass; subclass engine.signal.base.Strategy"
-        )
-    try:
-        return cls(**params)
-    except TypeError as exc:
-        raise StrategyLoadError(f"strategy {path!r} cannot be built: {exc}") from None
+    """Build a strategy from `package.module:Class` or `path/to/file.py:Class`.
+
+    Parameters are converted to the constructor's annotated types; see
+    `engine.signal.loader` for the rules and the errors.
+    """
+    from engine.signal.loader import StrategyChoice  # the loader imports this module
+
+    return StrategyChoice.resolve(path, params).build()

@@ -153,25 +153,26 @@ ON CONFLICT (run_id) DO NOTHING;
 
 -- name: get_run
 SELECT run_id, config, data_source, started_at, planned_end, ended_at, status,
-       last_event_id, last_event_ts
+       last_event_id, last_event_ts, end_reason
 FROM runs
 WHERE run_id = %(run_id)s;
 
 -- name: list_runs
-SELECT run_id, data_source, started_at, planned_end, ended_at, status, last_event_ts
+SELECT run_id, data_source, started_at, planned_end, ended_at, status, last_event_ts,
+       end_reason
 FROM runs
 ORDER BY started_at DESC, run_id;
 
 -- name: end_run
--- Record how a run ended; a run that already ended keeps its first ending.
+-- Record how a run ended and why; a run that already ended keeps its first ending.
 UPDATE runs
-SET status = %(status)s, ended_at = %(ended_at)s
+SET status = %(status)s, ended_at = %(ended_at)s, end_reason = %(reason)s
 WHERE run_id = %(run_id)s AND status = 'running';
 
 -- name: reopen_run
 -- A crashed or stopped run resumes: running again, with no end.
 UPDATE runs
-SET status = 'running', ended_at = NULL
+SET status = 'running', ended_at = NULL, end_reason = NULL
 WHERE run_id = %(run_id)s AND status IN ('crashed', 'stopped');
 
 -- name: market_cursors
@@ -334,14 +335,20 @@ SELECT ts, snapshot_id, symbol, qty, avg_entry, mark_price, cost_basis, realized
 FROM positions WHERE run_id = %(run_id)s ORDER BY ts, snapshot_id, symbol;
 
 -- name: export_snapshots
+-- Shares are fractions, named _frac as in every report (the columns keep their old names).
 SELECT event_id AS snapshot_id, ts, cause_id, cash, equity, realized_pnl, unrealized_pnl,
-       fees, exposure, exposure_pct, peak_equity, drawdown_pct, day_start_equity,
-       daily_drawdown_pct, open_positions, funding, margin_used
+       fees, exposure, exposure_pct AS exposure_frac, peak_equity,
+       drawdown_pct AS drawdown_frac, day_start_equity,
+       daily_drawdown_pct AS daily_drawdown_frac, open_positions, funding, margin_used
 FROM portfolio_snapshots WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: export_risk_events
 SELECT event_id, ts, cause_id, kind, reason, symbol, state, message, detail
 FROM risk_events WHERE run_id = %(run_id)s ORDER BY ts, event_id;
+
+-- name: export_alerts
+SELECT event_id, ts, cause_id, severity, rule, message, detail
+FROM alerts WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: run_counts
 SELECT

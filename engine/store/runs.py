@@ -40,6 +40,7 @@ class RunRecord:
     status: RunStatus
     last_event_id: str | None
     last_event_ts: datetime | None
+    end_reason: str | None = None  # why a failed or stopped run ended
 
     @classmethod
     def from_row(cls, row: Mapping[str, Any]) -> RunRecord:
@@ -53,6 +54,7 @@ class RunRecord:
             status=RunStatus(row["status"]),
             last_event_id=row.get("last_event_id"),
             last_event_ts=_utc(row.get("last_event_ts")),
+            end_reason=row.get("end_reason"),
         )
 
 

@@ -119,15 +119,27 @@ class Store:
         rows = self.db.fetch_all(self.queries["list_runs"])
         return [RunRecord.from_row({**row, "config": {}}) for row in rows]
 
-    def end_run(self, run_id: str, status: RunStatus | str, ended_at: datetime) -> bool:
-        """Mark a running run completed, stopped, crashed or failed; False if it was not running."""
+    def end_run(
+        self,
+        run_id: str,
+        status: RunStatus | str,
+        ended_at: datetime,
+        reason: str | None = None,
+    ) -> bool:
+        """Mark a running run completed, stopped, crashed or failed, with why if it did not
+        complete; False if it was not running."""
         status = RunStatus(status)
         if status is RunStatus.RUNNING:
             raise StoreError(
                 "end_run needs an end status such as completed or crashed, not running."
             )
         check_utc(ended_at, "ended_at")
-        params = {"run_id": run_id, "status": status.value, "ended_at": ended_at}
+        params = {
+            "run_id": run_id,
+            "status": status.value,
+            "ended_at": ended_at,
+            "reason": reason[:2000] if reason else None,
+        }
         return bool(self.db.execute(self.queries["end_run"], params))
 
     def reopen_run(self, run_id: str) -> bool:

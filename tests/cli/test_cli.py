@@ -48,14 +48,15 @@ def test_papertest_start_prints_a_json_summary(four_symbols: list[Path]) -> None
         args += ["--replay", str(path)]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
-    summary = json.loads(result.output)
+    summary = json.loads(result.stdout)
     for key in (
-        "final_equity",
+        "equity",
         "fills",
         "round_trips",
-        "max_drawdown_pct",
-        "max_exposure_pct",
+        "max_drawdown_frac",
+        "max_exposure_frac",
         "risk_refusals",
+        "pnl_by_symbol",
     ):
         assert key in summary
     assert summary["quote_currency"] == "BTC" and summary["initial_capital"] == "10"
@@ -78,7 +79,7 @@ def test_papertest_start_in_memory_renders_a_table(four_symbols: list[Path]) -> 
         ],
     )
     assert result.exit_code == 0, result.output
-    assert "final equity" in result.output and "BTC" in result.output
+    assert "equity" in result.output and "BTC" in result.output
 
 
 @pytest.mark.parametrize(

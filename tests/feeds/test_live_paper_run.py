@@ -163,7 +163,7 @@ def assert_fills_match_the_tape(
     assert not pipeline.exchange.working  # every order filled completely
 
     summary = summarize(pipeline, None, spec.quote)
-    assert summary.final_equity == p.equity()
+    assert summary.equity == p.equity()
     assert summary.total_pnl == p.realized + p.unrealized() - p.fees
     assert summary.fills == len(fills) and summary.round_trips == 1
 

@@ -54,19 +54,19 @@ def test_persisted_run_reports_what_the_in_memory_run_computes(
 ) -> None:
     out = json.loads(claire(*replay_args(four_symbols, "--json")).output)
     assert out["status"] == "completed" and out["data_dir"] == str(claire_home)
-    assert D(out["final_equity"]) == expected.final_equity
+    assert D(out["equity"]) == expected.equity
 
     report = json.loads(claire("report", "--final", "--format", "json").output)
     assert report["run_id"] == out["run_id"]
-    assert D(report["final_equity"]) == expected.final_equity
+    assert D(report["equity"]) == expected.equity
     assert D(report["realized_pnl"]) == expected.realized_pnl
     assert D(report["unrealized_pnl"]) == expected.unrealized_pnl
     assert D(report["fees"]) == expected.fees
     assert report["fills"] == expected.fills
     assert report["round_trips"] == expected.round_trips
-    assert D(report["win_rate"]) == D(expected.wins) / expected.round_trips
-    assert D(report["max_drawdown_pct"]) == expected.max_drawdown_pct
-    assert D(report["max_exposure_pct"]) == expected.max_exposure_pct
+    assert D(report["win_rate_frac"]) == D(expected.wins) / expected.round_trips
+    assert D(report["max_drawdown_frac"]) == expected.max_drawdown_frac
+    assert D(report["max_exposure_frac"]) == expected.max_exposure_frac
     assert report["risk_refusals"] == expected.risk_refusals
     assert [p["symbol"] for p in report["open_positions"]] == [
         p["symbol"] for p in expected.open_positions
@@ -74,7 +74,7 @@ def test_persisted_run_reports_what_the_in_memory_run_computes(
     for key in ("initial_capital", "total_pnl", "avg_win", "avg_loss", "profit_factor"):
         assert key in report
     markdown = claire("report", "--final").output
-    assert "| final equity |" in markdown and out["run_id"] in markdown
+    assert "| equity |" in markdown and out["run_id"] in markdown
 
 
 def test_exported_fills_reproduce_the_final_equity(four_symbols: list[Path]) -> None:
@@ -107,10 +107,14 @@ def test_exported_fills_reproduce_the_final_equity(four_symbols: list[Path]) -> 
     marks = {p["symbol"]: D(p["mark_price"]) for p in report["open_positions"]}
     assert {s for s, q in held.items() if q} == set(marks)
     equity = cash + sum((q * marks[s] for s, q in held.items() if q), D(0))
-    assert equity == D(report["final_equity"])
+    assert equity == D(report["equity"])
 
 
-def test_every_export_has_its_promised_columns(four_symbols: list[Path], tmp_path: Path) -> None:
+def test_every_export_has_its_promised_columns(
+    four_symbols: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A tight daily limit, so the run also has trading-state changes and alerts to export.
+    monkeypatch.setenv("MAX_DAILY_DRAWDOWN_PCT", "0.005")
     claire(*replay_args(four_symbols, "--json"))
     for kind, columns in COLUMNS.items():
         if kind in ("funding", "liquidations"):
@@ -152,7 +156,8 @@ def test_a_data_folder_that_does_not_exist_yet_is_created(
     assert (folder / "postgres").is_dir()
 
 
-def test_resume_without_an_interrupted_run_is_a_clear_error() -> None:
+def test_resume_without_an_interrupted_run_is_a_clear_error(four_symbols: list[Path]) -> None:
+    claire(*replay_args(four_symbols[:1], "--json"))  # completed: nothing to resume
     result = runner.invoke(app, ["papertest", "start", "--resume"])
     assert result.exit_code == 1
     assert "no interrupted run" in result.output
@@ -211,13 +216,13 @@ def test_kill_9_mid_run_then_resume_gives_the_fills_of_an_unbroken_run(
     status = json.loads(claire("papertest", "status", "--json").output)
     [interrupted] = status
     assert interrupted["status"] == "interrupted"
-    assert 0 < D(interrupted["progress_pct"]) < 100
+    assert 0 < D(interrupted["progress_frac"]) < 1
 
     resumed = json.loads(claire("papertest", "start", "--resume", "--json").output)
     assert resumed["run_id"] == interrupted["run_id"]
     assert resumed["status"] == "completed"
     assert resumed["resumed_after_events"] >= 2000
-    assert D(resumed["final_equity"]) == expected.final_equity
+    assert D(resumed["equity"]) == expected.equity
 
     unbroken = json.loads(claire(*replay_args(four_symbols, "--json")).output)
     assert unbroken["run_id"] != resumed["run_id"]

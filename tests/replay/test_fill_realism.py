@@ -196,7 +196,7 @@ def test_a_limit_strategy_trades_with_resting_maker_fills_at_exactly_the_limit(
         if limit is not None:  # never a better price than the limit, even on a gap
             assert fill.price >= limit if fill.side is Side.SELL else fill.price <= limit
     s = limit_run.summary
-    assert s.final_equity == s.initial_capital + s.realized_pnl + s.unrealized_pnl - s.fees
+    assert s.equity == s.initial_capital + s.realized_pnl + s.unrealized_pnl - s.fees
 
 
 def test_a_post_only_order_that_would_take_liquidity_is_rejected() -> None:
@@ -333,4 +333,4 @@ def test_state_changes_happen_when_equity_on_consistent_marks_crosses_a_limit(
     recorded = [(e.ts, e.state) for e in run.of(RiskEvent) if e.kind == "state_change"]
     assert len(expected) >= 2
     assert recorded == expected
-    assert run.summary.max_drawdown_pct > 0
+    assert run.summary.max_drawdown_frac > 0

@@ -65,7 +65,7 @@ def tight_run(four_symbols: list[Path]) -> Run:
 def test_the_default_strategy_trades_more_than_one_symbol(default_run: Run) -> None:
     s = default_run.summary
     assert s.market_events == 4 * 2016 - 40  # ADA and DASH have real gaps in the window
-    assert len(s.fills_by_symbol) >= 2
+    assert len(s.pnl_by_symbol) >= 2
     assert s.fills > 0 and s.round_trips > 0
 
 
@@ -136,7 +136,7 @@ def test_limits_hold_at_every_decision_and_fills_stay_inside_their_bar(
             in_flight[event.order_id] = (event, event.qty)
     assert checked > 10
     final = cash + sum(q * marks[s] for s, q in held.items())
-    assert final == run.summary.final_equity
+    assert final == run.summary.equity
 
 
 @pytest.mark.parametrize("run_name", ["default_run", "tight_run"])
@@ -144,7 +144,7 @@ def test_final_equity_is_capital_plus_pnl_minus_fees_exactly(
     run_name: str, request: pytest.FixtureRequest
 ) -> None:
     s: RunSummary = request.getfixturevalue(run_name).summary
-    assert s.final_equity == s.initial_capital + s.realized_pnl + s.unrealized_pnl - s.fees
+    assert s.equity == s.initial_capital + s.realized_pnl + s.unrealized_pnl - s.fees
     assert s.fees > 0
 
 

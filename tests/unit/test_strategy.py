@@ -82,7 +82,7 @@ def test_user_strategy_loads_by_import_path(
         ("no_colon", "not like package.module:ClassName"),
         ("nowhere.at_all:X", "cannot be imported"),
         ("engine.events:Trade", "not a Strategy subclass"),
-        ("engine.signal.momentum:Missing", "not a Strategy subclass"),
+        ("engine.signal.momentum:Missing", "engine.signal.momentum has no class Missing"),
     ],
 )
 def test_bad_strategy_paths_are_clear_errors(path: str, message: str) -> None:
@@ -91,5 +91,5 @@ def test_bad_strategy_paths_are_clear_errors(path: str, message: str) -> None:
 
 
 def test_bad_strategy_parameters_are_clear_errors() -> None:
-    with pytest.raises(StrategyLoadError, match="cannot be built"):
+    with pytest.raises(StrategyLoadError, match="MomentumStrategy has no parameter 'colour'"):
         load_strategy("engine.signal.momentum:MomentumStrategy", colour="blue")

@@ -1,0 +1,1 @@
+"""Operating a run: checks before it starts, and access to its database."""

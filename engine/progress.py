@@ -1,0 +1,86 @@
+"""What a run in the foreground shows while it goes: a few views a second, not one per event.
+
+`ProgressFeed` is called with every market event's time and hands a
+`ProgressView` to its sink at most every `every_s` seconds of wall time, plus
+one at the end; the sink (the command line) renders it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from engine.kernel import Pipeline
+
+
+@dataclass(frozen=True, slots=True)
+class ProgressView:
+    market_time: datetime
+    done_frac: float | None  # share of the run's market-time window; None when open-ended
+    equity: Decimal
+    total_pnl: Decimal
+    fills: int
+    trading_state: str
+    quote_currency: str
+
+
+ProgressSink = Callable[[ProgressView], None]
+
+
+def window_fraction(start: datetime | None, end: datetime | None, at: datetime) -> float | None:
+    if start is None or end is None or end <= start:
+        return None
+    done = (at - start).total_seconds() / (end - start).total_seconds()
+    return min(max(done, 0.0), 1.0)
+
+
+class ProgressFeed:
+    def __init__(
+        self,
+        pipeline: Pipeline,
+        sink: ProgressSink,
+        *,
+        start: datetime | None,
+        end: datetime | None,
+        quote: str,
+        every_s: float = 0.1,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.pipeline = pipeline
+        self.sink = sink
+        self.start, self.end, self.quote = start, end, quote
+        self.every_s = every_s
+        self._monotonic = monotonic
+        self._next = 0.0
+        self._last: datetime | None = None
+
+    def __call__(self, ts: datetime) -> None:
+        self._last = ts
+        now = self._monotonic()
+        if now < self._next:
+            return
+        self._next = now + self.every_s
+        self.sink(self.view(ts))
+
+    def finish(self) -> None:
+        """One last view, so the display ends where the run ended."""
+        if self._last is not None:
+            self.sink(self.view(self._last))
+
+    def view(self, ts: datetime) -> ProgressView:
+        portfolio = self.pipeline.portfolio
+        equity = portfolio.equity()
+        return ProgressView(
+            market_time=ts,
+            done_frac=window_fraction(self.start, self.end, ts),
+            equity=equity,
+            total_pnl=equity - portfolio.initial_capital,
+            fills=self.pipeline.stats.fills,
+            trading_state=self.pipeline.risk.state.value,
+            quote_currency=self.quote,
+        )
