@@ -94,6 +94,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
                 for s, o in p._open.items()
             },
             "funding": str(p.funding),
+            "max_margin_frac": str(p.max_margin_frac),
             "liquidations": p.liquidations,
             "mark_fed": sorted(p._mark_fed),
             "next_day": _t(p._next_day),
@@ -192,6 +193,7 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
         for s, (o, r, f, fu) in ps["open"].items()
     }
     p.funding, p.liquidations = Decimal(ps["funding"]), ps["liquidations"]
+    p.max_margin_frac = Decimal(ps["max_margin_frac"])
     p._mark_fed = set(ps["mark_fed"])
     p._next_day, p._next_minute = _pt(ps["next_day"]), _pt(ps["next_minute"])
     p._dirty, p._last_equity = ps["dirty"], Decimal(ps["last_equity"])

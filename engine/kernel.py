@@ -257,6 +257,13 @@ class RunSummary:
     alerts: int
     rejected_input: int
     open_positions: list[dict[str, Any]]
+    # Perpetual futures (zero for spot): net funding received, its payments, liquidations,
+    # the deepest margin usage and the leverage of each perpetual.
+    funding: Decimal = Decimal(0)
+    funding_payments: int = 0
+    liquidations: int = 0
+    max_margin_frac: Decimal = Decimal(0)
+    leverage: dict[str, Decimal] = field(default_factory=dict)
 
     @property
     def total_pnl(self) -> Decimal:
@@ -352,6 +359,15 @@ def summarize(
             }
             for s, pos in sorted(p.positions.items())
         ],
+        funding=p.funding,
+        funding_payments=stats.funding_payments,
+        liquidations=stats.liquidations,
+        max_margin_frac=p.max_margin_frac,
+        leverage={
+            s: lev
+            for s, lev in pipeline.exchange.perps.leverage.items()
+            if pipeline.specs[s].perpetual
+        },
     )
 
 

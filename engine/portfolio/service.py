@@ -91,6 +91,7 @@ class Portfolio:
         self.day_start_equity = initial_capital
         self.max_drawdown_pct = ZERO
         self.max_exposure_pct = ZERO
+        self.max_margin_frac = ZERO  # perpetuals: position margins over equity, deepest
         self.round_trips: list[RoundTrip] = []
         self.fills = 0
         self._open: dict[str, _Open] = {}
@@ -241,6 +242,8 @@ class Portfolio:
                 equity += value
                 views.append(PositionView(s, p.qty, p.avg_entry, mark, p.cost, p.realized))
         exposure_pct, dd = self._track(equity, exposure)
+        if margin_used and equity > 0 and margin_used / equity > self.max_margin_frac:
+            self.max_margin_frac = margin_used / equity
         self._dirty = False
         snap = PortfolioSnapshot(
             event_id=derive_id("snap", cause_id),
