@@ -10,7 +10,8 @@ import typer
 from rich.console import Console
 
 _state = {"debug": False}
-err_console = Console(stderr=True, highlight=False)
+# soft_wrap: an error stays one line in logs and pipes, whatever the terminal's width.
+err_console = Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 def set_debug(value: bool) -> None:

@@ -68,6 +68,8 @@ class Settings(BaseSettings):
     strategy: str = "engine.signal.momentum:MomentumStrategy"
 
     # Infrastructure.
+    # A run rides out a database outage this long (retrying), then stops, resumable.
+    db_outage_tolerance_seconds: int = Field(default=60, ge=0, le=3600)
     claire_home: Path | None = None
     claire_postgres_url: SecretStr | None = None
     claire_redis_url: SecretStr | None = None

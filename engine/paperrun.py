@@ -7,6 +7,10 @@ has, in the database, a consistent prefix of its events and the exact state that
 produced them. `resume_run` rebuilds the pipeline from that checkpoint, checks it
 against the stored fills, and continues with the next market event: no fill is
 lost or doubled, and the fills are those of a run that never stopped.
+
+How a run ends: `completed`; `stopped` (Ctrl-C, SIGTERM); interrupted, when the
+database stayed away longer than DB_OUTAGE_TOLERANCE_SECONDS or the process died
+(both resumable); `failed` only for an error a resume would repeat.
 """
 
 from __future__ import annotations
@@ -35,9 +39,9 @@ from engine.events import Event, MarketEvent
 from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
 from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, summarize
 from engine.runtime import default_data_dir, postgres_service, redact_url
-from engine.runtime.postgres import attach_url
 from engine.signal.base import load_strategy
-from engine.store import EventWriter, RunRecord, RunStatus, Store
+from engine.store import DatabaseUnavailable, EventWriter, RunRecord, RunStatus, Store
+from engine.store.retry import OutageTolerance
 from engine.store.runs import Checkpoint
 
 if TYPE_CHECKING:
@@ -48,6 +52,7 @@ log = logging.getLogger("claire.run")
 FINAL_SNAPSHOT_CAUSE = "run-end"
 # Secrets and machine-local paths are not part of what a run decides with.
 _NOT_REPLAYED = {
+    "db_outage_tolerance_seconds",
     "claire_home",
     "claire_postgres_url",
     "claire_redis_url",
@@ -58,6 +63,10 @@ _NOT_REPLAYED = {
 
 class RunNotResumable(ClaireError):
     pass
+
+
+class RunInterrupted(ClaireError):
+    """The run stopped on an outage; its checkpoint is intact and it can be resumed."""
 
 
 class Terminated(KeyboardInterrupt):
@@ -136,9 +145,11 @@ class PersistedRun:
         flush_every_events: int = 1000,
         flush_every_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        tolerance: OutageTolerance | None = None,
     ) -> None:
         self.run_id = run_id
         self.writer = EventWriter(store, run_id)
+        self.tolerance = tolerance or OutageTolerance(seconds=0)
         self._buffer: list[Event] = []
         self.pipeline = build(self._buffer.append)
         self._flush_every_events = flush_every_events
@@ -159,8 +170,12 @@ class PersistedRun:
         ):
             self.flush()
 
-    def flush(self) -> None:
-        """Write the buffered events and the state after the last market event, atomically."""
+    def flush(self, patient: bool = True) -> None:
+        """Write the buffered events and the state after the last market event, atomically.
+
+        While the database is unreachable the same batch is written again, for up to
+        the run's outage tolerance (`patient=False`: once, for a run being stopped).
+        """
         last = self._last_event
         if last is None and not self._buffer:
             return
@@ -172,7 +187,14 @@ class PersistedRun:
                 market_events=self.pipeline.stats.market_events,
                 state=capture(self.pipeline),
             )
-        self.rows_written += self.writer.write(self._buffer, checkpoint)
+
+        def write() -> int:
+            return self.writer.write(self._buffer, checkpoint)
+
+        if patient:
+            self.rows_written += self.tolerance.call(write, f"writing run {self.run_id}")
+        else:
+            self.rows_written += write()
         self._buffer.clear()
         self._pending = 0
         self._last_flush = self._monotonic()
@@ -182,6 +204,13 @@ class PersistedRun:
         if self._last_event is not None:
             self.pipeline.portfolio.snapshot(self.pipeline.clock.now(), FINAL_SNAPSHOT_CAUSE)
         self.flush()
+
+
+def _interrupted(run_id: str, exc: DatabaseUnavailable) -> RunInterrupted:
+    return RunInterrupted(
+        f"run {run_id} is interrupted: {str(exc).rstrip('.')}; it continues from its last "
+        "checkpoint with `claire papertest start --resume` once PostgreSQL is back."
+    )
 
 
 def _check_against_fills(store: Store, run_id: str, pipeline: Pipeline) -> None:
@@ -210,6 +239,7 @@ class PaperRunner:
         self.data_dir = default_data_dir(data_dir or settings.claire_home)
         self.clock = clock or WallClock()
         self.flush_every_events = flush_every_events
+        self.tolerance = OutageTolerance(seconds=settings.db_outage_tolerance_seconds)
 
     def _store(self) -> AbstractContextManager[tuple[Store, str]]:
         return open_store(self.settings, self.data_dir)
@@ -363,10 +393,12 @@ class PaperRunner:
     def _resumable(self, store: Store, run_id: str | None) -> RunRecord:
         runs = store.list_runs()
         if run_id is None:
+            # A run another process is running right now is not interrupted.
             candidates = [
                 r
                 for r in runs
                 if r.status in (RunStatus.RUNNING, RunStatus.CRASHED, RunStatus.STOPPED)
+                and not run_is_alive(self.data_dir, r.run_id)
             ]
             if not candidates:
                 raise RunNotResumable(
@@ -397,35 +429,73 @@ class PaperRunner:
 
         Yields the persisted run and how many market events it had already done.
         Leaving normally completes the run; Ctrl-C, SIGTERM or cancellation stops
-        it after a last flush (it can be resumed); any other error fails it.
+        it after a last flush; a database outage longer than the tolerance leaves
+        it interrupted (RunInterrupted); any other error fails it. All but the
+        last can be resumed.
         """
         lock = RunLock(self.data_dir, run_id)
         if not lock.acquire():
             raise RunNotResumable(f"run {run_id} is being run by another process right now.")
         try:
-            run = PersistedRun(store, run_id, build, flush_every_events=self.flush_every_events)
+            run = PersistedRun(
+                store,
+                run_id,
+                build,
+                flush_every_events=self.flush_every_events,
+                tolerance=self.tolerance,
+            )
             done = 0
             if checkpoint is not None:
                 restore(run.pipeline, dict(checkpoint.state))
-                _check_against_fills(store, run_id, run.pipeline)
+                try:
+                    _check_against_fills(store, run_id, run.pipeline)
+                except DatabaseUnavailable as exc:
+                    raise _interrupted(run_id, exc) from None
                 done = checkpoint.market_events
                 log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
             try:
                 yield run, done
                 run.finish()
+                self.tolerance.call(
+                    lambda: store.end_run(run_id, RunStatus.COMPLETED, self.clock.now()),
+                    f"recording the end of run {run_id}",
+                )
             except (KeyboardInterrupt, asyncio.CancelledError):
-                run.flush()
-                store.end_run(run_id, RunStatus.STOPPED, self.clock.now())
+                self._record_stop(run, store, run_id)
                 raise
+            except DatabaseUnavailable as exc:
+                # Its status stays `running` with no process behind it: interrupted.
+                raise _interrupted(run_id, exc) from None
             except BaseException:
-                try:
-                    store.end_run(run_id, RunStatus.FAILED, self.clock.now())
-                except ClaireError:
-                    log.exception("could not record the run's failure")
+                self._record_failure(store, run_id)
                 raise
-            store.end_run(run_id, RunStatus.COMPLETED, self.clock.now())
         finally:
             lock.release()
+
+    def _record_stop(self, run: PersistedRun, store: Store, run_id: str) -> None:
+        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it."""
+        try:
+            run.flush(patient=False)
+            store.end_run(run_id, RunStatus.STOPPED, self.clock.now())
+        except ClaireError as exc:
+            log.warning(
+                "could not record the stop of run %s (%s); it resumes from its last checkpoint",
+                run_id,
+                exc,
+                extra={"event": "stop_not_recorded", "run_id": run_id},
+            )
+
+    def _record_failure(self, store: Store, run_id: str) -> None:
+        try:
+            store.end_run(run_id, RunStatus.FAILED, self.clock.now())
+        except ClaireError as store_exc:
+            log.warning(
+                "could not record the failure of run %s (%s)",
+                run_id,
+                store_exc,
+                extra={"event": "failure_not_recorded", "run_id": run_id},
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
 
     def _drive(
         self,
@@ -479,10 +549,11 @@ def open_store(settings: Settings, data_dir: Path | str | None) -> Iterator[tupl
     """The data folder's database (embedded, or CLAIRE_POSTGRES_URL), open and migrated."""
     url = settings.claire_postgres_url
     folder = default_data_dir(data_dir or settings.claire_home)
-    chosen = url.get_secret_value() if url else attach_url(folder)
-    service = postgres_service(url=chosen, data_dir=folder)
+    # The embedded server is shared by every claire process of the folder: this one
+    # joins it (or starts it) and the last one to leave stops it.
+    service = postgres_service(url=url.get_secret_value() if url else None, data_dir=folder)
     with service:
-        store = Store.open(service.url)
+        store = Store.open(service.url, external=url is not None)
         try:
             yield store, redact_url(service.url)
         finally:
@@ -508,6 +579,7 @@ __all__ = [
     "FINAL_SNAPSHOT_CAUSE",
     "PaperRunner",
     "PersistedRun",
+    "RunInterrupted",
     "RunNotResumable",
     "RunOutcome",
     "open_store",

@@ -51,9 +51,18 @@ class Store:
         migrate: bool = True,
         max_connections: int = 4,
         connect_timeout_s: float = 10.0,
+        external: bool = False,
     ) -> Self:
-        """Connect and (by default) bring the schema up to date."""
-        db = Database(url, max_size=max_connections, connect_timeout_s=connect_timeout_s)
+        """Connect and (by default) bring the schema up to date.
+
+        `external`: the URL came from CLAIRE_POSTGRES_URL, so errors may point there.
+        """
+        db = Database(
+            url,
+            max_size=max_connections,
+            connect_timeout_s=connect_timeout_s,
+            external=external,
+        )
         store = cls(db)
         if migrate:
             try:
