@@ -31,6 +31,7 @@ class ExportKind(StrEnum):
     positions = "positions"
     snapshots = "snapshots"
     risk_events = "risk_events"
+    rejected_rows = "rejected_rows"
 
 
 def report(

@@ -32,7 +32,7 @@ from engine.events import (
     TradingState,
 )
 from engine.execution.service import PaperExchange
-from engine.feeds.replay import ReplayPlan, paced, plan_replay
+from engine.feeds.replay import ReplayPlan, log_rejected, paced, plan_replay
 from engine.markets import SymbolSpec
 from engine.plain import iso_utc, plain
 from engine.portfolio.service import Portfolio
@@ -229,7 +229,7 @@ def summarize(pipeline: Pipeline, plan: ReplayPlan | None, quote: str) -> RunSum
             for e in stats.state_changes
         ],
         alerts=stats.alerts,
-        rejected_input=(len(plan.rejected) if plan else 0) + len(pipeline.bus.dead_letters()),
+        rejected_input=(plan.rejected_count if plan else 0) + len(pipeline.bus.dead_letters()),
         open_positions=[
             {
                 "symbol": s,
@@ -264,16 +264,7 @@ def run_replay(
     """Replay recorded files through the whole pipeline and summarise the run."""
     strategy = strategy or load_strategy(settings.strategy)  # fail fast, before reading data
     plan = plan_replay(files, days)
-    for rejected in plan.rejected:
-        log.warning(
-            "skipped a bad replay row",
-            extra={
-                "event": "rejected_input",
-                "path": rejected.path,
-                "line": rejected.line,
-                "reason": rejected.reason,
-            },
-        )
+    log_rejected(plan)
     pipeline = build_replay_pipeline(settings, plan, strategy, observers)
     process = pipeline.process
     for event in paced(plan.events(), speed):

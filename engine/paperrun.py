@@ -36,8 +36,9 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings, load_settings
 from engine.errors import ClaireError, ConfigError
 from engine.events import Event, MarketEvent
-from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
+from engine.feeds.replay import ReplayPlan, log_rejected, paced, parse_speed, plan_replay
 from engine.kernel import Pipeline, RunSummary, build_replay_pipeline, summarize
+from engine.limits import check_days
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.signal.base import load_strategy
 from engine.store import DatabaseUnavailable, EventWriter, RunRecord, RunStatus, Store
@@ -206,6 +207,17 @@ class PersistedRun:
         self.flush()
 
 
+def _record_rejected(store: Store, run_id: str, plan: ReplayPlan) -> None:
+    """The run keeps the input rows it refused, with their reasons, and their counts."""
+    rows = [(r.path, r.line, r.reason) for r in plan.rejected]
+    counts = [
+        (str(f.source.path), code, n)
+        for f in plan.files
+        for code, n in sorted(f.refusals.by_reason.items())
+    ]
+    store.record_rejected_input(run_id, rows, counts)
+
+
 def _interrupted(run_id: str, exc: DatabaseUnavailable) -> RunInterrupted:
     return RunInterrupted(
         f"run {run_id} is interrupted: {str(exc).rstrip('.')}; it continues from its last "
@@ -250,6 +262,7 @@ class PaperRunner:
         days: float | None,
         progress: Callable[[datetime], None] | None = None,
     ) -> RunOutcome:
+        check_days(days)
         load_strategy(self.settings.strategy)
         return asyncio.run(self._live(feed_settings, days, None, progress))
 
@@ -333,8 +346,9 @@ class PaperRunner:
     ) -> RunOutcome:
         factor = parse_speed(speed)
         load_strategy(self.settings.strategy)  # fail before anything is created
-        plan = plan_replay(files, days)
         started = self.clock.now()
+        plan = plan_replay(files, days, now=started)
+        log_rejected(plan)
         run_id = new_run_id(started)
         config = {
             "settings": self.settings.redacted(),
@@ -356,6 +370,7 @@ class PaperRunner:
                 data_source="replay: " + ", ".join(Path(f).name for f in files),
                 started_at=started,
             )
+            _record_rejected(store, run_id, plan)
             return self._drive(store, database, run_id, plan, self.settings, None, factor, progress)
 
     def resume(
@@ -381,7 +396,10 @@ class PaperRunner:
             if not files:
                 raise RunNotResumable(f"run {run.run_id} has no replay files recorded.")
             settings = settings_from_snapshot(run.config.get("settings", {}))
-            plan = plan_replay(files, replay.get("days"))
+            # Rows "in the future" are judged against the run's start, as they were then.
+            plan = plan_replay(files, replay.get("days"), now=run.started_at)
+            log_rejected(plan)
+            _record_rejected(store, run.run_id, plan)
             factor = parse_speed(speed or replay.get("speed") or "max")
             checkpoint = store.load_checkpoint(run.run_id)
             if run.status is not RunStatus.RUNNING:

@@ -27,6 +27,7 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
                   "drawdown_pct", "day_start_equity", "daily_drawdown_pct", "open_positions"),
     "risk_events": ("event_id", "ts", "cause_id", "kind", "reason", "symbol", "state", "message",
                     "detail"),
+    "rejected_rows": ("source", "line", "reason"),
 }  # fmt: skip
 KINDS: Final = tuple(COLUMNS)
 

@@ -46,6 +46,8 @@ class FinalReport:
     risk_refusals: dict[str, int]
     orders_by_status: dict[str, int]
     open_positions: list[dict[str, Any]]
+    rejected_input: int  # replay rows refused as impossible market data
+    rejected_by_reason: dict[str, int]
 
     def as_json(self) -> dict[str, Any]:
         return plain(asdict(self))
@@ -84,6 +86,7 @@ def final_report(store: Store, run_id: str | None = None) -> FinalReport:
     stats = trip_stats(net_round_trips(fills))
     slippage = sum((r["slippage_bps"] for r in rows), Decimal(0))
     state = store.db.fetch_one(q["last_trading_state"], params)
+    rejected = store.rejected_by_reason(run_id)
     return FinalReport(
         run_id=run_id,
         status=run.status.value,
@@ -123,6 +126,8 @@ def final_report(store: Store, run_id: str | None = None) -> FinalReport:
             }
             for p in positions
         ],
+        rejected_input=sum(rejected.values()),
+        rejected_by_reason=rejected,
     )
 
 
@@ -170,6 +175,15 @@ def to_markdown(report: FinalReport) -> str:
     lines += [f"- {k}: {v}" for k, v in report.risk_refusals.items()] or ["- none"]
     lines += ["", "## Orders", ""]
     lines += [f"- {k}: {v}" for k, v in report.orders_by_status.items()] or ["- none"]
+    lines += ["", "## Rejected input", ""]
+    if report.rejected_input:
+        lines.append(
+            f"{report.rejected_input} input rows were refused as impossible market data "
+            "(`claire export rejected_rows` lists them):"
+        )
+        lines += [f"- {k}: {v}" for k, v in report.rejected_by_reason.items()]
+    else:
+        lines.append("none")
     lines += ["", "## Open positions", ""]
     if report.open_positions:
         lines += ["| symbol | qty | avg entry | mark |", "|---|---|---|---|"]
