@@ -67,13 +67,15 @@ def start(
         from claire_cli.render import print_run_footer, print_summary, replay_progress
         from engine.config import load_settings
         from engine.errors import ConfigError
+        from engine.paperrun import resolve_data_dir
 
         overrides: dict[str, str] = {}
         if strategy:
             overrides["strategy"] = strategy
-        if capital:
+        if capital is not None:
             overrides["initial_capital"] = capital
-        settings = load_settings(**overrides)
+        options = {"strategy": "--strategy", "initial_capital": "--capital"}
+        settings = load_settings(options, **overrides)
         if resume and (replay or exchange):
             raise ConfigError("--resume continues a recorded run; drop --replay and --exchange.")
         if not resume and not replay and not exchange:
@@ -83,6 +85,7 @@ def start(
             )
         if replay and exchange:
             raise ConfigError("choose --replay or --exchange, not both.")
+        folder = resolve_data_dir(data_dir, settings) if persist else None
         outcome = None
         with replay_progress(enabled=not as_json) as progress:
             if not persist:
@@ -97,7 +100,7 @@ def start(
             else:
                 from engine.paperrun import PaperRunner
 
-                runner = PaperRunner(settings, data_dir)
+                runner = PaperRunner(settings, folder)
                 if resume:
                     outcome = runner.resume(run_id, progress=progress)
                 elif exchange:

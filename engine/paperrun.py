@@ -248,7 +248,7 @@ class PaperRunner:
         flush_every_events: int = 1000,
     ) -> None:
         self.settings = settings
-        self.data_dir = default_data_dir(data_dir or settings.claire_home)
+        self.data_dir = resolve_data_dir(data_dir, settings)
         self.clock = clock or WallClock()
         self.flush_every_events = flush_every_events
         self.tolerance = OutageTolerance(seconds=settings.db_outage_tolerance_seconds)
@@ -566,7 +566,7 @@ def _after(events: Iterator[MarketEvent], checkpoint: Checkpoint) -> Iterator[Ma
 def open_store(settings: Settings, data_dir: Path | str | None) -> Iterator[tuple[Store, str]]:
     """The data folder's database (embedded, or CLAIRE_POSTGRES_URL), open and migrated."""
     url = settings.claire_postgres_url
-    folder = default_data_dir(data_dir or settings.claire_home)
+    folder = resolve_data_dir(data_dir, settings)
     # The embedded server is shared by every claire process of the folder: this one
     # joins it (or starts it) and the last one to leave stops it.
     service = postgres_service(url=url.get_secret_value() if url else None, data_dir=folder)
@@ -587,8 +587,14 @@ def run_is_alive(data_dir: Path, run_id: str) -> bool:
     return True
 
 
-def resolve_data_dir(data_dir: Path | None, settings: Settings) -> Path:
-    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+def resolve_data_dir(data_dir: Path | str | None, settings: Settings) -> Path:
+    """`--data-dir`, else CLAIRE_HOME, else the user data folder; never "" nor a file."""
+    if data_dir is not None and not str(data_dir).strip():
+        raise ConfigError(
+            "--data-dir is empty; name a folder, or leave the option out to use CLAIRE_HOME "
+            "or the default data folder."
+        )
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise ConfigError(f"--data-dir {data_dir} is a file; give a folder.")
     return default_data_dir(data_dir or settings.claire_home)
 
