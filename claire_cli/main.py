@@ -63,6 +63,9 @@ def main(
         level=logging.DEBUG if debug else logging.WARNING,
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
+    # The connection pool reports every failed reconnect; a run rides out an outage and
+    # says so in one line itself, so those warnings are for --debug only.
+    logging.getLogger("psycopg").setLevel(logging.DEBUG if debug else logging.CRITICAL)
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit(0)

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated
 
 import typer
 
+# Text, not a Path: Path("") would quietly become the current folder, and an empty
+# --data-dir is an error (engine.paperrun.resolve_data_dir says so).
 DataDir = Annotated[
-    Path | None,
+    str | None,
     typer.Option(
         "--data-dir",
         help="Folder holding the runs' database (default: CLAIRE_HOME or the user data folder).",
-        file_okay=False,
         metavar="DIR",
     ),
 ]

@@ -28,14 +28,15 @@ def papertest(ctx: typer.Context) -> None:
 
 
 def parse_capital(text: str) -> Decimal:
-    """`--capital` as an amount, or one sentence that blames `--capital`."""
+    """`--capital` as a number, or one sentence that blames `--capital` (its range is
+    checked with the settings, which name `--capital` too)."""
     from engine.errors import ConfigError
 
     try:
         value = Decimal(text.strip().replace("_", ""))
     except InvalidOperation:
         value = Decimal("NaN")
-    if not value.is_finite() or value <= 0:
+    if not value.is_finite():
         raise ConfigError(
             f"--capital {text} is not a positive amount; give the starting equity in the quote "
             "currency, like --capital 10."
@@ -129,14 +130,17 @@ def start(
         from claire_cli.render import run_progress
         from engine.config import load_settings
         from engine.errors import ConfigError
+        from engine.paperrun import resolve_data_dir
         from engine.signal.loader import StrategyChoice, parse_param
 
         overrides: dict[str, Any] = {}
         if capital is not None:
-            overrides["initial_capital"] = parse_capital(capital)
+            parse_capital(capital)  # a non-number blames --capital
+            overrides["initial_capital"] = capital.strip()  # a range error quotes it as typed
         if strategy:
             overrides["strategy"] = strategy
-        settings = load_settings(**overrides)
+        options = {"strategy": "--strategy", "initial_capital": "--capital"}
+        settings = load_settings(options, **overrides)
         if resume and (replay or exchange):
             raise ConfigError("--resume continues a recorded run; drop --replay and --exchange.")
         if resume and (strategy or param):
@@ -157,6 +161,7 @@ def start(
         if not resume:
             params = dict(parse_param(p) for p in param or ())
             choice = StrategyChoice.resolve(settings.strategy, params)
+        folder = resolve_data_dir(data_dir, settings) if persist else None
         outcome = None
         with run_progress(enabled=not as_json) as progress:
             if not persist:
@@ -164,7 +169,7 @@ def start(
             else:
                 from engine.paperrun import PaperRunner
 
-                runner = PaperRunner(settings, data_dir, choice=choice, on_warning=warn)
+                runner = PaperRunner(settings, folder, choice=choice, on_warning=warn)
                 if resume:
                     _require_data(settings, runner.data_dir)
                     outcome = runner.resume(run_id, speed, progress=progress)

@@ -35,6 +35,7 @@ class ExportKind(StrEnum):
     funding = "funding"
     liquidations = "liquidations"
     alerts = "alerts"
+    rejected_rows = "rejected_rows"
 
 
 def report(

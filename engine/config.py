@@ -3,18 +3,27 @@
 Trading limits keep the plain names of the design (`MAX_POSITION_PCT`, ...);
 infrastructure settings carry the `CLAIRE_` prefix. Secrets are `SecretStr`, so
 they never show in `repr`, logs or the run's stored config.
+
+Every number has a range a real run fits in (and the database columns hold), so
+an absurd value is one line naming the variable at start, never an overflow in
+the middle of a run. The `.env` file is checked line by line first (envfile.py).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Final, Literal
 
+import annotated_types
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from engine.envfile import check_env_file
 from engine.errors import ConfigError
+
+ENV_FILE: Final = ".env"
 
 FRACTION_FIELDS = (
     "max_position_pct",
@@ -38,22 +47,24 @@ class Settings(BaseSettings):
     """Every knob of a run. Field names map to upper-case environment variables."""
 
     model_config = SettingsConfigDict(
-        env_file=".env",
-        env_file_encoding="utf-8",
+        env_file=ENV_FILE,
+        env_file_encoding="utf-8-sig",  # a byte-order mark is not part of the first name
         extra="ignore",
         frozen=True,
         case_sensitive=False,
     )
 
     # Account and risk limits (design section 3).
-    initial_capital: Decimal = Field(default=Decimal("100000"), gt=0)
+    initial_capital: Decimal = Field(
+        default=Decimal("100000"), ge=Decimal("0.00000001"), le=Decimal("1000000000000")
+    )
     max_position_pct: Decimal = Decimal("0.10")
     max_total_exposure_pct: Decimal = Decimal("0.30")
     max_daily_drawdown_pct: Decimal = Decimal("0.05")
     circuit_breaker_threshold_pct: Decimal = Decimal("0.10")
     max_open_positions: int = Field(default=3, ge=1, le=1000)
-    stale_data_seconds: int = Field(default=30, ge=1)
-    max_orders_per_minute: int = Field(default=30, ge=1)
+    stale_data_seconds: int = Field(default=30, ge=1, le=2_592_000)  # 30 days
+    max_orders_per_minute: int = Field(default=30, ge=1, le=10_000)
     circuit_breaker_action: Literal["flatten", "freeze"] = "flatten"
 
     # Perpetual futures (design section 3 applies to notional; these add margin rules).
@@ -76,29 +87,40 @@ class Settings(BaseSettings):
     sizing_mode: Literal["fixed", "volatility"] = "fixed"
     position_size_pct: Decimal = Decimal("0.05")
     target_volatility_pct: Decimal = Field(default=Decimal("0.02"), gt=0, lt=1)
-    volatility_lookback_bars: int = Field(default=576, ge=2)
+    volatility_lookback_bars: int = Field(default=576, ge=2, le=10_000)
 
     # Paper fills (design section 4).
-    order_latency_ms: int = Field(default=200, ge=0)
+    order_latency_ms: int = Field(default=200, ge=0, le=3_600_000)  # an hour
     slippage_base_bps: Decimal = Field(default=Decimal("2"), ge=0, le=1000)
     slippage_impact_bps: Decimal = Field(default=Decimal("10"), ge=0, le=10000)
     participation_cap_pct: Decimal = Decimal("0.10")
-    order_ttl_seconds: int = Field(default=900, ge=1)
+    order_ttl_seconds: int = Field(default=900, ge=1, le=2_592_000)  # 30 days
     spread_bps: Decimal | None = Field(default=None, ge=0, le=10000)
     spread_window: int = Field(default=48, ge=1, le=100000)
     maker_fee_rate: Decimal = Decimal("0")
     taker_fee_rate: Decimal = Decimal("0.0005")
-    lot_size: Decimal = Field(default=Decimal("0.00000001"), gt=0)
+    lot_size: Decimal = Field(
+        default=Decimal("0.00000001"), ge=Decimal("0.000000000001"), le=Decimal("1000000")
+    )
 
     # Strategy.
     strategy: str = "engine.signal.momentum:MomentumStrategy"
 
     # Infrastructure.
+    # A run rides out a database outage this long (retrying), then stops, resumable.
+    db_outage_tolerance_seconds: int = Field(default=60, ge=0, le=3600)
     claire_home: Path | None = None
     claire_postgres_url: SecretStr | None = None
     claire_redis_url: SecretStr | None = None
     mexc_api_key: SecretStr | None = None
     mexc_api_secret: SecretStr | None = None
+
+    @field_validator("claire_home", mode="before")
+    @classmethod
+    def _folder(cls, value: object) -> object:
+        if isinstance(value, str) and not value.strip():
+            raise ValueError("must name a folder (unset it for the default data folder)")
+        return value
 
     @field_validator(*FRACTION_FIELDS)
     @classmethod
@@ -151,16 +173,59 @@ def _parse_leverage_map(value: str) -> dict[str, Decimal]:
     return out
 
 
-def load_settings(**overrides: Any) -> Settings:
-    """Read settings; any validation failure becomes one ConfigError naming the variable."""
+def _number(value: object) -> str:
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
+
+
+def range_of(name: str) -> str | None:
+    """The range a numeric setting's constraints allow, in words: "from 1 to 2592000"."""
+    field = Settings.model_fields.get(name)
+    if field is None:
+        return None
+    low = high = ""
+    for bound in field.metadata:
+        if isinstance(bound, annotated_types.Ge):
+            low = f"at least {_number(bound.ge)}"
+        elif isinstance(bound, annotated_types.Gt):
+            low = f"above {_number(bound.gt)}"
+        elif isinstance(bound, annotated_types.Le):
+            high = f"at most {_number(bound.le)}"
+        elif isinstance(bound, annotated_types.Lt):
+            high = f"below {_number(bound.lt)}"
+    if low.startswith("at least") and high.startswith("at most"):
+        return f"from {low.removeprefix('at least ')} to {high.removeprefix('at most ')}"
+    return " and ".join(part for part in (low, high) if part) or None
+
+
+def load_settings(option_names: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
+    """Read settings; any failure becomes one ConfigError naming the variable (or option).
+
+    `option_names` maps fields set from command-line options to those options'
+    names (say, initial_capital to --capital), so the error names what was typed.
+    """
+    check_env_file(Path(ENV_FILE))
     try:
         return Settings(**overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        variable = str(first["loc"][0]).upper() if first.get("loc") else "a setting"
-        given = first.get("input")
-        shown = "" if "SECRET" in variable or "URL" in variable else f"={given}"
+        field = str(first["loc"][0]) if first.get("loc") else ""
+        variable = field.upper() or "a setting"
+        if option_names and field in option_names and field in overrides:
+            variable = option_names[field]
+        given = str(first.get("input"))
+        given = given if len(given) <= 40 else given[:40] + "..."
+        secret = any(word in field.upper() for word in ("SECRET", "URL", "KEY", "PASSWORD"))
+        shown = "" if secret else (f" {given}" if variable.startswith("--") else f"={given}")
         message = str(first.get("msg", "is invalid")).removeprefix("Value error, ")
-        raise ConfigError(
-            f"{variable}{shown} is invalid: {message}; fix it in the environment or .env."
-        ) from None
+        bounded = range_of(field)
+        if bounded and first.get("type") in _RANGE_ERRORS:
+            problem = f"is out of range: it must be {bounded}"
+        else:
+            problem = f"is invalid: {message}"
+        where = "on the command line" if variable.startswith("--") else "in the environment or .env"
+        raise ConfigError(f"{variable}{shown} {problem}; fix it {where}.") from None
+
+
+_RANGE_ERRORS: Final = frozenset(
+    {"greater_than", "greater_than_equal", "less_than", "less_than_equal"}
+)

@@ -38,7 +38,7 @@ from engine.events import (
     derive_id,
 )
 from engine.execution.service import PaperExchange
-from engine.feeds.replay import ReplayPlan, paced, plan_replay
+from engine.feeds.replay import ReplayPlan, log_rejected, paced, plan_replay
 from engine.markets import SymbolSpec
 from engine.ops.run_checks import entry_fraction, replay_warnings
 from engine.plain import iso_utc, plain
@@ -349,7 +349,7 @@ def summarize(
             for e in stats.state_changes
         ],
         alerts=stats.alerts,
-        rejected_input=(len(plan.rejected) if plan else 0) + len(pipeline.bus.dead_letters()),
+        rejected_input=(plan.rejected_count if plan else 0) + len(pipeline.bus.dead_letters()),
         open_positions=[
             {
                 "symbol": s,
@@ -403,16 +403,7 @@ def run_replay(
     explicit = strategy is not None
     strategy = strategy or choice.build()  # fail fast, before reading data
     plan = plan_replay(files, days)
-    for rejected in plan.rejected:
-        log.warning(
-            "skipped a bad replay row",
-            extra={
-                "event": "rejected_input",
-                "path": rejected.path,
-                "line": rejected.line,
-                "reason": rejected.reason,
-            },
-        )
+    log_rejected(plan)
     if on_warning is not None:
         entry = entry_fraction(settings.position_size_pct, settings.max_position_pct)
         given = "initial_capital" in settings.model_fields_set
@@ -445,10 +436,7 @@ def run_replay(
 
 def replay_end(plan: ReplayPlan) -> datetime | None:
     """Where the replay's market time ends: the window's end, else the data's last event."""
-    if plan.end is not None:
-        return plan.end
-    last = [f.events[-1].ts for f in plan.files if f.events]
-    return max(last) if last else None
+    return plan.end if plan.end is not None else plan.last_time
 
 
 __all__ = [

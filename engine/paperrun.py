@@ -7,6 +7,10 @@ has, in the database, a consistent prefix of its events and the exact state that
 produced them. `resume_run` rebuilds the pipeline from that checkpoint, checks it
 against the stored fills, and continues with the next market event: no fill is
 lost or doubled, and the fills are those of a run that never stopped.
+
+How a run ends: `completed`; `stopped` (Ctrl-C, SIGTERM); interrupted, when the
+database stayed away longer than DB_OUTAGE_TOLERANCE_SECONDS or the process died
+(both resumable); `failed` only for an error a resume would repeat.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings, load_settings
 from engine.errors import ClaireError, ConfigError, StrategyError
 from engine.events import Event, MarketEvent
-from engine.feeds.replay import ReplayPlan, paced, parse_speed, plan_replay
+from engine.feeds.replay import ReplayPlan, log_rejected, paced, parse_speed, plan_replay
 from engine.kernel import (
     Pipeline,
     RunSummary,
@@ -40,13 +44,14 @@ from engine.kernel import (
     replay_end,
     summarize,
 )
+from engine.limits import check_days
 from engine.ops.run_checks import entry_fraction, replay_warnings, strategy_warnings
 from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
-from engine.runtime.postgres import attach_url
 from engine.signal.loader import StrategyChoice, json_values
 from engine.stopping import StopRequested, StopSignals
-from engine.store import EventWriter, RunRecord, RunStatus, Store
+from engine.store import DatabaseUnavailable, EventWriter, RunRecord, RunStatus, Store
+from engine.store.retry import OutageTolerance
 from engine.store.runs import Checkpoint
 
 if TYPE_CHECKING:
@@ -57,6 +62,7 @@ log = logging.getLogger("claire.run")
 FINAL_SNAPSHOT_CAUSE = "run-end"
 # Secrets and machine-local paths are not part of what a run decides with.
 _NOT_REPLAYED = {
+    "db_outage_tolerance_seconds",
     "claire_home",
     "claire_postgres_url",
     "claire_redis_url",
@@ -67,6 +73,14 @@ _NOT_REPLAYED = {
 
 class RunNotResumable(ClaireError):
     pass
+
+
+class RunInterrupted(ClaireError):
+    """The run stopped on an outage; its checkpoint is intact and it can be resumed."""
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, handled like Ctrl-C: flush, record the stop, shut down cleanly."""
 
 
 @dataclass(frozen=True)
@@ -136,9 +150,11 @@ class PersistedRun:
         flush_every_events: int = 1000,
         flush_every_s: float = 1.0,
         monotonic: Callable[[], float] = time.monotonic,
+        tolerance: OutageTolerance | None = None,
     ) -> None:
         self.run_id = run_id
         self.writer = EventWriter(store, run_id)
+        self.tolerance = tolerance or OutageTolerance(seconds=0)
         self._buffer: list[Event] = []
         self.pipeline = build(self._buffer.append)
         self._flush_every_events = flush_every_events
@@ -166,8 +182,12 @@ class PersistedRun:
         ):
             self.flush()
 
-    def flush(self) -> None:
-        """Write the buffered events and the state after the last market event, atomically."""
+    def flush(self, patient: bool = True) -> None:
+        """Write the buffered events and the state after the last market event, atomically.
+
+        While the database is unreachable the same batch is written again, for up to
+        the run's outage tolerance (`patient=False`: once, for a run being stopped).
+        """
         last = self._last_event
         if last is None and not self._buffer:
             return
@@ -179,7 +199,14 @@ class PersistedRun:
                 market_events=self.pipeline.stats.market_events,
                 state=capture(self.pipeline),
             )
-        self.rows_written += self.writer.write(self._buffer, checkpoint)
+
+        def write() -> int:
+            return self.writer.write(self._buffer, checkpoint)
+
+        if patient:
+            self.rows_written += self.tolerance.call(write, f"writing run {self.run_id}")
+        else:
+            self.rows_written += write()
         self._buffer.clear()
         self._pending = 0
         self._last_flush = self._monotonic()
@@ -189,6 +216,24 @@ class PersistedRun:
         if self._last_event is not None:
             self.pipeline.portfolio.snapshot(self.pipeline.clock.now(), FINAL_SNAPSHOT_CAUSE)
         self.flush()
+
+
+def _record_rejected(store: Store, run_id: str, plan: ReplayPlan) -> None:
+    """The run keeps the input rows it refused, with their reasons, and their counts."""
+    rows = [(r.path, r.line, r.reason) for r in plan.rejected]
+    counts = [
+        (str(f.source.path), code, n)
+        for f in plan.files
+        for code, n in sorted(f.refusals.by_reason.items())
+    ]
+    store.record_rejected_input(run_id, rows, counts)
+
+
+def _interrupted(run_id: str, exc: DatabaseUnavailable) -> RunInterrupted:
+    return RunInterrupted(
+        f"run {run_id} is interrupted: {str(exc).rstrip('.')}; it continues from its last "
+        "checkpoint with `claire papertest start --resume` once PostgreSQL is back."
+    )
 
 
 def _check_against_fills(store: Store, run_id: str, pipeline: Pipeline) -> None:
@@ -220,12 +265,13 @@ class PaperRunner:
         on_warning: Callable[[str], None] | None = None,
     ) -> None:
         self.settings = settings
-        self.data_dir = default_data_dir(data_dir or settings.claire_home)
+        self.data_dir = resolve_data_dir(data_dir, settings)
         self.clock = clock or WallClock()
         self.flush_every_events = flush_every_events
         self.choice = choice or StrategyChoice(settings.strategy)
         self._on_warning = on_warning
         self._warnings: list[str] = []
+        self.tolerance = OutageTolerance(seconds=settings.db_outage_tolerance_seconds)
 
     def _store(self) -> AbstractContextManager[tuple[Store, str]]:
         return open_store(self.settings, self.data_dir)
@@ -246,6 +292,7 @@ class PaperRunner:
         days: float | None,
         progress: ProgressSink | None = None,
     ) -> RunOutcome:
+        check_days(days)
         strategy = self.choice.strategy_class()  # fail before anything is created
         kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
         self._warn(strategy_warnings(strategy, kinds))
@@ -347,7 +394,9 @@ class PaperRunner:
     ) -> RunOutcome:
         factor = parse_speed(speed)
         strategy = self.choice.strategy_class()  # fail before anything is created
-        plan = plan_replay(files, days)
+        started = self.clock.now()
+        plan = plan_replay(files, days, now=started)
+        log_rejected(plan)
         settings = self.settings
         self._warn(
             replay_warnings(
@@ -358,7 +407,6 @@ class PaperRunner:
                 strategy,
             )
         )
-        started = self.clock.now()
         run_id = new_run_id(started)
         config = {
             **self._config(settings),
@@ -380,6 +428,7 @@ class PaperRunner:
                 data_source="replay: " + ", ".join(Path(f).name for f in files),
                 started_at=started,
             )
+            _record_rejected(store, run_id, plan)
             return self._drive(
                 store, database, run_id, plan, settings, None, factor, speed, progress
             )
@@ -412,7 +461,10 @@ class PaperRunner:
                 raise RunNotResumable(f"run {run.run_id} has no replay files recorded.")
             settings = settings_from_snapshot(run.config.get("settings", {}))
             self.choice = StrategyChoice.from_config(run.config, settings.strategy)
-            plan = plan_replay(files, replay.get("days"))
+            # Rows "in the future" are judged against the run's start, as they were then.
+            plan = plan_replay(files, replay.get("days"), now=run.started_at)
+            log_rejected(plan)
+            _record_rejected(store, run.run_id, plan)
             speed = speed or replay.get("speed") or "max"
             factor = parse_speed(speed)
             checkpoint = store.load_checkpoint(run.run_id)
@@ -425,10 +477,12 @@ class PaperRunner:
     def _resumable(self, store: Store, run_id: str | None) -> RunRecord:
         runs = store.list_runs()
         if run_id is None:
+            # A run another process is running right now is not interrupted.
             candidates = [
                 r
                 for r in runs
                 if r.status in (RunStatus.RUNNING, RunStatus.CRASHED, RunStatus.STOPPED)
+                and not run_is_alive(self.data_dir, r.run_id)
             ]
             if not candidates:
                 raise RunNotResumable(
@@ -458,43 +512,54 @@ class PaperRunner:
 
         Yields the persisted run and how many market events it had already done.
         Leaving normally completes the run; Ctrl-C, SIGTERM or cancellation stops
-        it after a last flush (it can be resumed); any other error fails it, and
-        the error is stored as the reason.
+        it after a last flush; a database outage longer than the tolerance leaves
+        it interrupted (RunInterrupted); any other error fails it, and the error
+        is stored as the reason. All but the last can be resumed.
         """
         lock = RunLock(self.data_dir, run_id)
         if not lock.acquire():
             raise RunNotResumable(f"run {run_id} is being run by another process right now.")
         try:
-            run = PersistedRun(store, run_id, build, flush_every_events=self.flush_every_events)
+            run = PersistedRun(
+                store,
+                run_id,
+                build,
+                flush_every_events=self.flush_every_events,
+                tolerance=self.tolerance,
+            )
             done = 0
             if checkpoint is not None:
                 restore(run.pipeline, dict(checkpoint.state))
-                _check_against_fills(store, run_id, run.pipeline)
+                try:
+                    _check_against_fills(store, run_id, run.pipeline)
+                except DatabaseUnavailable as exc:
+                    raise _interrupted(run_id, exc) from None
                 done = checkpoint.market_events
                 log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
             try:
                 yield run, done
                 run.finish()
+                self.tolerance.call(
+                    lambda: store.end_run(run_id, RunStatus.COMPLETED, self.clock.now()),
+                    f"recording the end of run {run_id}",
+                )
             except (KeyboardInterrupt, asyncio.CancelledError) as exc:
-                if not run.busy:  # mid-event state is never checkpointed
-                    run.flush()
-                store.end_run(run_id, RunStatus.STOPPED, self.clock.now(), _stop_reason(exc))
+                self._record_stop(run, store, run_id, _stop_reason(exc))
                 raise
+            except DatabaseUnavailable as exc:
+                # Its status stays `running` with no process behind it: interrupted.
+                raise _interrupted(run_id, exc) from None
             except StrategyError as exc:
                 # The run cannot continue; what it did up to here is kept for the report.
                 try:
-                    run.flush()
+                    run.flush(patient=False)
                 except Exception:  # the failure to record is the strategy's, not this
                     log.exception("could not write the events before the strategy failed")
-                store.end_run(run_id, RunStatus.FAILED, self.clock.now(), str(exc))
+                self._record_failure(store, run_id, str(exc))
                 raise
             except BaseException as exc:
-                try:
-                    store.end_run(run_id, RunStatus.FAILED, self.clock.now(), _failure(exc))
-                except ClaireError:
-                    log.exception("could not record the run's failure")
+                self._record_failure(store, run_id, _failure(exc))
                 raise
-            store.end_run(run_id, RunStatus.COMPLETED, self.clock.now())
         finally:
             lock.release()
 
@@ -549,6 +614,32 @@ class PaperRunner:
             stop_signal=stop_signal,
             data_source=record.data_source,
         )
+
+    def _record_stop(self, run: PersistedRun, store: Store, run_id: str, reason: str) -> None:
+        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it."""
+        try:
+            if not run.busy:  # mid-event state is never checkpointed
+                run.flush(patient=False)
+            store.end_run(run_id, RunStatus.STOPPED, self.clock.now(), reason)
+        except ClaireError as exc:
+            log.warning(
+                "could not record the stop of run %s (%s); it resumes from its last checkpoint",
+                run_id,
+                exc,
+                extra={"event": "stop_not_recorded", "run_id": run_id},
+            )
+
+    def _record_failure(self, store: Store, run_id: str, reason: str) -> None:
+        try:
+            store.end_run(run_id, RunStatus.FAILED, self.clock.now(), reason)
+        except ClaireError as store_exc:
+            log.warning(
+                "could not record the failure of run %s (%s)",
+                run_id,
+                store_exc,
+                extra={"event": "failure_not_recorded", "run_id": run_id},
+                exc_info=log.isEnabledFor(logging.DEBUG),
+            )
 
     def _drive(
         self,
@@ -630,11 +721,12 @@ def _after(events: Iterator[MarketEvent], checkpoint: Checkpoint) -> Iterator[Ma
 def open_store(settings: Settings, data_dir: Path | str | None) -> Iterator[tuple[Store, str]]:
     """The data folder's database (embedded, or CLAIRE_POSTGRES_URL), open and migrated."""
     url = settings.claire_postgres_url
-    folder = default_data_dir(data_dir or settings.claire_home)
-    chosen = url.get_secret_value() if url else attach_url(folder)
-    service = postgres_service(url=chosen, data_dir=folder)
+    folder = resolve_data_dir(data_dir, settings)
+    # The embedded server is shared by every claire process of the folder: this one
+    # joins it (or starts it) and the last one to leave stops it.
+    service = postgres_service(url=url.get_secret_value() if url else None, data_dir=folder)
     with service:
-        store = Store.open(service.url)
+        store = Store.open(service.url, external=url is not None)
         try:
             yield store, redact_url(service.url)
         finally:
@@ -650,8 +742,14 @@ def run_is_alive(data_dir: Path, run_id: str) -> bool:
     return True
 
 
-def resolve_data_dir(data_dir: Path | None, settings: Settings) -> Path:
-    if data_dir is not None and data_dir.exists() and not data_dir.is_dir():
+def resolve_data_dir(data_dir: Path | str | None, settings: Settings) -> Path:
+    """`--data-dir`, else CLAIRE_HOME, else the user data folder; never "" nor a file."""
+    if data_dir is not None and not str(data_dir).strip():
+        raise ConfigError(
+            "--data-dir is empty; name a folder, or leave the option out to use CLAIRE_HOME "
+            "or the default data folder."
+        )
+    if data_dir is not None and Path(data_dir).exists() and not Path(data_dir).is_dir():
         raise ConfigError(f"--data-dir {data_dir} is a file; give a folder.")
     return default_data_dir(data_dir or settings.claire_home)
 
@@ -660,6 +758,7 @@ __all__ = [
     "FINAL_SNAPSHOT_CAUSE",
     "PaperRunner",
     "PersistedRun",
+    "RunInterrupted",
     "RunNotResumable",
     "RunOutcome",
     "open_store",

@@ -1,73 +1,82 @@
-"""Replay of recorded market data (the CSV formats of the shared data folder).
+"""Replay of recorded market data: which files, which window, and the events in time order.
 
-Files are `BASE_QUOTE-<interval>.csv` (candles: open_time, open, high, low, close,
-volume) or `BASE_QUOTE-...-trades.csv` (trades: time_ms, trade_id, side, price,
-amount). Several files merge in event-time order; gaps are real and tolerated.
-A row that does not validate is skipped and recorded with its reason.
+Files are read lazily (see `recorded.py`) and merged by event time, so memory
+stays bounded by the strategy's indicators whatever the size of the files, and
+a 7-day window of a large file costs what 7 days cost: nothing after the
+window's end is read. The window starts at the first time every file has data.
+
+Planning scans each file once up to the window's end: it finds the refused rows
+(kept in detail up to a limit, counted in full) and the finest price step, from
+which the tick size comes. A small window (up to MAX_CACHED_EVENTS events in
+all, such as 7 days of 5-minute candles) is kept from that scan; a larger one
+is read again, lazily, by `ReplayPlan.events()`.
 """
 
 from __future__ import annotations
 
-import csv
 import heapq
-import re
+import logging
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
-from decimal import Context, Decimal, InvalidOperation
+from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
+from typing import Final
 
-from engine.errors import DataSourceError, InvalidEventError
-from engine.events import Candle, MarketEvent, Side, Trade, check_symbol, parse_enum
+from engine.errors import DataSourceError
+from engine.events import Candle, MarketEvent
+from engine.feeds.recorded import (
+    CANDLE_COLUMNS,
+    TRADE_COLUMNS,
+    RecordedFile,
+    Rejected,
+    clean_decimal,
+    parse_interval,
+)
+from engine.limits import check_days
 from engine.markets import SymbolSpec
 
-CANDLE_COLUMNS = ("open_time", "open", "high", "low", "close", "volume")
-TRADE_COLUMNS = ("time_ms", "trade_id", "side", "price", "amount")
-_NAME = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<rest>.+)$")
-_INTERVAL = re.compile(r"^(?P<n>\d+)(?P<unit>[smhdw])$")
-_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+log = logging.getLogger("claire.replay")
 
-# Recorded files often hold binary floats written as text (5.330000000000001e-05):
-# their last digits are conversion noise, so values keep 15 significant digits.
-_FLOAT_DIGITS = Context(prec=15)
-
-
-def clean_decimal(text: str, name: str) -> Decimal:
-    try:
-        value = _FLOAT_DIGITS.create_decimal(text.strip())
-    except InvalidOperation:
-        raise InvalidEventError(f"{name} {text!r} is not a number", "not_a_number") from None
-    if not value.is_finite():
-        raise InvalidEventError(f"{name} {text!r} is not finite", "not_finite")
-    normal = value.normalize()
-    # normalize() turns 100 into 1E+2; keep plain integers plain.
-    return normal.quantize(Decimal(1)) if normal == normal.to_integral_value() else normal
+# Refused rows kept in detail per file (all are counted); the rest are only counted.
+MAX_REJECTED_DETAILS: Final = 1000
+# Refused rows logged as warnings per file; the rest at debug level.
+MAX_REJECTED_LOGGED: Final = 10
+# Window events kept in memory from the planning scan (about 1 KB each); beyond this
+# the window is read a second time instead.
+MAX_CACHED_EVENTS: Final = 50_000
+MIN_SPEED: Final = 0.01
+MAX_SPEED: Final = 10_000_000.0
 
 
-def parse_interval(text: str) -> int:
-    match = _INTERVAL.match(text)
-    if not match:
-        raise DataSourceError(f"interval {text!r} is not like 5m, 1h or 1d")
-    return int(match["n"]) * _UNIT_SECONDS[match["unit"]]
+@dataclass(slots=True)
+class Refusals:
+    """Refused rows of one file: the first ones in detail, all of them counted by reason."""
 
+    details: list[Rejected] = field(default_factory=list)
+    by_reason: Counter[str] = field(default_factory=Counter)
 
-@dataclass(frozen=True, slots=True)
-class Rejected:
-    path: str
-    line: int
-    reason: str
+    @property
+    def count(self) -> int:
+        return sum(self.by_reason.values())
+
+    def add(self, rejected: Rejected) -> None:
+        self.by_reason[rejected.code] += 1
+        if len(self.details) < MAX_REJECTED_DETAILS:
+            self.details.append(rejected)
 
 
 @dataclass(slots=True)
 class ReplayFile:
-    """One recorded file, parsed and validated into market events."""
+    """One recorded file with everything in it, for tools and tests (see `load_file`)."""
 
     path: Path
     symbol: str
     base: str
     quote: str
-    kind: str  # "candles" or "trades"
+    kind: str
     interval_s: int | None
     events: list[MarketEvent]
     rejected: list[Rejected] = field(default_factory=list)
@@ -75,8 +84,7 @@ class ReplayFile:
 
     @property
     def first_time(self) -> datetime:
-        first = self.events[0]
-        return first.open_time if isinstance(first, Candle) else first.ts
+        return RecordedFile.time_of(self.events[0])
 
 
 def _decimals(value: Decimal) -> int:
@@ -84,110 +92,71 @@ def _decimals(value: Decimal) -> int:
     return -exponent if isinstance(exponent, int) and exponent < 0 else 0
 
 
-def load_file(path: Path | str) -> ReplayFile:
-    path = Path(path)
-    if not path.is_file():
-        raise DataSourceError(f"replay file {path} does not exist; check the path")
-    match = _NAME.match(path.stem)
-    if not match:
-        raise DataSourceError(
-            f"replay file {path.name} is not named BASE_QUOTE-5m.csv or BASE_QUOTE-...-trades.csv"
-        )
-    base, quote, rest = match["base"].upper(), match["quote"].upper(), match["rest"]
-    symbol = check_symbol(base + quote)
-    with path.open(newline="", encoding="utf-8") as handle:
-        reader = csv.reader(handle)
-        header = tuple(h.strip().lower() for h in next(reader, ()))
-        if header[: len(CANDLE_COLUMNS)] == CANDLE_COLUMNS:
-            interval_s = parse_interval(rest.split("-")[0])
-            replay = ReplayFile(path, symbol, base, quote, "candles", interval_s, [])
-            _read_candles(reader, replay, interval_s)
-        elif header[: len(TRADE_COLUMNS)] == TRADE_COLUMNS:
-            replay = ReplayFile(path, symbol, base, quote, "trades", None, [])
-            _read_trades(reader, replay)
-        else:
-            raise DataSourceError(
-                f"replay file {path.name} has columns {', '.join(header) or 'none'}; expected "
-                f"{', '.join(CANDLE_COLUMNS)} or {', '.join(TRADE_COLUMNS)}"
-            )
-    if not replay.events:
-        raise DataSourceError(f"replay file {path.name} holds no valid rows")
-    replay.events.sort(key=lambda e: e.ts)
-    return replay
+def _price_decimals(event: MarketEvent) -> int:
+    if isinstance(event, Candle):
+        return max(_decimals(event.open), _decimals(event.high), _decimals(event.low),
+                   _decimals(event.close))  # fmt: skip
+    return _decimals(event.price)
 
 
-def _read_candles(reader: Iterable[list[str]], replay: ReplayFile, interval_s: int) -> None:
-    step = timedelta(seconds=interval_s)
-    seen: set[int] = set()
-    decimals = 0
-    for line, row in enumerate(reader, start=2):
-        try:
-            if len(row) < 6:
-                raise InvalidEventError(f"expected 6 columns, got {len(row)}", "short_row")
-            open_ms = int(row[0])
-            if open_ms in seen:
-                raise InvalidEventError(f"duplicate candle at {open_ms}", "duplicate")
-            o, h, lo, c = (clean_decimal(row[i], n) for i, n in enumerate(CANDLE_COLUMNS[1:5], 1))
-            open_time = datetime.fromtimestamp(open_ms / 1000, tz=UTC)
-            candle = Candle(
-                event_id=f"{replay.symbol}-{interval_s}s-{open_ms}",
-                ts=open_time + step,
-                cause_id=None,
-                symbol=replay.symbol,
-                open_time=open_time,
-                interval_s=interval_s,
-                open=o,
-                high=h,
-                low=lo,
-                close=c,
-                volume=clean_decimal(row[5], "volume"),
-            )
-        except (InvalidEventError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, InvalidEventError) else "not_a_number"
-            replay.rejected.append(Rejected(str(replay.path), line, f"{reason}: {exc}"))
-            continue
-        seen.add(open_ms)
-        decimals = max(decimals, _decimals(o), _decimals(h), _decimals(lo), _decimals(c))
-        replay.events.append(candle)
-    replay.price_decimals = decimals
+def load_file(path: Path | str, now: datetime | None = None) -> ReplayFile:
+    """Read a whole file into memory (fine for small files; runs use `plan_replay`)."""
+    recorded = RecordedFile.open(path, now)
+    rejected: list[Rejected] = []
+    events = list(recorded.events(rejected.append))
+    if not events:
+        raise DataSourceError(f"replay file {recorded.path.name} holds no valid rows")
+    return ReplayFile(
+        path=recorded.path,
+        symbol=recorded.symbol,
+        base=recorded.base,
+        quote=recorded.quote,
+        kind=recorded.kind,
+        interval_s=recorded.interval_s,
+        events=events,
+        rejected=rejected,
+        price_decimals=max(_price_decimals(e) for e in events),
+    )
 
 
-def _read_trades(reader: Iterable[list[str]], replay: ReplayFile) -> None:
-    seen: set[str] = set()
-    decimals = 0
-    for line, row in enumerate(reader, start=2):
-        try:
-            if len(row) < 5:
-                raise InvalidEventError(f"expected 5 columns, got {len(row)}", "short_row")
-            trade_id = row[1].strip()
-            if not trade_id or trade_id in seen:
-                raise InvalidEventError(f"missing or duplicate trade id {trade_id!r}", "duplicate")
-            price = clean_decimal(row[3], "price")
-            trade = Trade(
-                event_id=f"{replay.symbol}-t{trade_id}",
-                ts=datetime.fromtimestamp(int(row[0]) / 1000, tz=UTC),
-                cause_id=None,
-                symbol=replay.symbol,
-                price=price,
-                qty=clean_decimal(row[4], "amount"),
-                side=parse_enum(Side, row[2], "side"),
-                trade_id=trade_id,
-            )
-        except (InvalidEventError, ValueError) as exc:
-            reason = exc.reason if isinstance(exc, InvalidEventError) else "not_a_number"
-            replay.rejected.append(Rejected(str(replay.path), line, f"{reason}: {exc}"))
-            continue
-        seen.add(trade_id)
-        decimals = max(decimals, _decimals(price))
-        replay.events.append(trade)
-    replay.price_decimals = decimals
+@dataclass(slots=True)
+class PlannedFile:
+    """A file of the plan and what scanning its window found."""
+
+    source: RecordedFile
+    first_time: datetime
+    price_decimals: int = 0
+    events_in_window: int = 0
+    last_time: datetime | None = None  # of the window's last event
+    refusals: Refusals = field(default_factory=Refusals)
+    cached: list[MarketEvent] | None = None  # the window's events, when small enough
+
+    @property
+    def kind(self) -> str:
+        return self.source.kind
+
+    @property
+    def interval_s(self) -> int | None:
+        return self.source.interval_s
+
+    @property
+    def symbol(self) -> str:
+        return self.source.symbol
+
+    @property
+    def base(self) -> str:
+        return self.source.base
+
+    @property
+    def quote(self) -> str:
+        return self.source.quote
 
 
 @dataclass(slots=True)
 class ReplayPlan:
-    """Which files, which window, and the specs derived from the data."""
+    """Which files, which window, what was refused, and the specs derived from the data."""
 
-    files: list[ReplayFile]
+    files: list[PlannedFile]
     start: datetime
     end: datetime | None
 
@@ -197,12 +166,18 @@ class ReplayPlan:
 
     @property
     def rejected(self) -> list[Rejected]:
-        return [r for f in self.files for r in f.rejected]
+        """Refused rows in detail (up to MAX_REJECTED_DETAILS per file)."""
+        return [r for f in self.files for r in f.refusals.details]
+
+    @property
+    def rejected_count(self) -> int:
+        """Every refused row, detailed or not."""
+        return sum(f.refusals.count for f in self.files)
 
     def symbol_specs(
         self, maker_fee: Decimal, taker_fee: Decimal, lot_size: Decimal
     ) -> dict[str, SymbolSpec]:
-        """Tick size from the finest price step in the data; fees and lot from settings."""
+        """Tick size from the finest price step in the window; fees and lot from settings."""
         specs: dict[str, SymbolSpec] = {}
         for f in self.files:
             tick = Decimal(1).scaleb(-min(max(f.price_decimals, 2), 15))
@@ -218,44 +193,129 @@ class ReplayPlan:
         return specs
 
     def events(self) -> Iterator[MarketEvent]:
-        """Every event in the window, merged by (time, symbol) so ties replay the same way."""
-        streams = [_window(f, self.start, self.end) for f in self.files]
+        """Every event in the window, read lazily and merged by (time, symbol)."""
+        streams = [self.file_events(f) for f in self.files]
         yield from heapq.merge(*streams, key=lambda e: (e.ts, e.symbol))
 
+    def file_events(self, planned: PlannedFile) -> Iterator[MarketEvent]:
+        """One file's events in the window, read lazily."""
+        if planned.cached is not None:
+            return iter(planned.cached)
+        return _window(planned.source, self.start, self.end)
 
-def _window(f: ReplayFile, start: datetime, end: datetime | None) -> Iterator[MarketEvent]:
-    for event in f.events:
-        at = event.open_time if isinstance(event, Candle) else event.ts
-        if at < start:
-            continue
+    @property
+    def last_time(self) -> datetime | None:
+        """The time of the window's last event."""
+        times = [f.last_time for f in self.files if f.last_time is not None]
+        return max(times) if times else None
+
+
+def _window(
+    source: RecordedFile,
+    start: datetime,
+    end: datetime | None,
+    on_reject: Callable[[Rejected], None] | None = None,
+) -> Iterator[MarketEvent]:
+    time_of = RecordedFile.time_of
+    for event in source.events(on_reject):
+        at = time_of(event)
         if end is not None and at >= end:
-            break
-        yield event
+            return  # rows come in time order: nothing later belongs to the window
+        if at >= start:
+            yield event
 
 
-def plan_replay(paths: Iterable[Path | str], days: float | None = None) -> ReplayPlan:
-    """Load files; the window starts at the first time every file has data."""
-    files = [load_file(p) for p in paths]
-    if not files:
+def _first_time(source: RecordedFile) -> datetime:
+    for event in source.events():
+        return RecordedFile.time_of(event)
+    raise DataSourceError(f"replay file {source.path.name} holds no valid rows")
+
+
+def _scan(planned: PlannedFile, start: datetime, end: datetime | None, budget: int) -> int:
+    """Read the file up to the window's end: refused rows, events, finest price step.
+
+    Keeps the window's events if there are at most `budget`; returns how many it kept.
+    """
+    decimals = 0
+    count = 0
+    kept: list[MarketEvent] | None = []
+    for event in _window(planned.source, start, end, planned.refusals.add):
+        decimals = max(decimals, _price_decimals(event))
+        count += 1
+        planned.last_time = event.ts
+        if kept is not None:
+            if count > budget:
+                kept = None  # too many: the run reads the window again
+            else:
+                kept.append(event)
+    planned.price_decimals = decimals
+    planned.events_in_window = count
+    planned.cached = kept
+    return len(kept) if kept is not None else 0
+
+
+def plan_replay(
+    paths: Iterable[Path | str], days: float | None = None, now: datetime | None = None
+) -> ReplayPlan:
+    """Open files and plan the window: from the first time every file has data, `days` long.
+
+    `now` (default: the wall clock) only decides which rows lie in the future.
+    """
+    check_days(days)
+    sources = [RecordedFile.open(p, now) for p in paths]
+    if not sources:
         raise DataSourceError("no replay file given; pass --replay FILE at least once")
-    symbols = [f.symbol for f in files]
+    symbols = [s.symbol for s in sources]
     if len(set(symbols)) != len(symbols):
         raise DataSourceError(f"a symbol is given twice among {', '.join(symbols)}")
-    quotes = {f.quote for f in files}
+    quotes = {s.quote for s in sources}
     if len(quotes) > 1:
         raise DataSourceError(
             f"replay files are quoted in {', '.join(sorted(quotes))}; one run values everything "
             "in one quote currency, so replay symbols with the same quote"
         )
+    files = [PlannedFile(s, _first_time(s)) for s in sources]
     start = max(f.first_time for f in files)
-    if days is not None and days <= 0:
-        raise DataSourceError(f"--days must be positive, got {days}")
     end = start + timedelta(days=days) if days is not None else None
+    budget = MAX_CACHED_EVENTS
+    for planned in files:
+        budget -= _scan(planned, start, end, budget)
     return ReplayPlan(files, start, end)
 
 
+def log_rejected(plan: ReplayPlan) -> None:
+    """Say which rows were refused and why: the first few per file, then a count."""
+    for planned in plan.files:
+        refusals = planned.refusals
+        name = planned.source.path.name
+        for i, rejected in enumerate(refusals.details):
+            level = logging.WARNING if i < MAX_REJECTED_LOGGED else logging.DEBUG
+            log.log(
+                level,
+                "skipped line %d of %s: %s",
+                rejected.line,
+                name,
+                rejected.reason,
+                extra={
+                    "event": "rejected_input",
+                    "path": rejected.path,
+                    "line": rejected.line,
+                    "reason": rejected.reason,
+                },
+            )
+        if refusals.count > MAX_REJECTED_LOGGED:
+            reasons = ", ".join(f"{code} {n}" for code, n in sorted(refusals.by_reason.items()))
+            log.warning(
+                "%s: %d rows refused in all (%s); the run's report lists them",
+                name,
+                refusals.count,
+                reasons,
+                extra={"event": "rejected_input_total", "path": str(planned.source.path)},
+            )
+
+
 def parse_speed(text: str) -> float | None:
-    """`max` (None: no pacing), `1x`, `60x` or a bare number."""
+    """`max` (None: no pacing), `1x`, `60x` or a bare number, from 0.01x to 10,000,000x."""
     value = text.strip().lower()
     if value == "max":
         return None
@@ -263,8 +323,10 @@ def parse_speed(text: str) -> float | None:
         factor = float(value.removesuffix("x"))
     except ValueError:
         raise DataSourceError(f"speed {text!r} is not like 1x, 60x or max") from None
-    if not factor > 0 or factor == float("inf"):
-        raise DataSourceError(f"speed {text!r} must be a positive factor like 60x")
+    if not MIN_SPEED <= factor <= MAX_SPEED:  # also refuses nan and inf
+        raise DataSourceError(
+            f"speed {text!r} must be from {MIN_SPEED:g}x to {MAX_SPEED:,.0f}x, or max"
+        )
     return factor
 
 
@@ -288,3 +350,22 @@ def paced(
         if wait > 0:
             sleep(wait)
         yield event
+
+
+__all__ = [
+    "CANDLE_COLUMNS",
+    "TRADE_COLUMNS",
+    "PlannedFile",
+    "RecordedFile",
+    "Refusals",
+    "Rejected",
+    "ReplayFile",
+    "ReplayPlan",
+    "clean_decimal",
+    "load_file",
+    "log_rejected",
+    "paced",
+    "parse_interval",
+    "parse_speed",
+    "plan_replay",
+]

@@ -45,20 +45,24 @@ class MarketProfile:
 def replay_profiles(plan: ReplayPlan) -> list[MarketProfile]:
     profiles = []
     for f in plan.files:
-        candles = [e for e in f.events if isinstance(e, Candle)]
-        if candles:
-            profiles.append(
-                MarketProfile(
-                    f.symbol,
-                    f.base,
-                    "candles",
-                    f.interval_s,
-                    statistics.median(c.volume for c in candles),
-                    statistics.median(c.close for c in candles),
-                )
-            )
-        else:
+        if f.kind != "candles":
             profiles.append(MarketProfile(f.symbol, f.base, "trades"))
+            continue
+        volumes, closes = [], []
+        for event in plan.file_events(f):
+            if isinstance(event, Candle):
+                volumes.append(event.volume)
+                closes.append(event.close)
+        profiles.append(
+            MarketProfile(
+                f.symbol,
+                f.base,
+                "candles",
+                f.interval_s,
+                statistics.median(volumes) if volumes else None,
+                statistics.median(closes) if closes else None,
+            )
+        )
     return profiles
 
 

@@ -38,6 +38,7 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     # Computed from the fills: one row per position from flat back to flat.
     "round_trips": ("symbol", "direction", "entry_at", "exit_at", "duration_s", "qty",
                     "entry_price", "exit_price", "realized_pnl", "fees", "net_pnl", "fills"),
+    "rejected_rows": ("source", "line", "reason"),
 }  # fmt: skip
 KINDS: Final = tuple(COLUMNS)
 

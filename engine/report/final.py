@@ -69,6 +69,8 @@ class FinalReport:
     alerts: int
     trading_state: str
     open_positions: list[dict[str, Any]]
+    rejected_input: int  # replay rows refused as impossible market data
+    rejected_by_reason: dict[str, int]
 
     def as_json(self) -> dict[str, Any]:
         return plain(asdict(self))
@@ -97,6 +99,7 @@ def final_report(store: Store, run_id: str) -> FinalReport:
     slippage = sum((r["slippage_bps"] for r in rows), Decimal(0))
     marks = {p["symbol"]: p["mark_price"] for p in positions}
     counts = count_figures(store, run_id)
+    rejected = store.rejected_by_reason(run_id)
     return FinalReport(
         **header,
         **figures,
@@ -122,6 +125,8 @@ def final_report(store: Store, run_id: str) -> FinalReport:
             }
             for p in positions
         ],
+        rejected_input=sum(rejected.values()),
+        rejected_by_reason=rejected,
     )
 
 
@@ -197,6 +202,15 @@ def to_markdown(report: FinalReport) -> str:
     lines += [f"- {k}: {v}" for k, v in report.risk_refusals.items()] or ["- none"]
     lines += ["", "## Orders by final status", ""]
     lines += [f"- {k}: {v}" for k, v in report.orders_by_status.items()] or ["- none"]
+    lines += ["", "## Rejected input", ""]
+    if report.rejected_input:
+        lines.append(
+            f"{report.rejected_input} input rows were refused as impossible market data "
+            "(`claire export rejected_rows` lists them):"
+        )
+        lines += [f"- {k}: {v}" for k, v in report.rejected_by_reason.items()]
+    else:
+        lines.append("none")
     lines += ["", "## Open positions", ""]
     if report.open_positions:
         lines += ["| symbol | qty | avg entry | mark |", "|---|---|---|---|"]

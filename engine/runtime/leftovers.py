@@ -1,10 +1,11 @@
-"""Clear what a crashed run left in a PostgreSQL data folder, so the next start works.
+"""Stop the server working in a data folder, and clear what a crashed one left behind.
 
-After `kill -9` of claire, its server keeps running, orphaned; after `kill -9`
-of the server itself, `postmaster.pid` stays behind, and while its process is
-an unreaped zombie (or its PID is reused) PostgreSQL refuses to start ("lock
-file postmaster.pid already exists"). Both are handled here, under the data
-folder lock, so no live claire can be using the folder:
+After `kill -9` of the last claire using it, a server keeps running, orphaned;
+after `kill -9` of the server itself, `postmaster.pid` stays behind, and while
+its process is an unreaped zombie (or its PID is reused) PostgreSQL refuses to
+start ("lock file postmaster.pid already exists"). Both are handled here, under
+the data folder's control lock (see `lock.py`), when no live claire uses the
+server, or when its last user stops a server it did not start itself:
 
 1. every `postgres` process whose working directory is this data folder is
    ours (PostgreSQL `chdir`s into its data folder, and its children keep the
@@ -78,8 +79,14 @@ def _signal(procs: list[psutil.Process], signum: int) -> None:
             proc.send_signal(signum)
 
 
-def clear_leftovers(pgdata: Path, shutdown_timeout_s: float = 30.0) -> list[int]:
-    """Stop orphaned servers and remove stale lock files; return the PIDs that were stopped."""
+def clear_leftovers(
+    pgdata: Path, shutdown_timeout_s: float = 30.0, *, orphaned: bool = True
+) -> list[int]:
+    """Stop the servers working in `pgdata` and remove stale lock files; return their PIDs.
+
+    `orphaned=False` is a planned stop of a server this process did not start
+    (it was shared, and we are its last user): logged as such, not as a leftover.
+    """
     if not pgdata.exists():
         return []
     procs = server_processes(pgdata)
@@ -88,10 +95,16 @@ def clear_leftovers(pgdata: Path, shutdown_timeout_s: float = 30.0) -> list[int]
         postmaster_pid = recorded_pid(pgdata)
         postmaster = [p for p in procs if p.pid == postmaster_pid]
         if postmaster:
-            _log.warning(
-                "stopping a PostgreSQL left running by an earlier claire process",
-                extra={"event": "postgres_orphan_stop", "pid": postmaster_pid},
-            )
+            if orphaned:
+                _log.warning(
+                    "stopping a PostgreSQL left running by a claire process that is gone",
+                    extra={"event": "postgres_orphan_stop", "pid": postmaster_pid},
+                )
+            else:
+                _log.info(
+                    "stopping the shared embedded PostgreSQL",
+                    extra={"event": "postgres_stop", "pid": postmaster_pid},
+                )
             _signal(postmaster, signal.SIGINT)  # fast shutdown: consistent, with a checkpoint
             _wait_gone(postmaster, shutdown_timeout_s)
         rest = _wait_gone(procs, 0.5)  # children of a dead postmaster exit on their own, mostly

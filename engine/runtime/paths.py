@@ -25,6 +25,12 @@ def default_data_dir(
     Support/claire` on macOS, and `/var/lib/claire` when running as root.
     """
     env = os.environ if environ is None else environ
+    if claire_home is not None and not str(claire_home).strip():
+        raise ConfigError("the data folder is given as an empty name; name a folder.")
+    if claire_home is None and "CLAIRE_HOME" in env and not env["CLAIRE_HOME"].strip():
+        raise ConfigError(
+            "CLAIRE_HOME is set but empty; name a folder, or unset it for the default data folder."
+        )
     chosen = claire_home or env.get("CLAIRE_HOME") or None
     if chosen:
         return Path(chosen).expanduser().absolute()

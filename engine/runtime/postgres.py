@@ -5,7 +5,17 @@ Layout of the data folder (`CLAIRE_HOME`, see `paths.default_data_dir`):
     postgres/            the cluster (PGDATA); the Unix socket lives here too
     postgres.password    the superuser password, mode 0600, made at initdb time
     postgres.log         the server's log
-    postgres.lock        held (flock) by the claire process that runs the server
+    postgres.lock        held (flock) for a moment by whoever starts, joins or stops it
+    postgres.users       held (shared flock) by every claire process using the server
+    postgres.port        the TCP port of the last server, reused by the next start
+
+One server per data folder, shared: every claire process of the folder (a run,
+a second run, `papertest status`, `report`...) calls `start()`, which joins the
+running server or starts one, and `stop()`, which leaves it; the last process
+to leave stops it. Decisions are taken under the control lock, so concurrent
+starts never race (see `lock.py`). A server whose users are all gone (`kill -9`)
+is stopped and started afresh by the next `start()`. `shutdown()` stops the
+server for everyone; `restart()` stops and starts it while others keep using it.
 
 Only the wheel's programs are used (`initdb`, `postgres`); its Python helper is
 not, because it tracks users in a PID file that a `kill -9` leaves wrong, starts
@@ -14,8 +24,10 @@ user and makes every parent folder world-readable.
 
 The server runs in its own session, so a Ctrl-C in the terminal reaches only
 claire, which can flush its writes first and then call `stop()`. `stop()` is
-idempotent and may be called from a signal handler. Authentication is
-scram-sha-256 even on the socket, so a URL without the password gets nothing.
+idempotent and may be called from a signal handler. The server gets a minimal
+environment, never ours, so no secret of ours (API keys, passwords) can be read
+from its `/proc/<pid>/environ`. Authentication is scram-sha-256 even on the
+socket, so a URL without the password gets nothing.
 """
 
 from __future__ import annotations
@@ -40,8 +52,9 @@ from urllib.parse import quote
 from engine.errors import StoreError
 from engine.runtime.account import ServerAccount, check_reachable, hand_over, server_account
 from engine.runtime.leftovers import clear_leftovers
-from engine.runtime.lock import DataDirLock
+from engine.runtime.lock import ControlLock, UsersLock
 from engine.runtime.paths import postgres_bin_dir
+from engine.runtime.pidfile import PidFile, is_postmaster_of, read_pidfile, running_server
 from engine.runtime.urls import SecretUrl, redact_url
 
 _log = logging.getLogger(__name__)
@@ -55,6 +68,11 @@ MAX_SOCKET_PATH: Final = 100
 POLL_S: Final = 0.02
 _DATABASE_NAME: Final = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")  # goes into CREATE DATABASE
 PORT_ATTEMPTS: Final = 3
+# How long a start waits for another claire process that is starting or stopping the server
+# (an initdb included); beyond this something is stuck.
+LOCK_TIMEOUT_S: Final = 180.0
+# The PATH the server's programs see; they find each other by their own location, not by PATH.
+SERVER_PATH: Final = "/usr/bin:/bin"
 # Settings every embedded server gets: UTC, so timestamptz text and logs read the same anywhere.
 BASE_SETTINGS: Final[Mapping[str, str]] = {"timezone": "UTC", "log_timezone": "UTC"}
 
@@ -77,6 +95,7 @@ class EmbeddedPostgres:
         run_as: str | None = None,
         startup_timeout_s: float = 30.0,
         shutdown_timeout_s: float = 30.0,
+        lock_timeout_s: float = LOCK_TIMEOUT_S,
     ) -> None:
         if os.name != "posix":
             raise StoreError(
@@ -94,11 +113,14 @@ class EmbeddedPostgres:
         self.settings = dict(settings or {})
         self.startup_timeout_s = startup_timeout_s
         self.shutdown_timeout_s = shutdown_timeout_s
+        self.lock_timeout_s = lock_timeout_s
         self._run_as = run_as
         self._account: ServerAccount | None = None
-        self._lock = DataDirLock(self.data_dir / "postgres.lock")
-        self._process: subprocess.Popen[bytes] | None = None
+        self._control = ControlLock(self.data_dir / "postgres.lock")
+        self._users = UsersLock(self.data_dir / "postgres.users")
+        self._process: subprocess.Popen[bytes] | None = None  # set when we started the server
         self._url: SecretUrl | None = None
+        self._leaving = False
 
     # --- paths ---------------------------------------------------------------
 
@@ -114,6 +136,10 @@ class EmbeddedPostgres:
     def password_path(self) -> Path:
         return self.data_dir / "postgres.password"
 
+    @property
+    def port_path(self) -> Path:
+        return self.data_dir / "postgres.port"
+
     # --- public API ------------------------------------------------------------
 
     @property
@@ -125,22 +151,30 @@ class EmbeddedPostgres:
 
     @property
     def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
+        """The postmaster's PID, whoever started it; None when no server runs."""
+        if self._process is not None and self._process.poll() is None:
+            return self._process.pid
+        found = running_server(self.pgdata)
+        return found.pid if found is not None else None
 
     def is_running(self) -> bool:
-        return self._process is not None and self._process.poll() is None
+        """Whether a ready server runs in this data folder (started by us or by another claire)."""
+        if self._process is not None and self._process.poll() is None:
+            return True
+        return running_server(self.pgdata) is not None
 
     def start(self) -> str:
-        """Initialise on first use, clear a crashed run's leftovers, start; return the URL."""
-        if self.is_running():
-            return self.url
-        self._lock_data_dir()
-        try:
-            self._ensure_initialised()
-            self._url = self._launch()
-        except BaseException:
-            self.stop()
-            raise
+        """Join the folder's server, starting it (initdb on first use) if none runs; the URL."""
+        if self._url is not None:
+            return self._url
+        self._prepare_folder()
+        with self._control.held(self.lock_timeout_s):
+            alone = self._users.join()
+            try:
+                self._url = self._join_or_launch(alone)
+            except BaseException:
+                self._abandon()
+                raise
         _log.info(
             "embedded PostgreSQL ready",
             extra={"event": "postgres_ready", "pid": self.pid, "url": redact_url(self._url)},
@@ -148,18 +182,48 @@ class EmbeddedPostgres:
         return self._url
 
     def stop(self, timeout_s: float | None = None) -> None:
-        """Stop the server (fast shutdown) and release the data folder; safe to call twice.
+        """Leave the server; the last claire process to leave stops it. Safe to call twice.
 
-        Safe from a signal handler: the process handle is detached first, so a
-        second call (say, a Ctrl-C during shutdown) returns at once.
+        Safe from a signal handler: a second call while the first is still
+        leaving (say, a Ctrl-C during shutdown) returns at once.
         """
+        if self._leaving or (not self._users.joined and self._process is None):
+            self._url = None
+            return
+        self._leaving = True
         proc, self._process = self._process, None
         self._url = None
         try:
-            if proc is not None:
-                self._shutdown(proc, self.shutdown_timeout_s if timeout_s is None else timeout_s)
+            with self._control.held(self.lock_timeout_s):
+                if self._users.leave():
+                    self._stop_server(proc, self._timeout(timeout_s))
         finally:
-            self._lock.release()
+            self._leaving = False
+
+    def shutdown(self, timeout_s: float | None = None) -> None:
+        """Stop the server now, even while other claire processes use it (they see an outage)."""
+        proc, self._process = self._process, None
+        self._url = None
+        with self._control.held(self.lock_timeout_s):
+            self._users.leave()
+            self._stop_server(proc, self._timeout(timeout_s))
+
+    def restart(self) -> str:
+        """Stop the server and start it again; this process stays a user, others reconnect."""
+        self._prepare_folder()
+        with self._control.held(self.lock_timeout_s):
+            if not self._users.joined:
+                self._users.join()
+            proc, self._process = self._process, None
+            self._url = None
+            try:
+                self._stop_server(proc, self.shutdown_timeout_s)
+                self._ensure_initialised()
+                self._url = self._launch()
+            except BaseException:
+                self._abandon()
+                raise
+        return self._url
 
     def __enter__(self) -> Self:
         self.start()
@@ -179,7 +243,7 @@ class EmbeddedPostgres:
 
     # --- start-up steps -----------------------------------------------------------
 
-    def _lock_data_dir(self) -> None:
+    def _prepare_folder(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
         self._account = server_account(self._run_as)
         if self._account is not None:
@@ -190,8 +254,50 @@ class EmbeddedPostgres:
                 os.chmod(self.data_dir, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
             check_reachable(self._account, self.pgdata, "database folder")
             check_reachable(self._account, postgres_bin_dir() / "postgres", "PostgreSQL programs")
-        self._lock.acquire()
+
+    def _join_or_launch(self, alone: bool) -> SecretUrl:
+        """Under the control lock: share the running server, or start one."""
+        server = self._settled_server()
+        if server is not None and not alone:
+            _log.info(
+                "sharing the embedded PostgreSQL of another claire process",
+                extra={"event": "postgres_join", "pid": server.pid},
+            )
+            return _url_from(self.data_dir, server, self.database)
+        # No server, or one whose users are all gone (killed): start afresh.
         clear_leftovers(self.pgdata, self.shutdown_timeout_s)
+        self._ensure_initialised()
+        return self._launch()
+
+    def _settled_server(self) -> PidFile | None:
+        """The ready server, after waiting out one that is still starting or recovering."""
+        deadline = time.monotonic() + self.startup_timeout_s
+        while True:
+            found = read_pidfile(self.pgdata)
+            if found is None or not is_postmaster_of(found.pid, self.pgdata):
+                return None
+            if found.state == "ready":
+                return found
+            if time.monotonic() > deadline:
+                return None  # stuck: handled as a leftover
+            time.sleep(POLL_S)
+
+    def _stop_server(self, proc: subprocess.Popen[bytes] | None, timeout_s: float) -> None:
+        """Stop the folder's server: ours through its handle, another's through its PID."""
+        if proc is not None and proc.poll() is None:
+            self._shutdown(proc, timeout_s)
+        clear_leftovers(self.pgdata, timeout_s, orphaned=False)
+
+    def _abandon(self) -> None:
+        """A start that failed: stop what we spawned and give our place back."""
+        proc, self._process = self._process, None
+        self._url = None
+        if proc is not None and proc.poll() is None:
+            self._shutdown(proc, self.shutdown_timeout_s)
+        self._users.leave()
+
+    def _timeout(self, timeout_s: float | None) -> float:
+        return self.shutdown_timeout_s if timeout_s is None else timeout_s
 
     def _ensure_initialised(self) -> None:
         """initdb in a staging folder, then rename it: a half-made cluster never looks ready."""
@@ -250,10 +356,10 @@ class EmbeddedPostgres:
             stdin=f'CREATE DATABASE "{self.database}";\n',
         )
 
-    def _launch(self) -> str:
+    def _launch(self) -> SecretUrl:
         use_socket = self._use_socket()
         for attempt in range(1, PORT_ATTEMPTS + 1):
-            port = SOCKET_PORT if use_socket else _free_port()
+            port = SOCKET_PORT if use_socket else self._pick_port(first=attempt == 1)
             listen = {
                 "listen_addresses": "" if use_socket else "127.0.0.1",
                 "unix_socket_directories": str(self.pgdata) if use_socket else "",
@@ -265,13 +371,25 @@ class EmbeddedPostgres:
                 self._wait_ready(proc, log_offset)
             except StoreError:
                 port_taken = "could not bind" in self._log_since(log_offset)
-                self.stop()
+                self._process = None
+                self._shutdown(proc, self.shutdown_timeout_s)
+                clear_leftovers(self.pgdata, self.shutdown_timeout_s)
                 if use_socket or not port_taken or attempt == PORT_ATTEMPTS:
                     raise
-                self._lock_data_dir()  # stop() released it; another port, same data folder
                 continue
+            if not use_socket:
+                self.port_path.write_text(f"{port}\n")
             return self._make_url(port, use_socket)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _pick_port(self, first: bool) -> int:
+        """The last server's port when it is free, so a restarted server keeps its URL."""
+        if first:
+            with contextlib.suppress(OSError, ValueError):
+                previous = int(self.port_path.read_text().strip())
+                if _port_is_free(previous):
+                    return previous
+        return _free_port()
 
     def _use_socket(self) -> bool:
         fits = len(os.fsencode(self.pgdata / f".s.PGSQL.{SOCKET_PORT}")) <= MAX_SOCKET_PATH
@@ -401,10 +519,13 @@ class EmbeddedPostgres:
 
 
 def _server_env() -> dict[str, str]:
-    """Our environment without PG* variables (PGPORT, PGOPTIONS... would change the server)."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    env.update(LC_ALL="C", LANG="C", TZ="UTC")
-    return env
+    """A minimal environment for the server's programs, never ours.
+
+    Ours holds secrets (MEXC_API_SECRET, CLAIRE_REDIS_URL with its password...)
+    that any process of the server's account could read in /proc/<pid>/environ;
+    and PG* variables (PGPORT, PGOPTIONS...) would change the server.
+    """
+    return {"PATH": SERVER_PATH, "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
 
 
 def _write_private(path: Path, text: str) -> None:
@@ -415,6 +536,15 @@ def _write_private(path: Path, text: str) -> None:
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
     os.replace(tmp, path)
+
+
+def _port_is_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 def _free_port() -> int:
@@ -429,36 +559,35 @@ def _last_line(text: str) -> str:
     return lines[-1] if lines else "no output"
 
 
-def attach_url(data_dir: Path, database: str = "claire") -> SecretUrl | None:
-    """The URL of the embedded server another claire process runs in `data_dir`, if any.
-
-    Commands such as `papertest status` run beside a paper run; they share its
-    server instead of starting a second one on the same files. None when no
-    process holds the folder (the caller starts the server itself).
-    """
-    if not (data_dir / "postgres.lock").exists():
-        return None  # a new folder: nobody has ever run a server here
-    lock = DataDirLock(data_dir / "postgres.lock")
+def _url_from(data_dir: Path, server: PidFile, database: str) -> SecretUrl:
+    """The URL of a running server, from its postmaster.pid and the folder's password file."""
     try:
-        lock.acquire()
-    except StoreError:
-        pass  # held: a running claire owns the server
-    else:
-        lock.release()
-        return None
-    pid_file = data_dir / "postgres" / "postmaster.pid"
-    password_file = data_dir / "postgres.password"
-    try:
-        lines = pid_file.read_text().splitlines()
-        password = password_file.read_text().strip()
+        password = (data_dir / "postgres.password").read_text().strip()
     except OSError:
-        return None  # the owner is still starting the server or shutting it down
-    # postmaster.pid: pid, data folder, start time, port, socket folder, listen address.
-    if len(lines) < 6 or not lines[3].strip().isdigit():
-        return None
-    port, socket_dir, listen = lines[3].strip(), lines[4].strip(), lines[5].strip()
+        raise StoreError(
+            f"{data_dir / 'postgres.password'} is missing, so claire cannot log in to its "
+            "database; restore it from a backup of the data folder."
+        ) from None
     secret, name = quote(password, safe=""), quote(database, safe="")
-    if socket_dir:
-        host = quote(socket_dir, safe="")
-        return SecretUrl(f"postgresql://{SUPERUSER}:{secret}@/{name}?host={host}&port={port}")
-    return SecretUrl(f"postgresql://{SUPERUSER}:{secret}@{listen or '127.0.0.1'}:{port}/{name}")
+    if server.socket_dir:
+        host = quote(server.socket_dir, safe="")
+        return SecretUrl(
+            f"postgresql://{SUPERUSER}:{secret}@/{name}?host={host}&port={server.port}"
+        )
+    listen = server.listen if server.listen not in ("", "*") else "127.0.0.1"
+    return SecretUrl(f"postgresql://{SUPERUSER}:{secret}@{listen}:{server.port}/{name}")
+
+
+def attach_url(data_dir: Path, database: str = "claire") -> SecretUrl | None:
+    """The URL of the server running in `data_dir` right now, if any (for tools and tests).
+
+    It does not make the caller a user of the server: claire's own commands call
+    `EmbeddedPostgres.start()` instead, which keeps the server up while they use it.
+    """
+    server = running_server(Path(data_dir) / "postgres")
+    if server is None:
+        return None
+    try:
+        return _url_from(Path(data_dir), server, database)
+    except StoreError:
+        return None

@@ -6,7 +6,12 @@ back `dict` rows. Every psycopg error is turned into a `StoreError` subclass in
 `_store_error`, with the password scrubbed from the message.
 
 Sessions are set to UTC, so `timestamptz` values come back as UTC datetimes
-whatever the server's own time zone.
+whatever the server's own time zone. The pool checks a connection before lending
+it, so one the server dropped (a restart, `pg_terminate_backend`) is replaced
+instead of failing the next statement.
+
+`external` says whether the URL came from `CLAIRE_POSTGRES_URL`: only then do
+error messages send the operator to that setting.
 """
 
 from __future__ import annotations
@@ -32,13 +37,15 @@ Params = Mapping[str, Any] | Sequence[Any] | None
 Row = dict[str, Any]
 
 
-def _store_error(exc: BaseException, url: str, doing: str) -> StoreError:
+def _store_error(exc: BaseException, url: str, doing: str, external: bool) -> StoreError:
     """One place that decides what a psycopg failure means and what the operator should do."""
     where = redact_url(url)
+    setting = " and that CLAIRE_POSTGRES_URL is right" if external else ""
     if isinstance(exc, PoolTimeout):
         return DatabaseUnavailable(
             f"no connection to PostgreSQL at {where} became available while {doing}; check that "
-            "the server is running and not overloaded."
+            "the server is running and not overloaded.",
+            detail="no connection became available",
         )
     if not isinstance(exc, psycopg.Error):  # pragma: no cover - only psycopg errors come here
         return StoreError(scrub(f"unexpected failure while {doing}: {exc}", url))
@@ -52,23 +59,28 @@ def _store_error(exc: BaseException, url: str, doing: str) -> StoreError:
             constraint=name,
         )
     if isinstance(exc, psycopg.errors.UndefinedTable | psycopg.errors.UndefinedFunction):
+        names = " and check that CLAIRE_POSTGRES_URL names claire's database" if external else ""
         return SchemaError(
             f"the database schema is incomplete while {doing}: {detail}; apply the migrations "
-            "(Store.open does) and check that CLAIRE_POSTGRES_URL names claire's database."
+            f"(Store.open does){names}."
         )
     if isinstance(exc, psycopg.errors.InsufficientPrivilege):
+        who = "the user in CLAIRE_POSTGRES_URL" if external else "claire's database user"
         return StoreError(
-            f"PostgreSQL at {where} denied access while {doing}: {detail}; grant the user "
-            "in CLAIRE_POSTGRES_URL the rights it needs."
+            f"PostgreSQL at {where} denied access while {doing}: {detail}; grant {who} "
+            "the rights it needs."
         )
     if isinstance(exc, psycopg.errors.DiskFull | psycopg.errors.OutOfMemory):
         return StoreError(
             f"PostgreSQL ran out of resources while {doing}: {detail}; free disk space or memory."
         )
-    if isinstance(exc, psycopg.OperationalError):
+    if isinstance(exc, psycopg.OperationalError | psycopg.InterfaceError):
+        # Connection lost, server shutting down or restarting, a cancelled statement,
+        # a serialization failure: all worth retrying once the server answers again.
         return DatabaseUnavailable(
             f"cannot reach PostgreSQL at {where} while {doing}: {detail}; check that the server "
-            "is running and that CLAIRE_POSTGRES_URL is right."
+            f"is running{setting}.",
+            detail=detail,
         )
     return StoreError(
         f"PostgreSQL refused a request while {doing}: {detail}; see the PostgreSQL log for more."
@@ -76,41 +88,52 @@ def _store_error(exc: BaseException, url: str, doing: str) -> StoreError:
 
 
 @contextlib.contextmanager
-def _mapped(url: str, doing: str) -> Iterator[None]:
+def _mapped(url: str, doing: str, external: bool = False) -> Iterator[None]:
     try:
         yield
-    except (psycopg.Error, PoolTimeout) as exc:
-        raise _store_error(exc, url, doing) from None
+    except PoolTimeout:
+        # The pool only says it waited in vain; one direct attempt says why.
+        try:
+            with psycopg.connect(url, connect_timeout=2):
+                pass
+        except psycopg.Error as reason:
+            raise _store_error(reason, url, doing, external) from None
+        raise _store_error(PoolTimeout(), url, doing, external) from None
+    except psycopg.Error as exc:
+        raise _store_error(exc, url, doing, external) from None
 
 
 class Session:
     """One pooled connection; inside `Database.transaction()` everything commits together."""
 
-    __slots__ = ("_conn", "_url")
+    __slots__ = ("_conn", "_external", "_url")
 
-    def __init__(self, conn: psycopg.Connection[Row], url: SecretUrl) -> None:
+    def __init__(
+        self, conn: psycopg.Connection[Row], url: SecretUrl, external: bool = False
+    ) -> None:
         self._conn = conn
         self._url = url
+        self._external = external
 
     def execute(self, query: str, params: Params = None) -> int:
         """Run one statement; return the number of rows it changed."""
-        with _mapped(self._url, "writing"), self._conn.cursor() as cur:
+        with _mapped(self._url, "writing", self._external), self._conn.cursor() as cur:
             cur.execute(query, params)  # type: ignore[arg-type]  # SQL comes from our .sql files
             return max(cur.rowcount, 0)
 
     def fetch_all(self, query: str, params: Params = None) -> list[Row]:
-        with _mapped(self._url, "reading"), self._conn.cursor() as cur:
+        with _mapped(self._url, "reading", self._external), self._conn.cursor() as cur:
             cur.execute(query, params)  # type: ignore[arg-type]
             return cur.fetchall()
 
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
-        with _mapped(self._url, "reading"), self._conn.cursor() as cur:
+        with _mapped(self._url, "reading", self._external), self._conn.cursor() as cur:
             cur.execute(query, params)  # type: ignore[arg-type]
             return cur.fetchone()
 
     def run_script(self, script: str) -> None:
         """Several statements at once (a migration); no parameters, so `%` is literal."""
-        with _mapped(self._url, "running a script"), self._conn.cursor() as cur:
+        with _mapped(self._url, "running a script", self._external), self._conn.cursor() as cur:
             cur.execute(script.encode())  # bytes: sent as-is, never treated as a template
 
 
@@ -132,16 +155,19 @@ class Database:
         min_size: int = 1,
         max_size: int = 4,
         connect_timeout_s: float = 10.0,
+        pool_timeout_s: float = 5.0,
         application_name: str = "claire",
+        external: bool = False,
     ) -> None:
         self._url = url = SecretUrl(url)  # redacted in tracebacks that show locals
+        self._external = external
         self._kwargs: dict[str, Any] = {
             "autocommit": True,  # transactions are explicit, via transaction()
             "row_factory": dict_row,
             "application_name": application_name,
             "connect_timeout": max(1, round(connect_timeout_s)),
         }
-        with _mapped(url, "connecting"), psycopg.connect(url, **self._kwargs):
+        with _mapped(url, "connecting", external), psycopg.connect(url, **self._kwargs):
             pass
         self._pool: ConnectionPool[psycopg.Connection[Row]] = ConnectionPool(
             url,
@@ -149,11 +175,14 @@ class Database:
             max_size=max_size,
             kwargs=self._kwargs,
             configure=_configure,
-            timeout=connect_timeout_s,
+            check=ConnectionPool.check_connection,
+            # How long a caller waits for a connection when none can be made (the server
+            # is down): short, so an outage surfaces quickly and its retries stay on time.
+            timeout=pool_timeout_s,
             name="claire",
             open=False,
         )
-        with _mapped(url, "opening the connection pool"):
+        with _mapped(url, "opening the connection pool", external):
             self._pool.open(wait=True, timeout=connect_timeout_s)
 
     @property
@@ -175,18 +204,21 @@ class Database:
     @contextlib.contextmanager
     def session(self) -> Iterator[Session]:
         """A connection in autocommit mode: each statement stands alone."""
-        with _mapped(self._url, "getting a connection"), self._pool.connection() as conn:
-            yield Session(conn, self._url)
+        with (
+            _mapped(self._url, "getting a connection", self._external),
+            self._pool.connection() as conn,
+        ):
+            yield Session(conn, self._url, self._external)
 
     @contextlib.contextmanager
     def transaction(self) -> Iterator[Session]:
         """All statements commit together, or none do (on any exception)."""
         with (
-            _mapped(self._url, "running a transaction"),
+            _mapped(self._url, "running a transaction", self._external),
             self._pool.connection() as conn,
             conn.transaction(),
         ):
-            yield Session(conn, self._url)
+            yield Session(conn, self._url, self._external)
 
     def execute(self, query: str, params: Params = None) -> int:
         with self.session() as s:
@@ -215,10 +247,16 @@ class Database:
             stmt += sql.SQL(" TEMPLATE {}").format(sql.Identifier(template))
         if file_copy:
             stmt += sql.SQL(" STRATEGY FILE_COPY")
-        with _mapped(self._url, f"creating database {name}"), self._pool.connection() as conn:
+        with (
+            _mapped(self._url, f"creating database {name}", self._external),
+            self._pool.connection() as conn,
+        ):
             conn.execute(stmt)
 
     def drop_database(self, name: str) -> None:
         stmt = sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-        with _mapped(self._url, f"dropping database {name}"), self._pool.connection() as conn:
+        with (
+            _mapped(self._url, f"dropping database {name}", self._external),
+            self._pool.connection() as conn,
+        ):
             conn.execute(stmt)

@@ -12,7 +12,9 @@ from engine.errors import StoreError
 
 
 class DatabaseUnavailable(StoreError):
-    pass
+    def __init__(self, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.detail = detail  # the driver's reason alone, like "terminating connection ..."
 
 
 class ConstraintViolation(StoreError):

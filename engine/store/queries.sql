@@ -361,3 +361,27 @@ SELECT
 -- What the stored fills add up to, to check a checkpoint before resuming from it.
 SELECT symbol, sum(CASE WHEN side = 'buy' THEN qty ELSE -qty END) AS qty
 FROM trades WHERE run_id = %(run_id)s GROUP BY symbol;
+
+-- name: insert_rejected_rows
+INSERT INTO rejected_rows (run_id, source, line, reason)
+SELECT %(run_id)s::text, *
+FROM unnest(%(source)s::text[], %(line)s::bigint[], %(reason)s::text[])
+ON CONFLICT (run_id, source, line) DO NOTHING;
+
+-- name: upsert_rejected_counts
+-- A resumed run counts the same rows again: the count is replaced, not added to.
+INSERT INTO rejected_counts (run_id, source, reason, rows)
+SELECT %(run_id)s::text, *
+FROM unnest(%(source)s::text[], %(reason)s::text[], %(rows)s::bigint[])
+ON CONFLICT (run_id, source, reason) DO UPDATE SET rows = EXCLUDED.rows;
+
+-- name: rejected_by_reason
+SELECT reason, sum(rows)::bigint AS n
+FROM rejected_counts
+WHERE run_id = %(run_id)s
+GROUP BY reason
+ORDER BY reason;
+
+-- name: export_rejected_rows
+SELECT source, line, reason
+FROM rejected_rows WHERE run_id = %(run_id)s ORDER BY source, line;

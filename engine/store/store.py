@@ -7,7 +7,7 @@ query from `queries.sql`.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, Self
 
@@ -51,9 +51,18 @@ class Store:
         migrate: bool = True,
         max_connections: int = 4,
         connect_timeout_s: float = 10.0,
+        external: bool = False,
     ) -> Self:
-        """Connect and (by default) bring the schema up to date."""
-        db = Database(url, max_size=max_connections, connect_timeout_s=connect_timeout_s)
+        """Connect and (by default) bring the schema up to date.
+
+        `external`: the URL came from CLAIRE_POSTGRES_URL, so errors may point there.
+        """
+        db = Database(
+            url,
+            max_size=max_connections,
+            connect_timeout_s=connect_timeout_s,
+            external=external,
+        )
         store = cls(db)
         if migrate:
             try:
@@ -165,6 +174,42 @@ class Store:
             market_events=int(row["market_events"]),
             state=row["state"],
         )
+
+    def record_rejected_input(
+        self,
+        run_id: str,
+        rows: Sequence[tuple[str, int, str]],
+        counts: Sequence[tuple[str, str, int]],
+    ) -> None:
+        """Store refused input rows (source, line, reason) and all counts (source, reason, n).
+
+        Idempotent: a resumed run records the same rows and counts again.
+        """
+        with self.db.transaction() as tx:
+            if rows:
+                tx.execute(
+                    self.queries["insert_rejected_rows"],
+                    {
+                        "run_id": run_id,
+                        "source": [r[0] for r in rows],
+                        "line": [r[1] for r in rows],
+                        "reason": [r[2] for r in rows],
+                    },
+                )
+            if counts:
+                tx.execute(
+                    self.queries["upsert_rejected_counts"],
+                    {
+                        "run_id": run_id,
+                        "source": [c[0] for c in counts],
+                        "reason": [c[1] for c in counts],
+                        "rows": [c[2] for c in counts],
+                    },
+                )
+
+    def rejected_by_reason(self, run_id: str) -> dict[str, int]:
+        rows = self.db.fetch_all(self.queries["rejected_by_reason"], {"run_id": run_id})
+        return {r["reason"]: int(r["n"]) for r in rows}
 
     def count_rows(self, run_id: str) -> dict[str, int]:
         row = self.db.fetch_one(self.queries["count_run_rows"], {"run_id": run_id}) or {}

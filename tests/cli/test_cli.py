@@ -90,12 +90,28 @@ def test_papertest_start_in_memory_renders_a_table(four_symbols: list[Path]) -> 
         (["--replay", "x.csv", "--speed", "warp"], {}, "speed 'warp' is not like"),
         (["--replay", "x.csv"], {"MAX_POSITION_PCT": "2"}, "MAX_POSITION_PCT=2 is invalid"),
         (["--replay", "x.csv", "--strategy", "nowhere.mod:Thing"], {}, "cannot be imported"),
+        (["--replay", "x.csv", "--days", "nan"], {}, "--days nan is out of range"),
+        (["--replay", "x.csv", "--days", "inf"], {}, "--days inf is out of range"),
+        (["--replay", "x.csv", "--days", "1e9"], {}, "--days 1e+09 is out of range"),
+        (["--replay", "x.csv", "--days", "0"], {}, "--days 0 is out of range"),
+        (["--replay", "x.csv", "--speed", "1e-300x"], {}, "must be from 0.01x to 10,000,000x"),
+        (["--replay", "x.csv", "--capital", "1e999999"], {}, "--capital 1e999999 is out of"),
+        (["--replay", "x.csv", "--capital", "0"], {}, "--capital 0 is out of range"),
+        (["--replay", "x.csv", "--data-dir", ""], {}, "--data-dir is empty; name a folder"),
+        (["--replay", "x.csv"], {"CLAIRE_HOME": ""}, "CLAIRE_HOME= is invalid"),
+        (
+            ["--replay", "x.csv"],
+            {"ORDER_TTL_SECONDS": "3000000000"},
+            "ORDER_TTL_SECONDS=3000000000 is out of range: it must be from 1 to 2592000",
+        ),
+        (["--replay", "ETH_BTC-5000w.csv"], {}, "'5000w' is not a real candle length"),
     ],
 )
 def test_errors_are_one_clear_line_and_exit_one(
     args: list[str], env: dict[str, str], message: str, tmp_path: Path
 ) -> None:
     (tmp_path / "x.csv").write_text("open_time,open,high,low,close,volume\n")
+    (tmp_path / "ETH_BTC-5000w.csv").write_text("open_time,open,high,low,close,volume\n")
     result = runner.invoke(app, ["papertest", "start", *args], env=env)
     assert result.exit_code == 1
     assert message in " ".join(result.output.split())
@@ -106,3 +122,21 @@ def test_debug_shows_the_traceback() -> None:
     result = runner.invoke(app, ["--debug", "papertest", "start", "--replay", "missing.csv"])
     assert result.exit_code == 1
     assert result.exception is not None and "does not exist" in str(result.exception)
+
+
+@pytest.mark.parametrize(
+    "command", [["papertest", "status"], ["report", "--final"], ["export", "trades"]]
+)
+def test_an_empty_data_dir_is_an_error_for_every_command(command: list[str]) -> None:
+    result = runner.invoke(app, [*command, "--data-dir", ""])
+    assert result.exit_code == 1
+    assert "--data-dir is empty" in result.output and not Path("postgres").exists()
+
+
+def test_a_broken_env_file_stops_the_command_naming_the_line(four_symbols: list[Path]) -> None:
+    Path(".env").write_text('INITIAL_CAPITAL=10\nMAX_OPEN_POSITIONS="2\n')
+    result = runner.invoke(
+        app, ["papertest", "start", "--no-persist", "--days", "1", "--replay", str(four_symbols[0])]
+    )
+    assert result.exit_code == 1
+    assert "line 2 of .env" in result.output and "Traceback" not in result.output

@@ -58,12 +58,23 @@ def test_a_status_of_a_folder_without_data_is_an_error_too(claire_home: Path) ->
     assert f"no Claire data in {claire_home}" in one_line(result.output)
 
 
-@pytest.mark.parametrize("value", ["abc", "0", "-5", "nan", "inf"])
-def test_a_bad_capital_blames_the_capital_option(value: str, claire_home: Path) -> None:
+@pytest.mark.parametrize(
+    ("value", "problem"),
+    [
+        ("abc", "is not a positive amount"),
+        ("nan", "is not a positive amount"),
+        ("inf", "is not a positive amount"),
+        ("0", "is out of range: it must be from 0.00000001"),
+        ("-5", "is out of range: it must be from 0.00000001"),
+    ],
+)
+def test_a_bad_capital_blames_the_capital_option(
+    value: str, problem: str, claire_home: Path
+) -> None:
     result = invoke("papertest", "start", "--replay", ETH, "--capital", value)
     assert result.exit_code == 1
     line = one_line(result.output)
-    assert f"--capital {value} is not a positive amount" in line
+    assert f"--capital {value} {problem}" in line
     assert "INITIAL_CAPITAL" not in line
     assert not (claire_home / "postgres").exists()
 

@@ -113,9 +113,14 @@ def test_exported_fills_reproduce_the_final_equity(four_symbols: list[Path]) -> 
 def test_every_export_has_its_promised_columns(
     four_symbols: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    # A tight daily limit, so the run also has trading-state changes and alerts to export.
+    # A tight daily limit, so the run also has trading-state changes and alerts to export,
+    # and the first file with one impossible row in its window, so every table has rows.
     monkeypatch.setenv("MAX_DAILY_DRAWDOWN_PCT", "0.005")
-    claire(*replay_args(four_symbols, "--json"))
+    with_bad_row = tmp_path / "data" / four_symbols[0].name
+    with_bad_row.parent.mkdir()
+    lines = four_symbols[0].read_text().splitlines(keepends=True)
+    with_bad_row.write_text("".join([*lines[:100], "1515590100000,1,1,1,1,1e999\n", *lines[100:]]))
+    claire(*replay_args([with_bad_row, *four_symbols[1:]], "--json"))
     for kind, columns in COLUMNS.items():
         if kind in ("funding", "liquidations"):
             continue  # perpetuals only: the futures replay test exports them

@@ -87,11 +87,134 @@ def test_stop_ends_the_server_is_idempotent_and_frees_the_folder(home: Path) -> 
         assert again.is_running()
 
 
-def test_second_claire_on_the_same_folder_is_refused(server: EmbeddedPostgres) -> None:
-    with pytest.raises(StoreError, match="another claire process is using the database"):
-        EmbeddedPostgres(server.data_dir).start()
+def test_a_second_claire_shares_the_server_and_the_last_to_leave_stops_it(
+    server: EmbeddedPostgres,
+) -> None:
+    first_pid = server.pid
+    second = EmbeddedPostgres(server.data_dir)
+    second.start()
+    assert second.pid == first_pid
+    assert _count_notes(second.url) == 1
 
+    server.stop()  # the process that started the server leaves first
+    assert server.is_running() and second.pid == first_pid
+    assert _count_notes(second.url) == 2  # still serving the one left
+
+    second.stop()
+    assert first_pid is not None and _gone(first_pid)
+    assert not second.is_running()
+
+
+def test_shutdown_stops_the_server_for_every_user(server: EmbeddedPostgres) -> None:
+    pid = server.pid
+    other = EmbeddedPostgres(server.data_dir)
+    other.start()
+
+    other.shutdown()
+
+    assert pid is not None and _gone(pid)
+    assert not server.is_running()
+    server.stop()  # leaving a stopped server is harmless
+
+
+def test_restart_keeps_the_url_and_users_reconnect(server: EmbeddedPostgres) -> None:
+    pid = server.pid
+    other = EmbeddedPostgres(server.data_dir)
+    url = other.start()
+    with Database(url) as db:
+        db.execute("CREATE TABLE notes (n integer)")
+
+        assert server.restart() == url
+        assert server.pid != pid
+
+        db.execute("INSERT INTO notes VALUES (1)")  # a pooled connection, checked and renewed
+        assert db.fetch_one("SELECT count(*) AS n FROM notes") == {"n": 1}
+    other.stop()
     assert server.is_running()
+
+
+# A claire process that joins the folder's server, writes, reports the server's PID and
+# leaves when told to (its stdin closes).
+SHARER = """
+import sys
+from engine.runtime import EmbeddedPostgres
+from engine.store import Database
+pg = EmbeddedPostgres(sys.argv[1], settings={"fsync": "off"})
+pg.start()
+with Database(pg.url) as db:
+    db.execute("CREATE TABLE IF NOT EXISTS notes (n integer)")
+    db.execute("INSERT INTO notes VALUES (1)")
+print(pg.pid, flush=True)
+sys.stdin.read()
+pg.stop()
+"""
+
+
+def test_concurrent_starts_in_an_existing_folder_share_one_server(home: Path) -> None:
+    children = [
+        subprocess.Popen(
+            [sys.executable, "-c", SHARER, str(home)],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        for _ in range(4)
+    ]
+    pids = []
+    for child in children:
+        assert child.stdout is not None
+        line = child.stdout.readline()
+        assert line.strip().isdigit(), child.stderr.read() if child.stderr else ""
+        pids.append(int(line))
+
+    assert len(set(pids)) == 1  # one server, shared by all four
+    for child in children[:3]:
+        child.communicate("")
+        assert child.returncode == 0
+    assert psutil.pid_exists(pids[0]) and not _gone(pids[0], timeout_s=0.2)
+    children[3].communicate("")
+    assert children[3].returncode == 0
+    assert _gone(pids[0])
+    with EmbeddedPostgres(home, settings=FAST_SETTINGS) as pg:
+        assert _count_notes(pg.url) == 5  # every sharer's row, and this one
+
+
+SECRETS = {
+    "MEXC_API_KEY": "planted-api-key-6f1c",
+    "MEXC_API_SECRET": "planted-api-secret-93ab",
+    "CLAIRE_REDIS_URL": "redis://:planted-redis-password-77d2@127.0.0.1:6379/0",
+}
+
+
+def test_the_server_never_sees_our_environment(home: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    for name, value in SECRETS.items():
+        monkeypatch.setenv(name, value)
+
+    with EmbeddedPostgres(home, settings=FAST_SETTINGS) as pg:
+        assert pg.pid is not None
+        _count_notes(pg.url)  # a backend exists too
+        postmaster = psutil.Process(pg.pid)
+        processes = [postmaster, *postmaster.children(recursive=True)]
+        assert len(processes) > 2
+        for process in processes:
+            try:
+                environ = Path(f"/proc/{process.pid}/environ").read_bytes()
+            except (ProcessLookupError, FileNotFoundError):
+                continue  # a backend that ended meanwhile
+            for value in SECRETS.values():
+                assert value.encode() not in environ, process.name()
+            assert b"MEXC" not in environ and b"CLAIRE" not in environ
+        # The postmaster keeps its environment readable (its children reuse the space for
+        # their process titles): what it holds is the minimal one we gave it.
+        environ = Path(f"/proc/{postmaster.pid}/environ").read_bytes()
+        assert sorted(environ.split(b"\0")[:-1]) == [
+            b"LANG=C",
+            b"LC_ALL=C",
+            b"PATH=/usr/bin:/bin",
+            b"TZ=UTC",
+        ]
 
 
 def test_stop_works_from_a_signal_handler(server: EmbeddedPostgres) -> None:

@@ -1,11 +1,15 @@
 from __future__ import annotations
 
+import re
 from decimal import Decimal
+from pathlib import Path
 
+import annotated_types
 import pytest
 
-from engine.config import load_settings
+from engine.config import FRACTION_FIELDS, RATE_FIELDS, Settings, load_settings
 from engine.errors import ConfigError
+from engine.runtime import default_data_dir
 
 
 def test_defaults_follow_the_design() -> None:
@@ -73,3 +77,163 @@ def test_a_bad_url_error_does_not_echo_it(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.setenv("STALE_DATA_SECONDS", "soon")
     with pytest.raises(ConfigError, match="STALE_DATA_SECONDS=soon"):
         load_settings()
+
+
+# --- bounds: every number a setting takes has a range, tested at both ends ----------
+
+NUMERIC = [
+    name
+    for name, field in Settings.model_fields.items()
+    if field.annotation in (int, float, Decimal)
+]
+# Bounds set by validators rather than Field constraints: (low, low included, high, high included).
+VALIDATED = {
+    **{name: (Decimal(0), False, Decimal(1), False) for name in FRACTION_FIELDS},
+    **{name: (Decimal(0), True, Decimal("0.1"), False) for name in RATE_FIELDS},
+}
+
+
+def bounds(name: str) -> tuple[Decimal, bool, Decimal, bool]:
+    if name in VALIDATED:
+        return VALIDATED[name]
+    low = high = None
+    low_in = high_in = True
+    for bound in Settings.model_fields[name].metadata:
+        if isinstance(bound, annotated_types.Ge):
+            low = Decimal(str(bound.ge))
+        elif isinstance(bound, annotated_types.Gt):
+            low, low_in = Decimal(str(bound.gt)), False
+        elif isinstance(bound, annotated_types.Le):
+            high = Decimal(str(bound.le))
+        elif isinstance(bound, annotated_types.Lt):
+            high, high_in = Decimal(str(bound.lt)), False
+    assert low is not None and high is not None, f"{name.upper()} has no range"
+    return low, low_in, high, high_in
+
+
+def test_every_numeric_setting_has_a_lower_and_an_upper_bound() -> None:
+    assert len(NUMERIC) >= 20
+    for name in NUMERIC:
+        low, _, high, _ = bounds(name)
+        assert low < high, name
+        # The database stores whole-number settings in 32-bit columns.
+        if Settings.model_fields[name].annotation is int:
+            assert high < 2**31, name
+
+
+def edges(name: str) -> tuple[list[str], list[str]]:
+    """Values just inside the range (accepted) and just outside it (refused)."""
+    low, low_in, high, high_in = bounds(name)
+    whole = Settings.model_fields[name].annotation is int
+    step = (
+        Decimal(1)
+        if whole
+        else min(Decimal("0.000001"), (high - low) / 1000) * max(Decimal(1), low)
+    )
+    inside = [low if low_in else low + step, high if high_in else high - step]
+    outside = [low - step if low_in else low, high + step if high_in else high]
+    if not whole:
+        outside.append(high * 10 + 1)  # well beyond, like 1e20 for LOT_SIZE
+    return [str(v) for v in inside], [str(v) for v in outside]
+
+
+@pytest.mark.parametrize("name", NUMERIC)
+def test_numeric_settings_are_accepted_at_their_bounds_and_refused_beyond(
+    monkeypatch: pytest.MonkeyPatch, name: str
+) -> None:
+    inside, outside = edges(name)
+    for value in inside:
+        monkeypatch.setenv(name.upper(), value)
+        assert Decimal(str(getattr(load_settings(), name))) == Decimal(value), value
+    for value in outside:
+        monkeypatch.setenv(name.upper(), value)
+        with pytest.raises(ConfigError) as refused:
+            load_settings()
+        message = str(refused.value)
+        assert message.startswith(f"{name.upper()}={value} is "), message
+        assert "\n" not in message and "fix it in the environment or .env" in message
+
+
+@pytest.mark.parametrize(
+    ("name", "value", "says"),
+    [
+        ("ORDER_TTL_SECONDS", "3000000000", "must be from 1 to 2592000"),
+        ("LOT_SIZE", "1e20", "must be from 0.000000000001 to 1000000"),
+        ("INITIAL_CAPITAL", "1e999999", "must be from 0.00000001 to 1000000000000"),
+        ("INITIAL_CAPITAL", "NaN", "is invalid"),
+        ("VOLATILITY_LOOKBACK_BARS", "1000000000", "must be from 2 to 10000"),
+        ("DB_OUTAGE_TOLERANCE_SECONDS", "-1", "must be from 0 to 3600"),
+    ],
+)
+def test_out_of_range_values_say_the_range(
+    monkeypatch: pytest.MonkeyPatch, name: str, value: str, says: str
+) -> None:
+    monkeypatch.setenv(name, value)
+    with pytest.raises(ConfigError, match=re.escape(says)):
+        load_settings()
+
+
+def test_a_command_line_override_is_named_as_its_option() -> None:
+    with pytest.raises(ConfigError) as refused:
+        load_settings({"initial_capital": "--capital"}, initial_capital="1e999999")
+    assert str(refused.value) == (
+        "--capital 1e999999 is out of range: it must be from 0.00000001 to 1000000000000; "
+        "fix it on the command line."
+    )
+
+
+def test_an_empty_claire_home_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CLAIRE_HOME", "")
+    with pytest.raises(ConfigError, match="CLAIRE_HOME= is invalid: must name a folder"):
+        load_settings()
+    with pytest.raises(ConfigError, match="CLAIRE_HOME is set but empty"):
+        default_data_dir()
+
+
+# --- the .env file ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "line", "says"),
+    [
+        ('INITIAL_CAPITAL=25\nMAX_OPEN_POSITIONS="5\nSTALE_DATA_SECONDS=9\n', 2, "never closed"),
+        ("INITIAL_CAPITAL=25\n\n\nthis is garbage\n", 4, "is not NAME=value"),
+        ("# settings\nINITIAL_CAPITAL=25\n}{\n", 3, "has no '='"),
+        ("INITIAL_CAPITAL=25\nMEXC_API_SECRET='abc\nSTALE_DATA_SECONDS='9'\n", 2, "never closed"),
+        ('INITIAL_CAPITAL=25\nMEXC_API_SECRET="abc\nSTALE_DATA_SECONDS="\n', 2, "runs over"),
+        ("INITIAL_CAPITAL=25\n=25\n", 2, "is not NAME=value"),
+        ("INITIAL_CAPITAL=25\nsk-live-4f9a8b7c\n", 2, "has no '='"),
+        ("G='x' trailing\n", 1, "is not NAME=value"),
+    ],
+)
+def test_a_broken_env_file_line_is_an_error_naming_it(text: str, line: int, says: str) -> None:
+    Path(".env").write_text(text)
+
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+
+    message = str(refused.value)
+    assert message.startswith(f"line {line} of .env ") and says in message
+    assert "\n" not in message
+    for secret in ("abc", "sk-live-4f9a8b7c", "garbage"):
+        assert secret not in message
+
+
+@pytest.mark.parametrize(
+    "content",
+    [b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", b"INITIAL_CAPITAL=25\n\xff\xfe\n", bytes(range(256))],
+)
+def test_a_binary_env_file_is_one_sentence(content: bytes) -> None:
+    Path(".env").write_bytes(content)
+    with pytest.raises(ConfigError, match=r"^\.env is not a text file"):
+        load_settings()
+
+
+def test_a_clean_env_file_with_comments_exports_and_a_byte_order_mark_is_read() -> None:
+    Path(".env").write_bytes(
+        b"\xef\xbb\xbfINITIAL_CAPITAL=25\n# a comment\n\nexport MAX_OPEN_POSITIONS=5\n"
+        b'STRATEGY="engine.signal.momentum:MomentumStrategy"  # default\n'
+        b"STALE_DATA_SECONDS = 45\n"
+    )
+    s = load_settings()
+    assert s.initial_capital == 25 and s.max_open_positions == 5 and s.stale_data_seconds == 45

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -73,7 +74,8 @@ def test_a_strategy_that_overrides_nothing_never_trades() -> None:
 def test_profiles_are_medians_of_the_replayed_bars() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from engine.feeds.replay import ReplayFile, ReplayPlan
+    from engine.feeds.recorded import RecordedFile
+    from engine.feeds.replay import PlannedFile, ReplayPlan
     from engine.ops.run_checks import replay_profiles
 
     t0 = datetime(2018, 1, 1, tzinfo=UTC)
@@ -82,6 +84,7 @@ def test_profiles_are_medians_of_the_replayed_bars() -> None:
                t0 + timedelta(minutes=5 * n), 300, D(p), D(p), D(p), D(p), D(v))
         for n, (p, v) in enumerate([("1", "10"), ("2", "30"), ("3", "20")])
     ]  # fmt: skip
-    plan = ReplayPlan([ReplayFile(None, "ETHBTC", "ETH", "BTC", "candles", 300, bars)], t0, None)  # type: ignore[arg-type]
+    source = RecordedFile(Path("ETH_BTC-5m.csv"), "ETHBTC", "ETH", "BTC", "candles", 300, t0)
+    plan = ReplayPlan([PlannedFile(source, t0, cached=bars)], t0, None)
     [profile] = replay_profiles(plan)
     assert (profile.median_volume, profile.median_price) == (D(20), D(2))
