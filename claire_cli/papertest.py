@@ -62,8 +62,27 @@ def start(
         ),
     ] = None,
     market: Annotated[
-        str, typer.Option(help="Live market: spot or futures.", metavar="spot|futures")
+        str,
+        typer.Option(
+            help="spot, or futures for USDT perpetuals (replay or live).", metavar="spot|futures"
+        ),
     ] = "spot",
+    mark: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--mark",
+            help="Futures replay: a mark-price candle file (default: *-mark.csv beside --replay).",
+            metavar="FILE",
+        ),
+    ] = None,
+    funding: Annotated[
+        list[Path] | None,
+        typer.Option(
+            "--funding",
+            help="Futures replay: a funding-rate file (default: *-funding.csv beside --replay).",
+            metavar="FILE",
+        ),
+    ] = None,
     symbols: Annotated[
         str | None,
         typer.Option(help="Live symbols, comma separated, like BTCUSDT,ETHUSDT.", metavar="LIST"),
@@ -155,6 +174,17 @@ def start(
             )
         if replay and exchange:
             raise ConfigError("choose --replay or --exchange, not both.")
+        if market not in ("spot", "futures"):
+            raise ConfigError(f"--market {market!r} is not spot or futures.")
+        if (mark or funding) and not (replay and market == "futures"):
+            raise ConfigError("--mark and --funding go with --replay ... --market futures.")
+        perpetual = None
+        if replay and market == "futures":
+            from engine.feeds.replay import PerpetualFiles
+
+            perpetual = PerpetualFiles(
+                tuple(mark or ()), tuple(funding or ()), settings.funding_default_rate
+            )
         if not persist and (resume or exchange):
             raise ConfigError("--no-persist works with --replay only.")
         choice = None
@@ -165,7 +195,9 @@ def start(
         outcome = None
         with run_progress(enabled=not as_json) as progress:
             if not persist:
-                summary, stopped = _in_memory(settings, choice, replay or [], days, speed, progress)
+                summary, stopped = _in_memory(
+                    settings, choice, replay or [], days, speed, progress, perpetual
+                )
             else:
                 from engine.paperrun import PaperRunner
 
@@ -178,7 +210,9 @@ def start(
                         _feed_settings(exchange, market, symbols, timeframe), days, progress
                     )
                 else:
-                    outcome = runner.start(replay or [], days, speed or "max", progress)
+                    outcome = runner.start(
+                        replay or [], days, speed or "max", progress, perpetual=perpetual
+                    )
                 summary, stopped = outcome.summary, outcome.stop_signal
         _print(summary, outcome, as_json)
         if stopped:
@@ -202,6 +236,7 @@ def _in_memory(
     days: float | None,
     speed: str | None,
     progress: Any,
+    perpetual: Any,
 ) -> tuple[Any, int | None]:
     from engine.feeds.replay import parse_speed
     from engine.kernel import run_replay
@@ -217,6 +252,7 @@ def _in_memory(
             choice=choice,
             stop=stop,
             on_warning=warn,
+            perpetual=perpetual,
         )
     return summary, stop.signum
 

@@ -118,6 +118,14 @@ def print_summary(summary: Any, outcome: Any = None) -> None:
         ("alerts", str(summary.alerts)),
         ("rejected input", str(summary.rejected_input)),
     ]  # fmt: skip
+    if summary.leverage:  # a perpetual-futures run
+        rows += [
+            ("leverage", _params(summary.leverage)),
+            ("funding", f"{signed(summary.funding, q)} net received "
+             f"({summary.funding_payments} payments)"),
+            ("liquidations", str(summary.liquidations)),
+            ("max margin usage", _pct(summary.max_margin_frac)),
+        ]  # fmt: skip
     for name, value in rows:
         table.add_row(name, value)
     console = out()

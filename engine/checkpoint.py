@@ -109,6 +109,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "positions": _decimals(r.positions),
             "costs": _decimals(r.costs),
             "margin_used": str(r.margin_used),
+            "fair": _decimals(r.fair),
             "day_start_equity": str(r.day_start_equity),
             "breaker_peak": str(r.breaker_peak),
             "last_price": _decimals(r.last_price),
@@ -205,6 +206,7 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     r.positions = _from_decimals(rs["positions"])
     r.costs = _from_decimals(rs["costs"])
     r.margin_used = Decimal(rs["margin_used"])
+    r.fair = _from_decimals(rs["fair"])
     r.day_start_equity = Decimal(rs["day_start_equity"])
     r.breaker_peak = Decimal(rs["breaker_peak"])
     r.last_price = _from_decimals(rs["last_price"])

@@ -38,7 +38,7 @@ from engine.events import (
     derive_id,
 )
 from engine.execution.service import PaperExchange
-from engine.feeds.replay import ReplayPlan, log_rejected, paced, plan_replay
+from engine.feeds.replay import PerpetualFiles, ReplayPlan, log_rejected, paced, plan_replay
 from engine.markets import SymbolSpec
 from engine.ops.run_checks import entry_fraction, replay_warnings
 from engine.plain import iso_utc, plain
@@ -377,7 +377,12 @@ def build_replay_pipeline(
     strategy: Strategy | None = None,
     observers: Iterable[Callable[[Event], None]] = (),
 ) -> Pipeline:
-    specs = plan.symbol_specs(settings.maker_fee_rate, settings.taker_fee_rate, settings.lot_size)
+    if plan.perpetual is not None:
+        specs = plan.perpetual_specs(settings)
+    else:
+        specs = plan.symbol_specs(
+            settings.maker_fee_rate, settings.taker_fee_rate, settings.lot_size
+        )
     return Pipeline(settings, specs, strategy=strategy, observers=observers)
 
 
@@ -393,6 +398,7 @@ def run_replay(
     choice: StrategyChoice | None = None,
     stop: StopSignals | None = None,
     on_warning: Callable[[str], None] | None = None,
+    perpetual: PerpetualFiles | None = None,
 ) -> tuple[RunSummary, Pipeline]:
     """Replay recorded files through the whole pipeline and summarise the run.
 
@@ -402,7 +408,7 @@ def run_replay(
     choice = choice or StrategyChoice(settings.strategy)
     explicit = strategy is not None
     strategy = strategy or choice.build()  # fail fast, before reading data
-    plan = plan_replay(files, days)
+    plan = plan_replay(files, days, perpetual=perpetual)
     log_rejected(plan)
     if on_warning is not None:
         entry = entry_fraction(settings.position_size_pct, settings.max_position_pct)

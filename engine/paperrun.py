@@ -35,7 +35,14 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings, load_settings
 from engine.errors import ClaireError, ConfigError, StrategyError
 from engine.events import Event, MarketEvent
-from engine.feeds.replay import ReplayPlan, log_rejected, paced, parse_speed, plan_replay
+from engine.feeds.replay import (
+    PerpetualFiles,
+    ReplayPlan,
+    log_rejected,
+    paced,
+    parse_speed,
+    plan_replay,
+)
 from engine.kernel import (
     Pipeline,
     RunSummary,
@@ -391,11 +398,12 @@ class PaperRunner:
         days: float | None,
         speed: str,
         progress: ProgressSink | None = None,
+        perpetual: PerpetualFiles | None = None,
     ) -> RunOutcome:
         factor = parse_speed(speed)
         strategy = self.choice.strategy_class()  # fail before anything is created
         started = self.clock.now()
-        plan = plan_replay(files, days, now=started)
+        plan = plan_replay(files, days, now=started, perpetual=perpetual)
         log_rejected(plan)
         settings = self.settings
         self._warn(
@@ -414,6 +422,7 @@ class PaperRunner:
                 "files": [str(Path(f).resolve()) for f in files],
                 "days": days,
                 "speed": speed,
+                **_perpetual_config(plan),
             },
             "quote_currency": plan.quote,
             "window": {
@@ -462,7 +471,12 @@ class PaperRunner:
             settings = settings_from_snapshot(run.config.get("settings", {}))
             self.choice = StrategyChoice.from_config(run.config, settings.strategy)
             # Rows "in the future" are judged against the run's start, as they were then.
-            plan = plan_replay(files, replay.get("days"), now=run.started_at)
+            plan = plan_replay(
+                files,
+                replay.get("days"),
+                now=run.started_at,
+                perpetual=_perpetual_from_config(replay, settings),
+            )
             log_rejected(plan)
             _record_rejected(store, run.run_id, plan)
             speed = speed or replay.get("speed") or "max"
@@ -682,6 +696,29 @@ class PaperRunner:
             feed.finish()
         summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
         return self._outcome(store, database, run_id, summary, done, speed, stop_signal)
+
+
+def _perpetual_config(plan: ReplayPlan) -> dict[str, Any]:
+    """How a futures replay found its mark and funding data, for its resume."""
+    perp = plan.perpetual
+    if perp is None:
+        return {}
+    return {
+        "market": "futures",
+        "marks": [str(source.path.resolve()) for source in perp.marks.values()],
+        "funding": [str(Path(path).resolve()) for path in perp.funding_files],
+    }
+
+
+def _perpetual_from_config(replay: dict[str, Any], settings: Settings) -> PerpetualFiles | None:
+    if replay.get("market") != "futures":
+        return None
+    return PerpetualFiles(
+        tuple(Path(p) for p in replay.get("marks", [])),
+        tuple(Path(p) for p in replay.get("funding", [])),
+        settings.funding_default_rate,
+        explicit=True,
+    )
 
 
 def _stop_reason(exc: BaseException) -> str:

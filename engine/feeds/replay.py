@@ -19,14 +19,16 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Final
 
+from engine.config import Settings
 from engine.errors import DataSourceError
 from engine.events import Candle, MarketEvent
+from engine.feeds.perpetual import PerpetualReplay, load_perpetual
 from engine.feeds.recorded import (
     CANDLE_COLUMNS,
     TRADE_COLUMNS,
@@ -37,6 +39,7 @@ from engine.feeds.recorded import (
 )
 from engine.limits import check_days
 from engine.markets import SymbolSpec
+from engine.perp.contracts import ContractTerms
 
 log = logging.getLogger("claire.replay")
 
@@ -159,6 +162,7 @@ class ReplayPlan:
     files: list[PlannedFile]
     start: datetime
     end: datetime | None
+    perpetual: PerpetualReplay | None = None  # set when the symbols are perpetual futures
 
     @property
     def quote(self) -> str:
@@ -167,12 +171,35 @@ class ReplayPlan:
     @property
     def rejected(self) -> list[Rejected]:
         """Refused rows in detail (up to MAX_REJECTED_DETAILS per file)."""
-        return [r for f in self.files for r in f.refusals.details]
+        extra = self.perpetual.refused if self.perpetual is not None else []
+        return [r for f in self.files for r in f.refusals.details] + extra
 
     @property
     def rejected_count(self) -> int:
         """Every refused row, detailed or not."""
-        return sum(f.refusals.count for f in self.files)
+        extra = len(self.perpetual.refused) if self.perpetual is not None else 0
+        return sum(f.refusals.count for f in self.files) + extra
+
+    def perpetual_specs(self, settings: Settings) -> dict[str, SymbolSpec]:
+        """The replayed perpetuals' contracts, from the settings (see README)."""
+        imr = settings.initial_margin_rate
+        terms = ContractTerms(
+            settle=self.quote,
+            contract_size=settings.contract_size,
+            maintenance_margin_rate=settings.maintenance_margin_rate,
+            initial_margin_rate=imr,
+            max_leverage=(1 / imr).to_integral_value(ROUND_FLOOR),
+            min_funding_rate=settings.funding_min_rate,
+            max_funding_rate=settings.funding_max_rate,
+        )
+        spot = self.symbol_specs(
+            settings.futures_maker_fee_rate, settings.futures_taker_fee_rate, terms.contract_size
+        )
+        return {
+            symbol: replace(spec, contract=terms, contract_size=terms.contract_size,
+                            maintenance_margin_rate=terms.maintenance_margin_rate)
+            for symbol, spec in spot.items()
+        }  # fmt: skip
 
     def symbol_specs(
         self, maker_fee: Decimal, taker_fee: Decimal, lot_size: Decimal
@@ -193,9 +220,26 @@ class ReplayPlan:
         return specs
 
     def events(self) -> Iterator[MarketEvent]:
-        """Every event in the window, read lazily and merged by (time, symbol)."""
+        """Every event in the window, read lazily and merged by (time, symbol).
+
+        A perpetuals' replay adds mark prices and funding settlements, after the
+        market events of the same time.
+        """
         streams = [self.file_events(f) for f in self.files]
-        yield from heapq.merge(*streams, key=lambda e: (e.ts, e.symbol))
+        merged = heapq.merge(*streams, key=lambda e: (e.ts, e.symbol))
+        if self.perpetual is None:
+            yield from merged
+            return
+        last = self.last_time
+        if last is None:
+            return
+        extra = self.perpetual.events(self.start, last + timedelta(microseconds=1))
+        ranked = heapq.merge(
+            ((e.ts, 0, n, e) for n, e in enumerate(merged)),
+            ((e.ts, 1, n, e) for n, e in enumerate(extra)),
+        )
+        for _, _, _, event in ranked:
+            yield event  # type: ignore[misc]
 
     def file_events(self, planned: PlannedFile) -> Iterator[MarketEvent]:
         """One file's events in the window, read lazily."""
@@ -255,12 +299,18 @@ def _scan(planned: PlannedFile, start: datetime, end: datetime | None, budget: i
 
 
 def plan_replay(
-    paths: Iterable[Path | str], days: float | None = None, now: datetime | None = None
+    paths: Iterable[Path | str],
+    days: float | None = None,
+    now: datetime | None = None,
+    perpetual: PerpetualFiles | None = None,
 ) -> ReplayPlan:
     """Open files and plan the window: from the first time every file has data, `days` long.
 
     `now` (default: the wall clock) only decides which rows lie in the future.
+    `perpetual` makes the symbols perpetual futures, with their mark-price and funding
+    files (given, or found beside the candle files).
     """
+    paths = [Path(p) for p in paths]
     check_days(days)
     sources = [RecordedFile.open(p, now) for p in paths]
     if not sources:
@@ -280,7 +330,28 @@ def plan_replay(
     budget = MAX_CACHED_EVENTS
     for planned in files:
         budget -= _scan(planned, start, end, budget)
-    return ReplayPlan(files, start, end)
+    plan = ReplayPlan(files, start, end)
+    if perpetual is not None:
+        plan.perpetual = load_perpetual(
+            paths,
+            symbols,
+            list(perpetual.marks),
+            list(perpetual.funding),
+            perpetual.default_rate,
+            now,
+            find_beside=not perpetual.explicit,
+        )
+    return plan
+
+
+@dataclass(frozen=True, slots=True)
+class PerpetualFiles:
+    """A perpetuals' replay: mark-price and funding files (empty: found beside)."""
+
+    marks: tuple[Path, ...] = ()
+    funding: tuple[Path, ...] = ()
+    default_rate: Decimal = Decimal("0.0001")
+    explicit: bool = False  # True: use exactly these files, even none (a resumed run)
 
 
 def log_rejected(plan: ReplayPlan) -> None:

@@ -25,6 +25,7 @@ from engine.events import (
     Heartbeat,
     Intent,
     Liquidation,
+    MarkPrice,
     Order,
     OrderCancel,
     OrderResult,
@@ -78,6 +79,7 @@ class RiskService:
         self.positions: dict[str, Decimal] = {}
         self.costs: dict[str, Decimal] = {}  # signed cost basis, for perpetuals' PnL
         self.margin_used = ZERO
+        self.fair: dict[str, Decimal] = {}  # mark prices of perpetuals with a mark feed
         self._perpetual = {sym for sym, spec in specs.items() if spec.perpetual}
         self.leverage = leverages(settings, specs)
         self.day_start_equity = settings.initial_capital
@@ -114,6 +116,9 @@ class RiskService:
             closes.append(float(event.close))
         elif isinstance(event, Trade):
             self.last_price[event.symbol] = event.price
+        elif isinstance(event, MarkPrice):
+            self.fair[event.symbol] = event.price  # perpetuals' PnL is measured at the mark
+            return
         elif not isinstance(event, Quote | Heartbeat):
             return
         # Any message about a symbol shows its feed is alive.
@@ -262,9 +267,11 @@ class RiskService:
         """Cash plus spot positions at market and perpetual positions' unrealized PnL."""
         total = self.cash
         for symbol, qty in self.positions.items():
-            total += qty * self.last_price[symbol]
             if symbol in self._perpetual:
-                total -= self.costs.get(symbol, ZERO)
+                mark = self.fair.get(symbol, self.last_price[symbol])
+                total += qty * mark - self.costs.get(symbol, ZERO)
+            else:
+                total += qty * self.last_price[symbol]
         return total
 
     def _notional(self, symbol: str) -> Decimal:
