@@ -159,7 +159,11 @@ def assert_fills_match_the_tape(
     assert p.equity() == p.initial_capital + p.realized + p.unrealized() - p.fees
     # The paper exchange keeps its own books from the same fills.
     assert pipeline.exchange.account.cash == p.cash
-    assert pipeline.exchange.account.holdings == {symbol: net}
+    if spec.perpetual:  # a perpetual: a margin position, not holdings bought with cash
+        assert pipeline.exchange.perps.qty(symbol) == net
+        assert pipeline.exchange.account.holdings == {}
+    else:
+        assert pipeline.exchange.account.holdings == {symbol: net}
     assert not pipeline.exchange.working  # every order filled completely
 
     summary = summarize(pipeline, None, spec.quote)

@@ -10,11 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from decimal import Decimal
+from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
 from engine.feeds.exchange.numbers import exact_decimal, int_ms, optional_decimal, utc_ms
 from engine.markets import SymbolSpec
+from engine.perp.contracts import ContractTerms
 
 ZERO = Decimal(0)
 ONE = Decimal(1)
@@ -40,6 +41,30 @@ class MarketSpec:
     maintenance_margin_rate: Decimal = ZERO
     initial_margin_rate: Decimal = ZERO
     active: bool = True
+    # Perpetuals: the contract detail's leverage cap, risk tiers and settle currency.
+    max_leverage: Decimal = ZERO
+    risk_incr_vol: Decimal = ZERO
+    risk_incr_mmr: Decimal = ZERO
+    risk_incr_imr: Decimal = ZERO
+    risk_level_limit: int = 1
+    settle: str = ""
+
+    def contract_terms(self) -> ContractTerms | None:
+        """The perpetual's margin rules, or None for spot (or a contract without them)."""
+        if self.market != "futures" or self.initial_margin_rate <= 0:
+            return None
+        cap = self.max_leverage or (ONE / self.initial_margin_rate).to_integral_value(ROUND_FLOOR)
+        return ContractTerms(
+            settle=self.settle or self.quote,
+            contract_size=self.contract_size,
+            maintenance_margin_rate=self.maintenance_margin_rate,
+            initial_margin_rate=self.initial_margin_rate,
+            max_leverage=cap,
+            risk_incr_vol=self.risk_incr_vol,
+            risk_incr_mmr=self.risk_incr_mmr,
+            risk_incr_imr=self.risk_incr_imr,
+            risk_level_limit=self.risk_level_limit,
+        )
 
     def symbol_spec(self) -> SymbolSpec:
         """What risk and execution use of this market."""
@@ -55,6 +80,7 @@ class MarketSpec:
             min_notional=self.min_notional,
             contract_size=self.contract_size,
             maintenance_margin_rate=self.maintenance_margin_rate,
+            contract=self.contract_terms(),
         )
 
 
@@ -131,6 +157,12 @@ def _mexc_contract(market: dict[str, Any], info: dict[str, Any]) -> MarketSpec:
         ),
         initial_margin_rate=exact_decimal(info.get("initialMarginRate", 0), "initialMarginRate"),
         active=int(info.get("state", 0)) == 0,
+        max_leverage=exact_decimal(info.get("maxLeverage", 0), "maxLeverage"),
+        risk_incr_vol=exact_decimal(info.get("riskIncrVol", 0), "riskIncrVol"),
+        risk_incr_mmr=exact_decimal(info.get("riskIncrMmr", 0), "riskIncrMmr"),
+        risk_incr_imr=exact_decimal(info.get("riskIncrImr", 0), "riskIncrImr"),
+        risk_level_limit=int(info.get("riskLevelLimit", 1) or 1),
+        settle=str(info.get("settleCoin") or market.get("settle") or ""),
     )
 
 
