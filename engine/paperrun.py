@@ -208,10 +208,14 @@ class PersistedRun:
 
 
 def _record_rejected(store: Store, run_id: str, plan: ReplayPlan) -> None:
-    """The run keeps the input rows it refused, with their reasons, and their counts."""
-    rows = [(r.path, r.line, r.reason) for r in plan.rejected]
+    """The run keeps the input rows it refused, with their reasons, and their counts.
+
+    Sources are absolute paths, as in the run's config, so a resume (which reads
+    the files by those paths) records the same rows rather than new ones.
+    """
+    rows = [(str(Path(r.path).resolve()), r.line, r.reason) for r in plan.rejected]
     counts = [
-        (str(f.source.path), code, n)
+        (str(f.source.path.resolve()), code, n)
         for f in plan.files
         for code, n in sorted(f.refusals.by_reason.items())
     ]
@@ -431,7 +435,8 @@ class PaperRunner:
             raise RunNotResumable(f"run {run_id} already completed; start a new run instead.")
         if run.status is RunStatus.FAILED:
             raise RunNotResumable(
-                f"run {run_id} failed on an error; fix its cause and start a new run."
+                f"run {run_id} failed on an error that a resume would repeat; fix its cause "
+                "and start a new run."
             )
         return run
 
