@@ -50,7 +50,8 @@ class FinalReport:
     rejected_by_reason: dict[str, int]
 
     def as_json(self) -> dict[str, Any]:
-        return plain(asdict(self))
+        out: dict[str, Any] = plain(asdict(self))
+        return out
 
 
 def resolve_run_id(store: Store, run_id: str | None) -> str:

@@ -33,7 +33,8 @@ class RunStatusView:
     quote_currency: str
 
     def as_json(self) -> dict[str, Any]:
-        return plain(asdict(self))
+        out: dict[str, Any] = plain(asdict(self))
+        return out
 
 
 def _progress(config: dict[str, Any], market_time: datetime | None) -> Decimal | None:
