@@ -496,17 +496,29 @@ class PaperRunner:
             lock.release()
 
     def _record_stop(self, run: PersistedRun, store: Store, run_id: str) -> None:
-        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it."""
-        try:
-            run.flush(patient=False)
-            store.end_run(run_id, RunStatus.STOPPED, self.clock.now())
-        except ClaireError as exc:
-            log.warning(
-                "could not record the stop of run %s (%s); it resumes from its last checkpoint",
-                run_id,
-                exc,
-                extra={"event": "stop_not_recorded", "run_id": run_id},
-            )
+        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it.
+
+        The signal may have cut a write short and broken its connection, so each
+        step gets a second attempt, on a fresh connection, before it is given up.
+        """
+        steps: list[tuple[str, Callable[[], object]]] = [
+            ("save the last events", lambda: run.flush(patient=False)),
+            ("record the stop", lambda: store.end_run(run_id, RunStatus.STOPPED, self.clock.now())),
+        ]
+        for what, step in steps:
+            for attempt in (1, 2):
+                try:
+                    step()
+                    break
+                except ClaireError as exc:
+                    if attempt == 2:
+                        log.warning(
+                            "could not %s of run %s (%s); it resumes from its last checkpoint",
+                            what,
+                            run_id,
+                            exc,
+                            extra={"event": "stop_not_recorded", "run_id": run_id},
+                        )
 
     def _record_failure(self, store: Store, run_id: str) -> None:
         try:
