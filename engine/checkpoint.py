@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import Counter, deque
 from datetime import date, datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from engine.events import (
     Order,
@@ -228,11 +228,11 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
         order = _order(body)
         x.working[order.order_id] = WorkingOrder(
             order,
-            _pt(active_at),
-            _pt(expires_at),
+            cast(datetime, _pt(active_at)),
+            cast(datetime, _pt(expires_at)),
             Decimal(remaining),
             bars_seen,
-            fills,  # type: ignore[arg-type]
+            fills,
         )
     x._used_volume = (xs["used_volume"][0], Decimal(xs["used_volume"][1]))
     window = pipeline.settings.spread_window

@@ -839,7 +839,7 @@ def _defaults(cls: type) -> frozenset[str]:
     if names is None:
         names = _DEFAULTS[cls] = frozenset(
             f.name
-            for f in fields(cls)  # type: ignore[arg-type]
+            for f in fields(cls)
             if f.default is not MISSING or f.default_factory is not MISSING
         )
     return names

@@ -226,10 +226,14 @@ class PersistedRun:
 
 
 def _record_rejected(store: Store, run_id: str, plan: ReplayPlan) -> None:
-    """The run keeps the input rows it refused, with their reasons, and their counts."""
-    rows = [(r.path, r.line, r.reason) for r in plan.rejected]
+    """The run keeps the input rows it refused, with their reasons, and their counts.
+
+    Sources are absolute paths, as in the run's config, so a resume (which reads
+    the files by those paths) records the same rows rather than new ones.
+    """
+    rows = [(str(Path(r.path).resolve()), r.line, r.reason) for r in plan.rejected]
     counts = [
-        (str(f.source.path), code, n)
+        (str(f.source.path.resolve()), code, n)
         for f in plan.files
         for code, n in sorted(f.refusals.by_reason.items())
     ]
@@ -510,8 +514,11 @@ class PaperRunner:
         if run.status is RunStatus.COMPLETED:
             raise RunNotResumable(f"run {run_id} already completed; start a new run instead.")
         if run.status is RunStatus.FAILED:
-            why = f" ({run.end_reason})" if run.end_reason else ""
-            raise RunNotResumable(f"run {run_id} failed{why}; fix its cause and start a new run.")
+            why = f": {run.end_reason}" if run.end_reason else ""
+            raise RunNotResumable(
+                f"run {run_id} failed on an error that a resume would repeat{why}; fix its "
+                "cause and start a new run."
+            )
         return run
 
     @contextmanager
@@ -630,18 +637,34 @@ class PaperRunner:
         )
 
     def _record_stop(self, run: PersistedRun, store: Store, run_id: str, reason: str) -> None:
-        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it."""
-        try:
-            if not run.busy:  # mid-event state is never checkpointed
-                run.flush(patient=False)
-            store.end_run(run_id, RunStatus.STOPPED, self.clock.now(), reason)
-        except ClaireError as exc:
-            log.warning(
-                "could not record the stop of run %s (%s); it resumes from its last checkpoint",
-                run_id,
-                exc,
-                extra={"event": "stop_not_recorded", "run_id": run_id},
-            )
+        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it.
+
+        The signal may have cut a write short and broken its connection, so each
+        step gets a second attempt, on a fresh connection, before it is given up. A
+        market event still being delivered is never checkpointed half-done.
+        """
+        steps: list[tuple[str, Callable[[], object]]] = [
+            (
+                "record the stop",
+                lambda: store.end_run(run_id, RunStatus.STOPPED, self.clock.now(), reason),
+            ),
+        ]
+        if not run.busy:
+            steps.insert(0, ("save the last events", lambda: run.flush(patient=False)))
+        for what, step in steps:
+            for attempt in (1, 2):
+                try:
+                    step()
+                    break
+                except ClaireError as exc:
+                    if attempt == 2:
+                        log.warning(
+                            "could not %s of run %s (%s); it resumes from its last checkpoint",
+                            what,
+                            run_id,
+                            exc,
+                            extra={"event": "stop_not_recorded", "run_id": run_id},
+                        )
 
     def _record_failure(self, store: Store, run_id: str, reason: str) -> None:
         try:

@@ -275,7 +275,7 @@ class Dispatcher:
             before = bus.published
             handlers = route.handlers
             for offset in range(start - first, end - first):
-                item = s.messages[offset]
+                item: Event | str | _Dead | None = s.messages[offset]
                 if not isinstance(item, Event):
                     item = bus._event_at(route.name, s, offset + first)
                     if item is None:

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import redis
 
@@ -121,7 +121,7 @@ class RedisBus(Bus):
                     f"group {group!r} of stream {stream!r} does not exist; create it first"
                 ) from None
             raise
-        entries = reply[0][1] if reply else []
+        entries: list[Any] = cast(list[Any], reply)[0][1] if reply else []
         return self._deliveries(stream, group, entries, times_delivered=1)
 
     def _deliveries(
@@ -170,7 +170,10 @@ class RedisBus(Bus):
         return int(self.redis.xack(self.key(stream), group, *ids))
 
     def pending(self, stream: str, group: str) -> list[Pending]:
-        rows = self.redis.xpending_range(self.key(stream), group, min="-", max="+", count=10_000)
+        rows: list[dict[str, Any]] = cast(
+            list[dict[str, Any]],
+            self.redis.xpending_range(self.key(stream), group, min="-", max="+", count=10_000),
+        )
         return [
             Pending(
                 _text(row["message_id"]),
@@ -186,7 +189,7 @@ class RedisBus(Bus):
     ) -> list[Delivery]:
         key = self.key(stream)
         reply = self.redis.xautoclaim(key, group, consumer, min_idle_ms, "0-0", count=count)
-        entries = reply[1] if reply and len(reply) > 1 else []
+        entries: list[Any] = reply[1] if reply and len(reply) > 1 else []
         ids = [_text(raw_id) for raw_id, _ in entries]
         times = self._times_delivered(key, group, ids)
         poison = [i for i in ids if times.get(i, 1) > self.max_deliveries]
@@ -205,7 +208,10 @@ class RedisBus(Bus):
         if not ids:
             return {}
         low, high = min(ids, key=msg_id_key), max(ids, key=msg_id_key)
-        rows = self.redis.xpending_range(key, group, min=low, max=high, count=len(ids) * 2 + 10)
+        rows: list[dict[str, Any]] = cast(
+            list[dict[str, Any]],
+            self.redis.xpending_range(key, group, min=low, max=high, count=len(ids) * 2 + 10),
+        )
         return {_text(r["message_id"]): int(r["times_delivered"]) for r in rows}
 
     # --- size -------------------------------------------------------------------------
@@ -237,10 +243,11 @@ class RedisBus(Bus):
             keep_from = oldest if keep_from is None else min(keep_from, oldest)
         assert keep_from is not None
         minid = f"{keep_from[0]}-{keep_from[1]}"
-        return int(self.redis.execute_command("XTRIM", key, "MINID", minid))
+        trimmed = self.redis.execute_command("XTRIM", key, "MINID", minid)  # type: ignore[no-untyped-call]
+        return int(trimmed)
 
     def dead_letters(self) -> list[DeadLetter]:
-        rows = self.redis.xrange(self._dead_key)
+        rows = cast(list[tuple[bytes, dict[bytes, bytes]]], self.redis.xrange(self._dead_key))
         return [
             DeadLetter(
                 _text(f[b"stream"]), _text(f[b"msg_id"]), _text(f[b"payload"]), _text(f[b"reason"])
@@ -252,5 +259,5 @@ class RedisBus(Bus):
         self.redis.close()
 
 
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
+def _text(value: bytes | str | int) -> str:
+    return value.decode() if isinstance(value, bytes) else str(value)

@@ -89,7 +89,7 @@ class PaperExchange:
         self,
         settings: Settings,
         specs: dict[str, SymbolSpec],
-        publish: Callable[[OrderResult], object],
+        publish: Callable[[OrderResult | FundingPayment | Liquidation], object],
     ) -> None:
         self.settings = settings
         self.specs = specs

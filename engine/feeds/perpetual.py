@@ -180,9 +180,9 @@ def load_perpetual(
     funding = list(funding_files)
     if find_beside and not mark_files and not funding_files:
         for path in candle_files:
-            mark, rates = companions(Path(path))
-            marks += [mark] if mark else []
-            funding += [rates] if rates else []
+            mark_file, funding_file = companions(Path(path))
+            marks += [mark_file] if mark_file else []
+            funding += [funding_file] if funding_file else []
     replay = PerpetualReplay(symbols=tuple(symbols), default_rate=default_rate)
     for path in marks:
         source = RecordedFile.open(path, now)

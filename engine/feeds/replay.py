@@ -333,7 +333,7 @@ def plan_replay(
     plan = ReplayPlan(files, start, end)
     if perpetual is not None:
         plan.perpetual = load_perpetual(
-            paths,
+            [Path(p) for p in paths],
             symbols,
             list(perpetual.marks),
             list(perpetual.funding),

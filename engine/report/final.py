@@ -73,7 +73,8 @@ class FinalReport:
     rejected_by_reason: dict[str, int]
 
     def as_json(self) -> dict[str, Any]:
-        return plain(asdict(self))
+        out: dict[str, Any] = plain(asdict(self))
+        return out
 
 
 def _no_figures(run_id: str, status: RunStatus, reason: str | None) -> ReportError:

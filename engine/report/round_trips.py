@@ -159,10 +159,18 @@ class SymbolBook:
         book.fills, book.round_trips, book.wins = fills, trips, wins
         t = body.get("trip")
         if t is not None:
+            entry_qty, entry_value, exit_qty, exit_value, realized, fees = (
+                Decimal(v) for v in t[2:8]
+            )
             book._trip = _Trip(
                 int(t[0]),
                 datetime.fromisoformat(t[1]) if t[1] else None,
-                *(Decimal(v) for v in t[2:8]),
+                entry_qty,
+                entry_value,
+                exit_qty,
+                exit_value,
+                realized,
+                fees,
                 int(t[8]),
             )
         return book

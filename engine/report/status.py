@@ -54,7 +54,8 @@ class RunStatusView:
     trading_state: str
 
     def as_json(self) -> dict[str, Any]:
-        return plain(asdict(self))
+        out: dict[str, Any] = plain(asdict(self))
+        return out
 
 
 _NO_FIGURES = dict.fromkeys(

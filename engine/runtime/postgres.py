@@ -46,7 +46,7 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import TracebackType
-from typing import Final, Literal, Self
+from typing import Any, Final, Literal, Self
 from urllib.parse import quote
 
 from engine.errors import StoreError
@@ -478,7 +478,7 @@ class EmbeddedPostgres:
 
     # --- helpers ----------------------------------------------------------------
 
-    def _account_kwargs(self) -> dict[str, object]:
+    def _account_kwargs(self) -> dict[str, Any]:
         if self._account is None:
             return {}
         # extra_groups=[] drops root's supplementary groups; user/group alone would keep them.
@@ -494,7 +494,7 @@ class EmbeddedPostgres:
                 env=_server_env(),
                 check=True,
                 timeout=120,
-                **self._account_kwargs(),  # type: ignore[arg-type]
+                **self._account_kwargs(),
             )
         except subprocess.CalledProcessError as exc:
             output = (exc.stderr or b"").decode(errors="replace") or exc.stdout.decode(

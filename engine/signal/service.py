@@ -97,8 +97,10 @@ class SignalService:
 
 def _intents(returned: Any) -> list[Any]:
     """What a callback returned, as a list: nothing for None, one for a single intent."""
-    if type(returned) is tuple or type(returned) is list:
-        return returned  # type: ignore[no-any-return]
+    if type(returned) is list:
+        return returned
+    if type(returned) is tuple:
+        return list(returned)
     if returned is None:
         return []
     if isinstance(returned, Intent):

@@ -118,17 +118,17 @@ class Session:
     def execute(self, query: str, params: Params = None) -> int:
         """Run one statement; return the number of rows it changed."""
         with _mapped(self._url, "writing", self._external), self._conn.cursor() as cur:
-            cur.execute(query, params)  # type: ignore[arg-type]  # SQL comes from our .sql files
+            cur.execute(query, params)  # SQL comes from our .sql files
             return max(cur.rowcount, 0)
 
     def fetch_all(self, query: str, params: Params = None) -> list[Row]:
         with _mapped(self._url, "reading", self._external), self._conn.cursor() as cur:
-            cur.execute(query, params)  # type: ignore[arg-type]
+            cur.execute(query, params)
             return cur.fetchall()
 
     def fetch_one(self, query: str, params: Params = None) -> Row | None:
         with _mapped(self._url, "reading", self._external), self._conn.cursor() as cur:
-            cur.execute(query, params)  # type: ignore[arg-type]
+            cur.execute(query, params)
             return cur.fetchone()
 
     def run_script(self, script: str) -> None:

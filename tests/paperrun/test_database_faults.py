@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import time
 from pathlib import Path
 
@@ -120,4 +121,25 @@ def test_an_outage_longer_than_the_tolerance_interrupts_the_run_resumably(
     body = json.loads(resumed.output)
     assert body["run_id"] == interrupted["run_id"] and body["status"] == "completed"
     assert body["resumed_after_events"] >= 200
+    assert stored_fills(claire_home, body["run_id"]) == expected
+
+
+def test_sigterm_stops_the_run_recorded_and_resumable(
+    two_symbols: list[Path], claire_home: Path, expected: list[Fill]
+) -> None:
+    child = claire_process(replay_args(two_symbols, *PACED, days=str(DAYS)))
+    wait_for_checkpoint(child, claire_home, 200)
+    child.send_signal(signal.SIGTERM)
+    _, err = child.communicate(timeout=60)
+
+    assert child.returncode == 130, err
+    assert "interrupted" in err and "Traceback" not in err
+    status = runner.invoke(app, ["papertest", "status", "--json"])
+    [stopped] = json.loads(status.output)
+    assert stopped["status"] == "stopped"
+
+    resumed = runner.invoke(app, ["papertest", "start", "--resume", "--json"])
+    assert resumed.exit_code == 0, resumed.output
+    body = json.loads(resumed.output)
+    assert body["run_id"] == stopped["run_id"] and body["status"] == "completed"
     assert stored_fills(claire_home, body["run_id"]) == expected

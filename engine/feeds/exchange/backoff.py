@@ -21,7 +21,9 @@ def backoff_delay_s(
     attempt: int, settings: FeedSettings, rand: Callable[[], float] = random.random
 ) -> float:
     """initial * 2^attempt, capped, then +-jitter so a crowd of clients spreads out."""
-    base_ms = min(settings.reconnect_max_ms, settings.reconnect_initial_ms * 2 ** min(attempt, 30))
+    base_ms: float = min(
+        settings.reconnect_max_ms, settings.reconnect_initial_ms * 2 ** min(attempt, 30)
+    )
     jitter = 1 + settings.reconnect_jitter_ratio * (2 * rand() - 1)
     return base_ms * jitter / 1000
 

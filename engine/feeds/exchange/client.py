@@ -142,9 +142,12 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
     async def fetch_markets(self, params: dict[str, Any] | None = None) -> list[Any]:
         # ccxt loads spot AND contract markets; the contract list weighs 100 (MEXC
         # allows it once per 5 s), so a spot feed would start 5 s in rate-limit debt.
+        markets: list[Any]
         if self.claire_market == "spot":
-            return await self.fetch_spot_markets(params or {})
-        return await self.fetch_swap_markets(params or {})
+            markets = await self.fetch_spot_markets(params or {})
+        else:
+            markets = await self.fetch_swap_markets(params or {})
+        return markets
 
     def decode_proto_msg(self, data: bytes) -> dict[str, Any]:
         try:
@@ -198,7 +201,8 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
         parts = channel.split("@")
         try:
             if parts[1] == "public.aggre.deals.v3.api.pb":
-                return "trades:" + self.safe_market(parts[3])["symbol"]
+                symbol: str = self.safe_market(parts[3])["symbol"]
+                return "trades:" + symbol
             if parts[1] == "public.kline.v3.api.pb":
                 timeframe = self.find_timeframe(parts[3], self.options["timeframes"])
                 return f"candles:{self.safe_market(parts[2])['symbol']}:{timeframe}"

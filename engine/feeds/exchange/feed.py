@@ -26,6 +26,7 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
+from functools import partial
 from typing import Any
 
 from engine.errors import ExchangeError, InvalidEventError
@@ -417,7 +418,7 @@ class LiveFeed:
                 params = {"symbol": spec.exchange_id, "startTime": cursor, "endTime": until_ms,
                           "limit": SPOT_REST_PAGE}  # fmt: skip
                 rows = await self._rest(
-                    f"trades of {spec.symbol}", lambda p=params: self._ex.spotPublicGetAggTrades(p)
+                    f"trades of {spec.symbol}", partial(self._ex.spotPublicGetAggTrades, params)
                 )
                 out.extend(spot_agg_trade(row) for row in rows)
                 if len(rows) < SPOT_REST_PAGE or not out or out[-1].time_ms <= cursor:
@@ -518,7 +519,7 @@ class LiveFeed:
                 else:
                     params["limit"] = min(limit or SPOT_KLINE_PAGE, SPOT_KLINE_PAGE)
                 rows = await self._rest(
-                    f"klines of {spec.symbol}", lambda p=params: self._ex.spotPublicGetKlines(p)
+                    f"klines of {spec.symbol}", partial(self._ex.spotPublicGetKlines, params)
                 )
                 page = [spot_kline_row(r, spec.exchange_id, timeframe) for r in rows]
                 out.extend(page)
