@@ -514,10 +514,10 @@ class PaperRunner:
         if run.status is RunStatus.COMPLETED:
             raise RunNotResumable(f"run {run_id} already completed; start a new run instead.")
         if run.status is RunStatus.FAILED:
-            why = f": {run.end_reason}" if run.end_reason else ""
+            why = f" ({run.end_reason})" if run.end_reason else ""
             raise RunNotResumable(
-                f"run {run_id} failed on an error that a resume would repeat{why}; fix its "
-                "cause and start a new run."
+                f"run {run_id} failed{why}; a resume would repeat the error: fix its cause and "
+                "start a new run."
             )
         return run
 
