@@ -11,6 +11,7 @@ from typing import Annotated
 import typer
 
 from claire_cli.db import db_app
+from claire_cli.engine_cmd import engine_app
 from claire_cli.errors import set_debug
 from claire_cli.papertest import papertest_app
 from claire_cli.reporting import export, report
@@ -29,6 +30,7 @@ app.add_typer(papertest_app, name="papertest")
 app.command("report")(report)
 app.command("export")(export)
 app.add_typer(db_app, name="db")
+app.add_typer(engine_app, name="engine")
 
 
 def _version() -> str:

@@ -141,6 +141,13 @@ def start(
             "--persist/--no-persist", help="Store every event in PostgreSQL (default) or not."
         ),
     ] = True,
+    services: Annotated[
+        bool,
+        typer.Option(
+            "--services",
+            help="Replay with one process per service over Redis Streams, supervised.",
+        ),
+    ] = False,
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
@@ -192,6 +199,13 @@ def start(
             params = dict(parse_param(p) for p in param or ())
             choice = StrategyChoice.resolve(settings.strategy, params)
         folder = resolve_data_dir(data_dir, settings) if persist else None
+        if services:
+            if not replay or not persist:
+                raise ConfigError(
+                    "--services runs a stored replay: give --replay, not --no-persist."
+                )
+            _run_services(settings, choice, folder, replay, days, perpetual, as_json)
+            return
         outcome = None
         with run_progress(enabled=not as_json) as progress:
             if not persist:
@@ -219,6 +233,38 @@ def start(
             if outcome is None:
                 warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
             raise typer.Exit(128 + stopped)
+
+
+def _run_services(
+    settings: Any,
+    choice: Any,
+    folder: Any,
+    replay: list[Path],
+    days: float | None,
+    perpetual: Any,
+    as_json: bool,
+) -> None:
+    import json
+
+    from claire_cli.console import out
+    from engine.paperrun import PaperRunner
+    from engine.report.final import final_report, to_markdown
+
+    runner = PaperRunner(settings, folder, choice=choice, on_warning=warn)
+    run_id, status = runner.start_services(replay, days, perpetual)
+    from engine.paperrun import open_store
+    from engine.plain import plain
+
+    with open_store(settings, runner.data_dir) as (store, _):
+        report = final_report(store, run_id)
+    if as_json:
+        body = plain(report.as_json()) if hasattr(report, "as_json") else plain(report)
+        typer.echo(json.dumps({"run_id": run_id, "status": status.value, "report": body}))
+    else:
+        out().print(to_markdown(report), markup=False)
+        out().print(f"run {run_id} {status.value} (one process per service)", markup=False)
+    if status.value == "stopped":
+        raise typer.Exit(130)
 
 
 def _require_data(settings: Any, folder: Path) -> None:

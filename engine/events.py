@@ -401,6 +401,27 @@ class Watermark(Event):
         self._check_common()
 
 
+@dataclass(frozen=True, slots=True)
+class Barrier(Event):
+    """A service has published everything it will for the market time `ts` on this stream.
+
+    With one process per service, each service handles its inputs in a fixed order
+    per market time, reading each stream up to its producer's barrier, so that the
+    services together decide exactly as the single-process pipeline does.
+    """
+
+    TYPE: ClassVar[str] = "barrier"
+    STREAM: ClassVar[str] = "order_results"  # published on every output stream
+
+    producer: str
+    step: int = 0
+
+    def __post_init__(self) -> None:
+        self._check_common()
+        if not isinstance(self.producer, str) or not self.producer:
+            raise InvalidEventError("a barrier names its producer", "bad_type")
+
+
 MarketEvent = Trade | Candle
 
 
@@ -721,6 +742,7 @@ EVENT_TYPES: Final[dict[str, type[Event]]] = {
         FundingSettlement,
         Heartbeat,
         Watermark,
+        Barrier,
         Signal,
         Order,
         OrderCancel,

@@ -405,6 +405,48 @@ class PaperRunner:
         perpetual: PerpetualFiles | None = None,
     ) -> RunOutcome:
         factor = parse_speed(speed)
+        with self._store() as (store, database):
+            run_id, plan = self._create_replay_run(store, files, days, speed, perpetual)
+            return self._drive(
+                store, database, run_id, plan, self.settings, None, factor, speed, progress
+            )
+
+    def start_services(
+        self,
+        files: list[Path],
+        days: float | None,
+        perpetual: PerpetualFiles | None = None,
+        ports: dict[str, int] | None = None,
+    ) -> tuple[str, RunStatus]:
+        """A replay run as one process per service over Redis Streams, supervised."""
+        from engine.services.supervisor import ServiceFailed, Supervisor
+
+        with self._store() as (store, _):
+            run_id, _ = self._create_replay_run(store, files, days, "max", perpetual)
+            lock = RunLock(self.data_dir, run_id)
+            lock.acquire()
+            supervisor = Supervisor(store, run_id, self.data_dir, ports=ports)
+            try:
+                status = supervisor.run()
+            except ServiceFailed as exc:
+                store.end_run(run_id, RunStatus.FAILED, self.clock.now(), str(exc))
+                raise RunNotResumable(str(exc)) from None
+            finally:
+                lock.release()
+            reason = None
+            if status is RunStatus.STOPPED and supervisor.stop_signal is not None:
+                reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
+            store.end_run(run_id, status, self.clock.now(), reason)
+            return run_id, status
+
+    def _create_replay_run(
+        self,
+        store: Store,
+        files: list[Path],
+        days: float | None,
+        speed: str,
+        perpetual: PerpetualFiles | None,
+    ) -> tuple[str, ReplayPlan]:
         strategy = self.choice.strategy_class()  # fail before anything is created
         started = self.clock.now()
         plan = plan_replay(files, days, now=started, perpetual=perpetual)
@@ -434,17 +476,14 @@ class PaperRunner:
                 "end": end.isoformat() if (end := replay_end(plan)) else None,
             },
         }
-        with self._store() as (store, database):
-            store.create_run(
-                run_id,
-                config=config,
-                data_source="replay: " + ", ".join(Path(f).name for f in files),
-                started_at=started,
-            )
-            _record_rejected(store, run_id, plan)
-            return self._drive(
-                store, database, run_id, plan, settings, None, factor, speed, progress
-            )
+        store.create_run(
+            run_id,
+            config=config,
+            data_source="replay: " + ", ".join(Path(f).name for f in files),
+            started_at=started,
+        )
+        _record_rejected(store, run_id, plan)
+        return run_id, plan
 
     def resume(
         self,
@@ -469,18 +508,7 @@ class PaperRunner:
             return asyncio.run(self._live(feed_settings, None, run, progress))
         with self._store() as (store, database):
             replay = run.config.get("replay") or {}
-            files = [Path(f) for f in replay.get("files", [])]
-            if not files:
-                raise RunNotResumable(f"run {run.run_id} has no replay files recorded.")
-            settings = settings_from_snapshot(run.config.get("settings", {}))
-            self.choice = StrategyChoice.from_config(run.config, settings.strategy)
-            # Rows "in the future" are judged against the run's start, as they were then.
-            plan = plan_replay(
-                files,
-                replay.get("days"),
-                now=run.started_at,
-                perpetual=_perpetual_from_config(replay, settings),
-            )
+            plan, self.choice, settings = plan_for_run(run)
             log_rejected(plan)
             _record_rejected(store, run.run_id, plan)
             speed = speed or replay.get("speed") or "max"
@@ -719,6 +747,24 @@ class PaperRunner:
             feed.finish()
         summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
         return self._outcome(store, database, run_id, summary, done, speed, stop_signal)
+
+
+def plan_for_run(run: RunRecord) -> tuple[ReplayPlan, StrategyChoice, Settings]:
+    """A recorded replay run's data, strategy and settings, as it was started."""
+    replay = run.config.get("replay") or {}
+    files = [Path(f) for f in replay.get("files", [])]
+    if not files:
+        raise RunNotResumable(f"run {run.run_id} has no replay files recorded.")
+    settings = settings_from_snapshot(run.config.get("settings", {}))
+    choice = StrategyChoice.from_config(run.config, settings.strategy)
+    # Rows "in the future" are judged against the run's start, as they were then.
+    plan = plan_replay(
+        files,
+        replay.get("days"),
+        now=run.started_at,
+        perpetual=_perpetual_from_config(replay, settings),
+    )
+    return plan, choice, settings
 
 
 def _perpetual_config(plan: ReplayPlan) -> dict[str, Any]:

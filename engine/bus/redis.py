@@ -124,6 +124,40 @@ class RedisBus(Bus):
         entries: list[Any] = cast(list[Any], reply)[0][1] if reply else []
         return self._deliveries(stream, group, entries, times_delivered=1)
 
+    def read_raw(
+        self,
+        group: str,
+        consumer: str,
+        positions: dict[str, str],
+        count: int,
+        block_ms: int | None = None,
+    ) -> list[tuple[str, list[tuple[str, str | None]]]]:
+        """`XREADGROUP` over several streams: (stream, [(message id, payload)]) in order.
+
+        `positions` maps stream names to `">"` (new messages) or `"0"` (this consumer's
+        own pending ones). A payload is None when its entry was trimmed away.
+        """
+        keys = {self.key(stream): stream for stream in positions}
+        reply = cast(
+            list[Any],
+            self.redis.xreadgroup(
+                group,
+                consumer,
+                {self.key(s): p for s, p in positions.items()},
+                count=count,
+                block=block_ms,
+            ),
+        )
+        out: list[tuple[str, list[tuple[str, str | None]]]] = []
+        for raw_key, entries in reply or []:
+            messages: list[tuple[str, str | None]] = []
+            for raw_id, fields in entries:
+                data = (fields or {}).get(_FIELD)
+                payload = None if data is None else data.decode("utf-8", errors="replace")
+                messages.append((_text(raw_id), payload))
+            out.append((keys[_text(raw_key)], messages))
+        return out
+
     def _deliveries(
         self,
         stream: str,

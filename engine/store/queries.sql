@@ -385,3 +385,11 @@ ORDER BY reason;
 -- name: export_rejected_rows
 SELECT source, line, reason
 FROM rejected_rows WHERE run_id = %(run_id)s ORDER BY source, line;
+
+-- name: insert_service_event
+INSERT INTO service_events (run_id, service, kind, pid, exit_code)
+VALUES (%(run_id)s, %(service)s, %(kind)s, %(pid)s, %(exit_code)s);
+
+-- name: service_events
+SELECT ts, service, kind, pid, exit_code FROM service_events
+WHERE run_id = %(run_id)s ORDER BY ts, id;

@@ -151,6 +151,24 @@ class Store:
         }
         return bool(self.db.execute(self.queries["end_run"], params))
 
+    def record_service_event(
+        self, run_id: str, service: str, kind: str, pid: int | None, exit_code: int | None
+    ) -> None:
+        """A service process's start, restart, exit or stop, for reports and incidents."""
+        self.db.execute(
+            self.queries["insert_service_event"],
+            {
+                "run_id": run_id,
+                "service": service,
+                "kind": kind,
+                "pid": pid,
+                "exit_code": exit_code,
+            },
+        )
+
+    def service_events(self, run_id: str) -> list[dict[str, Any]]:
+        return self.db.fetch_all(self.queries["service_events"], {"run_id": run_id})
+
     def reopen_run(self, run_id: str) -> bool:
         """Resume a crashed or stopped run: it is running again; False if it was neither."""
         return bool(self.db.execute(self.queries["reopen_run"], {"run_id": run_id}))

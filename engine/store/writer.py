@@ -32,6 +32,7 @@ from typing import Any, Final
 from engine.errors import InvalidEventError
 from engine.events import (
     Alert,
+    Barrier,
     Candle,
     Event,
     FundingPayment,
@@ -266,6 +267,7 @@ _ROUTES: Final[dict[type[Event], Any]] = {
     FundingSettlement: _not_stored,
     Quote: _not_stored,
     Heartbeat: _not_stored,
+    Barrier: _not_stored,
     Watermark: _not_stored,
     OrderCancel: _not_stored,
     Candle: _add_candle,

@@ -1,0 +1,44 @@
+"""`claire engine run NAME`: one service of a run, for the supervisor (or an operator)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+import typer
+
+from claire_cli.errors import user_errors
+from claire_cli.options import DataDir
+
+engine_app = typer.Typer(
+    help="Advanced: run one service of a run in this process (the supervisor does this).",
+    no_args_is_help=True,
+    rich_markup_mode=None,
+)
+
+
+@engine_app.command("run")
+def run(
+    name: Annotated[
+        str,
+        typer.Argument(help="feed, execution, portfolio, signal, risk or writer.", metavar="NAME"),
+    ],
+    run_id: Annotated[
+        str, typer.Option("--run", help="The run the service belongs to.", metavar="RUN_ID")
+    ],
+    port: Annotated[
+        int | None,
+        typer.Option(
+            help="Port of /health, /status and /metrics (default: the service's own).",
+            metavar="PORT",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Run one service until SIGTERM or Ctrl-C (the feed also ends with its data)."""
+    with user_errors():
+        from engine.config import load_settings
+        from engine.paperrun import resolve_data_dir
+        from engine.services.host import run_service
+
+        settings = load_settings()
+        run_service(name, run_id, resolve_data_dir(data_dir, settings), settings, port)

@@ -1,0 +1,234 @@
+"""`claire engine run NAME`: one service of a run, in this process, until stopped.
+
+The run (its settings, strategy and data) is read from PostgreSQL, where the
+supervisor recorded it; the bus is the data folder's Redis (or `CLAIRE_REDIS_URL`),
+with the run's own stream names. SIGTERM and SIGINT stop the service between two
+steps: what it committed stays, what it had not is done again by its next start.
+Each service serves `/health`, `/status` and `/metrics` on its port.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
+from pathlib import Path
+from types import FrameType
+from typing import Any, Final
+
+import redis
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+from engine.bus.redis import RedisBus
+from engine.config import Settings
+from engine.errors import ClaireError
+from engine.events import STREAMS, Event
+from engine.kernel import build_replay_pipeline
+from engine.runtime.redis import redis_service
+from engine.services.feed import FeedService
+from engine.services.http import HealthServer
+from engine.services.worker import STEPS, ServiceWorker, build_components
+from engine.services.writer import WriterService
+from engine.store import EventWriter
+
+log = logging.getLogger("claire.services")
+
+PORTS: Final = {
+    "feed": 8000,
+    "signal": 8001,
+    "risk": 8002,
+    "execution": 8003,
+    "portfolio": 8004,
+    "writer": 8005,
+    "alerts": 8006,
+}
+SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "writer")
+MAX_LAG: Final = 100_000  # unread messages before /health turns 503
+
+
+def stream_prefix(run_id: str) -> str:
+    return f"claire:{run_id}"
+
+
+class _Stop:
+    def __init__(self) -> None:
+        self.requested = False
+
+    def __call__(self) -> bool:
+        return self.requested
+
+
+@contextmanager
+def _stop_on_signals(stop: _Stop) -> Iterator[None]:
+    def handler(signum: int, frame: FrameType | None) -> None:
+        stop.requested = True
+
+    previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def run_service(
+    name: str,
+    run_id: str,
+    data_dir: Path,
+    settings: Settings,
+    port: int | None = None,
+    stop: Callable[[], bool] | None = None,
+) -> None:
+    """Run one service of `run_id` until it is stopped (or, for the feed, its data ends)."""
+    from engine.paperrun import open_store, plan_for_run
+
+    if name not in SERVICES:
+        raise ClaireError(f"service {name!r} is not one of {', '.join(SERVICES)}.")
+    stopper = _Stop()
+    should_stop = stop or stopper
+    registry = CollectorRegistry()
+    consumed = Counter("claire_events_consumed", "Events handled", ["stream"], registry=registry)
+    published = Counter("claire_events_published", "Events published", registry=registry)
+    latency = Histogram(
+        "claire_step_seconds", "Time to handle one step", registry=registry,
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    )  # fmt: skip
+    restarts = Gauge("claire_service_restarts", "Restarts of this service", registry=registry)
+    restarts.set(int(os.environ.get("CLAIRE_SERVICE_RESTARTS", "0")))
+    lag = Gauge("claire_consumer_lag", "Messages not yet handled", ["stream"], registry=registry)
+    figures: dict[str, Any] = {"service": name, "run_id": run_id, "state": "starting"}
+
+    with ExitStack() as stack:
+        if stop is None:
+            stack.enter_context(_stop_on_signals(stopper))
+        store, _ = stack.enter_context(open_store(settings, data_dir))
+        redis_server = redis_service(data_dir)
+        stack.callback(redis_server.stop)
+        bus = RedisBus(redis_server.start(), prefix=stream_prefix(run_id), max_len=200_000)
+        stack.callback(bus.close)
+        run = store.get_run(run_id)
+        if run is None:
+            raise ClaireError(f"no run {run_id} in {data_dir}.")
+        plan, choice, run_settings = plan_for_run(run)
+
+        def bus_ok() -> str | None:
+            return None if bus.redis.ping() else "the bus does not answer"
+
+        def db_ok() -> str | None:
+            store.db.fetch_one("SELECT 1 AS one", {})
+            return None
+
+        def lag_ok() -> str | None:
+            worst = max((v for v in figures.get("lag", {}).values()), default=0)
+            return f"consumer lag {worst} over {MAX_LAG}" if worst > MAX_LAG else None
+
+        http = HealthServer(
+            name,
+            PORTS[name] if port is None else port,
+            registry,
+            {"bus": bus_ok, "database": db_ok, "lag": lag_ok},
+            lambda: dict(figures),
+        )
+        http.start()
+        stack.callback(http.stop)
+        log.info("service started", extra={"event": "service_start", "service": name})
+
+        if name == "feed":
+            feed = FeedService(bus, plan.events)
+            figures["state"] = "running"
+            finished = feed.run(should_stop)
+            figures.update(state="done" if finished else "stopped", published=feed.published)
+            published.inc(feed.published)
+            while finished and not should_stop():
+                time.sleep(0.2)  # stay up for health checks until the supervisor stops us
+            return
+        if name == "writer":
+            writer = WriterService(bus, EventWriter(store, run_id))
+            writer.prepare()
+            figures["state"] = "running"
+            rounds = 0
+            while not should_stop():
+                took = writer.run_once(should_stop)
+                consumed.labels("all").inc(took)
+                rounds += 1
+                if rounds % 50 == 0:
+                    for stream in STREAMS:
+                        bus.trim_acknowledged(stream)
+                    figures["lag"] = _lag(bus, "writer")
+                figures.update(written=writer.written, processed=writer.processed)
+            return
+
+        outputs: list[Event] = []
+        specs = build_replay_pipeline(run_settings, plan, choice.build()).specs
+        parts = build_components(run_settings, specs, choice.build(), outputs.append)
+        worker = ServiceWorker(name, bus, parts, outputs)
+        worker.prepare()
+        figures["state"] = "running"
+        while not should_stop():
+            began = time.perf_counter()
+            if not worker.run_step(should_stop):
+                break
+            latency.observe(time.perf_counter() - began)
+            published.inc(len(outputs))
+            figures.update(
+                groups=worker.groups_done,
+                processed=worker.processed,
+                published=worker.published,
+                last_event_ts=worker.last_event_ts,
+            )
+            if worker.groups_done % 100 == 0:
+                figures["lag"] = _lag(bus, name)
+                for stream, value in figures["lag"].items():
+                    lag.labels(stream).set(value)
+        figures["state"] = "stopped"
+
+
+def _lag(bus: RedisBus, group: str) -> dict[str, int]:
+    """Unread plus unacknowledged messages per input stream of this consumer group."""
+    out: dict[str, int] = {}
+    streams = {s for step in STEPS.get(group, ()) for s, _ in step.inputs} or set(STREAMS)
+    for stream in sorted(streams):
+        out[stream] = stream_lag(bus, stream, group)
+    return out
+
+
+def stream_lag(bus: RedisBus, stream: str, group: str) -> int:
+    key = bus.key(stream)
+    try:
+        groups = bus.redis.xinfo_groups(key)
+    except redis.ResponseError:  # the stream does not exist yet
+        return 0
+    for info in groups:
+        gname = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+        if gname != group:
+            continue
+        last = info["last-delivered-id"]
+        last = last.decode() if isinstance(last, bytes) else last
+        unread = len(bus.redis.xrange(key, min=f"({last}", max="+", count=MAX_LAG + 1) or [])
+        return unread + int(info["pending"])
+    return 0
+
+
+def drained(bus: RedisBus) -> bool:
+    """Whether every group has read and acknowledged every message of every stream."""
+    for stream in STREAMS:
+        key = bus.key(stream)
+        try:
+            groups = bus.redis.xinfo_groups(key)
+        except redis.ResponseError:  # the stream does not exist yet
+            continue
+        for info in groups:
+            name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
+            if stream_lag(bus, stream, name):
+                return False
+    return True
+
+
+def threaded(target: Callable[[], None]) -> threading.Thread:
+    thread = threading.Thread(target=target, daemon=True)
+    thread.start()
+    return thread

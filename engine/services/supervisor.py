@@ -1,0 +1,187 @@
+"""The supervisor: a run as one process per service, restarted when one crashes.
+
+`claire papertest start --services` records the run, starts the data folder's
+PostgreSQL and Redis, and each service as `claire engine run NAME` (so `pgrep -f
+"claire engine run risk"` finds it). A service that exits without being asked is
+started again after an exponential backoff with jitter (0.5 s doubling up to 10 s),
+within a budget of `restart_budget` restarts per service; past it, the run stops
+loudly as failed. Every start, exit (with its code) and restart is recorded in
+`service_events`. The run is complete when the feed has published all its data and
+every consumer group has handled and acknowledged every message; then, or on
+Ctrl-C or SIGTERM, the services are stopped in pipeline order (feed first, writer
+last) with SIGTERM, which each honours between two steps.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+from engine.bus.redis import RedisBus
+from engine.runtime.redis import redis_service
+from engine.services.host import SERVICES, drained, stream_prefix
+from engine.store import RunStatus, Store
+
+log = logging.getLogger("claire.supervisor")
+
+BACKOFF_START_S: Final = 0.5
+BACKOFF_MAX_S: Final = 10.0
+
+
+def service_command(name: str, run_id: str, data_dir: Path, port: int | None) -> list[str]:
+    """`claire engine run NAME ...`, through the installed `claire` when there is one."""
+    script = Path(sys.executable).with_name("claire")
+    launcher = [str(script)] if script.exists() else [shutil.which("claire") or "claire"]
+    args = [*launcher, "engine", "run", name, "--run", run_id, "--data-dir", str(data_dir)]
+    if port is not None:
+        args += ["--port", str(port)]
+    return args
+
+
+@dataclass
+class Child:
+    name: str
+    port: int | None
+    process: subprocess.Popen[bytes] | None = None
+    restarts: int = 0
+    next_start: float = 0.0
+    backoff: float = BACKOFF_START_S
+    exits: list[int] = field(default_factory=list)
+
+
+class Supervisor:
+    def __init__(
+        self,
+        store: Store,
+        run_id: str,
+        data_dir: Path,
+        *,
+        ports: dict[str, int] | None = None,
+        restart_budget: int = 10,
+        log_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.store = store
+        self.run_id = run_id
+        self.data_dir = data_dir
+        self.restart_budget = restart_budget
+        self.log_dir = log_dir or data_dir / "logs"
+        self._clock = clock
+        self.children = {name: Child(name, (ports or {}).get(name)) for name in SERVICES}
+        self._stop_requested: int | None = None
+
+    # --- records ----------------------------------------------------------------------
+
+    def _record(self, service: str, kind: str, pid: int | None, code: int | None = None) -> None:
+        self.store.record_service_event(self.run_id, service, kind, pid, code)
+
+    # --- children ---------------------------------------------------------------------
+
+    def _start(self, child: Child) -> None:
+        self.log_dir.mkdir(parents=True, exist_ok=True)
+        log_file = (self.log_dir / f"{child.name}.log").open("ab")
+        env = {**os.environ, "CLAIRE_SERVICE_RESTARTS": str(child.restarts)}
+        child.process = subprocess.Popen(  # noqa: S603 - our own command line
+            service_command(child.name, self.run_id, self.data_dir, child.port),
+            stdin=subprocess.DEVNULL,
+            stdout=log_file,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,  # a Ctrl-C reaches the supervisor, which stops them in order
+        )
+        log_file.close()
+        kind = "restart" if child.restarts else "start"
+        self._record(child.name, kind, child.process.pid)
+        log.info("%s %s (pid %d)", kind, child.name, child.process.pid)
+
+    def _check(self, child: Child) -> None:
+        proc = child.process
+        if proc is None:
+            if self._clock() >= child.next_start:
+                self._start(child)
+            return
+        code = proc.poll()
+        if code is None:
+            return
+        child.process = None
+        child.exits.append(code)
+        self._record(child.name, "exit", proc.pid, code)
+        if child.name == "feed" and code == 0:
+            return  # the feed ends when its data does
+        if child.restarts >= self.restart_budget:
+            raise ServiceFailed(
+                f"service {child.name} exited with code {code} and was restarted "
+                f"{child.restarts} times already; see {self.log_dir / (child.name + '.log')}."
+            )
+        child.restarts += 1
+        delay = min(child.backoff, BACKOFF_MAX_S) * random.uniform(0.8, 1.2)
+        child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)
+        child.next_start = self._clock() + delay
+        log.warning("service %s exited (%d); restarting in %.1f s", child.name, code, delay)
+
+    def stop_all(self, timeout_s: float = 30.0) -> None:
+        """SIGTERM every service in pipeline order, each given time to finish its step."""
+        for name in SERVICES:
+            child = self.children[name]
+            proc = child.process
+            if proc is None or proc.poll() is not None:
+                continue
+            proc.send_signal(signal.SIGTERM)
+            try:
+                code = proc.wait(timeout=timeout_s)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                code = proc.wait(timeout=timeout_s)
+            self._record(name, "stop", proc.pid, code)
+            child.process = None
+
+    # --- the run ----------------------------------------------------------------------
+
+    def run(
+        self, poll_s: float = 0.1, progress: Callable[[dict[str, object]], None] | None = None
+    ) -> RunStatus:
+        """Supervise until the run completes, a stop is requested, or a service fails."""
+        redis_server = redis_service(self.data_dir)
+        bus = RedisBus(redis_server.start(), prefix=stream_prefix(self.run_id))
+        previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            while self._stop_requested is None:
+                for child in self.children.values():
+                    self._check(child)
+                if bus.redis.get(bus.key("feed:done")) and drained(bus):
+                    self.stop_all()
+                    return RunStatus.COMPLETED
+                if progress is not None:
+                    progress({"groups": int(bus.redis.get(bus.key("feed:position")) or 0)})
+                time.sleep(poll_s)
+            self.stop_all()
+            return RunStatus.STOPPED
+        except BaseException:
+            self.stop_all()
+            raise
+        finally:
+            for s, h in previous.items():
+                signal.signal(s, h)
+            bus.close()
+            redis_server.stop()
+
+    def _on_signal(self, signum: int, frame: object) -> None:
+        self._stop_requested = signum
+
+    @property
+    def stop_signal(self) -> int | None:
+        return self._stop_requested
+
+
+class ServiceFailed(RuntimeError):
+    """A service kept crashing past its restart budget."""

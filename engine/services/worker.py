@@ -1,0 +1,303 @@
+"""One pipeline service in its own process, over Redis Streams, deciding exactly as in one.
+
+The single-process pipeline delivers each market time's events in a fixed order
+(fills reach the portfolio and risk before the strategy's next signal, ...). Here
+every service handles its inputs in that same order, one market time ("group") at a
+time: it reads each input stream up to the next `Barrier` of the service that
+produces it (on `market_data`, up to the feed's `Watermark`), handles what it read,
+and marks its own outputs with a barrier. So each service sees exactly the inputs,
+in exactly the order, that it sees in one process, and publishes the same events.
+
+Exactly once: a step's outputs, the acknowledgement of its inputs and the service's
+state after it are written in one Redis transaction (MULTI/EXEC). A service killed
+mid-step left none of them; restarted, it restores its state, reads its own pending
+messages again (they were delivered but not acknowledged) and redoes the step, with
+the same deterministic event ids.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import redis
+
+from engine.bus.redis import RedisBus
+from engine.checkpoint import capture, restore
+from engine.clock import EventClock
+from engine.config import Settings
+from engine.errors import InvalidEventError
+from engine.events import Barrier, Event, Watermark, from_json, to_json
+from engine.execution.service import PaperExchange
+from engine.kernel import RunStats
+from engine.markets import SymbolSpec
+from engine.portfolio.service import Portfolio
+from engine.risk.service import RiskService
+from engine.signal.base import Strategy
+from engine.signal.service import SignalService
+
+log = logging.getLogger("claire.services")
+
+FEED: Final = "feed"
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """Inputs read in this order, each up to its producer's next barrier; then barriers out."""
+
+    inputs: tuple[tuple[str, str], ...]  # (stream, producing service)
+    barrier_on: tuple[str, ...] = ()
+
+
+# The single-process route order (engine.kernel.Pipeline), service by service.
+STEPS: Final[dict[str, tuple[Step, ...]]] = {
+    "execution": (
+        Step((("market_data", FEED),), barrier_on=("order_results",)),
+        Step((("orders", "risk"),)),
+    ),
+    "portfolio": (
+        Step(
+            (("order_results", "execution"), ("market_data", FEED)),
+            barrier_on=("portfolio_snapshots",),
+        ),
+    ),
+    "signal": (
+        Step(
+            (("portfolio_snapshots", "portfolio"), ("market_data", FEED)),
+            barrier_on=("signals",),
+        ),
+    ),
+    "risk": (
+        Step(
+            (
+                ("order_results", "execution"),
+                ("portfolio_snapshots", "portfolio"),
+                ("market_data", FEED),
+                ("signals", "signal"),
+            ),
+            barrier_on=("orders", "risk_events", "alerts"),
+        ),
+    ),
+}
+PIPELINE_SERVICES: Final = tuple(STEPS)
+
+
+@dataclass
+class Components:
+    """The pipeline's parts, as `engine.checkpoint` captures and restores them."""
+
+    settings: Settings
+    clock: EventClock
+    strategy: Strategy
+    exchange: PaperExchange
+    portfolio: Portfolio
+    risk: RiskService
+    signals: SignalService
+    stats: RunStats = field(default_factory=RunStats)
+
+
+def build_components(
+    settings: Settings,
+    specs: dict[str, SymbolSpec],
+    strategy: Strategy,
+    publish: Callable[[Event], None],
+) -> Components:
+    clock = EventClock()
+    exchange = PaperExchange(settings, specs, publish)
+    portfolio = Portfolio(settings.initial_capital, publish, specs, exchange.perps.leverage)
+    risk = RiskService(settings, specs, clock, publish)
+    signals = SignalService(strategy, publish)
+    return Components(settings, clock, strategy, exchange, portfolio, risk, signals)
+
+
+def handlers(name: str, parts: Components) -> dict[str, Callable[[Any], None]]:
+    """What each input stream's messages go to, for the service `name`."""
+    table: dict[str, dict[str, Callable[[Any], None]]] = {
+        "execution": {
+            "market_data": parts.exchange.on_market,
+            "orders": parts.exchange.on_order,
+        },
+        "portfolio": {
+            "order_results": parts.portfolio.on_result,
+            "market_data": parts.portfolio.on_market,
+        },
+        "signal": {
+            "portfolio_snapshots": parts.signals.on_snapshot,
+            "market_data": parts.signals.on_market,
+        },
+        "risk": {
+            "order_results": parts.risk.on_result,
+            "portfolio_snapshots": parts.risk.on_snapshot,
+            "market_data": parts.risk.on_market,
+            "signals": parts.risk.on_signal,
+        },
+    }
+    return table[name]
+
+
+@dataclass(slots=True)
+class _Read:
+    msg_id: str
+    event: Event
+
+
+class ServiceWorker:
+    """Runs one service's steps, group after group, until told to stop."""
+
+    def __init__(
+        self,
+        name: str,
+        bus: RedisBus,
+        parts: Components,
+        outputs: list[Event],
+        *,
+        block_ms: int = 200,
+    ) -> None:
+        if name not in STEPS:
+            raise ValueError(f"service {name!r} is not one of {', '.join(STEPS)}")
+        self.name = name
+        self.bus = bus
+        self.parts = parts
+        self.steps = STEPS[name]
+        self._outputs = outputs  # filled by the components' publish
+        self._handlers = handlers(name, parts)
+        self._ahead: dict[str, deque[_Read]] = {}
+        self._step = 0
+        self._groups = 0
+        self.block_ms = block_ms
+        self.processed = 0
+        self.published = 0
+        self.last_event_ts: str | None = None
+        self.started_at = time.time()
+
+    @property
+    def state_key(self) -> str:
+        return self.bus.key(f"state:{self.name}")
+
+    @property
+    def groups_done(self) -> int:
+        return self._groups
+
+    def prepare(self) -> None:
+        """Create the groups, restore the state, and queue this service's own pending work."""
+        for step in self.steps:
+            for stream, _ in step.inputs:
+                self.bus.create_group(stream, self.name)
+        raw = self.bus.redis.get(self.state_key)
+        if raw is not None:
+            saved = json.loads(raw)
+            restore(self.parts, saved["state"])  # type: ignore[arg-type]
+            self._step, self._groups = saved["step"], saved["groups"]
+            log.info("restored", extra={"event": "service_restored", "groups": self._groups})
+        for step in self.steps:
+            for stream, _ in step.inputs:
+                self._ahead.setdefault(stream, deque()).extend(self._pending_of(stream))
+
+    def _pending_of(self, stream: str) -> list[_Read]:
+        """Messages delivered to this service before a crash and never acknowledged."""
+        out: list[_Read] = []
+        start = "0"
+        while True:
+            reply = self.bus.read_raw(self.name, self.name, {stream: start}, count=1000)
+            entries = reply[0][1] if reply else []
+            if not entries:
+                return out
+            out += self._decode(stream, entries)
+            start = entries[-1][0]
+
+    def run_step(self, stop: Callable[[], bool]) -> bool:
+        """Read, handle and commit the next step; False if `stop` said so before it was whole."""
+        step = self.steps[self._step]
+        taken: dict[str, list[str]] = {}
+        batch: list[tuple[str, Event]] = []
+        for stream, producer in step.inputs:
+            while True:
+                read = self._next(stream, stop)
+                if read is None:
+                    return False
+                taken.setdefault(stream, []).append(read.msg_id)
+                if _ends_group(read.event, producer):
+                    if isinstance(read.event, Watermark):
+                        batch.append((stream, read.event))
+                    break
+                batch.append((stream, read.event))
+        self._outputs.clear()
+        for stream, event in batch:
+            if stream == "market_data":
+                self.parts.clock.advance(event.ts)
+            self._handlers[stream](event)
+        last_ts = batch[-1][1].ts if batch else self.parts.clock.now()
+        for out_stream in step.barrier_on:
+            self._outputs.append(
+                Barrier(f"bar-{self.name}-{self._groups}-{out_stream}", last_ts, None, self.name)
+            )
+        streams_of = [s for s in step.barrier_on]
+        self._commit(step, taken, streams_of)
+        self.processed += len(batch)
+        self.last_event_ts = last_ts.isoformat()
+        return True
+
+    def _commit(self, step: Step, taken: dict[str, list[str]], barrier_streams: list[str]) -> None:
+        next_step = (self._step + 1) % len(self.steps)
+        groups = self._groups + (1 if next_step == 0 else 0)
+        state = json.dumps(
+            {"step": next_step, "groups": groups, "state": capture(self.parts)},  # type: ignore[arg-type]
+            separators=(",", ":"),
+        )
+        outputs = list(self._outputs)
+        barriers = iter(barrier_streams)
+        pipe = self.bus.redis.pipeline(transaction=True)
+        for event in outputs:
+            stream = next(barriers) if isinstance(event, Barrier) else event.STREAM
+            pipe.xadd(self.bus.key(stream), {b"e": to_json(event).encode()})
+        for stream, ids in taken.items():
+            if ids:
+                pipe.xack(self.bus.key(stream), self.name, *ids)
+        pipe.set(self.state_key, state)
+        pipe.execute()
+        self.published += len(outputs)
+        self._step, self._groups = next_step, groups
+
+    def _next(self, stream: str, stop: Callable[[], bool]) -> _Read | None:
+        ahead = self._ahead.setdefault(stream, deque())
+        while not ahead:
+            if stop():
+                return None
+            try:
+                reply = self.bus.read_raw(
+                    self.name, self.name, {stream: ">"}, count=500, block_ms=self.block_ms
+                )
+            except redis.ResponseError as exc:
+                if "NOGROUP" in str(exc):
+                    self.bus.create_group(stream, self.name)
+                    continue
+                raise
+            entries = reply[0][1] if reply else []
+            ahead.extend(self._decode(stream, entries))
+        return ahead.popleft()
+
+    def _decode(self, stream: str, entries: list[tuple[str, str | None]]) -> list[_Read]:
+        out = []
+        for msg_id, payload in entries:
+            if payload is None:  # trimmed away while pending: nothing to redo
+                self.bus.redis.xack(self.bus.key(stream), self.name, msg_id)
+                continue
+            try:
+                event = from_json(payload)
+            except InvalidEventError as exc:
+                self.bus._dead_letter(stream, msg_id, payload, f"{exc.reason}: {exc}")
+                self.bus.redis.xack(self.bus.key(stream), self.name, msg_id)
+                continue
+            out.append(_Read(msg_id, event))
+        return out
+
+
+def _ends_group(event: Event, producer: str) -> bool:
+    if producer == FEED:
+        return isinstance(event, Watermark)
+    return isinstance(event, Barrier) and event.producer == producer
