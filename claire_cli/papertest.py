@@ -247,24 +247,27 @@ def _run_services(
     import json
 
     from claire_cli.console import out
-    from engine.paperrun import PaperRunner
+    from engine.errors import ClaireError
+    from engine.paperrun import PaperRunner, open_store
+    from engine.plain import plain
     from engine.report.final import final_report, to_markdown
 
     runner = PaperRunner(settings, folder, choice=choice, on_warning=warn)
-    run_id, status = runner.start_services(replay, days, perpetual)
-    from engine.paperrun import open_store
-    from engine.plain import plain
-
-    with open_store(settings, runner.data_dir) as (store, _):
-        report = final_report(store, run_id)
+    run_id, status, stop_signal = runner.start_services(replay, days, perpetual)
+    report, why = None, ""
+    try:
+        with open_store(settings, runner.data_dir) as (store, _):
+            report = final_report(store, run_id)
+    except ClaireError as exc:  # stopped before its first figures were written
+        why = str(exc)
     if as_json:
-        body = plain(report.as_json()) if hasattr(report, "as_json") else plain(report)
+        body = plain(report.as_json()) if report is not None else None
         typer.echo(json.dumps({"run_id": run_id, "status": status.value, "report": body}))
     else:
-        out().print(to_markdown(report), markup=False)
+        out().print(to_markdown(report) if report is not None else why, markup=False)
         out().print(f"run {run_id} {status.value} (one process per service)", markup=False)
     if status.value == "stopped":
-        raise typer.Exit(130)
+        raise typer.Exit(128 + (stop_signal or 2))
 
 
 def _require_data(settings: Any, folder: Path) -> None:

@@ -417,15 +417,18 @@ class PaperRunner:
         days: float | None,
         perpetual: PerpetualFiles | None = None,
         ports: dict[str, int] | None = None,
-    ) -> tuple[str, RunStatus]:
-        """A replay run as one process per service over Redis Streams, supervised."""
+    ) -> tuple[str, RunStatus, int | None]:
+        """A replay run as one process per service over Redis Streams, supervised.
+
+        Returns the run id, how it ended and the signal that stopped it, if one did.
+        """
         from engine.services.supervisor import ServiceFailed, Supervisor
 
         with self._store() as (store, _):
             run_id, _ = self._create_replay_run(store, files, days, "max", perpetual)
             lock = RunLock(self.data_dir, run_id)
             lock.acquire()
-            supervisor = Supervisor(store, run_id, self.data_dir, ports=ports)
+            supervisor = Supervisor(store, run_id, self.data_dir, ports=ports or service_ports())
             try:
                 status = supervisor.run()
             except ServiceFailed as exc:
@@ -437,7 +440,7 @@ class PaperRunner:
             if status is RunStatus.STOPPED and supervisor.stop_signal is not None:
                 reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
             store.end_run(run_id, status, self.clock.now(), reason)
-            return run_id, status
+            return run_id, status, supervisor.stop_signal
 
     def _create_replay_run(
         self,
@@ -747,6 +750,20 @@ class PaperRunner:
             feed.finish()
         summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
         return self._outcome(store, database, run_id, summary, done, speed, stop_signal)
+
+
+def service_ports() -> dict[str, int] | None:
+    """`CLAIRE_SERVICE_PORT_BASE`: the services' ports from there on, in pipeline order."""
+    from engine.services.host import SERVICES
+
+    base = os.environ.get("CLAIRE_SERVICE_PORT_BASE")
+    if not base:
+        return None
+    if not base.isdigit() or not 1024 <= int(base) <= 65000:
+        raise ConfigError(
+            f"CLAIRE_SERVICE_PORT_BASE={base} is invalid: use a port from 1024 to 65000."
+        )
+    return {name: int(base) + n for n, name in enumerate(SERVICES)}
 
 
 def plan_for_run(run: RunRecord) -> tuple[ReplayPlan, StrategyChoice, Settings]:

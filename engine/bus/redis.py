@@ -268,12 +268,12 @@ class RedisBus(Bus):
         keep_from: tuple[int, int] | None = None
         for group in groups:
             name = _text(group["name"])
+            ms, seq = msg_id_key(_text(group["last-delivered-id"]))
+            oldest = (ms, seq + 1)
             if int(group["pending"]):
                 summary = self.redis.xpending(key, name)
-                oldest = msg_id_key(_text(summary["min"]))
-            else:
-                ms, seq = msg_id_key(_text(group["last-delivered-id"]))
-                oldest = (ms, seq + 1)
+                if summary.get("min") is not None:  # acked meanwhile: nothing pending
+                    oldest = msg_id_key(_text(summary["min"]))
             keep_from = oldest if keep_from is None else min(keep_from, oldest)
         assert keep_from is not None
         minid = f"{keep_from[0]}-{keep_from[1]}"

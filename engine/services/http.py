@@ -74,7 +74,11 @@ class HealthServer:
             def log_message(self, format: str, *args: Any) -> None:
                 log.debug(format, *args)
 
-        self._server = ThreadingHTTPServer((host, port), Handler)
+        try:
+            self._server = ThreadingHTTPServer((host, port), Handler)
+        except OSError as exc:  # taken: serve on a free port rather than not at all
+            log.warning("port %d is not free (%s); serving %s on a free port", port, exc, service)
+            self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
             target=self._server.serve_forever, name=f"http-{service}", daemon=True

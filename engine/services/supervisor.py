@@ -117,7 +117,8 @@ class Supervisor:
         child.exits.append(code)
         self._record(child.name, "exit", proc.pid, code)
         if child.name == "feed" and code == 0:
-            return  # the feed ends when its data does
+            child.next_start = float("inf")  # the feed ends when its data does
+            return
         if child.restarts >= self.restart_budget:
             raise ServiceFailed(
                 f"service {child.name} exited with code {code} and was restarted "
