@@ -84,6 +84,7 @@ SPOT_REST_PAGE = 1000
 SPOT_KLINE_PAGE = 500  # ccxt: MEXC answers at most 500 in practice
 FUTURES_DEALS_MAX = 100
 CLOSER_IDLE_S = 1.0  # the candle closer looks again at least this often
+CLOSER_MIN_WAIT_S = 0.005
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -128,7 +129,7 @@ class _SymbolState:
 
 
 class LiveFeed:
-    """Live trades and candles for `settings.symbols`; see the module docstring."""
+    """Live market data for `settings.symbols`; see the module docstring."""
 
     def __init__(
         self,
@@ -552,6 +553,7 @@ class LiveFeed:
             self._klines.setdefault(symbol, []).append(kline)
 
     async def _on_candles(self, symbol: str) -> None:
+        """New pushes for `symbol` (kept by `_on_kline`); every symbol's are applied."""
         async with self._candle_lock:
             await self._close_and_release()
         self._candles_changed.set()  # a window opened or closed: the closer looks again
@@ -561,15 +563,18 @@ class LiveFeed:
         while True:
             due, now = self._next_candle_due_ms, self._clock.now_ms()
             wait = CLOSER_IDLE_S if due is None or now is None else (due - now) / 1000
-            if wait > 0:
-                # asyncio.timeout, not wait_for: wait_for can swallow a cancellation
-                # that arrives as the event is set, and close() would wait forever.
-                with contextlib.suppress(TimeoutError):
-                    async with asyncio.timeout(min(max(wait, 0.001), CLOSER_IDLE_S)):
-                        await self._candles_changed.wait()
+            # Never less than a few ms: whatever goes wrong, the closer must not spin.
+            # asyncio.timeout, not wait_for: wait_for can swallow a cancellation that
+            # arrives as the event is set, and close() would wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(max(wait, CLOSER_MIN_WAIT_S), CLOSER_IDLE_S)):
+                    await self._candles_changed.wait()
             self._candles_changed.clear()
-            async with self._candle_lock:
-                await self._close_and_release()
+            try:
+                async with self._candle_lock:
+                    await self._close_and_release()
+            except ExchangeError as exc:  # a backfill that could not be fetched
+                await self._alert(Severity.WARNING, "backfill_failed", str(exc), {})
 
     async def _close_and_release(self) -> None:
         """Apply the pushes received, close the windows that are due, then emit every
