@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from decimal import Decimal
+from pathlib import Path
 
 import pytest
 
@@ -150,3 +151,16 @@ def test_candle_close_grace_out_of_range_is_a_clear_error(text: str) -> None:
         ConfigError, match=r"CANDLE_CLOSE_GRACE_MS=\S+ is invalid: it must be whole"
     ):
         FeedSettings.from_env("BTCUSDT", env={"CANDLE_CLOSE_GRACE_MS": text})
+
+
+def test_feed_variables_come_from_dotenv_below_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / ".env").write_text(
+        "CANDLE_CLOSE_GRACE_MS=1500\nCLAIRE_MEXC_SPOT_WS_URL=ws://127.0.0.1:9/ws\n"
+    )
+    cfg = FeedSettings.from_env("BTCUSDT")
+    assert (cfg.candle_close_grace_ms, cfg.spot_ws_url) == (1500, "ws://127.0.0.1:9/ws")
+    monkeypatch.setenv("CANDLE_CLOSE_GRACE_MS", "700")
+    assert FeedSettings.from_env("BTCUSDT").candle_close_grace_ms == 700

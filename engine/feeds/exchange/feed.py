@@ -38,7 +38,7 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -63,7 +63,9 @@ from engine.feeds.exchange.markets import (
     funding_from_mexc,
     spec_from_market,
 )
+from engine.feeds.exchange.numbers import epoch_ms
 from engine.feeds.exchange.parse import (
+    book_from_ccxt_ticker,
     candle_event,
     futures_deal,
     futures_kline_rows,
@@ -85,7 +87,6 @@ SPOT_KLINE_PAGE = 500  # ccxt: MEXC answers at most 500 in practice
 FUTURES_DEALS_MAX = 100
 CLOSER_IDLE_S = 1.0  # the candle closer looks again at least this often
 CLOSER_MIN_WAIT_S = 0.005
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 @dataclass
@@ -742,7 +743,7 @@ class LiveFeed:
     async def _on_book(self, symbol: str, batch: Any) -> None:
         state = self._symbols[symbol]
         if not self.settings.is_mexc and isinstance(batch, dict):
-            state.book = _book_from_ccxt(state.spec.exchange_id, batch)
+            state.book = book_from_ccxt_ticker(state.spec.exchange_id, batch)
         interval_s = self.settings.quote_min_interval_ms / 1000
         while state.book is not None:
             raw, state.book = state.book, None
@@ -753,7 +754,7 @@ class LiveFeed:
             await asyncio.sleep(interval_s)
 
     async def _emit_quote(self, symbol: str, state: _SymbolState, raw: RawBookTicker) -> bool:
-        time_ms = raw.time_ms or self._clock.now_ms() or _ms(datetime.now(UTC))
+        time_ms = raw.time_ms or self._clock.now_ms() or epoch_ms(datetime.now(UTC))
         scale = state.spec.contract_size if state.spec.market == "futures" else Decimal(1)
         try:
             quote = quote_event(
@@ -838,23 +839,6 @@ class LiveFeed:
         state = self._symbols.get(event.symbol)
         if state is not None:
             state.emitted += 1
-            at = _ms(event.ts)
+            at = epoch_ms(event.ts)
             if state.last_event_ms is None or at > state.last_event_ms:
                 state.last_event_ms = at
-
-
-def _ms(ts: datetime) -> int:
-    return (ts - _EPOCH) // timedelta(milliseconds=1)
-
-
-def _book_from_ccxt(symbol_id: str, ticker: dict[str, Any]) -> RawBookTicker:
-    """ccxt's unified ticker (floats) for exchanges other than MEXC."""
-    stamp = ticker.get("timestamp")
-    return RawBookTicker(
-        symbol_id,
-        int(stamp) if isinstance(stamp, int | float) and stamp > 0 else None,
-        ticker.get("bid"),
-        ticker.get("bidVolume"),
-        ticker.get("ask"),
-        ticker.get("askVolume"),
-    )

@@ -150,3 +150,16 @@ def heartbeat_event(exchange: str, market: str, symbol: str, time_ms: int) -> He
         cause_id=None,
         symbol=symbol,
     )
+
+
+def book_from_ccxt_ticker(symbol_id: str, ticker: dict[str, Any]) -> RawBookTicker:
+    """ccxt's unified ticker (floats, via their shortest repr) for exchanges other than MEXC."""
+    stamp = ticker.get("timestamp")
+    return RawBookTicker(
+        symbol_id,
+        int(stamp) if isinstance(stamp, int | float) and stamp > 0 else None,
+        ticker.get("bid"),
+        ticker.get("bidVolume"),
+        ticker.get("ask"),
+        ticker.get("askVolume"),
+    )
