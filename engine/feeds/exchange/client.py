@@ -328,7 +328,8 @@ def _stamp(value: object) -> int | None:
 
 
 def futures_depth_top(symbol_id: str, message: dict[str, Any]) -> RawBookTicker:
-    """The first level of each side of `push.depth.full`: [[price, contracts, orders], ...]."""
+    """The best level of each side of `push.depth.full` (levels are [price, contracts,
+    orders]; MEXC lists the best first, the highest bid and lowest ask are taken anyway)."""
     data = message.get("data")
     data = data if isinstance(data, dict) else {}
 
