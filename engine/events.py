@@ -423,6 +423,8 @@ class Barrier(Event):
 
 
 MarketEvent = Trade | Candle
+# Everything a feed hands the pipeline on `market_data`, besides watermarks.
+MarketData = Trade | Candle | Quote | Heartbeat | MarkPrice | FundingSettlement
 
 
 @dataclass(frozen=True, slots=True)

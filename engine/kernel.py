@@ -28,7 +28,7 @@ from engine.events import (
     Event,
     FundingPayment,
     Liquidation,
-    MarketEvent,
+    MarketData,
     OrderResult,
     OrderStatus,
     RiskEvent,
@@ -159,11 +159,11 @@ class Pipeline:
         for observer in self._observers:
             observer(event)
 
-    def process(self, event: MarketEvent) -> None:
+    def process(self, event: MarketData) -> None:
         """Deliver one market event and everything it causes."""
         self.process_group((event,))
 
-    def process_group(self, events: Sequence[MarketEvent]) -> None:
+    def process_group(self, events: Sequence[MarketData]) -> None:
         """Deliver market events that share one time, then a watermark, and what they cause.
 
         Every service sees all of the group's events before the watermark, so the
@@ -212,9 +212,9 @@ class Pipeline:
         return halted
 
 
-def by_time(events: Iterable[MarketEvent]) -> Iterator[list[MarketEvent]]:
+def by_time(events: Iterable[MarketData]) -> Iterator[list[MarketData]]:
     """Group consecutive market events that share one time."""
-    group: list[MarketEvent] = []
+    group: list[MarketData] = []
     for event in events:
         if group and event.ts != group[0].ts:
             yield group

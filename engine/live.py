@@ -1,7 +1,9 @@
 """A live paper run: an exchange feed drives the pipeline in exchange (event) time.
 
-The feed's candles warm the strategy up first; after that every trade and candle
-goes through the pipeline as it arrives, and the feed's own alerts (data stop,
+The feed's candles warm the strategy up first; after that every market event goes
+through the pipeline as it arrives (trades, candles, quotes of the best bid and
+ask, and heartbeats that say a quiet symbol's feed is alive; candles that end
+together arrive one after the other), and the feed's own alerts (data stop,
 incomplete backfill) go on the alerts stream beside the engine's.
 """
 
@@ -12,8 +14,8 @@ from collections.abc import Callable, Iterable
 from datetime import datetime
 
 from engine.config import Settings
-from engine.events import Alert, Event, MarketEvent
-from engine.feeds.exchange import LiveFeed
+from engine.events import Alert, Event
+from engine.feeds.exchange import LiveFeed, LiveMarketEvent
 from engine.kernel import Pipeline
 from engine.markets import SymbolSpec
 from engine.signal.base import Strategy
@@ -36,7 +38,7 @@ def build_live_pipeline(
 async def drive(
     feed: LiveFeed,
     pipeline: Pipeline,
-    process: Callable[[MarketEvent], None] | None = None,
+    process: Callable[[LiveMarketEvent], None] | None = None,
     *,
     warmup: bool = True,
     max_events: int | None = None,
@@ -47,7 +49,8 @@ async def drive(
     """Feed the pipeline until `max_events`, event time `until`, `stop`, or cancellation.
 
     `process` defaults to `pipeline.process`; a persisted run passes its own, which
-    also writes to the database. Returns how many market events were processed.
+    also writes to the database. Every market event goes to it, quotes and
+    heartbeats included. Returns how many market events were processed.
     """
     handle = process or pipeline.process
     if warmup:

@@ -34,7 +34,7 @@ from engine.checkpoint import capture, restore
 from engine.clock import Clock, WallClock
 from engine.config import Settings, load_settings
 from engine.errors import ClaireError, ConfigError, StrategyError
-from engine.events import Event, MarketEvent
+from engine.events import Event, MarketData, MarketEvent
 from engine.feeds.replay import (
     PerpetualFiles,
     ReplayPlan,
@@ -169,14 +169,14 @@ class PersistedRun:
         self._monotonic = monotonic
         self._pending = 0
         self._last_flush = monotonic()
-        self._last_event: MarketEvent | None = None
+        self._last_event: MarketData | None = None
         self.rows_written = 0
         self.busy = False
 
-    def process(self, event: MarketEvent) -> None:
+    def process(self, event: MarketData) -> None:
         self.process_group((event,))
 
-    def process_group(self, events: Sequence[MarketEvent]) -> None:
+    def process_group(self, events: Sequence[MarketData]) -> None:
         """Market events that share one time; a checkpoint only ever falls between groups."""
         self.busy = True  # until the events and all they cause are delivered
         self.pipeline.process_group(events)

@@ -17,7 +17,7 @@ SHARED_DATA = Path(os.environ.get("CLAIRE_SHARED_DATA", REPO.parent / "shared" /
 MARKET = SHARED_DATA / "market"
 FOUR_SYMBOLS = [MARKET / f"{s}_BTC-5m.csv" for s in ("ETH", "LTC", "ADA", "DASH")]
 
-_SETTING_NAMES = {name.upper() for name in Settings.model_fields}
+_SETTING_NAMES = {name.upper() for name in Settings.model_fields} | {"CANDLE_CLOSE_GRACE_MS"}
 
 
 @pytest.fixture(autouse=True)

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Iterator, Sequence
 
 from engine.bus.redis import RedisBus
-from engine.events import Event, MarketEvent, Watermark, derive_id, to_json
+from engine.events import Event, MarketData, MarketEvent, Watermark, derive_id, to_json
 from engine.kernel import by_time
 
 log = logging.getLogger("claire.services.feed")
@@ -47,7 +47,7 @@ class FeedService:
         self.bus.redis.set(self.done_key, "1")
         return True
 
-    def _publish(self, group: Sequence[MarketEvent], n: int) -> None:
+    def _publish(self, group: Sequence[MarketData], n: int) -> None:
         if self.bus.max_len is not None:
             self.bus._wait_for_room("market_data", self.bus.key("market_data"))
         last = group[-1]

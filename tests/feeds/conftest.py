@@ -4,13 +4,14 @@ that reach it through the CLAIRE_MEXC_* environment variables, as production wou
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from engine.events import Alert, Candle, Trade
-from engine.feeds.exchange import FeedSettings, LiveFeed
+from engine.feeds.exchange import FeedEvent, FeedSettings, LiveFeed
 from tests.mexc_server import MexcServer
 
 FAST = {
@@ -64,4 +65,39 @@ async def collect(
                 return
 
     await asyncio.wait_for(run(), timeout_s)
+    return out
+
+
+async def collect_until(
+    feed: LiveFeed,
+    done: Callable[[list[FeedEvent]], bool],
+    *,
+    timeout_s: float = 15.0,
+    on_event: Callable[[list[FeedEvent]], Awaitable[None]] | None = None,
+) -> list[FeedEvent]:
+    """Events until `done(events)` is true; TimeoutError after `timeout_s`."""
+    out: list[FeedEvent] = []
+
+    async def run() -> None:
+        async for event in feed.events():
+            out.append(event)
+            if on_event is not None:
+                await on_event(out)
+            if done(out):
+                return
+
+    await asyncio.wait_for(run(), timeout_s)
+    return out
+
+
+async def collect_for(feed: LiveFeed, seconds: float) -> list[FeedEvent]:
+    """Every event that arrives within `seconds`."""
+    out: list[FeedEvent] = []
+
+    async def run() -> None:
+        async for event in feed.events():
+            out.append(event)
+
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(run(), seconds)
     return out

@@ -24,10 +24,13 @@ from engine.config import Settings, load_settings
 from engine.events import (
     ZERO,
     Event,
+    Heartbeat,
+    Liquidity,
     Order,
     OrderResult,
     OrderType,
     PortfolioSnapshot,
+    Quote,
     Side,
     Trade,
 )
@@ -195,6 +198,32 @@ async def test_local_server_drives_a_paper_run_to_fills(
     assert [t.price for t in trades] == [Decimal(row.price) for row in tape]
     assert [t.qty for t in trades] == [Decimal(row.amount) for row in tape]
     assert_fills_match_the_tape(published, pipeline, symbol, specs[symbol])
+
+
+async def test_live_run_with_the_book_ticker_passes_quotes_and_charges_the_spread(
+    server: MexcServer,
+) -> None:
+    """Quotes of the best bid and ask reach every service through `drive`, in the same
+    stream as the trades, and every taker fill pays half the spread they show."""
+    server.quotes = True  # the book each batch of trades leaves, 10 ticks wide
+    published: list[Event] = []
+    async with live_feed("spot", "XRPETH") as feed:
+        specs = await live_specs(feed)
+        pipeline = build_live_pipeline(
+            run_settings(), specs, ScheduledTrades("XRPETH"), observers=[published.append]
+        )
+        count = await drive(feed, pipeline, max_events=EVENTS)
+        feed_stats = feed.stats
+    market = [e for e in published if isinstance(e, Trade | Quote | Heartbeat)]
+    quotes = [e for e in market if isinstance(e, Quote)]
+    assert count == EVENTS == len(market) == pipeline.stats.market_events
+    assert len(quotes) >= 3 and feed_stats.malformed_frames == 0
+    assert all(q.symbol == "XRPETH" and q.bid < q.ask for q in quotes)
+    fills = fills_of(published)
+    assert fills and {f.side for f in fills} == {Side.BUY, Side.SELL}
+    for fill in fills:
+        assert fill.liquidity is Liquidity.TAKER
+        assert fill.spread_bps > 0, f"{fill.event_id} paid no spread with a 10-tick book"
 
 
 # --- persisted -----------------------------------------------------------------------

@@ -4,13 +4,18 @@
 One aiohttp app on 127.0.0.1 with an ephemeral port serves all four MEXC bases:
 
 - spot REST    `/api/v3/...`            (ping, time, exchangeInfo, klines, depth, trades, aggTrades)
-- spot WS      `/ws`                    (JSON control frames, binary protobuf pushes)
+- spot WS      `/ws`                    (JSON control frames, binary protobuf pushes:
+                                         deals, klines, the aggregated book ticker)
 - futures REST `/api/v1/contract/...`   (ping, detail, funding_rate, kline, deals)
-- futures WS   `/edge`                  (JSON: sub.deal / sub.kline, push.*, ping/pong)
+- futures WS   `/edge`                  (JSON: sub.deal / sub.kline / sub.depth.full,
+                                         push.*, ping/pong)
 
 The recorded trades of ../shared/data are played as XRPETH (spot) and XRP_USDT
-(perpetual); the 5-minute candles as ETHBTC (spot) and the 1-hour XRP_USDT
-candles as the perpetual's klines. Faults are switched on through `server.faults`.
+(perpetual); the 5-minute candles as ETHBTC and LTCBTC (spot) and the 1-hour
+XRP_USDT candles as the perpetual's klines. With `server.quotes` on, every batch
+of trades is followed by the book it leaves (tapes.book_after) on the book-ticker
+channels. Every message and the REST server time come from one clock that
+follows the data played (clock.py). Faults are switched on through `server.faults`.
 """
 
 from __future__ import annotations
@@ -21,13 +26,22 @@ import json
 import re
 import time
 from dataclasses import dataclass, field
+from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from aiohttp import WSMsgType, web
 
 from engine.feeds.mexc_proto import PushDataV3ApiWrapper
+from tests.mexc_server.clock import TapeClock
 from tests.mexc_server.data import TapeCandle, TapeTrade, load_candles, load_funding, load_trades
-from tests.mexc_server.tapes import CandleTape, TradeTape
+from tests.mexc_server.tapes import (
+    BOOK_SPREAD_TICKS,
+    BOOK_TICK,
+    CandleTape,
+    TapeBook,
+    TradeTape,
+    book_after,
+)
 
 # The exact strings MEXC sends; note the full-width colon and code 0 on refusal.
 BLOCKED_TEMPLATE = "Not Subscribed successfully! [{channels}].  Reason： Blocked! "
@@ -35,6 +49,8 @@ CONTRACT_MISSING = "Contract doesn't exist!"
 
 SPOT_TRADES = re.compile(r"^spot@public\.aggre\.deals\.v3\.api\.pb@(100ms|10ms)@([A-Z0-9]+)$")
 SPOT_KLINE = re.compile(r"^spot@public\.kline\.v3\.api\.pb@([A-Z0-9]+)@(\w+)$")
+SPOT_BOOK = re.compile(r"^spot@public\.aggre\.bookTicker\.v3\.api\.pb@(100ms|10ms)@([A-Z0-9]+)$")
+FUTURES_METHODS = ("sub.deal", "sub.kline", "sub.depth.full")
 SPOT_REST_INTERVALS = {"1m": 60, "5m": 300, "15m": 900, "30m": 1800, "60m": 3600, "4h": 14400}
 WS_INTERVALS = {"Min1": 60, "Min5": 300, "Min15": 900, "Min30": 1800, "Min60": 3600, "Hour4": 14400}
 
@@ -75,6 +91,9 @@ class Faults:
     refuse: set[str] = field(default_factory=set)  # refuse channels/symbols containing these
     overlap_on_subscribe: int = 0  # re-send the last N trades on every (re)subscription
     clock_offset_ms: int = 0  # added to the server time the REST API reports
+    crossed_book_next: int = 0  # the next N book tickers have the bid above the ask
+    muted_klines: set[str] = field(default_factory=set)  # push no klines of these symbols
+    garbled_book_next: int = 0  # the next N book tickers carry a bid that is not a number
 
 
 @dataclass
@@ -83,7 +102,13 @@ class _Conn:
     futures: bool
     trades: set[str] = field(default_factory=set)  # tape keys
     klines: set[tuple[str, str]] = field(default_factory=set)
+    books: set[str] = field(default_factory=set)  # book-ticker subscriptions (tape keys)
     channels: dict[str, str] = field(default_factory=dict)  # tape key -> spot channel name
+    book_channels: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def subscribed(self) -> int:
+        return len(self.trades) + len(self.klines) + len(self.books)
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,13 +133,17 @@ class MexcServer:
         self.tick_s = tick_s
         self.trades_per_tick = trades_per_tick
         self.faults = Faults()
+        self.clock = TapeClock()
+        self.quotes = False  # push the book left by each batch of trades
+        self.book_version = 0
         trades = load_trades()
         self.spot_trades = {"XRPETH": TradeTape(trades, limit=trade_limit)}
         self.futures_trades = {"XRP_USDT": TradeTape(trades, limit=trade_limit)}
         self.spot_klines = {
-            ("ETHBTC", "Min5"): CandleTape(
-                load_candles("market/ETH_BTC-5m.csv"), 300, candle_history, candle_limit
+            (symbol, "Min5"): CandleTape(
+                load_candles(f"market/{base}_BTC-5m.csv"), 300, candle_history, candle_limit
             )
+            for symbol, base in (("ETHBTC", "ETH"), ("LTCBTC", "LTC"))
         }
         self.futures_klines = {
             ("XRP_USDT", "Min60"): CandleTape(
@@ -124,6 +153,7 @@ class MexcServer:
         self.funding = load_funding()
         self.requests: list[RequestRecord] = []
         self.subscriptions: list[str] = []  # every accepted subscription, in order
+        self.last_kline_sent: dict[tuple[str, str], TapeCandle] = {}
         self.connections_total = 0
         self._conns: list[_Conn] = []
         self._runner: web.AppRunner | None = None
@@ -212,19 +242,23 @@ class MexcServer:
             for symbol, tape in self.spot_trades.items():
                 new = tape.advance(self.trades_per_tick)
                 if new:
+                    self.clock.reach(new[-1].time_ms)
                     await self._push_trades(symbol, new, futures=False)
             for symbol, tape in self.futures_trades.items():
                 new = tape.advance(self.trades_per_tick)
                 if new:
+                    self.clock.reach(new[-1].time_ms)
                     await self._push_trades(symbol, new, futures=True)
-            for key, ktape in self.spot_klines.items():
-                step = ktape.advance()
-                if step is not None:
-                    await self._push_kline(key, step[0], ktape.interval_s, futures=False)
-            for key, ktape in self.futures_klines.items():
-                step = ktape.advance()
-                if step is not None:
-                    await self._push_kline(key, step[0], ktape.interval_s, futures=True)
+            for futures, ktapes in ((False, self.spot_klines), (True, self.futures_klines)):
+                for key, ktape in ktapes.items():
+                    step = ktape.advance()
+                    if step is None:
+                        continue
+                    candle, final = step
+                    # A window's first push comes as it opens, its last just before it ends.
+                    last_ms = candle.open_time_ms + ktape.interval_s * 1000 - 1
+                    self.clock.reach(last_ms if final else candle.open_time_ms)
+                    await self.push_kline(key, candle, futures=futures)
 
     def _take_skipped(self, items: tuple[TapeTrade, ...]) -> tuple[TapeTrade, ...]:
         skip = min(self.faults.skip_next_trades, len(items))
@@ -240,33 +274,60 @@ class MexcServer:
         for conn in list(self._conns):
             if conn.futures == futures and symbol in conn.trades:
                 await self._send_trades(conn, symbol, trades)
+        if self.quotes:
+            book = self._next_book(book_after(trades[-1]))
+            for conn in list(self._conns):
+                if conn.futures == futures and symbol in conn.books:
+                    await self._send_book(conn, symbol, book)
 
     async def _send_trades(self, conn: _Conn, symbol: str, trades: tuple[TapeTrade, ...]) -> None:
         if await self._send_malformed(conn):
             return
+        now = self.clock.now_ms()
         if conn.futures:
-            await self._send(conn, _futures_deals_frame(symbol, trades))
+            await self._send(conn, _futures_deals_frame(symbol, trades, now))
         else:
-            await self._send(conn, _spot_deals_frame(conn.channels[symbol], symbol, trades))
+            await self._send(conn, _spot_deals_frame(conn.channels[symbol], symbol, trades, now))
 
-    async def _push_kline(
-        self, key: tuple[str, str], candle: TapeCandle, interval_s: int, *, futures: bool
-    ) -> None:
+    def _next_book(self, book: TapeBook) -> TapeBook:
+        """The book as sent, after the book faults had their turn."""
+        self.book_version += 1
+        if self.faults.crossed_book_next > 0:
+            self.faults.crossed_book_next -= 1
+            return TapeBook(book.ask, book.ask_qty, book.bid, book.bid_qty)
+        if self.faults.garbled_book_next > 0:
+            self.faults.garbled_book_next -= 1
+            return TapeBook("not-a-price", book.bid_qty, book.ask, book.ask_qty)
+        return book
+
+    async def _send_book(self, conn: _Conn, symbol: str, book: TapeBook) -> None:
+        now, version = self.clock.now_ms(), self.book_version
+        if conn.futures:
+            await self._send(conn, _futures_depth_frame(symbol, book, version, now))
+        else:
+            channel = conn.book_channels[symbol]
+            await self._send(conn, _spot_book_frame(channel, symbol, book, version, now))
+
+    async def push_kline(self, key: tuple[str, str], candle: TapeCandle, *, futures: bool) -> None:
+        """Send a kline push for `key` to its subscribers now (the tapes call this too)."""
+        targets = [c for c in self._conns if c.futures == futures and key in c.klines]
+        if not targets or self.faults.silent or key[0] in self.faults.muted_klines:
+            return
         if self.faults.skip_next_candle_pushes > 0:
             self.faults.skip_next_candle_pushes -= 1
             return
-        if self.faults.silent:
-            return
-        for conn in list(self._conns):
-            if conn.futures == futures and key in conn.klines:
-                if await self._send_malformed(conn):
-                    continue
-                if futures:
-                    frame: str | bytes = _futures_kline_frame(key[0], key[1], candle)
-                else:
-                    channel = f"spot@public.kline.v3.api.pb@{key[0]}@{key[1]}"
-                    frame = _spot_kline_frame(channel, key[0], key[1], candle, interval_s)
-                await self._send(conn, frame)
+        interval_s = WS_INTERVALS[key[1]]
+        for conn in targets:
+            if await self._send_malformed(conn):
+                continue
+            now = self.clock.now_ms()
+            if futures:
+                frame: str | bytes = _futures_kline_frame(key[0], key[1], candle, now)
+            else:
+                channel = f"spot@public.kline.v3.api.pb@{key[0]}@{key[1]}"
+                frame = _spot_kline_frame(channel, key[0], key[1], candle, interval_s, now)
+            await self._send(conn, frame)
+            self.last_kline_sent[key] = candle
 
     async def _send_malformed(self, conn: _Conn) -> bool:
         if self.faults.malformed_next <= 0:
@@ -324,7 +385,7 @@ class MexcServer:
         channels = [str(c) for c in body.get("params", [])]
         parsed = [self._spot_channel(c) for c in channels]
         if method == "SUBSCRIPTION" and (
-            any(p is None for p in parsed) or len(conn.trades) + len(conn.klines) + len(parsed) > 30
+            any(p is None for p in parsed) or conn.subscribed + len(parsed) > 30
         ):
             blocked = BLOCKED_TEMPLATE.format(channels=",".join(channels))
             await conn.ws.send_str(json.dumps({"id": msg_id, "code": 0, "msg": blocked}))
@@ -334,12 +395,20 @@ class MexcServer:
                 continue
             kind, key = target
             if method == "UNSUBSCRIPTION":
-                conn.trades.discard(key[0]) if kind == "trades" else conn.klines.discard(key)
+                if kind == "trades":
+                    conn.trades.discard(key[0])
+                elif kind == "book":
+                    conn.books.discard(key[0])
+                else:
+                    conn.klines.discard(key)
                 continue
             self.subscriptions.append(channel)
             if kind == "trades":
                 conn.trades.add(key[0])
                 conn.channels[key[0]] = channel
+            elif kind == "book":
+                conn.books.add(key[0])
+                conn.book_channels[key[0]] = channel
             else:
                 conn.klines.add(key)
         await conn.ws.send_str(json.dumps({"id": msg_id, "code": 0, "msg": ",".join(channels)}))
@@ -358,24 +427,30 @@ class MexcServer:
             symbol, interval = match.groups()
             ok = symbol in SPOT_SYMBOLS and interval in WS_INTERVALS
             return ("kline", (symbol, interval)) if ok else None
+        if match := SPOT_BOOK.match(channel):
+            symbol = match.group(2)
+            return ("book", (symbol, "")) if symbol in SPOT_SYMBOLS else None
         return None  # unknown, JSON-era (non-.pb) or malformed channel: "Blocked"
 
     async def _on_subscribed(self, conn: _Conn, kind: str, key: tuple[str, str]) -> None:
         """Start the tape on first interest; optionally re-send recent trades."""
-        if kind == "trades":
+        if kind in ("trades", "book"):  # the book is derived from the trades
             tapes = self.futures_trades if conn.futures else self.spot_trades
             tape = tapes.get(key[0])
             if tape is None:
                 return
             tape.started = True
+            if kind == "book":
+                return
             overlap = self.faults.overlap_on_subscribe
             if overlap and tape.cursor and not self.faults.silent:
                 await self._send_trades(conn, key[0], tape.released[-overlap:])
-        else:
+        elif kind == "kline":
+            # One exchange, one clock: every candle tape of the market starts together.
             ktapes = self.futures_klines if conn.futures else self.spot_klines
-            ktape = ktapes.get(key)
-            if ktape is not None:
-                ktape.started = True
+            if key in ktapes:
+                for ktape in ktapes.values():
+                    ktape.started = True
 
     # --- futures WebSocket --------------------------------------------------------------
 
@@ -401,11 +476,14 @@ class MexcServer:
     async def _futures_control(self, conn: _Conn, body: dict[str, Any]) -> None:
         method = str(body.get("method", ""))
         param = body.get("param") or {}
-        now = _now_ms()
+        now = self.clock.now_ms()
         if method == "ping":
             await conn.ws.send_str(json.dumps({"channel": "pong", "data": now}))
             return
-        if method not in ("sub.deal", "sub.kline", "unsub.deal", "unsub.kline"):
+        if method == "usub.depth.full":  # MEXC's own spelling of the unsubscription
+            method = "unsub.depth.full"
+        unsubscribe = method.startswith("unsub.") and "sub." + method[6:] in FUTURES_METHODS
+        if method not in FUTURES_METHODS and not unsubscribe:
             return
         symbol = str(param.get("symbol", ""))
         refused = any(bad in symbol or bad in method for bad in self.faults.refuse)
@@ -414,10 +492,17 @@ class MexcServer:
             await conn.ws.send_str(json.dumps(reply))
             return
         key = (symbol, str(param.get("interval", "Min1")))
-        if method.startswith("unsub."):
-            conn.trades.discard(symbol) if method == "unsub.deal" else conn.klines.discard(key)
+        if unsubscribe:
+            if method == "unsub.deal":
+                conn.trades.discard(symbol)
+            elif method == "unsub.depth.full":
+                conn.books.discard(symbol)
+            else:
+                conn.klines.discard(key)
         elif method == "sub.deal":
             conn.trades.add(symbol)
+        elif method == "sub.depth.full":
+            conn.books.add(symbol)
         else:
             conn.klines.add(key)
         self.subscriptions.append(f"{method}:{symbol}")
@@ -426,6 +511,8 @@ class MexcServer:
         )
         if method == "sub.deal":
             await self._on_subscribed(conn, "trades", (symbol, ""))
+        elif method == "sub.depth.full":
+            await self._on_subscribed(conn, "book", (symbol, ""))
         elif method == "sub.kline":
             await self._on_subscribed(conn, "kline", key)
 
@@ -455,7 +542,7 @@ class MexcServer:
         return response
 
     def _server_time(self) -> int:
-        return _now_ms() + self.faults.clock_offset_ms
+        return self.clock.now_ms() + self.faults.clock_offset_ms
 
     async def _ping(self, request: web.Request) -> web.Response:
         return web.json_response({})
@@ -597,10 +684,6 @@ class MexcServer:
 # --- encoding helpers ------------------------------------------------------------------
 
 
-def _now_ms() -> int:
-    return int(time.time() * 1000)
-
-
 def _spot_error(code: int, msg: str) -> web.Response:
     return web.json_response({"code": code, "msg": msg, "_extend": None}, status=400)
 
@@ -653,8 +736,10 @@ def _futures_deal(t: TapeTrade) -> str:
     return '{"p":%s,"v":%s,"T":%d,"O":3,"M":2,"t":%d}' % (t.price, t.amount, side, t.time_ms)
 
 
-def _spot_deals_frame(channel: str, symbol: str, trades: tuple[TapeTrade, ...]) -> bytes:
-    wrapper = PushDataV3ApiWrapper(channel=channel, symbol=symbol, sendTime=_now_ms())
+def _spot_deals_frame(
+    channel: str, symbol: str, trades: tuple[TapeTrade, ...], now_ms: int
+) -> bytes:
+    wrapper = PushDataV3ApiWrapper(channel=channel, symbol=symbol, sendTime=now_ms)
     wrapper.publicAggreDeals.eventType = channel.rsplit("@", 1)[0]
     for t in trades:
         wrapper.publicAggreDeals.deals.add(
@@ -667,17 +752,54 @@ def _spot_deals_frame(channel: str, symbol: str, trades: tuple[TapeTrade, ...]) 
     return wrapper.SerializeToString()
 
 
-def _futures_deals_frame(symbol: str, trades: tuple[TapeTrade, ...]) -> str:
+def _futures_deals_frame(symbol: str, trades: tuple[TapeTrade, ...], now_ms: int) -> str:
     deals = ",".join(_futures_deal(t) for t in trades)
-    return '{"channel":"push.deal","data":[%s],"symbol":"%s","ts":%d}' % (deals, symbol, _now_ms())
+    return '{"channel":"push.deal","data":[%s],"symbol":"%s","ts":%d}' % (deals, symbol, now_ms)
+
+
+def _spot_book_frame(channel: str, symbol: str, book: TapeBook, version: int, now_ms: int) -> bytes:
+    wrapper = PushDataV3ApiWrapper(channel=channel, symbol=symbol, sendTime=now_ms)
+    body = wrapper.publicAggreBookTicker
+    body.bidPrice, body.bidQuantity = book.bid, book.bid_qty
+    body.askPrice, body.askQuantity = book.ask, book.ask_qty
+    body.version = str(version)
+    return wrapper.SerializeToString()
+
+
+def _futures_depth_frame(symbol: str, book: TapeBook, version: int, now_ms: int) -> str:
+    """`push.depth.full` with two levels a side: [price, contracts, orders], best first.
+
+    Numbers go out as the tape's digits; a price that is not a number goes out as
+    JSON null, the way a broken level would.
+    """
+
+    def number(text: str) -> str:
+        try:
+            Decimal(text)
+        except InvalidOperation:
+            return "null"
+        return text
+
+    step = BOOK_TICK * BOOK_SPREAD_TICKS
+    bids = "[%s,%s,1],[%s,250,3]" % (number(book.bid), book.bid_qty, _shifted(book.bid, -step))
+    asks = "[%s,%s,1],[%s,250,3]" % (number(book.ask), book.ask_qty, _shifted(book.ask, step))
+    data = '{"asks":[%s],"bids":[%s],"version":%d}' % (asks, bids, version)
+    return '{"channel":"push.depth.full","data":%s,"symbol":"%s","ts":%d}' % (data, symbol, now_ms)
+
+
+def _shifted(price: str, by: Decimal) -> str:
+    try:
+        return str(Decimal(price) + by)
+    except InvalidOperation:
+        return "null"
 
 
 def _spot_kline_frame(
-    channel: str, symbol: str, interval: str, c: TapeCandle, interval_s: int
+    channel: str, symbol: str, interval: str, c: TapeCandle, interval_s: int, now_ms: int
 ) -> bytes:
     start = c.open_time_ms // 1000
     wrapper = PushDataV3ApiWrapper(
-        channel=channel, symbol=symbol, symbolId="0" * 32, createTime=_now_ms()
+        channel=channel, symbol=symbol, symbolId="0" * 32, createTime=now_ms
     )
     k = wrapper.publicSpotKline
     k.interval = interval
@@ -689,7 +811,7 @@ def _spot_kline_frame(
     return wrapper.SerializeToString()
 
 
-def _futures_kline_frame(symbol: str, interval: str, c: TapeCandle) -> str:
+def _futures_kline_frame(symbol: str, interval: str, c: TapeCandle, now_ms: int) -> str:
     data = '{"a":0,"c":%s,"h":%s,"interval":"%s","l":%s,"o":%s,"q":%s,"symbol":"%s","t":%d}' % (
         c.close,
         c.high,
@@ -700,7 +822,7 @@ def _futures_kline_frame(symbol: str, interval: str, c: TapeCandle) -> str:
         symbol,
         c.open_time_ms // 1000,
     )
-    return '{"channel":"push.kline","data":%s,"symbol":"%s","ts":%d}' % (data, symbol, _now_ms())
+    return '{"channel":"push.kline","data":%s,"symbol":"%s","ts":%d}' % (data, symbol, now_ms)
 
 
 def _window(

@@ -3,11 +3,15 @@
 A tape's cursor is the exchange's own clock. It moves on whether or not anyone is
 connected, so a client that drops misses pushes and must backfill over REST, as
 with the real exchange. REST only ever serves what has been released.
+
+The recordings hold no order book, so the book ticker is derived from the trades:
+after each batch the best bid and ask sit around the last trade (`book_after`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from decimal import Decimal
 
 from tests.mexc_server.data import TapeCandle, TapeTrade
 
@@ -81,3 +85,31 @@ class CandleTape:
         self.phase = 0
         self.cursor += 1
         return record, True
+
+
+BOOK_SPREAD_TICKS = 10
+BOOK_TICK = Decimal("0.00000001")  # XRPETH's price step; the perpetual plays the same tape
+BOOK_OTHER_SIDE_QTY = "1000.0"
+
+
+@dataclass(frozen=True, slots=True)
+class TapeBook:
+    """Best bid and ask as text, as the exchange would send them."""
+
+    bid: str
+    bid_qty: str
+    ask: str
+    ask_qty: str
+
+
+def book_after(trade: TapeTrade) -> TapeBook:
+    """The book a trade leaves: it hit the bid (a taker sell) or lifted the ask (a buy).
+
+    The side it traded on shows the trade's price and size; the other side sits
+    BOOK_SPREAD_TICKS away with BOOK_OTHER_SIDE_QTY.
+    """
+    price = Decimal(trade.price)
+    spread = BOOK_TICK * BOOK_SPREAD_TICKS
+    if trade.side == "sell":
+        return TapeBook(trade.price, trade.amount, str(price + spread), BOOK_OTHER_SIDE_QTY)
+    return TapeBook(str(price - spread), BOOK_OTHER_SIDE_QTY, trade.price, trade.amount)

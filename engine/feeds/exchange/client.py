@@ -12,6 +12,12 @@ ccxt does the protocol work (connect, subscribe, ping, parse). The hooks add:
   ignores both and the watch would wait forever. We reject the watch instead.
 - `Retry-After` of a 429/418 answer, which ccxt drops, kept for the backoff.
 - raw kline pushes, kept so candles are built from the exchange's exact strings.
+- the book ticker (best bid and ask), which ccxt reads as floats or not at all:
+  spot `spot@public.aggre.bookTicker.v3.api.pb@100ms@SYMBOL` (protobuf), futures
+  `sub.depth.full` with limit 5 (JSON; its first level is the best bid and ask
+  with their sizes, which `sub.ticker` lacks). Raw values go to the feed.
+- every data message's symbol and exchange timestamp, for the feed's liveness
+  and its estimate of the exchange's clock.
 
 API keys are never given to the client: public market data needs none, so none
 can leak into logs.
@@ -67,6 +73,30 @@ class RawKline:
     volume: object
 
 
+@dataclass(frozen=True, slots=True)
+class RawBookTicker:
+    """The best bid and ask as the exchange sent them (strings for spot, floats for futures).
+
+    A side with no order is None. Futures sizes are contracts.
+    """
+
+    symbol_id: str
+    time_ms: int | None  # the exchange's stamp on the message
+    bid: object
+    bid_qty: object
+    ask: object
+    ask_qty: object
+    version: str | None = None  # the book's version, when the exchange sends one
+
+
+SPOT_BOOK_TICKER = "spot@public.aggre.bookTicker.v3.api.pb@100ms@"
+FUTURES_DEPTH_LEVELS = 5  # MEXC offers 5, 10 or 20; the feed needs only the first
+
+
+def book_ticker_hash(ccxt_symbol: str) -> str:
+    return f"claire-bookticker:{ccxt_symbol}"
+
+
 class _Hooks:
     """Mixed in front of a ccxt.pro exchange class."""
 
@@ -75,6 +105,8 @@ class _Hooks:
     claire_rate_limited: bool
     claire_on_malformed: Callable[[str], None] | None
     claire_on_kline: Callable[[RawKline], None] | None
+    claire_on_book_ticker: Callable[[RawBookTicker], None] | None
+    claire_on_message: Callable[[str, int | None], None] | None
 
     def _claire_init(self) -> None:
         self.claire_stats = FrameStats()
@@ -82,6 +114,8 @@ class _Hooks:
         self.claire_rate_limited = False
         self.claire_on_malformed = None
         self.claire_on_kline = None
+        self.claire_on_book_ticker = None
+        self.claire_on_message = None
 
     def client(self, url: str) -> Any:
         client = super().client(url)  # type: ignore[misc]
@@ -167,7 +201,45 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
             return None
         return super().handle_subscription_status(client, message)
 
+    async def claire_watch_book_ticker(self, ccxt_symbol: str) -> RawBookTicker:
+        """Subscribe to the book ticker of one market; resolves with each update."""
+        market = self.market(ccxt_symbol)
+        message_hash = book_ticker_hash(market["symbol"])
+        if market["spot"]:
+            channel = SPOT_BOOK_TICKER + market["id"]
+            spot: RawBookTicker = await self.watch_spot_public(channel, message_hash)
+            return spot
+        params = {"symbol": market["id"], "limit": FUTURES_DEPTH_LEVELS}
+        swap: RawBookTicker = await self.watch_swap_public("sub.depth.full", message_hash, params)
+        return swap
+
+    def handle_protobuf_message(self, client: Any, message: dict[str, Any]) -> Any:
+        symbol_id = str(message.get("symbol", ""))
+        self._claire_heard(symbol_id, message.get("sendTime") or message.get("createTime"))
+        if "publicAggreBookTicker" in message:
+            body = message["publicAggreBookTicker"]
+            self._claire_book_ticker(
+                client,
+                RawBookTicker(
+                    symbol_id=symbol_id,
+                    time_ms=_stamp(message.get("sendTime") or message.get("createTime")),
+                    bid=body.get("bidPrice") or None,
+                    bid_qty=body.get("bidQuantity") or None,
+                    ask=body.get("askPrice") or None,
+                    ask_qty=body.get("askQuantity") or None,
+                    version=body.get("version") or None,
+                ),
+            )
+            return True
+        return super().handle_protobuf_message(client, message)
+
     def handle_message(self, client: Any, message: Any) -> Any:
+        if isinstance(message, dict) and str(message.get("channel", "")).startswith("push."):
+            symbol_id = str(message.get("symbol", ""))
+            self._claire_heard(symbol_id, message.get("ts"))
+            if message["channel"] == "push.depth.full":
+                self._claire_book_ticker(client, futures_depth_top(symbol_id, message))
+                return None
         if isinstance(message, dict) and message.get("channel") == "rs.error":
             # A futures refusal names no channel: fail every pending watch on this socket.
             reason = str(message.get("data", "refused"))
@@ -187,6 +259,16 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
                 self.claire_on_kline(raw)
         return super().handle_ohlcv(client, message)
 
+    def _claire_heard(self, symbol_id: str, stamp: object) -> None:
+        if self.claire_on_message is not None and symbol_id:
+            self.claire_on_message(symbol_id, _stamp(stamp))
+
+    def _claire_book_ticker(self, client: Any, raw: RawBookTicker) -> None:
+        if self.claire_on_book_ticker is not None:
+            self.claire_on_book_ticker(raw)
+        market = self.safe_market(raw.symbol_id)
+        client.resolve(raw, book_ticker_hash(market["symbol"]))
+
     def _claire_refuse(self, client: Any, channel: str, text: str) -> None:
         message_hash = self._claire_hash_for(channel)
         error = SubscriptionRefusedError(f"MEXC refused the subscription to {channel}: {text}")
@@ -203,6 +285,8 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
             if parts[1] == "public.aggre.deals.v3.api.pb":
                 symbol: str = self.safe_market(parts[3])["symbol"]
                 return "trades:" + symbol
+            if parts[1] == "public.aggre.bookTicker.v3.api.pb":
+                return book_ticker_hash(self.safe_market(parts[3])["symbol"])
             if parts[1] == "public.kline.v3.api.pb":
                 timeframe = self.find_timeframe(parts[3], self.options["timeframes"])
                 return f"candles:{self.safe_market(parts[2])['symbol']}:{timeframe}"
@@ -238,6 +322,49 @@ def _raw_kline(exchange: Any, message: dict[str, Any]) -> RawKline | None:
             volume=data.get("q", 0),  # contracts; the feed multiplies by contract size
         )
     return None
+
+
+def _stamp(value: object) -> int | None:
+    """An exchange timestamp in ms (int64 fields arrive as text from protobuf), or None."""
+    try:
+        stamp = int(str(value))
+    except (TypeError, ValueError):
+        return None
+    return stamp if stamp > 0 else None
+
+
+def futures_depth_top(symbol_id: str, message: dict[str, Any]) -> RawBookTicker:
+    """The best level of each side of `push.depth.full` (levels are [price, contracts,
+    orders]; MEXC lists the best first, the highest bid and lowest ask are taken anyway)."""
+    data = message.get("data")
+    data = data if isinstance(data, dict) else {}
+
+    def best(levels: object, pick: Callable[..., Any]) -> tuple[object, object]:
+        rows = (
+            [r for r in levels if isinstance(r, list) and len(r) >= 2]
+            if isinstance(levels, list)
+            else []
+        )
+        if not rows:
+            return None, None
+        try:
+            row = pick(rows, key=lambda r: float(r[0]))
+        except (TypeError, ValueError):
+            row = rows[0]  # unreadable prices: let the feed's exact parser refuse it
+        return row[0], row[1]
+
+    bid, bid_qty = best(data.get("bids"), max)
+    ask, ask_qty = best(data.get("asks"), min)
+    version = data.get("version")
+    return RawBookTicker(
+        symbol_id,
+        _stamp(message.get("ts")),
+        bid,
+        bid_qty,
+        ask,
+        ask_qty,
+        None if version is None else str(version),
+    )
 
 
 def build_exchange(settings: FeedSettings) -> Any:

@@ -1,19 +1,33 @@
-"""The live market-data feed: trades and closed candles from an exchange as engine events.
+"""The live market-data feed: trades, candles, quotes and heartbeats from an exchange.
 
     async with LiveFeed(FeedSettings.from_env("BTCUSDT,ETHUSDT", market="spot")) as feed:
         specs = await feed.specs()            # per-symbol rules for risk and execution
         history = await feed.warmup()         # closed candles for the strategy
-        async for event in feed.events():     # Trade | Candle | Alert, in order per symbol
+        async for event in feed.events():     # Trade | Candle | Quote | Heartbeat | Alert
             pipeline.process(event)
 
-One task per (symbol, stream) loops on ccxt.pro's watch_trades / watch_ohlcv.
-When a watch fails (socket dropped, keepalive missed, forced by the watchdog) the
-task waits with exponential backoff and jitter and watches again, which makes
-ccxt open a new socket and resubscribe. The first batch after that is preceded by
-a REST backfill from the last emitted trade, and every trade passes the deduper,
-so nothing is lost or doubled. A watchdog on the age of the last message per
-symbol raises a data-stop alert after `silence_threshold_s` and forces a
-reconnect, which also recovers a receive loop that died without a word.
+One task per (symbol, stream) loops on ccxt.pro's watch_trades / watch_ohlcv and
+the book-ticker watch. When a watch fails (socket dropped, keepalive missed,
+forced by the watchdog) the task waits with exponential backoff and jitter and
+watches again, which makes ccxt open a new socket and resubscribe. The first
+batch after that is preceded by a REST backfill from the last emitted trade, and
+every trade passes the deduper, so nothing is lost or doubled. A watchdog on the
+age of the last message per symbol raises a data-stop alert after
+`silence_threshold_s` and forces a reconnect, which also recovers a receive loop
+that died without a word.
+
+Time: every message's exchange timestamp feeds an estimate of the exchange's
+clock (clock.py). A live candle closes when the next window's first push arrives
+or when that clock is `candle_close_grace_ms` past the window's end, whichever
+comes first; candles of several symbols that end together leave together, one
+after the other, sorted by symbol (candle_groups.py).
+
+Liveness: a message for a symbol that yields no trade, candle or quote (an
+update of the open candle, an unchanged book) yields a `Heartbeat` instead, at
+most one per symbol per `heartbeat_interval_ms` of exchange time, so the
+pipeline can tell a quiet market from a dead feed. Quotes (best bid and ask)
+leave only when the bid or the ask changed, at most one per symbol per
+`quote_min_interval_ms`, always with the latest book.
 """
 
 from __future__ import annotations
@@ -22,23 +36,26 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import partial
 from typing import Any
 
-from engine.errors import ExchangeError, InvalidEventError
-from engine.events import Alert, Candle, Severity, Trade, derive_id
+from engine.errors import DataSourceError, ExchangeError, InvalidEventError
+from engine.events import Alert, Candle, Heartbeat, Quote, Severity, Trade, derive_id
 from engine.feeds.exchange.backoff import RestCaller, backoff_delay_s
-from engine.feeds.exchange.candles import CandleAssembler
+from engine.feeds.exchange.candle_groups import CandleGroups
+from engine.feeds.exchange.candles import CandleAssembler, CandleStep
 from engine.feeds.exchange.client import (
+    RawBookTicker,
     RawKline,
     SubscriptionRefusedError,
     build_exchange,
     force_reconnect,
 )
+from engine.feeds.exchange.clock import ExchangeClock
 from engine.feeds.exchange.dedupe import Delivery, TradeDeduper, TradeRecord
 from engine.feeds.exchange.markets import (
     FundingRate,
@@ -47,10 +64,14 @@ from engine.feeds.exchange.markets import (
     funding_from_mexc,
     spec_from_market,
 )
+from engine.feeds.exchange.numbers import epoch_ms
 from engine.feeds.exchange.parse import (
+    book_from_ccxt_ticker,
     candle_event,
     futures_deal,
     futures_kline_rows,
+    heartbeat_event,
+    quote_event,
     spot_agg_trade,
     spot_kline_row,
     trade_event,
@@ -60,10 +81,13 @@ from engine.feeds.exchange.settings import FeedSettings
 
 log = logging.getLogger(__name__)
 
-FeedEvent = Trade | Candle | Alert
+LiveMarketEvent = Trade | Candle | Quote | Heartbeat
+FeedEvent = LiveMarketEvent | Alert
 SPOT_REST_PAGE = 1000
 SPOT_KLINE_PAGE = 500  # ccxt: MEXC answers at most 500 in practice
 FUTURES_DEALS_MAX = 100
+CLOSER_IDLE_S = 1.0  # the candle closer looks again at least this often
+CLOSER_MIN_WAIT_S = 0.005
 
 
 @dataclass
@@ -77,7 +101,11 @@ class FeedStats:
     gaps_detected: int = 0
     rate_limited: int = 0
     data_stop_alerts: int = 0
-    emitted: int = 0
+    emitted: int = 0  # market events: trades, candles, quotes and heartbeats
+    quotes: int = 0
+    heartbeats: int = 0
+    candles_closed_by_clock: int = 0  # closed at end + grace, no later push needed
+    late_candle_updates: int = 0  # pushes for a window already closed by the clock
 
 
 @dataclass
@@ -95,21 +123,41 @@ class _SymbolState:
     candles: CandleAssembler | None
     last_data: float = field(default_factory=time.monotonic)
     silent_since: float | None = None  # set while a data-stop alert is open
+    exchange_ms: int | None = None  # the exchange's stamp on the latest message
+    last_event_ms: int | None = None  # the latest time of a market event emitted
+    emitted: int = 0  # market events emitted
+    book: RawBookTicker | None = None  # the latest book ticker not yet looked at
+    last_quote: tuple[Decimal, Decimal] | None = None  # bid and ask last emitted
 
 
 class LiveFeed:
-    """Live trades and candles for `settings.symbols`; see the module docstring."""
+    """Live market data for `settings.symbols`; see the module docstring."""
 
-    def __init__(self, settings: FeedSettings, *, queue_size: int = 10_000) -> None:
+    def __init__(
+        self,
+        settings: FeedSettings,
+        *,
+        queue_size: int = 10_000,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.settings = settings
         self._ex: Any = None
         self._rest: RestCaller | None = None
         self._symbols: dict[str, _SymbolState] = {}
         self._by_exchange_id: dict[str, str] = {}
-        self._queue: asyncio.Queue[FeedEvent | BaseException] = asyncio.Queue(queue_size)
+        self._queue: asyncio.Queue[FeedEvent | list[Candle] | BaseException] = asyncio.Queue(
+            queue_size
+        )
         self._tasks: list[asyncio.Task[None]] = []
         self._klines: dict[str, list[RawKline]] = {}
         self._stats = FeedStats()
+        self._invalid = 0  # items the feed itself refused (bad numbers, crossed books)
+        self._clock = ExchangeClock(monotonic)
+        self._groups: CandleGroups | None = None
+        self._candle_lock = asyncio.Lock()
+        self._candles_changed = asyncio.Event()
+        self._next_candle_due_ms: int | None = None
+        self._backfilled_candles: set[tuple[str, int]] = set()
         self._started = False
         self._closed = False
 
@@ -118,12 +166,20 @@ class LiveFeed:
     @property
     def stats(self) -> FeedStats:
         """A snapshot of the counters (malformed_frames, reconnects, backfilled, ...)."""
+        frames = self._ex.claire_stats.malformed_frames if self._ex is not None else 0
+        self._stats.malformed_frames = frames + self._invalid
         if self._ex is not None:
-            self._stats.malformed_frames = self._ex.claire_stats.malformed_frames
             self._stats.reconnects = self._ex.claire_stats.reconnects
         if self._rest is not None:
             self._stats.rate_limited = self._rest.rate_limited
+        self._stats.late_candle_updates = sum(
+            s.candles.late_updates for s in self._symbols.values() if s.candles is not None
+        )
         return FeedStats(**vars(self._stats))
+
+    def exchange_now_ms(self) -> int | None:
+        """The exchange's time as the feed estimates it; None before its first message."""
+        return self._clock.now_ms()
 
     async def start(self) -> None:
         """Load markets and resolve the symbols (no subscription yet); idempotent."""
@@ -132,6 +188,8 @@ class LiveFeed:
         self._ex = build_exchange(self.settings)
         self._ex.claire_on_kline = self._on_kline
         self._ex.claire_on_malformed = self._on_malformed
+        self._ex.claire_on_book_ticker = self._on_book_ticker
+        self._ex.claire_on_message = self._on_message
         self._rest = RestCaller(self._ex, self.settings)
         await self._load_symbols()
 
@@ -147,8 +205,12 @@ class LiveFeed:
         for symbol in self._symbols:
             if self.settings.trades:
                 self._spawn(self._watch_trades(symbol), f"trades {symbol}")
+            if self.settings.book_ticker:
+                self._spawn(self._watch_book(symbol), f"book ticker {symbol}")
             if self.settings.candle_timeframe is not None:
                 self._spawn(self._watch_candles(symbol), f"candles {symbol}")
+        if self.settings.candle_timeframe is not None:
+            self._spawn(self._candle_closer(), "candle closer")
         self._spawn(self._watchdog(), "watchdog")
 
     async def events(self) -> AsyncIterator[FeedEvent]:
@@ -162,7 +224,11 @@ class LiveFeed:
             item = await self._queue.get()
             if isinstance(item, BaseException):
                 raise item
-            yield item
+            if isinstance(item, list):  # candles that end together, in one piece
+                for candle in item:
+                    yield candle
+            else:
+                yield item
 
     async def specs(self) -> dict[str, MarketSpec]:
         await self.start()
@@ -265,6 +331,11 @@ class LiveFeed:
                 candles=None if interval is None else CandleAssembler(interval * 1000),
             )
             self._by_exchange_id[market["id"]] = symbol
+        interval = self.settings.candle_interval_s
+        if interval is not None:
+            self._groups = CandleGroups(
+                self.settings.symbols, interval * 1000, self.settings.candle_close_grace_ms
+            )
 
     def _spawn(self, coro: Any, name: str) -> None:
         self._tasks.append(asyncio.create_task(coro, name=f"live-feed {name}"))
@@ -317,12 +388,16 @@ class LiveFeed:
                 continue
             attempt = 0
             self._heard(symbol)
+            state = self._symbols[symbol]
+            emitted_before = state.emitted
             try:
                 await handle(batch)
             except ExchangeError as exc:  # a backfill that could not be fetched
                 await self._alert(
                     Severity.WARNING, "backfill_failed", f"{symbol}: {exc}", {"symbol": symbol}
                 )
+            if state.emitted == emitted_before:
+                await self._heartbeat(symbol, state)
 
     def _disconnected(self, symbol: str) -> None:
         state = self._symbols[symbol]
@@ -330,6 +405,28 @@ class LiveFeed:
         state.trades.needs_backfill = True
         if state.candles is not None:
             state.candles.reconnected()
+
+    def _on_message(self, symbol_id: str, exchange_ms: int | None) -> None:
+        """Every data message, before ccxt handles it: the exchange's clock and liveness."""
+        if exchange_ms is None:
+            return
+        self._clock.observe(exchange_ms)
+        symbol = self._by_exchange_id.get(symbol_id)
+        if symbol is not None:
+            self._symbols[symbol].exchange_ms = exchange_ms
+        due = self._next_candle_due_ms
+        if due is not None and (self._clock.now_ms() or 0) >= due:
+            self._candles_changed.set()  # the clock jumped past a candle's deadline
+
+    async def _heartbeat(self, symbol: str, state: _SymbolState) -> None:
+        """The exchange spoke about `symbol` and nothing came of it: say it is alive."""
+        at = state.exchange_ms
+        if at is None:
+            return
+        last = state.last_event_ms
+        if last is not None and at < last + self.settings.heartbeat_interval_ms:
+            return
+        await self._put(heartbeat_event(self.settings.exchange, self.settings.market, symbol, at))
 
     def _on_malformed(self, url: str) -> None:
         # The frame we skipped may have carried trades: check the next batch against REST.
@@ -362,7 +459,7 @@ class LiveFeed:
                     trade_from_ccxt(trade, state.spec.contract_size, self.settings.is_mexc)
                 )
             except Exception as exc:
-                self._stats.malformed_frames += 1
+                self._invalid += 1
                 log.warning("skipped an unreadable %s trade: %s", symbol, exc)
         if not records:
             return
@@ -388,7 +485,7 @@ class LiveFeed:
         try:
             event = trade_event(self.settings.exchange, self.settings.market, symbol, record, key)
         except InvalidEventError as exc:
-            self._stats.malformed_frames += 1
+            self._invalid += 1
             log.warning("skipped an invalid %s trade: %s", symbol, exc)
             return False
         await self._put(event)
@@ -458,33 +555,114 @@ class LiveFeed:
             self._klines.setdefault(symbol, []).append(kline)
 
     async def _on_candles(self, symbol: str) -> None:
-        state = self._symbols[symbol]
-        assembler = state.candles
-        assert assembler is not None
-        pushes, self._klines[symbol] = self._klines.get(symbol, []), []
-        for kline in pushes:
-            step = assembler.push(kline)
-            if step.closed is not None:
-                await self._emit_candle(symbol, state, step.closed)
-            if step.backfill_from_ms is not None and step.backfill_to_ms is not None:
-                self._stats.gaps_detected += 1
-                fetched = await self._fetch_klines(
-                    state, step.backfill_from_ms, step.backfill_to_ms, None
-                )
-                for raw in fetched:
-                    wanted = step.backfill_from_ms <= raw.open_ms < step.backfill_to_ms
-                    if wanted and await self._emit_candle(symbol, state, raw):
-                        self._stats.backfilled += 1
-        self._stats.duplicates_dropped += assembler.duplicates
-        assembler.duplicates = 0
+        """New pushes for `symbol` (kept by `_on_kline`); every symbol's are applied."""
+        async with self._candle_lock:
+            await self._close_and_release()
+        self._candles_changed.set()  # a window opened or closed: the closer looks again
 
-    async def _emit_candle(self, symbol: str, state: _SymbolState, kline: RawKline) -> bool:
+    async def _candle_closer(self) -> None:
+        """Closes candles whose next push is late, at end + grace on the exchange's clock."""
+        while True:
+            due, now = self._next_candle_due_ms, self._clock.now_ms()
+            wait = CLOSER_IDLE_S if due is None or now is None else (due - now) / 1000
+            # Never less than a few ms: whatever goes wrong, the closer must not spin.
+            # asyncio.timeout, not wait_for: wait_for can swallow a cancellation that
+            # arrives as the event is set, and close() would wait forever.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(min(max(wait, CLOSER_MIN_WAIT_S), CLOSER_IDLE_S)):
+                    await self._candles_changed.wait()
+            self._candles_changed.clear()
+            try:
+                async with self._candle_lock:
+                    await self._close_and_release()
+            except ExchangeError as exc:  # a backfill that could not be fetched
+                await self._alert(Severity.WARNING, "backfill_failed", str(exc), {})
+
+    async def _close_and_release(self) -> None:
+        """Apply the pushes received, close the windows that are due, then emit every
+        group that is complete or due.
+
+        Called with the candle lock held.
+        """
+        groups = self._groups
+        assert groups is not None
+        # Pushes first, also those that came in while a backfill was fetched: the push
+        # that moved the clock past a deadline may be the one that shows the open
+        # window's last pushes were lost (then REST has them).
+        while any(self._klines.get(symbol) for symbol in groups.symbols):
+            for symbol in groups.symbols:
+                state = self._symbols[symbol]
+                assert state.candles is not None
+                pushes, self._klines[symbol] = self._klines.get(symbol, []), []
+                for kline in pushes:
+                    await self._apply(symbol, state, state.candles.push(kline))
+        grace = self.settings.candle_close_grace_ms
+        now = self._clock.now_ms()
+        if now is not None:
+            for symbol in groups.symbols:
+                state = self._symbols[symbol]
+                assert state.candles is not None
+                step = state.candles.close_due(now, grace)
+                if step.closed is not None or step.backfill_from_ms is not None:
+                    self._stats.candles_closed_by_clock += 1
+                    await self._apply(symbol, state, step)
+        closed_through = {
+            symbol: state.candles.closed_through_ms
+            for symbol, state in self._symbols.items()
+            if state.candles is not None
+        }
+        for group in groups.release(closed_through, self._clock.now_ms()):
+            candles = [
+                candle
+                for symbol, kline in group
+                if (candle := self._accept_candle(symbol, self._symbols[symbol], kline))
+            ]
+            if candles:
+                await self._put_candles(candles)
+        for state in self._symbols.values():
+            if state.candles is not None:
+                self._stats.duplicates_dropped += state.candles.duplicates
+                state.candles.duplicates = 0
+        dues = [
+            state.candles.due_ms + grace
+            for state in self._symbols.values()
+            if state.candles is not None and state.candles.due_ms is not None
+        ]
+        held = groups.next_due_ms()
+        if held is not None:
+            dues.append(held)
+        self._next_candle_due_ms = min(dues) if dues else None
+
+    async def _apply(self, symbol: str, state: _SymbolState, step: CandleStep) -> None:
+        """Hold a closed window for its group; fetch the windows the stream lost."""
+        groups = self._groups
+        assert groups is not None
+        if step.closed is not None:
+            groups.add(symbol, step.closed)
+        if step.backfill_from_ms is None or step.backfill_to_ms is None:
+            return
+        self._stats.gaps_detected += 1
+        fetched = await self._fetch_klines(state, step.backfill_from_ms, step.backfill_to_ms, None)
+        for raw in fetched:
+            if step.backfill_from_ms <= raw.open_ms < step.backfill_to_ms:
+                self._backfilled_candles.add((symbol, raw.open_ms))
+                groups.add(symbol, raw)
+
+    def _accept_candle(self, symbol: str, state: _SymbolState, kline: RawKline) -> Candle | None:
+        """The candle to emit, or None if it is invalid or not newer than the last one."""
         assert state.candles is not None
         candle = self._candle(symbol, state, kline)
         if candle is None or not state.candles.emitted(kline.open_ms):
-            return False
-        await self._put(candle)
-        return True
+            return None
+        if (symbol, kline.open_ms) in self._backfilled_candles:
+            self._backfilled_candles.discard((symbol, kline.open_ms))
+            self._stats.backfilled += 1
+        return candle
+
+    async def _put_candles(self, candles: list[Candle]) -> None:
+        for candle in candles:
+            self._count(candle)
+        await self._queue.put(candles if len(candles) > 1 else candles[0])
 
     def _candle(self, symbol: str, state: _SymbolState, kline: RawKline) -> Candle | None:
         interval_s = self.settings.candle_interval_s
@@ -495,8 +673,8 @@ class LiveFeed:
             return candle_event(
                 self.settings.exchange, self.settings.market, symbol, kline, interval_s, scale
             )
-        except (InvalidEventError, Exception) as exc:
-            self._stats.malformed_frames += 1
+        except Exception as exc:  # InvalidEventError, DataSourceError: refuse and count
+            self._invalid += 1
             log.warning("skipped an invalid %s candle at %d: %s", symbol, kline.open_ms, exc)
             return None
 
@@ -541,6 +719,57 @@ class LiveFeed:
             lambda: self._ex.fetch_ohlcv(spec.ccxt_symbol, timeframe, from_ms, limit),
         )
         return [RawKline(spec.exchange_id, timeframe, int(r[0]), *r[1:6]) for r in ohlcv]
+
+    # --- book ticker -----------------------------------------------------------------
+
+    async def _watch_book(self, symbol: str) -> None:
+        state = self._symbols[symbol]
+        ccxt_symbol = state.spec.ccxt_symbol
+
+        async def watch() -> Any:
+            if self.settings.is_mexc:
+                return await self._ex.claire_watch_book_ticker(ccxt_symbol)
+            return await self._ex.watch_ticker(ccxt_symbol)  # other exchanges: floats
+
+        await self._watch_loop(
+            symbol, "book ticker", watch, lambda batch: self._on_book(symbol, batch)
+        )
+
+    def _on_book_ticker(self, raw: RawBookTicker) -> None:
+        """Every book-ticker message: keep only the latest per symbol until it is read."""
+        symbol = self._by_exchange_id.get(raw.symbol_id)
+        if symbol is not None:
+            self._symbols[symbol].book = raw
+
+    async def _on_book(self, symbol: str, batch: Any) -> None:
+        state = self._symbols[symbol]
+        if not self.settings.is_mexc and isinstance(batch, dict):
+            state.book = book_from_ccxt_ticker(state.spec.exchange_id, batch)
+        interval_s = self.settings.quote_min_interval_ms / 1000
+        while state.book is not None:
+            raw, state.book = state.book, None
+            if not await self._emit_quote(symbol, state, raw) or interval_s <= 0:
+                return
+            # Let the book settle, then send its latest state: at most one quote per
+            # interval, and never an old one left standing.
+            await asyncio.sleep(interval_s)
+
+    async def _emit_quote(self, symbol: str, state: _SymbolState, raw: RawBookTicker) -> bool:
+        time_ms = raw.time_ms or self._clock.now_ms() or epoch_ms(datetime.now(UTC))
+        scale = state.spec.contract_size if state.spec.market == "futures" else Decimal(1)
+        try:
+            quote = quote_event(
+                self.settings.exchange, self.settings.market, symbol, raw, time_ms, scale
+            )
+        except (InvalidEventError, DataSourceError) as exc:
+            self._invalid += 1
+            log.warning("skipped an invalid %s book ticker: %s", symbol, exc)
+            return False
+        if state.last_quote == (quote.bid, quote.ask):
+            return False  # only the sizes changed, or nothing did
+        state.last_quote = (quote.bid, quote.ask)
+        await self._put(quote)
+        return True
 
     # --- watchdog and alerts ---------------------------------------------------------------
 
@@ -599,5 +828,18 @@ class LiveFeed:
 
     async def _put(self, event: FeedEvent) -> None:
         if not isinstance(event, Alert):
-            self._stats.emitted += 1
+            self._count(event)
         await self._queue.put(event)
+
+    def _count(self, event: LiveMarketEvent) -> None:
+        self._stats.emitted += 1
+        if isinstance(event, Quote):
+            self._stats.quotes += 1
+        elif isinstance(event, Heartbeat):
+            self._stats.heartbeats += 1
+        state = self._symbols.get(event.symbol)
+        if state is not None:
+            state.emitted += 1
+            at = epoch_ms(event.ts)
+            if state.last_event_ms is None or at > state.last_event_ms:
+                state.last_event_ms = at

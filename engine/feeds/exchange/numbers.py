@@ -10,7 +10,7 @@ price or size comes close to that.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal, InvalidOperation
 
 from engine.errors import DataSourceError
@@ -58,3 +58,11 @@ def utc_ms(ms: int) -> datetime:
     """UTC datetime from epoch milliseconds, computed without float rounding."""
     seconds, millis = divmod(ms, 1000)
     return datetime.fromtimestamp(seconds, tz=UTC).replace(microsecond=millis * 1000)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+def epoch_ms(ts: datetime) -> int:
+    """Epoch milliseconds of a UTC datetime, computed without float rounding."""
+    return (ts - _EPOCH) // timedelta(milliseconds=1)

@@ -1,4 +1,5 @@
-"""Exchange payloads to `TradeRecord`s, `RawKline`s and engine events.
+"""Exchange payloads to `TradeRecord`s, `RawKline`s and engine events (trades, candles,
+quotes and heartbeats).
 
 Prices and sizes are read from the raw payload (`trade["info"]`), never from
 ccxt's float fields: MEXC spot sends strings, kept verbatim; MEXC futures sends
@@ -11,8 +12,8 @@ from __future__ import annotations
 from decimal import Decimal
 from typing import Any
 
-from engine.events import Candle, Side, Trade, derive_id
-from engine.feeds.exchange.client import RawKline
+from engine.events import Candle, Heartbeat, Quote, Side, Trade, derive_id
+from engine.feeds.exchange.client import RawBookTicker, RawKline
 from engine.feeds.exchange.dedupe import TradeRecord
 from engine.feeds.exchange.numbers import exact_decimal, int_ms, utc_ms
 
@@ -113,4 +114,52 @@ def candle_event(
         low=exact_decimal(kline.low, "low"),
         close=exact_decimal(kline.close, "close"),
         volume=exact_decimal(kline.volume, "volume") * volume_scale,
+    )
+
+
+def quote_event(
+    exchange: str, market: str, symbol: str, raw: RawBookTicker, time_ms: int, qty_scale: Decimal
+) -> Quote:
+    """The best bid and ask; raises for a missing side, a bad number or a crossed book.
+
+    `time_ms` is the exchange's stamp on the message (or its clock when unstamped);
+    futures sizes are contracts, scaled to base units by `qty_scale`.
+    """
+    bid, ask = exact_decimal(raw.bid, "bid"), exact_decimal(raw.ask, "ask")
+    bid_qty = exact_decimal(raw.bid_qty, "bid quantity") * qty_scale
+    ask_qty = exact_decimal(raw.ask_qty, "ask quantity") * qty_scale
+    return Quote(
+        event_id=derive_id(
+            "mkt", exchange, market, symbol, "quote", time_ms, bid, ask, raw.version or ""
+        ),
+        ts=utc_ms(time_ms),
+        cause_id=None,
+        symbol=symbol,
+        bid=bid,
+        ask=ask,
+        bid_qty=bid_qty,
+        ask_qty=ask_qty,
+    )
+
+
+def heartbeat_event(exchange: str, market: str, symbol: str, time_ms: int) -> Heartbeat:
+    """The feed heard about `symbol` at exchange time `time_ms` and had nothing else to say."""
+    return Heartbeat(
+        event_id=derive_id("mkt", exchange, market, symbol, "heartbeat", time_ms),
+        ts=utc_ms(time_ms),
+        cause_id=None,
+        symbol=symbol,
+    )
+
+
+def book_from_ccxt_ticker(symbol_id: str, ticker: dict[str, Any]) -> RawBookTicker:
+    """ccxt's unified ticker (floats, via their shortest repr) for exchanges other than MEXC."""
+    stamp = ticker.get("timestamp")
+    return RawBookTicker(
+        symbol_id,
+        int(stamp) if isinstance(stamp, int | float) and stamp > 0 else None,
+        ticker.get("bid"),
+        ticker.get("bidVolume"),
+        ticker.get("ask"),
+        ticker.get("askVolume"),
     )

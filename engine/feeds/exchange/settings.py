@@ -3,14 +3,17 @@
 Units are in the names (`_ms`, `_s`) because a bare "timeout = 30" is how
 seconds and milliseconds get mixed up. Base URLs default to MEXC's public hosts;
 tests point them at the local server through the `CLAIRE_MEXC_*_URL` variables.
+`CANDLE_CLOSE_GRACE_MS` sets how long after its end, on the exchange's clock, a
+live candle waits for late updates before it is closed and emitted.
 """
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from typing import Literal
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.errors import ConfigError
 from engine.events import SYMBOL_PATTERN
@@ -21,6 +24,9 @@ ENV_SPOT_REST = "CLAIRE_MEXC_SPOT_REST_URL"
 ENV_SPOT_WS = "CLAIRE_MEXC_SPOT_WS_URL"
 ENV_FUTURES_REST = "CLAIRE_MEXC_FUTURES_REST_URL"
 ENV_FUTURES_WS = "CLAIRE_MEXC_FUTURES_WS_URL"
+ENV_CANDLE_GRACE = "CANDLE_CLOSE_GRACE_MS"
+
+CANDLE_GRACE_MAX_MS = 30_000  # half the shortest candle: a window closes before the next ends
 
 MEXC_SPOT_REST = "https://api.mexc.com"
 MEXC_SPOT_WS = "wss://wbs-api.mexc.com/ws"
@@ -40,6 +46,10 @@ class FeedSettings:
     market: MarketType = "spot"
     trades: bool = True
     candle_timeframe: str | None = "1m"  # None: no candle stream
+    book_ticker: bool = True  # best bid and ask: Quote events, the spread paper fills pay
+    candle_close_grace_ms: int = 2_000  # a candle closes this long after its end, exchange time
+    heartbeat_interval_ms: int = 1_000  # at most one heartbeat per symbol this often
+    quote_min_interval_ms: int = 100  # at most one quote per symbol this often (the latest wins)
     warmup_candles: int = 200
     spot_rest_url: str = MEXC_SPOT_REST
     spot_ws_url: str = MEXC_SPOT_WS
@@ -69,8 +79,19 @@ class FeedSettings:
         if self.candle_timeframe is not None and self.candle_timeframe not in TIMEFRAME_SECONDS:
             known = ", ".join(TIMEFRAME_SECONDS)
             raise ConfigError(f"candle timeframe {self.candle_timeframe!r} is unknown; use {known}")
-        if not self.trades and self.candle_timeframe is None:
-            raise ConfigError("the feed subscribes to nothing; enable trades or a candle timeframe")
+        if not self.trades and self.candle_timeframe is None and not self.book_ticker:
+            raise ConfigError(
+                "the feed subscribes to nothing; "
+                "enable trades, the book ticker or a candle timeframe"
+            )
+        if not 0 <= self.candle_close_grace_ms <= CANDLE_GRACE_MAX_MS:
+            raise ConfigError(
+                f"{ENV_CANDLE_GRACE}={self.candle_close_grace_ms} is invalid: it must be "
+                f"whole milliseconds from 0 to {CANDLE_GRACE_MAX_MS}, like 2000; "
+                "fix it in the environment or .env."
+            )
+        if self.heartbeat_interval_ms <= 0 or self.quote_min_interval_ms < 0:
+            raise ConfigError("heartbeat interval must be positive and quote interval not negative")
         if self.silence_threshold_s <= 0 or self.reconnect_initial_ms <= 0:
             raise ConfigError("silence threshold and reconnect delay must be greater than zero")
         if self.reconnect_max_ms < self.reconnect_initial_ms:
@@ -92,18 +113,57 @@ class FeedSettings:
         env: Mapping[str, str] | None = None,
         **overrides: object,
     ) -> FeedSettings:
-        """Settings for `symbols` (a list or "BTCUSDT,ETHUSDT") with URLs from the environment."""
-        source = os.environ if env is None else env
+        """Settings for `symbols` (a list or "BTCUSDT,ETHUSDT") from the environment.
+
+        Without `env`, the variables come from the process environment and a `.env`
+        file in the working folder, like every other setting.
+        """
+        source = _environment() if env is None else env
         if isinstance(symbols, str):
             symbols = [s for s in symbols.split(",") if s.strip()]
         names = tuple(s.strip().upper().replace("/", "").replace("_", "") for s in symbols)
-        urls = {
+        values: dict[str, object] = {
             "spot_rest_url": source.get(ENV_SPOT_REST) or MEXC_SPOT_REST,
             "spot_ws_url": source.get(ENV_SPOT_WS) or MEXC_SPOT_WS,
             "futures_rest_url": source.get(ENV_FUTURES_REST) or MEXC_FUTURES_REST,
             "futures_ws_url": source.get(ENV_FUTURES_WS) or MEXC_FUTURES_WS,
         }
-        return cls(symbols=names, **{**urls, **overrides})  # type: ignore[arg-type]
+        grace = source.get(ENV_CANDLE_GRACE)
+        if grace is not None and grace.strip():
+            values["candle_close_grace_ms"] = _whole_ms(grace, ENV_CANDLE_GRACE)
+        return cls(symbols=names, **{**values, **overrides})  # type: ignore[arg-type]
 
     def with_(self, **changes: object) -> FeedSettings:
         return replace(self, **changes)  # type: ignore[arg-type]
+
+
+class _FeedEnvironment(BaseSettings):
+    """The feed's variables, read like engine.config.Settings: environment, then `.env`."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", case_sensitive=False
+    )
+
+    claire_mexc_spot_rest_url: str | None = None
+    claire_mexc_spot_ws_url: str | None = None
+    claire_mexc_futures_rest_url: str | None = None
+    claire_mexc_futures_ws_url: str | None = None
+    candle_close_grace_ms: str | None = None
+
+
+def _environment() -> dict[str, str]:
+    return {
+        name.upper(): value
+        for name, value in _FeedEnvironment().model_dump().items()
+        if value is not None
+    }
+
+
+def _whole_ms(text: str, variable: str) -> int:
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ConfigError(
+            f"{variable}={text.strip()} is invalid: it must be whole milliseconds, like 2000; "
+            "fix it in the environment or .env."
+        ) from None
