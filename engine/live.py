@@ -10,15 +10,21 @@ incomplete backfill) go on the alerts stream beside the engine's.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable, Iterable
-from datetime import datetime
+from datetime import datetime, timedelta
+from decimal import Decimal
 
 from engine.config import Settings
-from engine.events import Alert, Event
+from engine.errors import ClaireError
+from engine.events import Alert, Event, FundingSettlement, derive_id
 from engine.feeds.exchange import LiveFeed, LiveMarketEvent
+from engine.feeds.perpetual import settle_times
 from engine.kernel import Pipeline
 from engine.markets import SymbolSpec
 from engine.signal.base import Strategy
+
+log = logging.getLogger("claire.live")
 
 
 async def live_specs(feed: LiveFeed) -> dict[str, SymbolSpec]:
@@ -35,10 +41,53 @@ def build_live_pipeline(
     return Pipeline(settings, specs, strategy=strategy, observers=observers)
 
 
+class _FundingClock:
+    """Perpetuals settle funding every `funding_interval_h` hours of exchange time.
+
+    When market time passes a settle time, the exchange's current rate is settled at
+    that time, before the event that passed it (the last known rate, or
+    `FUNDING_DEFAULT_RATE`, if the exchange does not answer).
+    """
+
+    def __init__(self, feed: LiveFeed, pipeline: Pipeline) -> None:
+        self.feed = feed
+        self.pipeline = pipeline
+        self.symbols = {
+            s: spec.contract.funding_interval_h
+            for s, spec in pipeline.specs.items()
+            if spec.contract is not None
+        }
+        self.rates: dict[str, Decimal] = {}
+
+    async def due(self, ts: datetime) -> list[FundingSettlement]:
+        if not self.symbols:
+            return []
+        last = self.pipeline.clock.now()
+        if last.year < 2000:  # nothing processed yet: no settlement is behind us
+            return []
+        out = []
+        for symbol, hours in sorted(self.symbols.items()):
+            for at in settle_times(last + _TICK, ts + _TICK, hours):
+                rate = await self._rate(symbol)
+                event_id = derive_id("settle", symbol, at.isoformat())
+                out.append(FundingSettlement(event_id, at, None, symbol, rate))
+        return sorted(out, key=lambda s: (s.ts, s.symbol))
+
+    async def _rate(self, symbol: str) -> Decimal:
+        try:
+            self.rates[symbol] = (await self.feed.funding_rate(symbol)).rate
+        except ClaireError as exc:
+            log.warning("funding rate of %s unavailable (%s); using the last known", symbol, exc)
+        return self.rates.get(symbol, self.pipeline.settings.funding_default_rate)
+
+
+_TICK = timedelta(microseconds=1)
+
+
 async def drive(
     feed: LiveFeed,
     pipeline: Pipeline,
-    process: Callable[[LiveMarketEvent], None] | None = None,
+    process: Callable[[LiveMarketEvent | FundingSettlement], None] | None = None,
     *,
     warmup: bool = True,
     max_events: int | None = None,
@@ -55,11 +104,14 @@ async def drive(
     handle = process or pipeline.process
     if warmup:
         pipeline.warm_up(await feed.warmup())
+    funding = _FundingClock(feed, pipeline)
     count = 0
     async for event in feed.events():
         if isinstance(event, Alert):
             pipeline.publish(event)
             continue
+        for settlement in await funding.due(event.ts):
+            handle(settlement)
         handle(event)
         count += 1
         if progress is not None:

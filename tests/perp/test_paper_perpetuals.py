@@ -199,3 +199,36 @@ def test_margin_usage_is_limited() -> None:
     assert order.qty * order.decision_price <= D(200)
     [resize] = [e for e in of(seen, RiskEvent) if e.kind == "resize"]
     assert resize.reason == "max_margin_usage"
+
+
+class RateSource:
+    """A feed that answers funding rates, as MEXC's REST does; the second call fails."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+
+    async def funding_rate(self, symbol: str) -> object:
+        from engine.errors import ExchangeError
+        from engine.feeds.exchange.markets import FundingRate
+
+        self.calls += 1
+        if self.calls > 1:
+            raise ExchangeError("the exchange did not answer")
+        return FundingRate(symbol, D("0.00025"), None, 8)
+
+
+async def test_a_live_run_settles_funding_when_market_time_passes_a_settle_time() -> None:
+    from engine.live import _FundingClock
+
+    config = load_settings(initial_capital="1000")
+    pipeline = Pipeline(config, {"XRPUSDT": SPEC}, Script({}))
+    clock = _FundingClock(RateSource(), pipeline)  # type: ignore[arg-type]
+    assert await clock.due(T0 + timedelta(hours=7)) == []  # nothing processed yet
+    pipeline.clock.advance(T0 + timedelta(hours=7, minutes=59))
+    [settle] = await clock.due(T0 + timedelta(hours=8, seconds=1))
+    assert settle.ts == T0 + timedelta(hours=8) and settle.rate == D("0.00025")
+    pipeline.clock.advance(T0 + timedelta(hours=8, seconds=1))
+    assert await clock.due(T0 + timedelta(hours=15)) == []
+    pipeline.clock.advance(T0 + timedelta(hours=15))
+    [later] = await clock.due(T0 + timedelta(hours=16))
+    assert later.rate == D("0.00025")  # the exchange failed: the last known rate
