@@ -204,7 +204,7 @@ def start(
                 raise ConfigError(
                     "--services runs a stored replay: give --replay, not --no-persist."
                 )
-            _run_services(settings, choice, folder, replay, days, perpetual, as_json)
+            _run_services(settings, choice, folder, replay, days, perpetual, speed, as_json)
             return
         outcome = None
         with run_progress(enabled=not as_json) as progress:
@@ -242,6 +242,7 @@ def _run_services(
     replay: list[Path],
     days: float | None,
     perpetual: Any,
+    speed: str | None,
     as_json: bool,
 ) -> None:
     import json
@@ -253,7 +254,9 @@ def _run_services(
     from engine.report.final import final_report, to_markdown
 
     runner = PaperRunner(settings, folder, choice=choice, on_warning=warn)
-    run_id, status, stop_signal = runner.start_services(replay, days, perpetual)
+    run_id, status, stop_signal = runner.start_services(
+        replay, days, perpetual, speed=speed or "max"
+    )
     report, why = None, ""
     try:
         with open_store(settings, runner.data_dir) as (store, _):

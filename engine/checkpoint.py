@@ -10,6 +10,7 @@ ISO 8601, orders as their event JSON.
 from __future__ import annotations
 
 from collections import Counter, deque
+from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
@@ -59,12 +60,14 @@ def _order(body: dict[str, Any]) -> Order:
     return order
 
 
-def capture(pipeline: Pipeline) -> dict[str, Any]:
+def capture(pipeline: Pipeline, parts: Collection[str] | None = None) -> dict[str, Any]:
+    """The pipeline's state as JSON values; `parts` picks some of the services (a service
+    process keeps only its own)."""
     p, r, x, st = pipeline.portfolio, pipeline.risk, pipeline.exchange, pipeline.stats
-    return {
+    builders: dict[str, Any] = {
         "format": FORMAT,
         "clock": _t(pipeline.clock.now()),
-        "portfolio": {
+        "portfolio": lambda: {
             "cash": str(p.cash),
             "fees": str(p.fees),
             "realized": str(p.realized),
@@ -102,7 +105,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "dirty": p._dirty,
             "last_equity": str(p._last_equity),
         },
-        "risk": {
+        "risk": lambda: {
             "state": r.state.value,
             "reducing_since": r.reducing_since.isoformat() if r.reducing_since else None,
             "cash": str(r.cash),
@@ -119,7 +122,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "closes": {s: list(c) for s, c in r._closes.items()},
             "bars_per_day": r._bars_per_day,
         },
-        "exchange": {
+        "exchange": lambda: {
             "cash": str(x.account.cash),
             "holdings": _decimals(x.account.holdings),
             "working": [
@@ -146,11 +149,11 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
                 "mark_fed": sorted(x.perps.mark_fed),
             },
         },
-        "signals": {
+        "signals": lambda: {
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
             "strategy": pipeline.strategy.export_state(),
         },
-        "stats": {
+        "stats": lambda: {
             "fills": st.fills,
             "fills_by_symbol": dict(st.fills_by_symbol),
             "results_by_status": dict(st.results_by_status),
@@ -164,6 +167,11 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "books": {symbol: book.to_json() for symbol, book in st.books.items()},
         },
     }
+    return {
+        key: value() if callable(value) else value
+        for key, value in builders.items()
+        if parts is None or key in parts or key in ("format", "clock")
+    }
 
 
 def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
@@ -174,7 +182,22 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     if clock is not None:
         pipeline.clock.advance(clock)
 
-    ps, p = state["portfolio"], pipeline.portfolio
+    if "portfolio" in state:
+        _restore_portfolio(pipeline, state["portfolio"])
+    if "risk" in state:
+        _restore_risk(pipeline, state["risk"])
+    if "exchange" in state:
+        _restore_exchange(pipeline, state["exchange"])
+    if "signals" in state:
+        ss = state["signals"]
+        pipeline.signals._positions = {v["symbol"]: position_from_dict(v) for v in ss["positions"]}
+        pipeline.strategy.import_state(ss["strategy"])
+    if "stats" in state:
+        _restore_stats(pipeline, state["stats"])
+
+
+def _restore_portfolio(pipeline: Pipeline, ps: dict[str, Any]) -> None:
+    p = pipeline.portfolio
     p.cash, p.fees, p.realized = Decimal(ps["cash"]), Decimal(ps["fees"]), Decimal(ps["realized"])
     p.positions = {
         s: Position(Decimal(q), Decimal(c), Decimal(r)) for s, (q, c, r) in ps["positions"].items()
@@ -199,7 +222,9 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     p._next_day, p._next_minute = _pt(ps["next_day"]), _pt(ps["next_minute"])
     p._dirty, p._last_equity = ps["dirty"], Decimal(ps["last_equity"])
 
-    rs, r = state["risk"], pipeline.risk
+
+def _restore_risk(pipeline: Pipeline, rs: dict[str, Any]) -> None:
+    r = pipeline.risk
     r.state = TradingState(rs["state"])
     r.reducing_since = date.fromisoformat(rs["reducing_since"]) if rs["reducing_since"] else None
     r.cash = Decimal(rs["cash"])
@@ -220,7 +245,9 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     r._closes = {s: deque(c, maxlen=lookback) for s, c in rs["closes"].items()}
     r._bars_per_day = dict(rs["bars_per_day"])
 
-    xs, x = state["exchange"], pipeline.exchange
+
+def _restore_exchange(pipeline: Pipeline, xs: dict[str, Any]) -> None:
+    x = pipeline.exchange
     x.account.cash = Decimal(xs["cash"])
     x.account.holdings = _from_decimals(xs["holdings"])
     x.working = {}
@@ -251,11 +278,9 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
         assert isinstance(quote, Quote)
         x.quotes[quote.symbol] = quote
 
-    ss = state["signals"]
-    pipeline.signals._positions = {v["symbol"]: position_from_dict(v) for v in ss["positions"]}
-    pipeline.strategy.import_state(ss["strategy"])
 
-    sts, st = state["stats"], pipeline.stats
+def _restore_stats(pipeline: Pipeline, sts: dict[str, Any]) -> None:
+    st = pipeline.stats
     st.fills = sts["fills"]
     st.fills_by_symbol = Counter(sts["fills_by_symbol"])
     st.results_by_status = Counter(sts["results_by_status"])

@@ -417,6 +417,7 @@ class PaperRunner:
         days: float | None,
         perpetual: PerpetualFiles | None = None,
         ports: dict[str, int] | None = None,
+        speed: str = "max",
     ) -> tuple[str, RunStatus, int | None]:
         """A replay run as one process per service over Redis Streams, supervised.
 
@@ -425,7 +426,8 @@ class PaperRunner:
         from engine.services.supervisor import ServiceFailed, Supervisor
 
         with self._store() as (store, _):
-            run_id, _ = self._create_replay_run(store, files, days, "max", perpetual)
+            parse_speed(speed)
+            run_id, _ = self._create_replay_run(store, files, days, speed, perpetual)
             lock = RunLock(self.data_dir, run_id)
             lock.acquire()
             supervisor = Supervisor(store, run_id, self.data_dir, ports=ports or service_ports())

@@ -9,6 +9,7 @@ Each service serves `/health`, `/status` and `/metrics` on its port.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import signal
@@ -27,6 +28,7 @@ from engine.bus.redis import RedisBus
 from engine.config import Settings
 from engine.errors import ClaireError
 from engine.events import STREAMS, Event
+from engine.feeds.replay import paced, parse_speed
 from engine.kernel import build_replay_pipeline
 from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
@@ -138,7 +140,8 @@ def run_service(
         log.info("service started", extra={"event": "service_start", "service": name})
 
         if name == "feed":
-            feed = FeedService(bus, plan.events)
+            factor = parse_speed(str((run.config.get("replay") or {}).get("speed") or "max"))
+            feed = FeedService(bus, lambda: paced(plan.events(), factor))
             figures["state"] = "running"
             finished = feed.run(should_stop)
             figures.update(state="done" if finished else "stopped", published=feed.published)
@@ -150,6 +153,7 @@ def run_service(
             writer = WriterService(bus, EventWriter(store, run_id))
             writer.prepare()
             figures["state"] = "running"
+            stack.callback(_save_latency, bus, writer)
             rounds = 0
             while not should_stop():
                 took = writer.run_once(should_stop)
@@ -185,6 +189,20 @@ def run_service(
                 for stream, value in figures["lag"].items():
                     lag.labels(stream).set(value)
         figures["state"] = "stopped"
+
+
+def _save_latency(bus: RedisBus, writer: WriterService) -> None:
+    """Fill latencies (market event published -> fill committed), for the benchmark."""
+    values = sorted(writer.fill_latencies_ms)
+    if not values:
+        return
+    summary = {
+        "fills": len(values),
+        "p50_ms": values[len(values) // 2],
+        "p99_ms": values[min(len(values) - 1, int(len(values) * 0.99))],
+        "max_ms": values[-1],
+    }
+    bus.redis.set(bus.key("writer:fill_latency"), json.dumps(summary))
 
 
 def _lag(bus: RedisBus, group: str) -> dict[str, int]:

@@ -85,6 +85,13 @@ STEPS: Final[dict[str, tuple[Step, ...]]] = {
     ),
 }
 PIPELINE_SERVICES: Final = tuple(STEPS)
+# Which part of `engine.checkpoint`'s state each service keeps.
+OWN_STATE: Final = {
+    "execution": "exchange",
+    "portfolio": "portfolio",
+    "signal": "signals",
+    "risk": "risk",
+}
 
 
 @dataclass
@@ -166,6 +173,7 @@ class ServiceWorker:
         self.steps = STEPS[name]
         self._outputs = outputs  # filled by the components' publish
         self._handlers = handlers(name, parts)
+        self._parts = (OWN_STATE[name],)
         self._ahead: dict[str, deque[_Read]] = {}
         self._step = 0
         self._groups = 0
@@ -246,7 +254,7 @@ class ServiceWorker:
         next_step = (self._step + 1) % len(self.steps)
         groups = self._groups + (1 if next_step == 0 else 0)
         state = json.dumps(
-            {"step": next_step, "groups": groups, "state": capture(self.parts)},  # type: ignore[arg-type]
+            {"step": next_step, "groups": groups, "state": capture(self.parts, self._parts)},  # type: ignore[arg-type]
             separators=(",", ":"),
         )
         outputs = list(self._outputs)

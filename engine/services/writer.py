@@ -7,12 +7,13 @@ that a no-op: nothing is lost, nothing is doubled.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from typing import Final
 
 from engine.bus.redis import RedisBus
 from engine.errors import InvalidEventError
-from engine.events import STREAMS, Event, from_json
+from engine.events import STREAMS, Event, OrderResult, from_json
 from engine.store import EventWriter
 
 log = logging.getLogger("claire.services.writer")
@@ -27,6 +28,10 @@ class WriterService:
         self.block_ms = block_ms
         self.written = 0
         self.processed = 0
+        # Publication time (ms, the Redis entry id) of each recent market event, so a
+        # fill's latency from its market event to its commit here can be measured.
+        self._published_ms: dict[str, int] = {}
+        self.fill_latencies_ms: list[float] = []
 
     def prepare(self) -> None:
         for stream in STREAMS:
@@ -52,7 +57,10 @@ class WriterService:
                     if payload is None:
                         continue  # trimmed away while pending
                     try:
-                        events.append(from_json(payload))
+                        event = from_json(payload)
+                        events.append(event)
+                        if stream == "market_data":
+                            self._published_ms[event.event_id] = int(msg_id.split("-")[0])
                     except InvalidEventError as exc:
                         self.bus._dead_letter(stream, msg_id, payload, f"{exc.reason}: {exc}")
             if taken:
@@ -60,6 +68,14 @@ class WriterService:
         if not taken:
             return 0
         self.written += self.writer.write(events)
+        committed_ms = time.time() * 1000
+        for event in events:
+            if isinstance(event, OrderResult) and event.status.is_fill:
+                published = self._published_ms.get(event.market_event_id or "")
+                if published is not None:
+                    self.fill_latencies_ms.append(committed_ms - published)
+        if len(self._published_ms) > 100_000:
+            self._published_ms.clear()
         for stream, ids in taken.items():
             self.bus.ack(stream, GROUP, ids)
         count = sum(len(ids) for ids in taken.values())
