@@ -27,8 +27,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
+import redis
+
 from engine.bus.redis import RedisBus
-from engine.runtime.redis import redis_service
+from engine.errors import ClaireError
+from engine.runtime.redis import EmbeddedRedis, ExternalRedis, redis_service
 from engine.services.host import SERVICES, drained, stream_prefix
 from engine.store import RunStatus, Store
 
@@ -157,6 +160,9 @@ class Supervisor:
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
             while self._stop_requested is None:
+                if not self._redis_up(bus, redis_server):
+                    time.sleep(poll_s)
+                    continue
                 for child in self.children.values():
                     self._check(child)
                 if bus.redis.get(bus.key("feed:done")) and drained(bus):
@@ -175,6 +181,22 @@ class Supervisor:
                 signal.signal(s, h)
             bus.close()
             redis_server.stop()
+
+    def _redis_up(self, bus: RedisBus, server: EmbeddedRedis | ExternalRedis) -> bool:
+        """Ping the bus; an embedded Redis that died is started again from its AOF."""
+        try:
+            return bool(bus.redis.ping())
+        except (redis.ConnectionError, redis.TimeoutError, OSError):
+            pass
+        self._record("redis", "exit", None)
+        if isinstance(server, EmbeddedRedis):
+            log.warning("the embedded Redis is down; starting it again")
+            try:
+                server.restart()
+                self._record("redis", "restart", server.pid)
+            except ClaireError as exc:
+                log.warning("Redis did not start again yet: %s", exc)
+        return False
 
     def _on_signal(self, signum: int, frame: object) -> None:
         self._stop_requested = signum

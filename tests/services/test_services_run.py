@@ -189,3 +189,31 @@ def test_sigterm_stops_a_services_run_cleanly_as_stopped(
     assert all(_service_pid(run_id, name) is None for name in SERVICES)
     kinds = [e["kind"] for e in service_events(claire_home, run_id)]
     assert "stop" in kinds and "restart" not in kinds
+
+
+def test_redis_killed_mid_run_comes_back_from_its_log_and_nothing_is_lost(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    files = four_symbols[:2]
+    child = claire_process(replay_args(files, "1", "--services", "--json"))
+    deadline = time.monotonic() + 60
+    run_id = None
+    while run_id is None or _service_pid(run_id, "risk") is None:
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline
+        run_id = run_id or _newest_run(claire_home)
+        time.sleep(0.05)
+    time.sleep(1.5)
+    [redis_pid] = [
+        p.pid
+        for p in psutil.process_iter(["name", "cwd"])
+        if p.info["name"] == "redis-server" and p.info["cwd"] == str(claire_home / "redis")
+    ]
+    os.kill(redis_pid, signal.SIGKILL)
+    code, out, err = finish(child)
+    assert code == 0, err
+    body = json.loads(out)
+    assert body["status"] == "completed"
+    assert runs_and_fills(claire_home)[body["run_id"]] == in_process_fills(files, "1", claire_home)
+    kinds = [(e["service"], e["kind"]) for e in service_events(claire_home, body["run_id"])]
+    assert ("redis", "restart") in kinds
