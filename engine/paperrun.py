@@ -55,6 +55,7 @@ from engine.limits import check_days
 from engine.ops.run_checks import entry_fraction, replay_warnings, strategy_warnings
 from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
+from engine.services.run_metrics import RunMetrics, serving
 from engine.signal.loader import StrategyChoice, json_values
 from engine.stopping import StopRequested, StopSignals
 from engine.store import DatabaseUnavailable, EventWriter, RunRecord, RunStatus, Store
@@ -369,15 +370,19 @@ class PaperRunner:
                     if resume.status is not RunStatus.RUNNING:
                         store.reopen_run(run_id)
                 choice = self.choice
+                metrics = RunMetrics(run_id)
 
                 def build(observer: Callable[[Event], None]) -> Pipeline:
                     return build_live_pipeline(
-                        settings, specs, choice.build(), observers=[observer]
+                        settings, specs, choice.build(), observers=[observer, metrics.observe]
                     )
 
                 stop_signal = None
                 try:
-                    with self._session(store, run_id, build, checkpoint) as (run, done):
+                    with (
+                        serving(metrics, self._checks(store)),
+                        self._session(store, run_id, build, checkpoint) as (run, done),
+                    ):
                         feed_progress = self._progress(
                             run.pipeline, progress, market_start, planned_end, quote
                         )
@@ -669,6 +674,9 @@ class PaperRunner:
             data_source=record.data_source,
         )
 
+    def _checks(self, store: Store) -> dict[str, Callable[[], str | None]]:
+        return {"database": _database_check(store)}
+
     def _record_stop(self, run: PersistedRun, store: Store, run_id: str, reason: str) -> None:
         """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it.
 
@@ -724,14 +732,17 @@ class PaperRunner:
         progress: ProgressSink | None,
     ) -> RunOutcome:
         choice = self.choice
+        metrics = RunMetrics(run_id)
 
         def build(observer: Callable[[Event], None]) -> Pipeline:
-            return build_replay_pipeline(settings, plan, choice.build(), observers=[observer])
+            return build_replay_pipeline(
+                settings, plan, choice.build(), observers=[observer, metrics.observe]
+            )
 
         stop_signal = None
         feed = None
         done = checkpoint.market_events if checkpoint else 0
-        with StopSignals() as stop:
+        with StopSignals() as stop, serving(metrics, self._checks(store)):
             try:
                 with self._session(store, run_id, build, checkpoint) as (run, done):
                     feed = self._progress(
@@ -752,6 +763,14 @@ class PaperRunner:
             feed.finish()
         summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
         return self._outcome(store, database, run_id, summary, done, speed, stop_signal)
+
+
+def _database_check(store: Store) -> Callable[[], str | None]:
+    def check() -> str | None:
+        store.db.fetch_one("SELECT 1 AS one", {})
+        return None
+
+    return check
 
 
 def service_ports() -> dict[str, int] | None:

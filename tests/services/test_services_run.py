@@ -217,3 +217,46 @@ def test_redis_killed_mid_run_comes_back_from_its_log_and_nothing_is_lost(
     assert runs_and_fills(claire_home)[body["run_id"]] == in_process_fills(files, "1", claire_home)
     kinds = [(e["service"], e["kind"]) for e in service_events(claire_home, body["run_id"])]
     assert ("redis", "restart") in kinds
+
+
+def test_a_single_process_run_serves_health_status_and_metrics_on_one_port(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    with socket_port() as port:
+        pass
+    env = {"CLAIRE_HTTP_PORT": str(port)}
+    child = claire_process(replay_args(four_symbols, "7", "--speed", "20000x", "--json"), env)
+    deadline = time.monotonic() + 60
+    got: dict[str, Any] = {}
+    try:
+        while "metrics" not in got or "claire_fills_total" not in got["metrics"]:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, got
+            try:
+                got["health"] = httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                got["status"] = httpx.get(f"http://127.0.0.1:{port}/status", timeout=1).json()
+                got["metrics"] = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).text
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+    finally:
+        child.send_signal(signal.SIGTERM)
+        finish(child)
+    assert got["health"].status_code == 200 and got["health"].json()["service"] == "papertest"
+    assert got["status"]["run_id"].startswith("run-")
+    families = {f.name for f in text_string_to_metric_families(got["metrics"])}
+    assert {"claire_equity", "claire_fills", "claire_market_events", "claire_trading_state"} <= (
+        families
+    )
+
+
+class socket_port:
+    def __enter__(self) -> int:
+        import socket
+
+        self.sock = socket.socket()
+        self.sock.bind(("127.0.0.1", 0))
+        return int(self.sock.getsockname()[1])
+
+    def __exit__(self, *exc: object) -> None:
+        self.sock.close()
