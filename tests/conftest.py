@@ -29,6 +29,8 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("COLUMNS", "120")
     monkeypatch.setenv("NO_COLOR", "1")
+    # Runs serve /health and /metrics on 8000 by default; tests that check it pick a port.
+    monkeypatch.setenv("CLAIRE_HTTP_PORT", "off")
 
 
 @pytest.fixture(autouse=True)
