@@ -350,7 +350,8 @@ class PaperExchange:
         order = working.order
         s = self.settings
         half = half_spread_bps(self._relative_spread(order.symbol, chance.at))
-        if order.order_type is OrderType.MARKET:
+
+        def take() -> FillQuote:
             return taker_fill(
                 order.side,
                 chance.reference,
@@ -362,6 +363,9 @@ class PaperExchange:
                 s.slippage_impact_bps,
                 chance.bounds,
             )
+
+        if order.order_type is OrderType.MARKET:
+            return take()
         assert order.limit_price is not None
         limit = order.limit_price
         if working.bars_seen == 0:
@@ -369,18 +373,7 @@ class PaperExchange:
             if limit_is_marketable(order.side, limit, touch):
                 if order.post_only:
                     return "post_only: the order would have taken liquidity on arrival"
-                quote = taker_fill(
-                    order.side,
-                    chance.reference,
-                    half,
-                    qty,
-                    chance.volume,
-                    spec,
-                    s.slippage_base_bps,
-                    s.slippage_impact_bps,
-                    chance.bounds,
-                )
-                return capped_at_limit(quote, order.side, limit)
+                return capped_at_limit(take(), order.side, limit)
         if traded_through(order.side, limit, chance.low, chance.high):
             return resting_fill(limit)
         return None

@@ -51,6 +51,7 @@ from urllib.parse import quote
 
 from engine.errors import StoreError
 from engine.runtime.account import ServerAccount, check_reachable, hand_over, server_account
+from engine.runtime.files import free_port, write_private
 from engine.runtime.leftovers import clear_leftovers
 from engine.runtime.lock import ControlLock, UsersLock
 from engine.runtime.paths import postgres_bin_dir
@@ -314,7 +315,7 @@ class EmbeddedPostgres:
         hand_over(self._account, staging)
         password = secrets.token_urlsafe(24)
         pwfile = self.data_dir / ".initdb-password"
-        _write_private(pwfile, password)
+        write_private(pwfile, password)
         hand_over(self._account, pwfile)
         _log.info("initialising the embedded PostgreSQL", extra={"event": "postgres_initdb"})
         try:
@@ -337,7 +338,7 @@ class EmbeddedPostgres:
             pwfile.unlink(missing_ok=True)
         if self.database not in ("postgres", "template1"):  # initdb made those already
             self._create_database(staging)
-        _write_private(self.password_path, password)
+        write_private(self.password_path, password)
         staging.rename(self.pgdata)
 
     def _create_database(self, staging: Path) -> None:
@@ -389,7 +390,7 @@ class EmbeddedPostgres:
                 previous = int(self.port_path.read_text().strip())
                 if _port_is_free(previous):
                     return previous
-        return _free_port()
+        return free_port()
 
     def _use_socket(self) -> bool:
         fits = len(os.fsencode(self.pgdata / f".s.PGSQL.{SOCKET_PORT}")) <= MAX_SOCKET_PATH
@@ -528,16 +529,6 @@ def _server_env() -> dict[str, str]:
     return {"PATH": SERVER_PATH, "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
 
 
-def _write_private(path: Path, text: str) -> None:
-    """Write a secret readable by its owner only, replacing any old file atomically."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
 def _port_is_free(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         try:
@@ -545,13 +536,6 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _free_port() -> int:
-    """A port free right now on 127.0.0.1; a race with another program is retried by _launch."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _last_line(text: str) -> str:

@@ -23,7 +23,6 @@ import logging
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import time
 from pathlib import Path
@@ -34,6 +33,7 @@ from urllib.parse import quote
 import psutil
 
 from engine.errors import StoreError
+from engine.runtime.files import free_port, write_private
 from engine.runtime.lock import ControlLock, UsersLock
 from engine.runtime.urls import SecretUrl, redact_url
 
@@ -185,7 +185,7 @@ class EmbeddedRedis:
             return self.password_path.read_text().strip()
         except OSError:
             password = secrets.token_urlsafe(24)
-            _write_private(self.password_path, password)
+            write_private(self.password_path, password)
             return password
 
     def _use_socket(self) -> bool:
@@ -216,14 +216,14 @@ class EmbeddedRedis:
         if self._use_socket():
             lines += ["port 0", f"unixsocket {self.socket_path}", "unixsocketperm 700"]
         else:
-            port = _free_port()
+            port = free_port()
             self.port_path.write_text(str(port))
             lines += ["bind 127.0.0.1", f"port {port}"]
         return "\n".join(lines) + "\n"
 
     def _launch(self) -> SecretUrl:
         config = self.folder / "redis.conf"
-        _write_private(config, self._config())
+        write_private(config, self._config())
         binary = redis_server_binary()
         if not os.access(binary, os.X_OK):
             raise StoreError(
@@ -329,21 +329,6 @@ def _wait_gone(pid: int, timeout_s: float) -> bool:
 def _server_env() -> dict[str, str]:
     """A minimal environment: ours holds secrets any process of the account could read."""
     return {"PATH": "/usr/bin:/bin", "LC_ALL": "C", "LANG": "C", "TZ": "UTC"}
-
-
-def _write_private(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.unlink(missing_ok=True)
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
-    os.replace(tmp, path)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _last_line(path: Path) -> str:

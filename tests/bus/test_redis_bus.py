@@ -15,6 +15,7 @@ import redis
 
 from engine.bus.base import msg_id_key
 from engine.bus.redis import BusBackpressure, RedisBus
+from engine.runtime.files import free_port
 from engine.runtime.redis import EmbeddedRedis, redis_server_binary
 from tests.bus.contract import BusContract, trade
 
@@ -35,8 +36,7 @@ def embedded() -> Iterator[EmbeddedRedis]:
 def external() -> Iterator[str]:
     """A Redis that claire did not start, reached by a URL with a password, over TCP."""
     folder = Path(tempfile.mkdtemp(prefix="claire-ext-redis-"))
-    with socket_port() as port:
-        pass
+    port = free_port()
     proc = subprocess.Popen(
         [str(redis_server_binary()), "--port", str(port), "--bind", "127.0.0.1",
          "--requirepass", "s3cret-pass", "--save", "", "--dir", str(folder)],
@@ -55,18 +55,6 @@ def external() -> Iterator[str]:
     proc.terminate()
     proc.wait(timeout=10)
     shutil.rmtree(folder, ignore_errors=True)
-
-
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        return int(self.sock.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
 
 
 _counter = iter(range(1_000_000))

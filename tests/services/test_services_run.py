@@ -18,6 +18,7 @@ from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import load_settings
 from engine.paperrun import open_store
+from engine.runtime.files import free_port
 from engine.services.host import SERVICES
 from tests.paperrun.runs import claire_process
 
@@ -85,6 +86,18 @@ def _service_pid(run_id: str, name: str) -> int | None:
         if pattern in " ".join(proc.info["cmdline"] or []):
             return int(proc.pid)
     return None
+
+
+def wait_for_service(child: subprocess.Popen[str], home: Path, name: str) -> str:
+    """The run id, once the run's service `name` is up."""
+    deadline = time.monotonic() + 60
+    run_id = None
+    while run_id is None or _service_pid(run_id, name) is None:
+        assert child.poll() is None, child.communicate()
+        assert time.monotonic() < deadline, f"service {name} never started"
+        run_id = run_id or _newest_run(home)
+        time.sleep(0.05)
+    return run_id
 
 
 def _newest_run(home: Path) -> str | None:
@@ -174,13 +187,7 @@ def test_sigterm_stops_a_services_run_cleanly_as_stopped(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
     child = claire_process(replay_args(four_symbols, "7", "--services", "--json"))
-    deadline = time.monotonic() + 60
-    run_id = None
-    while run_id is None or _service_pid(run_id, "risk") is None:
-        assert child.poll() is None, child.communicate()
-        assert time.monotonic() < deadline
-        run_id = run_id or _newest_run(claire_home)
-        time.sleep(0.05)
+    run_id = wait_for_service(child, claire_home, "risk")
     time.sleep(1)
     child.send_signal(signal.SIGTERM)
     code, out, err = finish(child, timeout=60)
@@ -196,13 +203,7 @@ def test_redis_killed_mid_run_comes_back_from_its_log_and_nothing_is_lost(
 ) -> None:
     files = four_symbols[:2]
     child = claire_process(replay_args(files, "1", "--services", "--json"))
-    deadline = time.monotonic() + 60
-    run_id = None
-    while run_id is None or _service_pid(run_id, "risk") is None:
-        assert child.poll() is None, child.communicate()
-        assert time.monotonic() < deadline
-        run_id = run_id or _newest_run(claire_home)
-        time.sleep(0.05)
+    wait_for_service(child, claire_home, "risk")
     time.sleep(1.5)
     [redis_pid] = [
         p.pid
@@ -222,8 +223,7 @@ def test_redis_killed_mid_run_comes_back_from_its_log_and_nothing_is_lost(
 def test_a_single_process_run_serves_health_status_and_metrics_on_one_port(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
-    with socket_port() as port:
-        pass
+    port = free_port()
     env = {"CLAIRE_HTTP_PORT": str(port)}
     child = claire_process(replay_args(four_symbols, "7", "--speed", "20000x", "--json"), env)
     deadline = time.monotonic() + 60
@@ -248,15 +248,3 @@ def test_a_single_process_run_serves_health_status_and_metrics_on_one_port(
     assert {"claire_equity", "claire_fills", "claire_market_events", "claire_trading_state"} <= (
         families
     )
-
-
-class socket_port:
-    def __enter__(self) -> int:
-        import socket
-
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        return int(self.sock.getsockname()[1])
-
-    def __exit__(self, *exc: object) -> None:
-        self.sock.close()
