@@ -378,6 +378,17 @@ class PaperRunner:
                     )
 
                 stop_signal = None
+                # SIGTERM (docker stop, service managers) stops a live run as Ctrl-C does.
+                loop = asyncio.get_running_loop()
+                task = asyncio.current_task()
+                terminated: list[int] = []
+
+                def on_sigterm() -> None:
+                    terminated.append(signal.SIGTERM)
+                    if task is not None:
+                        task.cancel()
+
+                loop.add_signal_handler(signal.SIGTERM, on_sigterm)
                 try:
                     with (
                         serving(metrics, self._checks(store)),
@@ -395,7 +406,10 @@ class PaperRunner:
                             progress=feed_progress,
                         )
                 except asyncio.CancelledError:
-                    stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
+                    # asyncio turns Ctrl-C into cancellation; SIGTERM cancels through on_sigterm.
+                    stop_signal = terminated[0] if terminated else signal.SIGINT
+                finally:
+                    loop.remove_signal_handler(signal.SIGTERM)
                 summary = self._summary(run.pipeline, None, quote, market_start)
                 return self._outcome(store, database, run_id, summary, done, None, stop_signal)
         finally:

@@ -8,6 +8,7 @@ embedded PostgreSQL. No mocks and no internet: only 127.0.0.1.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -351,3 +352,39 @@ async def test_persisted_live_run_writes_the_fills_orders_and_checkpoint(
     assert (q.cash, q.realized, q.fees, q.equity()) == (p.cash, p.realized, p.fees, p.equity())
     assert {s: x.qty for s, x in q.positions.items()} == {s: x.qty for s, x in p.positions.items()}
     assert again.strategy.export_state() == {"seen": EVENTS}
+
+
+async def test_sigterm_stops_a_live_run_cleanly_recorded_as_stopped(
+    server: MexcServer, claire_home: Path
+) -> None:
+    import signal
+    import sys
+
+    from engine.paperrun import open_store
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "claire_cli.main", "papertest", "start", "--exchange", "mexc",
+        "--market", "spot", "--symbols", "XRPETH", "--timeframe", "none", "--json",
+        env={**os.environ, **server.env()},
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+
+    def runs() -> list[Any]:
+        try:
+            with open_store(load_settings(), claire_home) as (store, _):
+                return store.list_runs()
+        except Exception:
+            return []
+
+    deadline = asyncio.get_running_loop().time() + 60
+    while not [r for r in await asyncio.to_thread(runs) if r.status.value == "running"]:
+        assert proc.returncode is None, await proc.communicate()
+        assert asyncio.get_running_loop().time() < deadline, "the live run never started"
+        await asyncio.sleep(0.2)
+    await asyncio.sleep(1.0)
+    proc.send_signal(signal.SIGTERM)
+    _, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 143, err.decode()
+    assert b"Traceback" not in err
+    [run] = await asyncio.to_thread(runs)
+    assert run.status.value == "stopped"
