@@ -148,6 +148,7 @@ def capture(pipeline: Pipeline) -> dict[str, Any]:
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
             "strategy": pipeline.strategy.export_state(),
         },
+        "alerts": pipeline.alerts.export_state(),
         "stats": {
             "fills": st.fills,
             "fills_by_symbol": dict(st.fills_by_symbol),
@@ -250,6 +251,9 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
     ss = state["signals"]
     pipeline.signals._positions = {v["symbol"]: position_from_dict(v) for v in ss["positions"]}
     pipeline.strategy.import_state(ss["strategy"])
+
+    if "alerts" in state:  # checkpoints from before the alerts service have none
+        pipeline.alerts.import_state(state["alerts"])
 
     sts, st = state["stats"], pipeline.stats
     st.fills = sts["fills"]

@@ -41,6 +41,7 @@ from engine.kernel import (
     summarize,
 )
 from engine.ops.run_checks import entry_fraction, replay_warnings, strategy_warnings
+from engine.ops.run_ops import RunOps
 from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.runtime.postgres import attach_url
@@ -62,6 +63,14 @@ _NOT_REPLAYED = {
     "claire_redis_url",
     "mexc_api_key",
     "mexc_api_secret",
+    "claire_notify_urls",
+    "claire_notify_queue",
+    "claire_notify_retries",
+    "claire_log_max_bytes",
+    "claire_log_backups",
+    "claire_log_level",
+    "claire_health_interval_s",
+    "claire_auto_reports",
 }
 
 
@@ -149,6 +158,7 @@ class PersistedRun:
         self._last_event: MarketEvent | None = None
         self.rows_written = 0
         self.busy = False
+        self.on_flush: Callable[[], None] | None = None  # told after each commit
 
     def process(self, event: MarketEvent) -> None:
         self.process_group((event,))
@@ -183,6 +193,8 @@ class PersistedRun:
         self._buffer.clear()
         self._pending = 0
         self._last_flush = self._monotonic()
+        if self.on_flush is not None:
+            self.on_flush()
 
     def finish(self) -> None:
         """A last snapshot with the final marks, then everything to the database."""
@@ -226,6 +238,7 @@ class PaperRunner:
         self.choice = choice or StrategyChoice(settings.strategy)
         self._on_warning = on_warning
         self._warnings: list[str] = []
+        self._ops = RunOps(settings, self.data_dir)  # logs, alerts out, reports
 
     def _store(self) -> AbstractContextManager[tuple[Store, str]]:
         return open_store(self.settings, self.data_dir)
@@ -311,28 +324,31 @@ class PaperRunner:
                     if resume.status is not RunStatus.RUNNING:
                         store.reopen_run(run_id)
                 choice = self.choice
+                resumed_at = checkpoint.last_event_ts if checkpoint else None
+                with self._ops.session(store, run_id, resumed_at=resumed_at) as ops:
 
-                def build(observer: Callable[[Event], None]) -> Pipeline:
-                    return build_live_pipeline(
-                        settings, specs, choice.build(), observers=[observer]
-                    )
+                    def build(observer: Callable[[Event], None]) -> Pipeline:
+                        return build_live_pipeline(
+                            settings, specs, choice.build(), observers=[observer, ops.observe]
+                        )
 
-                stop_signal = None
-                try:
-                    with self._session(store, run_id, build, checkpoint) as (run, done):
-                        feed_progress = self._progress(
-                            run.pipeline, progress, market_start, planned_end, quote
-                        )
-                        await drive(
-                            feed,
-                            run.pipeline,
-                            run.process,
-                            warmup=checkpoint is None,
-                            until=planned_end,
-                            progress=feed_progress,
-                        )
-                except asyncio.CancelledError:
-                    stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
+                    stop_signal = None
+                    try:
+                        with self._session(store, run_id, build, checkpoint) as (run, done):
+                            ops.attach(run)
+                            feed_progress = self._progress(
+                                run.pipeline, progress, market_start, planned_end, quote
+                            )
+                            await drive(
+                                feed,
+                                run.pipeline,
+                                run.process,
+                                warmup=checkpoint is None,
+                                until=planned_end,
+                                progress=feed_progress,
+                            )
+                    except asyncio.CancelledError:
+                        stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
                 summary = self._summary(run.pipeline, None, quote, market_start)
                 return self._outcome(store, database, run_id, summary, done, None, stop_signal)
         finally:
@@ -563,16 +579,23 @@ class PaperRunner:
         progress: ProgressSink | None,
     ) -> RunOutcome:
         choice = self.choice
-
-        def build(observer: Callable[[Event], None]) -> Pipeline:
-            return build_replay_pipeline(settings, plan, choice.build(), observers=[observer])
+        resumed_at = checkpoint.last_event_ts if checkpoint else None
+        rejected = 0 if checkpoint else len(plan.rejected)
+        session = self._ops.session(store, run_id, resumed_at=resumed_at, rejected_input=rejected)
 
         stop_signal = None
         feed = None
         done = checkpoint.market_events if checkpoint else 0
-        with StopSignals() as stop:
+        with StopSignals() as stop, session as ops:
+
+            def build(observer: Callable[[Event], None]) -> Pipeline:
+                return build_replay_pipeline(
+                    settings, plan, choice.build(), observers=[observer, ops.observe]
+                )
+
             try:
                 with self._session(store, run_id, build, checkpoint) as (run, done):
+                    ops.attach(run)
                     feed = self._progress(
                         run.pipeline, progress, plan.start, replay_end(plan), plan.quote
                     )

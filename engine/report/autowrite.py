@@ -1,0 +1,119 @@
+"""Reports a run writes as it goes: each UTC day's once market time passes 00:00, and the
+final one when it ends, into `DATA_DIR/reports/RUN_ID/` (`day-01.md`, `.html`, `.json`,
+..., `final.*`).
+
+A report is built from the database alone, after the batch holding its day's last
+events has been committed, in a worker process of its own: drawing charts never
+slows the replay or the live pipeline, and a report that fails is logged, never
+fatal to the run.
+"""
+
+from __future__ import annotations
+
+import logging
+import multiprocessing
+import os
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import wait as wait_all
+from pathlib import Path
+from typing import Final
+
+log = logging.getLogger(__name__)
+
+FORMATS: Final = ("md", "html", "json")
+
+
+def report_folder(data_dir: Path, run_id: str) -> Path:
+    return data_dir / "reports" / run_id
+
+
+def stem(day: int | None) -> str:
+    return "final" if day is None else f"day-{day:02d}"
+
+
+def write_report(
+    url: str, data_dir: str, run_id: str, day: int | None, formats: tuple[str, ...] = FORMATS
+) -> list[str]:
+    """Build one report from the database and write its files, each whole or not at all."""
+    from engine.report.content import build_report
+    from engine.report.render import render
+    from engine.store import Store
+
+    store = Store.open(url, migrate=False, max_connections=1)
+    try:
+        report = build_report(store, run_id, day)
+    finally:
+        store.close()
+    folder = report_folder(Path(data_dir), run_id)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for fmt in formats:
+        target = folder / f"{stem(day)}.{fmt}"
+        scratch = target.with_suffix(f".{fmt}.tmp")
+        scratch.write_text(render(report, fmt), encoding="utf-8")
+        os.replace(scratch, target)
+        written.append(str(target))
+    return written
+
+
+def missing_days(data_dir: Path, run_id: str, days: range) -> list[int]:
+    """The days of `days` whose Markdown or HTML report is not in the folder."""
+    folder = report_folder(data_dir, run_id)
+    return [
+        d
+        for d in days
+        if not (folder / f"{stem(d)}.md").exists() or not (folder / f"{stem(d)}.html").exists()
+    ]
+
+
+class ReportWriter:
+    """Writes reports in one worker process, in the order asked."""
+
+    def __init__(self, url: str, data_dir: Path, run_id: str) -> None:
+        self._url = url  # a secret: it goes to the worker, never to a log
+        self.data_dir = data_dir
+        self.run_id = run_id
+        self._pool: ProcessPoolExecutor | None = None
+        self._futures: list[tuple[int | None, Future[list[str]]]] = []
+        self.written: list[str] = []
+        self.failed: list[str] = []
+
+    def submit(self, day: int | None) -> None:
+        if self._pool is None:
+            self._pool = ProcessPoolExecutor(
+                max_workers=1, mp_context=multiprocessing.get_context("spawn")
+            )
+        future = self._pool.submit(
+            write_report, self._url, str(self.data_dir), self.run_id, day, FORMATS
+        )
+        self._futures.append((day, future))
+
+    def close(self, timeout_s: float = 600.0) -> None:
+        """Wait for every report asked for, log what failed, and stop the worker."""
+        if self._pool is None:
+            return
+        wait_all([f for _, f in self._futures], timeout=timeout_s)
+        for day, future in self._futures:
+            name = stem(day)
+            if not future.done():
+                self.failed.append(name)
+                log.error(
+                    f"report {name} of {self.run_id} took longer than {timeout_s:g} s; "
+                    "write it with `claire report`",
+                    extra={"event": "report_failed", "report": name},
+                )
+                continue
+            error = future.exception()
+            if error is None:
+                self.written.extend(future.result())
+                log.info(f"wrote report {name}", extra={"event": "report_written", "report": name})
+            else:
+                self.failed.append(name)
+                log.error(
+                    f"report {name} of {self.run_id} could not be written: "
+                    f"{type(error).__name__}: {error}",
+                    extra={"event": "report_failed", "report": name},
+                )
+        self._futures = []
+        self._pool.shutdown(wait=True, cancel_futures=True)
+        self._pool = None
