@@ -12,6 +12,8 @@ import typer
 
 from claire_cli.db import db_app
 from claire_cli.errors import set_debug
+from claire_cli.logs import logs
+from claire_cli.notify import notify_app
 from claire_cli.papertest import papertest_app
 from claire_cli.reporting import export, report
 
@@ -29,6 +31,8 @@ app.add_typer(papertest_app, name="papertest")
 app.command("report")(report)
 app.command("export")(export)
 app.add_typer(db_app, name="db")
+app.add_typer(notify_app, name="notify")
+app.command("logs")(logs)
 
 
 def _version() -> str:

@@ -321,3 +321,33 @@ class Notifier:
             }
             for c in self.channels
         ]
+
+
+def notify_test(settings: Settings, send: Sender = apprise_send) -> list[dict[str, Any]]:
+    """A test message to every channel now; which went out and which failed."""
+    from engine.ops.logs import masked
+
+    channels = channels_from_settings(settings)
+    message = Message(
+        title="claire test notification",
+        body="This is a test from claire notify test: this channel works.",
+        severity=Severity.INFO,
+    )
+    results = []
+    with masked(settings, secret_parts(channels)):
+        for channel in channels:
+            try:
+                ok, error = bool(send(channel, message)), ""
+            except Exception as exc:  # reported per channel, never raised
+                ok, error = False, type(exc).__name__
+            if not ok and not error:
+                error = "the service refused the message or could not be reached"
+            results.append(
+                {
+                    "channel": channel.label,
+                    "min_severity": channel.min_severity.value,
+                    "ok": ok,
+                    "error": error,
+                }
+            )
+    return results

@@ -17,7 +17,7 @@ import json
 import logging
 import logging.handlers
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
@@ -183,6 +183,33 @@ def run_logging(
             existing.setLevel(level)
         claire.setLevel(levels[0])
         engine.setLevel(levels[1])
+
+
+@contextmanager
+def masked(settings: Settings, extra_secrets: Iterable[str] = ()) -> Iterator[None]:
+    """Secrets masked on every handler for a while, without a log file (a short command)."""
+    redactor = Redactor(secret_values(settings, extra_secrets))
+    handlers = list(logging.getLogger().handlers)
+    for handler in handlers:
+        handler.addFilter(redactor)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(redactor)
+
+
+LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}
+
+
+def level_at_least(name: str) -> Callable[[dict[str, Any]], bool]:
+    """A filter for records at level `name` or above."""
+    from engine.errors import ConfigError
+
+    floor = LEVELS.get(name.strip().lower())
+    if floor is None:
+        raise ConfigError(f"--level {name!r} is not one of {', '.join(LEVELS)}.")
+    return lambda record: LEVELS.get(str(record.get("level", "")).lower(), 0) >= floor
 
 
 # --- reading -------------------------------------------------------------------------

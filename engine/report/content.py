@@ -65,6 +65,7 @@ class Series:
 class Report:
     body: dict[str, Any]  # the JSON form, before `plain`
     series: Series
+    generated_at: datetime
 
     @property
     def kind(self) -> str:
@@ -192,8 +193,8 @@ def _compliance(
         "MAX_ORDERS_PER_MINUTE": Decimal(stats.max_in_window(orders, 60)),
     }
     reacted = {
-        "MAX_DAILY_DRAWDOWN_PCT": any(c["state"] != "active" for c in state_changes),
-        "CIRCUIT_BREAKER_THRESHOLD_PCT": any(c["state"] == "halted" for c in state_changes),
+        "MAX_DAILY_DRAWDOWN_PCT": any(c["to"] != "active" for c in state_changes),
+        "CIRCUIT_BREAKER_THRESHOLD_PCT": any(c["to"] == "halted" for c in state_changes),
         # Silence is the market's; the limit acts on it by refusing the symbol's signals.
         "STALE_DATA_SECONDS": True,
     }
@@ -230,6 +231,15 @@ def _compliance(
             }
         )
     return out
+
+
+def _orders_by_status(store: Store, params: dict[str, Any], whole_run: bool) -> dict[str, int]:
+    """Each order once by its final status: the run's, or the orders placed in the window."""
+    if whole_run:
+        query, bound = store.queries["orders_by_status"], {"run_id": params["run_id"]}
+    else:
+        query, bound = store.queries["report_orders_by_status"], params
+    return {r["status"]: int(r["n"]) for r in store.db.fetch_all(query, bound)}
 
 
 def _system(store: Store, run: RunRecord, now: datetime) -> dict[str, Any]:
@@ -320,6 +330,11 @@ def build_report(
     start_marks = {p["symbol"]: p["mark_price"] for p in start_positions}
     by_symbol = _symbol_pnl(start_books, end_books, start_marks, end_marks, trips)
     figures = stats.trip_figures([t.net_pnl for t in trips])
+    if day is None:  # the portfolio's own totals (they include funding and liquidations)
+        realized, fees = delta("realized_pnl"), delta("fees")
+    else:  # a fill counts on the day of its time, even when its snapshot falls at 00:00 next
+        realized = sum((f["realized_pnl"] for f in by_symbol.values()), ZERO)
+        fees = sum((f["fee"] for f in in_window), ZERO)
 
     # Equity curve, drawdown, returns, exposure.
     points = [(s["ts"], s["equity"]) for s in window]
@@ -341,9 +356,7 @@ def build_report(
             "ts": r["ts"],
             "from": (r["detail"] or {}).get("from", ""),
             "to": r["state"],
-            "state": r["state"],
             "reason": r["reason"],
-            "message": r["message"],
         }
         for r in store.db.fetch_all(q["report_state_changes"], params)
     ]
@@ -365,16 +378,15 @@ def build_report(
         "window_start": market_start if day is None else start,
         "window_end": last_ts if day is None else end,
         **header,
-        "generated_at": now,
         "version": _version(),
         "config_hash": config_hash(run.config),
         "annualisation": stats.ANNUALISATION,
         "start_equity": start_equity,
         "equity": last["equity"],
         "total_pnl": last["equity"] - start_equity,
-        "realized_pnl": delta("realized_pnl"),
+        "realized_pnl": realized,
         "unrealized_pnl": last["unrealized_pnl"],
-        "fees": delta("fees"),
+        "fees": fees,
         "spread_paid": _paid(in_window, "spread_bps"),
         "slippage_paid": _paid(in_window, "slippage_bps"),
         "avg_slippage_bps": (
@@ -383,6 +395,7 @@ def build_report(
             else ZERO
         ),
         "fills": len(in_window),
+        "orders_by_status": _orders_by_status(store, params, day is None),
         "round_trips": figures.round_trips,
         "wins": figures.wins,
         "win_rate_frac": figures.win_rate_frac,
@@ -392,10 +405,12 @@ def build_report(
         "expectancy": figures.expectancy,
         "expectancy_ratio": figures.expectancy_ratio,
         "max_drawdown_frac": drawdown.frac,
-        "max_drawdown_duration_s": drawdown.duration_s,
-        "max_drawdown_peak_at": drawdown.peak_at,
-        "max_drawdown_valley_at": drawdown.valley_at,
-        "max_drawdown_recovered_at": drawdown.recovered_at,
+        "underwater": {
+            "duration_s": drawdown.duration_s,
+            "peak_at": drawdown.peak_at,
+            "low_at": drawdown.valley_at,
+            "recovered_at": drawdown.recovered_at,
+        },
         "drawdown_frac": last["drawdown_pct"],
         "daily_drawdown_frac": last["daily_drawdown_pct"],
         "daily_returns": [
@@ -490,4 +505,4 @@ def build_report(
         pnl_by_symbol={s: f["net_pnl"] for s, f in by_symbol.items()},
         exposure_limit=Decimal(str(limit)) if limit is not None else None,
     )
-    return Report(body, series)
+    return Report(body, series, now)

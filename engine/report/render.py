@@ -65,6 +65,14 @@ def _md(text: Any) -> str:
     return str(text).replace("|", "\\|").replace("\n", " ")
 
 
+def _pairs(values: dict[str, Any]) -> str:
+    return " ".join(f"{k}={v}" for k, v in values.items()) or "none"
+
+
+def _counts(values: dict[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in values.items()) or "none"
+
+
 def _limit(value: Decimal, name: str) -> str:
     """A limit's value as its setting reads: shares as percent, counts and seconds whole."""
     return _pct(value) if name.endswith("_PCT") else f"{value:.0f}"
@@ -83,7 +91,16 @@ def environment() -> Any:
         keep_trailing_newline=True,
     )
     env.filters.update(
-        pct=_pct, money=_money, num=_num, dt=_dt, dur=_dur, sign=_sign, md=_md, limit=_limit
+        pct=_pct,
+        money=_money,
+        num=_num,
+        dt=_dt,
+        dur=_dur,
+        sign=_sign,
+        md=_md,
+        limit=_limit,
+        pairs=_pairs,
+        counts=_counts,
     )
     return env
 
@@ -98,7 +115,8 @@ def title(report: Report) -> str:
 
 
 def to_markdown(report: Report) -> str:
-    return environment().get_template("report.md.j2").render(r=report.body, title=title(report))
+    template = environment().get_template("report.md.j2")
+    return template.render(r=report.body, title=title(report), generated=report.generated_at)
 
 
 def to_html(report: Report) -> str:
@@ -106,7 +124,9 @@ def to_html(report: Report) -> str:
 
     images = charts(report.series, report.body["quote_currency"], report.kind == "final")
     template = environment().get_template("report.html.j2")
-    return template.render(r=report.body, title=title(report), charts=images)
+    return template.render(
+        r=report.body, title=title(report), charts=images, generated=report.generated_at
+    )
 
 
 def to_json(report: Report) -> str:

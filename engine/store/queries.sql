@@ -385,6 +385,11 @@ LEFT JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
 WHERE t.run_id = %(run_id)s AND t.ts < %(end)s
 ORDER BY t.ts, o.ts NULLS LAST, t.trade_id;
 
+-- name: report_orders_by_status
+SELECT status, count(*) AS n FROM order_status
+WHERE run_id = %(run_id)s AND placed_at >= %(start)s AND placed_at < %(end)s
+GROUP BY status ORDER BY status;
+
 -- name: report_signals
 SELECT symbol, side, count(*) AS n
 FROM signals
