@@ -166,10 +166,12 @@ def run_logging(
         if logger.getEffectiveLevel() > wanted:
             logger.setLevel(wanted)
     # The run's own loggers reach the file at the chosen level; the console keeps its own.
+    # The console keeps to errors during a run (the live view is the run's face there),
+    # unless the root logger is at debug (`claire --debug`).
     console_levels = [h.level for h in console]
+    floor = root.level if root.level <= logging.DEBUG else logging.ERROR
     for existing in console:
-        if existing.level == logging.NOTSET:
-            existing.setLevel(root.level)
+        existing.setLevel(max(existing.level, floor))
     root.addHandler(handler)
     root.addHandler(counter)
     try:
