@@ -156,27 +156,36 @@ class RunSession:
         self.monitor = HealthMonitor(self.ops.settings, self._health_alert, [probe]).start()
 
     def end(self) -> None:
+        """Final report, session record, notifier: each step on its own, so a failing one
+        (a database that went away) neither hides the run's own error nor skips the rest."""
         if self.monitor is not None:
             self.monitor.stop()
-        record = self.store.get_run(self.run_id)
-        status = record.status if record else RunStatus.FAILED
-        self._report_pending()
-        if self.reports is not None and status in (RunStatus.COMPLETED, RunStatus.FAILED):
-            self.reports.submit(None)
+        status = RunStatus.FAILED
+        try:
+            record = self.store.get_run(self.run_id)
+            status = record.status if record else RunStatus.FAILED
+            self._report_pending()
+            if self.reports is not None and status in (RunStatus.COMPLETED, RunStatus.FAILED):
+                self.reports.submit(None)
+        except Exception:
+            log.exception("could not ask for the run's reports", extra={"event": "report_failed"})
         if self.reports is not None:
             self.reports.close()
         dead = len(self.run.pipeline.bus.dead_letters()) if self.run is not None else 0
-        self.store.db.execute(
-            self.store.queries["end_session"],
-            {
-                "run_id": self.run_id,
-                "session_id": self.session_id,
-                "now": self.ops.clock.now(),
-                "status": status.value,
-                "errors": self.errors.errors,
-                "rejected_input": self.rejected_input + dead,
-            },
-        )
+        try:
+            self.store.db.execute(
+                self.store.queries["end_session"],
+                {
+                    "run_id": self.run_id,
+                    "session_id": self.session_id,
+                    "now": self.ops.clock.now(),
+                    "status": status.value,
+                    "errors": self.errors.errors,
+                    "rejected_input": self.rejected_input + dead,
+                },
+            )
+        except Exception:
+            log.exception("could not record the session's end", extra={"event": "session_end"})
         log.info(
             "run session ended",
             extra={"event": "session_end", "session_id": self.session_id, "status": status.value},
@@ -242,11 +251,17 @@ class RunSession:
 
     def _report_pending(self) -> None:
         pending, self._pending = self._pending, []
-        if self.reports is None:
+        if self.reports is None or not pending:
             return
+        self._beat(self.ops.clock.now())
         for day in pending:
-            self._beat(self.ops.clock.now())
-            self.reports.submit(day)
+            try:
+                self.reports.submit(day)
+            except Exception:  # a report must never stop the run
+                log.exception(
+                    f"could not start writing the report of day {day}",
+                    extra={"event": "report_failed", "report": f"day-{day:02d}"},
+                )
 
     def _catch_up(self) -> None:
         """A resumed run writes the finished days a crash kept it from writing."""

@@ -13,8 +13,10 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_all
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Final
 
@@ -66,31 +68,48 @@ def missing_days(data_dir: Path, run_id: str, days: range) -> list[int]:
     ]
 
 
+_pool: ProcessPoolExecutor | None = None
+_pool_lock = threading.Lock()
+
+
+def _submit(*args: object) -> Future[list[str]]:
+    """Run `write_report` in the process's report worker, started once and kept warm.
+
+    One worker for the whole process: its imports (matplotlib, Jinja2, the engine) are
+    paid once, however many runs a process makes; a worker that died is replaced.
+    """
+    global _pool
+    with _pool_lock:
+        for _ in range(2):
+            if _pool is None:
+                _pool = ProcessPoolExecutor(
+                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                )
+            try:
+                return _pool.submit(write_report, *args)  # type: ignore[arg-type]
+            except BrokenProcessPool:
+                _pool = None
+        raise BrokenProcessPool("the report worker could not be started")
+
+
 class ReportWriter:
-    """Writes reports in one worker process, in the order asked."""
+    """Writes reports in the report worker process, in the order asked."""
 
     def __init__(self, url: str, data_dir: Path, run_id: str) -> None:
         self._url = url  # a secret: it goes to the worker, never to a log
         self.data_dir = data_dir
         self.run_id = run_id
-        self._pool: ProcessPoolExecutor | None = None
         self._futures: list[tuple[int | None, Future[list[str]]]] = []
         self.written: list[str] = []
         self.failed: list[str] = []
 
     def submit(self, day: int | None) -> None:
-        if self._pool is None:
-            self._pool = ProcessPoolExecutor(
-                max_workers=1, mp_context=multiprocessing.get_context("spawn")
-            )
-        future = self._pool.submit(
-            write_report, self._url, str(self.data_dir), self.run_id, day, FORMATS
-        )
+        future = _submit(self._url, str(self.data_dir), self.run_id, day, FORMATS)
         self._futures.append((day, future))
 
     def close(self, timeout_s: float = 600.0) -> None:
-        """Wait for every report asked for, log what failed, and stop the worker."""
-        if self._pool is None:
+        """Wait for every report asked for and log what was written and what failed."""
+        if not self._futures:
             return
         wait_all([f for _, f in self._futures], timeout=timeout_s)
         for day, future in self._futures:
@@ -115,5 +134,3 @@ class ReportWriter:
                     extra={"event": "report_failed", "report": name},
                 )
         self._futures = []
-        self._pool.shutdown(wait=True, cancel_futures=True)
-        self._pool = None

@@ -488,3 +488,10 @@ UPDATE run_sessions
 SET heartbeat_at = greatest(heartbeat_at, %(now)s), ended_at = greatest(started_at, %(now)s),
     end_status = %(status)s, errors = %(errors)s, rejected_input = %(rejected_input)s
 WHERE run_id = %(run_id)s AND session_id = %(session_id)s AND ended_at IS NULL;
+
+-- name: firing_alerts
+-- Alert episodes of a run that have not resolved, oldest first (status views, incidents).
+SELECT episode_id, rule, severity, fired_at, fired_value, message, detail
+FROM alert_episodes
+WHERE run_id = %(run_id)s AND resolved_at IS NULL
+ORDER BY fired_at, episode_id;

@@ -11,6 +11,8 @@ from typing import Any
 
 import pytest
 
+from engine.config import load_settings
+from engine.paperrun import open_store
 from tests.alerts.receiver import closed_port, receiver
 from tests.cli.support import ok
 
@@ -96,6 +98,13 @@ def test_tight_limits_fire_and_resolve_notify_and_leave_the_fills_alone(
     episodes = [e for e in report["alert_episodes"] if e["rule"] == "exposure_high"]
     assert episodes and all(e["fired_at"] for e in episodes)
     assert any(e["resolved_at"] for e in episodes)
+
+    # What is still firing at the end, for status views and incidents.
+    with open_store(load_settings(), None) as (store, _):
+        firing = store.db.fetch_all(store.queries["firing_alerts"], {"run_id": noisy["run_id"]})
+    opened = {a["episode_id"] or a["event_id"] for a in alerts if a["status"] == "firing"}
+    closed = {a["episode_id"] for a in alerts if a["status"] == "resolved"}
+    assert {f["episode_id"] for f in firing} == opened - closed
 
 
 def test_the_run_log_holds_the_alerts_as_json_lines(four_symbols: list[Path]) -> None:
