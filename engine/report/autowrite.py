@@ -108,13 +108,37 @@ class ReportWriter:
         self._futures.append((day, future))
 
     def close(self, timeout_s: float = 600.0) -> None:
-        """Wait for every report asked for and log what was written and what failed."""
+        """Wait for every report asked for and log what was written and what failed.
+
+        The run is over by now, so this process helps: it takes the reports the worker
+        has not started yet, newest first, while the worker goes on from the oldest.
+        """
         if not self._futures:
             return
-        wait_all([f for _, f in self._futures], timeout=timeout_s)
-        for day, future in self._futures:
+        here: dict[int, list[str] | BaseException] = {}
+        while True:
+            index = next(
+                (
+                    i
+                    for i in reversed(range(len(self._futures)))
+                    if i not in here and self._futures[i][1].cancel()
+                ),
+                None,
+            )
+            if index is None:
+                break
+            try:
+                here[index] = write_report(
+                    self._url, str(self.data_dir), self.run_id, self._futures[index][0]
+                )
+            except Exception as exc:  # logged below like the worker's failures
+                here[index] = exc
+        wait_all([f for i, (_, f) in enumerate(self._futures) if i not in here], timeout=timeout_s)
+        for index, (day, future) in enumerate(self._futures):
             name = stem(day)
-            if not future.done():
+            if index in here:
+                outcome = here[index]
+            elif not future.done():
                 self.failed.append(name)
                 log.error(
                     f"report {name} of {self.run_id} took longer than {timeout_s:g} s; "
@@ -122,15 +146,17 @@ class ReportWriter:
                     extra={"event": "report_failed", "report": name},
                 )
                 continue
-            error = future.exception()
-            if error is None:
-                self.written.extend(future.result())
-                log.info(f"wrote report {name}", extra={"event": "report_written", "report": name})
             else:
+                error = future.exception()
+                outcome = error if error is not None else future.result()
+            if isinstance(outcome, BaseException):
                 self.failed.append(name)
                 log.error(
                     f"report {name} of {self.run_id} could not be written: "
-                    f"{type(error).__name__}: {error}",
+                    f"{type(outcome).__name__}: {outcome}",
                     extra={"event": "report_failed", "report": name},
                 )
+            else:
+                self.written.extend(outcome)
+                log.info(f"wrote report {name}", extra={"event": "report_written", "report": name})
         self._futures = []
