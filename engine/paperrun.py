@@ -19,7 +19,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -285,7 +285,7 @@ class PaperRunner:
                     "in one quote currency, so choose symbols with the same quote."
                 )
             quote = quotes.pop()
-            with self._store() as (store, database):
+            with self._store() as (store, database), ExitStack() as stack:
                 settings = self.settings
                 checkpoint = None
                 if resume is None:
@@ -325,30 +325,30 @@ class PaperRunner:
                         store.reopen_run(run_id)
                 choice = self.choice
                 resumed_at = checkpoint.last_event_ts if checkpoint else None
-                with self._ops.session(store, run_id, resumed_at=resumed_at) as ops:
+                ops = stack.enter_context(self._ops.session(store, run_id, resumed_at=resumed_at))
 
-                    def build(observer: Callable[[Event], None]) -> Pipeline:
-                        return build_live_pipeline(
-                            settings, specs, choice.build(), observers=[observer, ops.observe]
+                def build(observer: Callable[[Event], None]) -> Pipeline:
+                    return build_live_pipeline(
+                        settings, specs, choice.build(), observers=[observer, ops.observe]
+                    )
+
+                stop_signal = None
+                try:
+                    with self._session(store, run_id, build, checkpoint) as (run, done):
+                        ops.attach(run)
+                        feed_progress = self._progress(
+                            run.pipeline, progress, market_start, planned_end, quote
                         )
-
-                    stop_signal = None
-                    try:
-                        with self._session(store, run_id, build, checkpoint) as (run, done):
-                            ops.attach(run)
-                            feed_progress = self._progress(
-                                run.pipeline, progress, market_start, planned_end, quote
-                            )
-                            await drive(
-                                feed,
-                                run.pipeline,
-                                run.process,
-                                warmup=checkpoint is None,
-                                until=planned_end,
-                                progress=feed_progress,
-                            )
-                    except asyncio.CancelledError:
-                        stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
+                        await drive(
+                            feed,
+                            run.pipeline,
+                            run.process,
+                            warmup=checkpoint is None,
+                            until=planned_end,
+                            progress=feed_progress,
+                        )
+                except asyncio.CancelledError:
+                    stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
                 summary = self._summary(run.pipeline, None, quote, market_start)
                 return self._outcome(store, database, run_id, summary, done, None, stop_signal)
         finally:
