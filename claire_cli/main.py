@@ -13,6 +13,8 @@ import typer
 from claire_cli.db import db_app
 from claire_cli.engine_cmd import engine_app
 from claire_cli.errors import set_debug
+from claire_cli.logs import logs
+from claire_cli.notify import notify_app
 from claire_cli.papertest import papertest_app
 from claire_cli.reporting import export, report
 
@@ -31,6 +33,8 @@ app.command("report")(report)
 app.command("export")(export)
 app.add_typer(db_app, name="db")
 app.add_typer(engine_app, name="engine")
+app.add_typer(notify_app, name="notify")
+app.command("logs")(logs)
 
 
 def _version() -> str:

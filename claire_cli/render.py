@@ -349,3 +349,23 @@ def print_status(rows: list[Any], data_dir: Any) -> None:
         console.print(
             "an interrupted or stopped run continues with `claire papertest start --resume`."
         )
+
+
+# --- notifications ------------------------------------------------------------------
+
+
+def print_notify_results(results: list[dict[str, Any]]) -> None:
+    console = out()
+    if not results:
+        console.print(
+            "no notification channels: set CLAIRE_NOTIFY_URLS to apprise URLs, comma separated "
+            "(like json://host:port/path or tgram://token/chat)."
+        )
+        return
+    table = Table(title="Notification test", title_justify="left")
+    for column in ("channel", "min severity", "result"):
+        table.add_column(column)
+    for r in results:
+        result = "[green]sent[/green]" if r["ok"] else f"[red]failed[/red]: {escape(r['error'])}"
+        table.add_row(r["channel"], r["min_severity"], result)
+    console.print(table)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -17,6 +16,7 @@ from claire_cli.options import DataDir, RunId
 class ReportFormat(StrEnum):
     json = "json"
     md = "md"
+    html = "html"
 
 
 class ExportFormat(StrEnum):
@@ -41,11 +41,19 @@ class ExportKind(StrEnum):
 def report(
     final: Annotated[
         bool,
-        typer.Option("--final", help="The whole run's final report (also without this flag)."),
+        typer.Option("--final", help="The whole run's final report (the default)."),
     ] = False,
+    day: Annotated[
+        int | None,
+        typer.Option(
+            "--day", help="The run's N-th UTC day of market time (1 is the first).", metavar="N"
+        ),
+    ] = None,
     fmt: Annotated[
         ReportFormat | None,
-        typer.Option("--format", help="md (default) or json.", metavar="md|json"),
+        typer.Option(
+            "--format", help="md (default), html (charts inlined) or json.", metavar="md|html|json"
+        ),
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Same as --format json.")] = False,
     out: Annotated[
@@ -54,22 +62,21 @@ def report(
     run_id: RunId = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Report on a run (default: the newest): PnL per symbol, win rate, drawdown, exposure, fees."""
+    """Report on a run (default: the newest): PnL, win rate, drawdown, Sharpe, risk, alerts."""
     with user_errors():
         from engine.config import load_settings
+        from engine.errors import ConfigError
         from engine.report.access import open_data
-        from engine.report.final import final_report, to_markdown
+        from engine.report.content import build_report
+        from engine.report.render import render
 
+        if final and day is not None:
+            raise ConfigError("--final and --day disagree; give one of them.")
         chosen = _format(fmt, as_json, ReportFormat.md)
         settings = load_settings()
         with open_data(settings, data_dir) as data:
-            result = final_report(data.store, data.run_id(run_id))
-        text = (
-            json.dumps(result.as_json(), indent=2) + "\n"
-            if chosen is ReportFormat.json
-            else to_markdown(result)
-        )
-        _emit(text, out)
+            result = build_report(data.store, data.run_id(run_id), day)
+        _emit(render(result, chosen.value), out)
 
 
 def export(

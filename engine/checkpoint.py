@@ -153,6 +153,7 @@ def capture(pipeline: Pipeline, parts: Collection[str] | None = None) -> dict[st
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
             "strategy": pipeline.strategy.export_state(),
         },
+        "alerts": lambda: pipeline.alerts.export_state(),
         "stats": lambda: {
             "fills": st.fills,
             "fills_by_symbol": dict(st.fills_by_symbol),
@@ -192,6 +193,8 @@ def restore(pipeline: Pipeline, state: dict[str, Any]) -> None:
         ss = state["signals"]
         pipeline.signals._positions = {v["symbol"]: position_from_dict(v) for v in ss["positions"]}
         pipeline.strategy.import_state(ss["strategy"])
+    if "alerts" in state:  # checkpoints from before the alerts service have none
+        pipeline.alerts.import_state(state["alerts"])
     if "stats" in state:
         _restore_stats(pipeline, state["stats"])
 

@@ -34,6 +34,9 @@ FRACTION_FIELDS = (
     "participation_cap_pct",
     "max_margin_usage_pct",
     "min_liquidation_distance_pct",
+    "alert_daily_drawdown_pct",
+    "alert_exposure_pct",
+    "alert_memory_pct",
 )
 RATE_FIELDS = (
     "maker_fee_rate",
@@ -106,10 +109,28 @@ class Settings(BaseSettings):
     # Strategy.
     strategy: str = "engine.signal.momentum:MomentumStrategy"
 
+    # Alert rules (the runbook's alarm table). Market rules run on event time.
+    alert_daily_drawdown_pct: Decimal = Decimal("0.045")
+    alert_exposure_pct: Decimal = Decimal("0.28")
+    alert_open_positions: int = Field(default=2, ge=0, le=1000)
+    alert_no_signal_seconds: int = Field(default=3600, ge=60, le=7 * 86400)
+    alert_service_down_seconds: int = Field(default=30, ge=1, le=86400)
+    alert_memory_pct: Decimal = Decimal("0.90")
+    alert_for_seconds: int = Field(default=60, ge=0, le=86400)
+    alert_clear_seconds: int = Field(default=300, ge=0, le=86400)
+
     # Infrastructure.
     # A run rides out a database outage this long (retrying), then stops, resumable.
     db_outage_tolerance_seconds: int = Field(default=60, ge=0, le=3600)
     claire_home: Path | None = None
+    claire_notify_urls: SecretStr | None = None  # apprise URLs, comma separated
+    claire_notify_queue: int = Field(default=1000, ge=1, le=100000)
+    claire_notify_retries: int = Field(default=3, ge=0, le=10)
+    claire_log_max_bytes: int = Field(default=10_000_000, ge=10_000, le=1_000_000_000)
+    claire_log_backups: int = Field(default=5, ge=1, le=100)
+    claire_log_level: Literal["debug", "info", "warning", "error"] = "info"
+    claire_health_interval_s: Decimal = Field(default=Decimal(5), ge=Decimal("0.05"), le=3600)
+    claire_auto_reports: bool = True
     claire_postgres_url: SecretStr | None = None
     claire_redis_url: SecretStr | None = None
     mexc_api_key: SecretStr | None = None

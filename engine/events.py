@@ -85,6 +85,13 @@ class Severity(StrEnum):
     CRITICAL = "critical"
 
 
+class AlertStatus(StrEnum):
+    """An alert starts an episode (`firing`) and a later one ends it (`resolved`)."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+
+
 class Intent(StrEnum):
     ENTRY = "entry"
     EXIT = "exit"
@@ -722,6 +729,10 @@ class RiskEvent(Event):
 
 @dataclass(frozen=True, slots=True)
 class Alert(Event):
+    """An alarm. Rules with episodes send one `firing` alert when their condition starts and
+    one `resolved` alert, with the same `episode_id`, when it has cleared; `value` is the
+    measured figure at that moment. One-off alerts have no episode."""
+
     TYPE: ClassVar[str] = "alert"
     STREAM: ClassVar[str] = "alerts"
 
@@ -729,9 +740,18 @@ class Alert(Event):
     rule: str
     message: str
     detail: dict[str, str] = field(default_factory=dict)
+    status: AlertStatus = AlertStatus.FIRING
+    episode_id: str | None = None
+    value: Decimal | None = None
 
     def __post_init__(self) -> None:
         self._check_common()
+        if self.episode_id is not None:
+            _check_id(self.episode_id, "episode_id")
+        if self.status is AlertStatus.RESOLVED and self.episode_id is None:
+            raise InvalidEventError("a resolved alert names its episode", "missing_episode")
+        if self.value is not None:
+            check_finite(self.value, "value")
 
 
 EVENT_TYPES: Final[dict[str, type[Event]]] = {

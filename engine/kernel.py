@@ -19,11 +19,13 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from engine.alerts.service import AlertService
 from engine.bus import InProcessBus
 from engine.clock import EventClock
 from engine.config import Settings
 from engine.events import (
     Alert,
+    AlertStatus,
     Candle,
     Event,
     FundingPayment,
@@ -32,7 +34,6 @@ from engine.events import (
     OrderResult,
     OrderStatus,
     RiskEvent,
-    Severity,
     TradingState,
     Watermark,
     derive_id,
@@ -102,9 +103,14 @@ class RunStats:
             self.state_changes.append(event)
 
     def on_alert(self, alert: Alert) -> None:
+        if alert.status is AlertStatus.RESOLVED:
+            log.info(alert.message, extra={"event": "alert_resolved", "rule": alert.rule})
+            return
         self.alerts += 1
-        level = logging.CRITICAL if alert.severity is Severity.CRITICAL else logging.WARNING
-        log.log(level, alert.message, extra={"event": "alert", "rule": alert.rule})
+        log.warning(
+            alert.message,
+            extra={"event": "alert", "rule": alert.rule, "severity": alert.severity.value},
+        )
 
 
 class Pipeline:
@@ -132,6 +138,7 @@ class Pipeline:
         )
         self.risk = RiskService(settings, specs, self.clock, publish)
         self.signals = SignalService(self.strategy, publish)
+        self.alerts = AlertService(settings, publish)
         self.stats = RunStats()
         # Priority order: a route runs only when every route above it is idle, so a
         # fill reaches the portfolio and risk before the strategy's next signal.
@@ -148,6 +155,12 @@ class Pipeline:
             ("signals", "risk", self.risk.on_signal),
             ("orders", "execution", self.exchange.on_order),
             ("risk_events", "stats", self.stats.on_risk_event),
+            # Alerts come last: they read what the others did and decide nothing for them.
+            ("portfolio_snapshots", "alerts", self.alerts.on_snapshot),
+            ("signals", "alerts", self.alerts.on_signal),
+            ("risk_events", "alerts", self.alerts.on_risk_event),
+            ("market_data", "alerts", self.alerts.on_market),
+            ("alerts", "alerts", self.alerts.on_alert),
             ("alerts", "stats", self.stats.on_alert),
         ]
         self._dispatcher = self.bus.dispatcher(routes)

@@ -23,7 +23,7 @@ import secrets
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -53,6 +53,7 @@ from engine.kernel import (
 )
 from engine.limits import check_days
 from engine.ops.run_checks import entry_fraction, replay_warnings, strategy_warnings
+from engine.ops.run_ops import RunOps
 from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.services.run_metrics import RunMetrics, serving
@@ -76,6 +77,14 @@ _NOT_REPLAYED = {
     "claire_redis_url",
     "mexc_api_key",
     "mexc_api_secret",
+    "claire_notify_urls",
+    "claire_notify_queue",
+    "claire_notify_retries",
+    "claire_log_max_bytes",
+    "claire_log_backups",
+    "claire_log_level",
+    "claire_health_interval_s",
+    "claire_auto_reports",
 }
 
 
@@ -173,6 +182,7 @@ class PersistedRun:
         self._last_event: MarketData | None = None
         self.rows_written = 0
         self.busy = False
+        self.on_flush: Callable[[], None] | None = None  # told after each commit
 
     def process(self, event: MarketData) -> None:
         self.process_group((event,))
@@ -218,6 +228,8 @@ class PersistedRun:
         self._buffer.clear()
         self._pending = 0
         self._last_flush = self._monotonic()
+        if self.on_flush is not None:
+            self.on_flush()
 
     def finish(self) -> None:
         """A last snapshot with the final marks, then everything to the database."""
@@ -284,6 +296,7 @@ class PaperRunner:
         self._on_warning = on_warning
         self._warnings: list[str] = []
         self.tolerance = OutageTolerance(seconds=settings.db_outage_tolerance_seconds)
+        self._ops = RunOps(settings, self.data_dir)  # logs, alerts out, reports
 
     def _store(self) -> AbstractContextManager[tuple[Store, str]]:
         return open_store(self.settings, self.data_dir)
@@ -331,7 +344,7 @@ class PaperRunner:
                     "in one quote currency, so choose symbols with the same quote."
                 )
             quote = quotes.pop()
-            with self._store() as (store, database):
+            with self._store() as (store, database), ExitStack() as stack:
                 settings = self.settings
                 checkpoint = None
                 if resume is None:
@@ -371,10 +384,15 @@ class PaperRunner:
                         store.reopen_run(run_id)
                 choice = self.choice
                 metrics = RunMetrics(run_id)
+                resumed_at = checkpoint.last_event_ts if checkpoint else None
+                ops = stack.enter_context(self._ops.session(store, run_id, resumed_at=resumed_at))
 
                 def build(observer: Callable[[Event], None]) -> Pipeline:
                     return build_live_pipeline(
-                        settings, specs, choice.build(), observers=[observer, metrics.observe]
+                        settings,
+                        specs,
+                        choice.build(),
+                        observers=[observer, ops.observe, metrics.observe],
                     )
 
                 stop_signal = None
@@ -394,6 +412,7 @@ class PaperRunner:
                         serving(metrics, self._checks(store)),
                         self._session(store, run_id, build, checkpoint) as (run, done),
                     ):
+                        ops.attach(run)
                         feed_progress = self._progress(
                             run.pipeline, progress, market_start, planned_end, quote
                         )
@@ -747,18 +766,26 @@ class PaperRunner:
     ) -> RunOutcome:
         choice = self.choice
         metrics = RunMetrics(run_id)
-
-        def build(observer: Callable[[Event], None]) -> Pipeline:
-            return build_replay_pipeline(
-                settings, plan, choice.build(), observers=[observer, metrics.observe]
-            )
+        resumed_at = checkpoint.last_event_ts if checkpoint else None
+        rejected = 0 if checkpoint else len(plan.rejected)
+        session = self._ops.session(store, run_id, resumed_at=resumed_at, rejected_input=rejected)
 
         stop_signal = None
         feed = None
         done = checkpoint.market_events if checkpoint else 0
-        with StopSignals() as stop, serving(metrics, self._checks(store)):
+        with StopSignals() as stop, session as ops, serving(metrics, self._checks(store)):
+
+            def build(observer: Callable[[Event], None]) -> Pipeline:
+                return build_replay_pipeline(
+                    settings,
+                    plan,
+                    choice.build(),
+                    observers=[observer, ops.observe, metrics.observe],
+                )
+
             try:
                 with self._session(store, run_id, build, checkpoint) as (run, done):
+                    ops.attach(run)
                     feed = self._progress(
                         run.pipeline, progress, plan.start, replay_end(plan), plan.quote
                     )

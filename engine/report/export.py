@@ -34,7 +34,8 @@ COLUMNS: Final[dict[str, tuple[str, ...]]] = {
                      "maintenance_margin_rate"),
     "risk_events": ("event_id", "ts", "cause_id", "kind", "reason", "symbol", "state", "message",
                     "detail"),
-    "alerts": ("event_id", "ts", "cause_id", "severity", "rule", "message", "detail"),
+    "alerts": ("event_id", "ts", "cause_id", "severity", "rule", "message", "detail", "status",
+               "episode_id", "value"),
     # Computed from the fills: one row per position from flat back to flat.
     "round_trips": ("symbol", "direction", "entry_at", "exit_at", "duration_s", "qty",
                     "entry_price", "exit_price", "realized_pnl", "fees", "net_pnl", "fills"),

@@ -11,6 +11,14 @@
   `started_at` / `ended_at` the wall-clock time it ran.
 - `orders_by_status` counts each order once, by its final status (`open` while
   nothing has happened to it yet, `partially_filled` while the rest still works).
+- `underwater` is the period of the deepest drawdown: from its peak (`peak_at`)
+  through its low (`low_at`) to the time equity was back at the peak
+  (`recovered_at`, empty if never), `duration_s` long.
+- Reports (`claire report`) add, over their window of market time: `spread_paid`
+  and `slippage_paid` (money), `expectancy` (mean net PnL per round trip) and
+  `expectancy_ratio`, `sharpe` and `sortino` (daily returns, 365 a year),
+  `avg_exposure_frac` (time-weighted), `risk_compliance`, `alert_episodes`,
+  `incidents` and `system` (uptime, restarts, errors, rejected input).
 - `risk_settings` are the risk settings in force, under their environment names
   (their `_PCT` values are fractions too, as in the environment).
 """

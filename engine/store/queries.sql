@@ -116,11 +116,13 @@ FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_alerts
-INSERT INTO alerts (run_id, event_id, ts, cause_id, severity, rule, message, detail)
-SELECT %(run_id)s::text, e, t, c, sv, r, m, d::jsonb
+INSERT INTO alerts (run_id, event_id, ts, cause_id, severity, rule, message, detail, status,
+                    episode_id, value)
+SELECT %(run_id)s::text, e, t, c, sv, r, m, d::jsonb, st, ep, v
 FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
             %(severity)s::text[], %(rule)s::text[], %(message)s::text[],
-            %(detail)s::text[]) AS x (e, t, c, sv, r, m, d)
+            %(detail)s::text[], %(status)s::text[], %(episode_id)s::text[],
+            %(value)s::numeric[]) AS x (e, t, c, sv, r, m, d, st, ep, v)
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: advance_market_cursors
@@ -347,7 +349,7 @@ SELECT event_id, ts, cause_id, kind, reason, symbol, state, message, detail
 FROM risk_events WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: export_alerts
-SELECT event_id, ts, cause_id, severity, rule, message, detail
+SELECT event_id, ts, cause_id, severity, rule, message, detail, status, episode_id, value
 FROM alerts WHERE run_id = %(run_id)s ORDER BY ts, event_id;
 
 -- name: run_counts
@@ -355,7 +357,8 @@ SELECT
     (SELECT count(*) FROM trades WHERE run_id = %(run_id)s) AS fills,
     (SELECT count(*) FROM orders WHERE run_id = %(run_id)s) AS orders,
     (SELECT count(*) FROM risk_events WHERE run_id = %(run_id)s AND kind = 'refusal') AS refusals,
-    (SELECT count(*) FROM alerts WHERE run_id = %(run_id)s) AS alerts;
+    -- Alerts raised; the rows that resolve an episode are not new alerts.
+    (SELECT count(*) FROM alerts WHERE run_id = %(run_id)s AND status = 'firing') AS alerts;
 
 -- name: net_position_by_symbol
 -- What the stored fills add up to, to check a checkpoint before resuming from it.
@@ -393,3 +396,134 @@ VALUES (%(run_id)s, %(service)s, %(kind)s, %(pid)s, %(exit_code)s);
 -- name: service_events
 SELECT ts, service, kind, pid, exit_code FROM service_events
 WHERE run_id = %(run_id)s ORDER BY ts, id;
+
+-- Daily and final reports: the same figures over a window of market time
+-- [%(start)s, %(end)s); the final report's window is the whole run.
+
+-- name: report_snapshots
+-- Equity, exposure and drawdown at every snapshot; at equal times the run-end one last.
+SELECT event_id, ts, equity, realized_pnl, unrealized_pnl, fees, exposure, exposure_pct,
+       drawdown_pct, daily_drawdown_pct, open_positions, funding, margin_used, peak_equity
+FROM portfolio_snapshots
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s
+ORDER BY ts, (cause_id = 'run-end'), event_id;
+
+-- name: report_fills
+-- Fills up to the window's end, in the order they happened, with what they paid.
+SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.fee,
+       t.spread_bps, t.slippage_bps, t.liquidity, t.requested_price, t.status
+FROM trades t
+LEFT JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
+WHERE t.run_id = %(run_id)s AND t.ts < %(end)s
+ORDER BY t.ts, o.ts NULLS LAST, t.trade_id;
+
+-- name: report_orders_by_status
+SELECT status, count(*) AS n FROM order_status
+WHERE run_id = %(run_id)s AND placed_at >= %(start)s AND placed_at < %(end)s
+GROUP BY status ORDER BY status;
+
+-- name: report_signals
+SELECT symbol, side, count(*) AS n
+FROM signals
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s
+GROUP BY symbol, side
+ORDER BY symbol, side;
+
+-- name: report_risk_events
+SELECT kind, reason, count(*) AS n
+FROM risk_events
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s
+  AND kind IN ('refusal', 'resize')
+GROUP BY kind, reason
+ORDER BY kind, reason;
+
+-- name: report_state_changes
+SELECT ts, reason, state, message, detail
+FROM risk_events
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s AND kind = 'state_change'
+ORDER BY ts, event_id;
+
+-- name: report_last_state
+SELECT state FROM risk_events
+WHERE run_id = %(run_id)s AND ts < %(end)s AND kind = 'state_change'
+ORDER BY ts DESC, event_id DESC
+LIMIT 1;
+
+-- name: report_alert_episodes
+-- Episodes that fired in the window, or fired before it and were still open at its start.
+SELECT episode_id, rule, severity, fired_at, fired_value, message, resolved_at, resolved_value
+FROM alert_episodes
+WHERE run_id = %(run_id)s AND fired_at < %(end)s
+  AND (fired_at >= %(start)s OR resolved_at IS NULL OR resolved_at >= %(start)s)
+ORDER BY fired_at, episode_id;
+
+-- name: report_incidents
+SELECT incident_id, type, opened_at, resolved_at, summary, action_taken
+FROM incidents
+WHERE run_id = %(run_id)s
+ORDER BY opened_at, incident_id;
+
+-- name: report_max_position_share
+-- The largest single position's notional over equity at any snapshot of the window.
+SELECT coalesce(max(abs(p.qty) * p.mark_price / s.equity), 0) AS worst
+FROM positions p
+JOIN portfolio_snapshots s ON s.run_id = p.run_id AND s.event_id = p.snapshot_id
+WHERE p.run_id = %(run_id)s AND p.ts >= %(start)s AND p.ts < %(end)s AND s.equity > 0;
+
+-- name: report_order_times
+SELECT ts FROM orders
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s
+ORDER BY ts;
+
+-- name: report_candle_times
+SELECT symbol, interval_s, ts FROM candles
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s
+ORDER BY symbol, ts;
+
+-- name: report_funding
+SELECT coalesce(sum(amount) FILTER (WHERE amount > 0), 0) AS paid,
+       coalesce(-sum(amount) FILTER (WHERE amount < 0), 0) AS received,
+       count(*) AS payments
+FROM funding_payments
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s;
+
+-- name: report_liquidations
+SELECT ts, symbol, qty, entry_price, liquidation_price, margin_lost, fee, leverage
+FROM liquidations
+WHERE run_id = %(run_id)s AND ts >= %(start)s AND ts < %(end)s
+ORDER BY ts, event_id;
+
+-- name: report_sessions
+SELECT session_id, started_at, heartbeat_at, ended_at, end_status, resumed, errors,
+       rejected_input
+FROM run_sessions
+WHERE run_id = %(run_id)s
+ORDER BY started_at, session_id;
+
+-- name: report_last_market_ts
+SELECT max(ts) AS ts FROM portfolio_snapshots WHERE run_id = %(run_id)s;
+
+-- name: start_session
+INSERT INTO run_sessions (run_id, session_id, started_at, heartbeat_at, resumed, pid)
+VALUES (%(run_id)s, %(session_id)s, %(started_at)s, %(started_at)s, %(resumed)s, %(pid)s)
+ON CONFLICT (run_id, session_id) DO NOTHING;
+
+-- name: beat_session
+-- The session is alive, with its counts so far; an ended session stays as it ended.
+UPDATE run_sessions
+SET heartbeat_at = greatest(heartbeat_at, %(now)s), errors = %(errors)s,
+    rejected_input = %(rejected_input)s
+WHERE run_id = %(run_id)s AND session_id = %(session_id)s AND ended_at IS NULL;
+
+-- name: end_session
+UPDATE run_sessions
+SET heartbeat_at = greatest(heartbeat_at, %(now)s), ended_at = greatest(started_at, %(now)s),
+    end_status = %(status)s, errors = %(errors)s, rejected_input = %(rejected_input)s
+WHERE run_id = %(run_id)s AND session_id = %(session_id)s AND ended_at IS NULL;
+
+-- name: firing_alerts
+-- Alert episodes of a run that have not resolved, oldest first (status views, incidents).
+SELECT episode_id, rule, severity, fired_at, fired_value, message, detail
+FROM alert_episodes
+WHERE run_id = %(run_id)s AND resolved_at IS NULL
+ORDER BY fired_at, episode_id;

@@ -96,7 +96,10 @@ TABLE_COLUMNS: Final[dict[str, tuple[str, ...]]] = {
     "risk_events": (
         "event_id", "ts", "cause_id", "kind", "reason", "symbol", "state", "message", "detail",
     ),
-    "alerts": ("event_id", "ts", "cause_id", "severity", "rule", "message", "detail"),
+    "alerts": (
+        "event_id", "ts", "cause_id", "severity", "rule", "message", "detail", "status",
+        "episode_id", "value",
+    ),
 }  # fmt: skip
 
 Row = tuple[Any, ...]
@@ -234,8 +237,9 @@ def _add_alert(batch: _Batch, e: Alert) -> None:
     batch.add(
         "alerts",
         e.event_id,
-        (e.event_id, e.ts, e.cause_id, e.severity.value, e.rule, e.message, _detail(e.detail)),
-    )
+        (e.event_id, e.ts, e.cause_id, e.severity.value, e.rule, e.message, _detail(e.detail),
+         e.status.value, e.episode_id, e.value),
+    )  # fmt: skip
 
 
 def _add_funding_payment(batch: _Batch, e: FundingPayment) -> None:
