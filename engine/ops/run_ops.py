@@ -33,6 +33,7 @@ from engine.alerts.health import HealthMonitor, PipelineProbe
 from engine.alerts.notify import Message, Notifier, channels_from_settings, secret_parts
 from engine.clock import Clock, WallClock
 from engine.config import Settings
+from engine.errors import ClaireError
 from engine.events import Alert, Event, Severity, Watermark
 from engine.ops.logs import ErrorCounter, run_logging
 from engine.plain import iso_utc
@@ -167,8 +168,8 @@ class RunSession:
             self._report_pending()
             if self.reports is not None and status in (RunStatus.COMPLETED, RunStatus.FAILED):
                 self.reports.submit(None)
-        except Exception:
-            log.exception("could not ask for the run's reports", extra={"event": "report_failed"})
+        except Exception as exc:
+            _trouble(exc, "could not ask for the run's reports", "report_failed")
         if self.reports is not None:
             self.reports.close()
         dead = len(self.run.pipeline.bus.dead_letters()) if self.run is not None else 0
@@ -184,8 +185,8 @@ class RunSession:
                     "rejected_input": self.rejected_input + dead,
                 },
             )
-        except Exception:
-            log.exception("could not record the session's end", extra={"event": "session_end"})
+        except Exception as exc:
+            _trouble(exc, "could not record the session's end", "session_end")
         log.info(
             "run session ended",
             extra={"event": "session_end", "session_id": self.session_id, "status": status.value},
@@ -302,3 +303,14 @@ class RunSession:
             "alerts_firing": self.run.pipeline.alerts.book.firing() if self.run else [],
             "errors": self.errors.errors,
         }
+
+
+def _trouble(exc: Exception, what: str, event: str) -> None:
+    """A database that went away is an outage the run already reported: a warning, with
+    the traceback only in debug logs; anything else is an error with its traceback."""
+    if isinstance(exc, ClaireError):
+        log.warning(
+            "%s: %s", what, exc, extra={"event": event}, exc_info=log.isEnabledFor(logging.DEBUG)
+        )
+    else:
+        log.exception(what, extra={"event": event})

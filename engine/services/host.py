@@ -48,7 +48,7 @@ PORTS: Final = {
     "writer": 8005,
     "alerts": 8006,
 }
-SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "writer")
+SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "alerts", "writer")
 MAX_LAG: Final = 100_000  # unread messages before /health turns 503
 
 

@@ -27,6 +27,7 @@ from typing import Any, Final
 
 import redis
 
+from engine.alerts.service import AlertService
 from engine.bus.redis import RedisBus
 from engine.checkpoint import capture, restore
 from engine.clock import EventClock
@@ -83,6 +84,18 @@ STEPS: Final[dict[str, tuple[Step, ...]]] = {
             barrier_on=("orders", "risk_events", "alerts"),
         ),
     ),
+    # Alerts come last in one process too: they read what the others did.
+    "alerts": (
+        Step(
+            (
+                ("portfolio_snapshots", "portfolio"),
+                ("signals", "signal"),
+                ("risk_events", "risk"),
+                ("market_data", FEED),
+                ("alerts", "risk"),
+            ),
+        ),
+    ),
 }
 PIPELINE_SERVICES: Final = tuple(STEPS)
 # Which part of `engine.checkpoint`'s state each service keeps.
@@ -91,6 +104,7 @@ OWN_STATE: Final = {
     "portfolio": "portfolio",
     "signal": "signals",
     "risk": "risk",
+    "alerts": "alerts",
 }
 
 
@@ -105,6 +119,7 @@ class Components:
     portfolio: Portfolio
     risk: RiskService
     signals: SignalService
+    alerts: AlertService
     stats: RunStats = field(default_factory=RunStats)
 
 
@@ -119,7 +134,8 @@ def build_components(
     portfolio = Portfolio(settings.initial_capital, publish, specs, exchange.perps.leverage)
     risk = RiskService(settings, specs, clock, publish)
     signals = SignalService(strategy, publish)
-    return Components(settings, clock, strategy, exchange, portfolio, risk, signals)
+    alerts = AlertService(settings, publish)
+    return Components(settings, clock, strategy, exchange, portfolio, risk, signals, alerts)
 
 
 def handlers(name: str, parts: Components) -> dict[str, Callable[[Any], None]]:
@@ -142,6 +158,13 @@ def handlers(name: str, parts: Components) -> dict[str, Callable[[Any], None]]:
             "portfolio_snapshots": parts.risk.on_snapshot,
             "market_data": parts.risk.on_market,
             "signals": parts.risk.on_signal,
+        },
+        "alerts": {
+            "portfolio_snapshots": parts.alerts.on_snapshot,
+            "signals": parts.alerts.on_signal,
+            "risk_events": parts.alerts.on_risk_event,
+            "market_data": parts.alerts.on_market,
+            "alerts": parts.alerts.on_alert,
         },
     }
     return table[name]
