@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.checkpoint import capture, restore
 from engine.clock import Clock, WallClock
@@ -56,7 +56,7 @@ from engine.ops.run_checks import entry_fraction, replay_warnings, strategy_warn
 from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.signal.loader import StrategyChoice, json_values
-from engine.stopping import StopRequested, StopSignals
+from engine.stopping import OperatorStop, StopRequested, StopSignals
 from engine.store import DatabaseUnavailable, EventWriter, RunRecord, RunStatus, Store
 from engine.store.retry import OutageTolerance
 from engine.store.runs import Checkpoint
@@ -75,6 +75,13 @@ _NOT_REPLAYED = {
     "claire_redis_url",
     "mexc_api_key",
     "mexc_api_secret",
+    "backup_dir",
+    "backup_retention_days",
+    "backup_schedule",
+    "backup_max_age_hours",
+    "preflight_min_disk_gb",
+    "preflight_min_memory_gb",
+    "max_clock_skew_ms",
 }
 
 
@@ -136,6 +143,24 @@ class RunLock:
             os.close(fd)
 
 
+class RunAttendant(Protocol):
+    """What attends a persisted run between its market events (engine.ops: operator
+    commands through the control channel, backups); made once the run is held."""
+
+    def between(self) -> None:
+        """Between two groups of market events; may raise OperatorStop."""
+
+    def pace(self, sleep: Callable[[float], None]) -> Callable[[float], None]:
+        """The wait of a paced replay, wrapped so that commands are seen while waiting."""
+        ...
+
+    def close(self) -> None:
+        """After the run's end is recorded, or it failed: finish what was begun; never raises."""
+
+
+Attend = Callable[["Store", "PersistedRun"], RunAttendant]
+
+
 def new_run_id(now: datetime) -> str:
     return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
@@ -172,12 +197,23 @@ class PersistedRun:
         self._last_event: MarketEvent | None = None
         self.rows_written = 0
         self.busy = False
+        # Called with the UTC day that ended when market time crosses 00:00 UTC, after
+        # the batch holding that day's last events is written (daily backups, reports).
+        self.on_new_day: list[Callable[[date], None]] = []
+        self.day: date | None = None  # the UTC day of market time so far
 
     def process(self, event: MarketEvent) -> None:
         self.process_group((event,))
 
     def process_group(self, events: Sequence[MarketEvent]) -> None:
         """Market events that share one time; a checkpoint only ever falls between groups."""
+        day = events[0].ts.date()
+        if self.day is not None and day > self.day:
+            ended, self.day = self.day, day
+            self.flush()
+            for callback in self.on_new_day:
+                callback(ended)
+        self.day = day
         self.busy = True  # until the events and all they cause are delivered
         self.pipeline.process_group(events)
         self.busy = False
@@ -270,8 +306,10 @@ class PaperRunner:
         flush_every_events: int = 1000,
         choice: StrategyChoice | None = None,
         on_warning: Callable[[str], None] | None = None,
+        attend: Attend | None = None,
     ) -> None:
         self.settings = settings
+        self.attend = attend
         self.data_dir = resolve_data_dir(data_dir, settings)
         self.clock = clock or WallClock()
         self.flush_every_events = flush_every_events
@@ -290,20 +328,34 @@ class PaperRunner:
             if self._on_warning is not None:
                 self._on_warning(warning)
 
-    def _config(self, settings: Settings) -> dict[str, Any]:
-        return {"settings": settings.redacted(), "strategy": self.choice.as_config()}
+    def _config(
+        self, settings: Settings, preflight: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        config = {"settings": settings.redacted(), "strategy": self.choice.as_config()}
+        if preflight is not None:
+            config["preflight"] = preflight  # the go/no-go the run started on
+        return config
+
+    def _attendant(self, store: Store, run: PersistedRun) -> RunAttendant | None:
+        return self.attend(store, run) if self.attend is not None else None
 
     def start_live(
         self,
         feed_settings: FeedSettings,
         days: float | None,
         progress: ProgressSink | None = None,
+        *,
+        run_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
+        """A live run; `run_id` names it (default: a new id), `preflight` is kept with it."""
         check_days(days)
         strategy = self.choice.strategy_class()  # fail before anything is created
         kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
         self._warn(strategy_warnings(strategy, kinds))
-        return asyncio.run(self._live(feed_settings, days, None, progress))
+        return asyncio.run(
+            self._live(feed_settings, days, None, progress, new_id=run_id, preflight=preflight)
+        )
 
     async def _live(
         self,
@@ -311,6 +363,8 @@ class PaperRunner:
         days: float | None,
         resume: RunRecord | None,
         progress: ProgressSink | None,
+        new_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
         from engine.feeds.exchange import LiveFeed
         from engine.live import build_live_pipeline, drive, live_specs
@@ -331,12 +385,12 @@ class PaperRunner:
                 checkpoint = None
                 if resume is None:
                     started = self.clock.now()
-                    run_id = new_run_id(started)
+                    run_id = new_id or new_run_id(started)
                     planned_end = started + timedelta(days=days) if days else None
                     store.create_run(
                         run_id,
                         config={
-                            **self._config(settings),
+                            **self._config(settings, preflight),
                             "live": {
                                 "exchange": feed_settings.exchange,
                                 "market": feed_settings.market,
@@ -372,21 +426,28 @@ class PaperRunner:
                     )
 
                 stop_signal = None
+                attendant: RunAttendant | None = None
                 try:
                     with self._session(store, run_id, build, checkpoint) as (run, done):
+                        attendant = self._attendant(store, run)
                         feed_progress = self._progress(
                             run.pipeline, progress, market_start, planned_end, quote
                         )
                         await drive(
                             feed,
                             run.pipeline,
-                            run.process,
+                            _attended(run.process, attendant),
                             warmup=checkpoint is None,
                             until=planned_end,
                             progress=feed_progress,
                         )
                 except asyncio.CancelledError:
                     stop_signal = signal.SIGINT  # asyncio turns Ctrl-C into cancellation
+                except OperatorStop:
+                    pass  # recorded as stopped, with the operator's reason
+                finally:
+                    if attendant is not None:
+                        attendant.close()
                 summary = self._summary(run.pipeline, None, quote, market_start)
                 return self._outcome(store, database, run_id, summary, done, None, stop_signal)
         finally:
@@ -399,7 +460,11 @@ class PaperRunner:
         speed: str,
         progress: ProgressSink | None = None,
         perpetual: PerpetualFiles | None = None,
+        *,
+        run_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
+        """A replay run; `run_id` names it (default: a new id), `preflight` is kept with it."""
         factor = parse_speed(speed)
         strategy = self.choice.strategy_class()  # fail before anything is created
         started = self.clock.now()
@@ -415,9 +480,9 @@ class PaperRunner:
                 strategy,
             )
         )
-        run_id = new_run_id(started)
+        run_id = run_id or new_run_id(started)
         config = {
-            **self._config(settings),
+            **self._config(settings, preflight),
             "replay": {
                 "files": [str(Path(f).resolve()) for f in files],
                 "days": days,
@@ -488,6 +553,10 @@ class PaperRunner:
                 store, database, run.run_id, plan, settings, checkpoint, factor, speed, progress
             )
 
+    def resumable(self, store: Store, run_id: str | None) -> RunRecord:
+        """The run `resume(run_id)` would continue (the newest interrupted one by default)."""
+        return self._resumable(store, run_id)
+
     def _resumable(self, store: Store, run_id: str | None) -> RunRecord:
         runs = store.list_runs()
         if run_id is None:
@@ -544,6 +613,7 @@ class PaperRunner:
             done = 0
             if checkpoint is not None:
                 restore(run.pipeline, dict(checkpoint.state))
+                run.day = checkpoint.last_event_ts.date()
                 try:
                     _check_against_fills(store, run_id, run.pipeline)
                 except DatabaseUnavailable as exc:
@@ -558,7 +628,8 @@ class PaperRunner:
                     f"recording the end of run {run_id}",
                 )
             except (KeyboardInterrupt, asyncio.CancelledError) as exc:
-                self._record_stop(run, store, run_id, _stop_reason(exc))
+                final = isinstance(exc, OperatorStop) and exc.final
+                self._record_stop(run, store, run_id, _stop_reason(exc), final)
                 raise
             except DatabaseUnavailable as exc:
                 # Its status stays `running` with no process behind it: interrupted.
@@ -629,10 +700,17 @@ class PaperRunner:
             data_source=record.data_source,
         )
 
-    def _record_stop(self, run: PersistedRun, store: Store, run_id: str, reason: str) -> None:
-        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it."""
+    def _record_stop(
+        self, run: PersistedRun, store: Store, run_id: str, reason: str, final: bool = False
+    ) -> None:
+        """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it.
+
+        `final` (a planned stop): a last snapshot with the final marks first.
+        """
         try:
-            if not run.busy:  # mid-event state is never checkpointed
+            if final and not run.busy:
+                run.finish()
+            elif not run.busy:  # mid-event state is never checkpointed
                 run.flush(patient=False)
             store.end_run(run_id, RunStatus.STOPPED, self.clock.now(), reason)
         except ClaireError as exc:
@@ -674,24 +752,35 @@ class PaperRunner:
 
         stop_signal = None
         feed = None
+        attendant: RunAttendant | None = None
         done = checkpoint.market_events if checkpoint else 0
         with StopSignals() as stop:
             try:
                 with self._session(store, run_id, build, checkpoint) as (run, done):
+                    attendant = self._attendant(store, run)
+                    between = attendant.between if attendant is not None else _nothing
+                    sleep = attendant.pace(stop.sleep) if attendant is not None else stop.sleep
                     feed = self._progress(
                         run.pipeline, progress, plan.start, replay_end(plan), plan.quote
                     )
                     events = plan.events()
                     if checkpoint is not None:
                         events = _after(events, checkpoint)
-                    for group in by_time(paced(events, factor, sleep=stop.sleep)):
+                    for group in by_time(paced(events, factor, sleep=sleep)):
                         stop.check()
+                        between()
                         run.process_group(group)
                         if feed is not None:
                             feed(group[-1].ts)
                     stop.check()  # a stop during the last event still stops, not completes
+                    between()
             except StopRequested as exc:
                 stop_signal = exc.signum
+            except OperatorStop:
+                pass  # recorded as stopped, with the operator's reason
+            finally:
+                if attendant is not None:
+                    attendant.close()
         if feed is not None:
             feed.finish()
         summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
@@ -721,7 +810,27 @@ def _perpetual_from_config(replay: dict[str, Any], settings: Settings) -> Perpet
     )
 
 
+def _nothing() -> None:
+    return None
+
+
+def _attended(
+    process: Callable[[MarketEvent], None], attendant: RunAttendant | None
+) -> Callable[[MarketEvent], None]:
+    """A live run's per-event step, with the attendant's turn before each event."""
+    if attendant is None:
+        return process
+
+    def step(event: MarketEvent) -> None:
+        attendant.between()
+        process(event)
+
+    return step
+
+
 def _stop_reason(exc: BaseException) -> str:
+    if isinstance(exc, OperatorStop):
+        return exc.reason
     if isinstance(exc, StopRequested):
         name = "Ctrl-C" if exc.signum == signal.SIGINT else signal.Signals(exc.signum).name
         return f"stopped by {name}; resumable"
@@ -793,8 +902,10 @@ def resolve_data_dir(data_dir: Path | str | None, settings: Settings) -> Path:
 
 __all__ = [
     "FINAL_SNAPSHOT_CAUSE",
+    "Attend",
     "PaperRunner",
     "PersistedRun",
+    "RunAttendant",
     "RunInterrupted",
     "RunNotResumable",
     "RunOutcome",
