@@ -563,6 +563,11 @@ def stop(
             answer = Operator(data.store, data.folder).stop(
                 why, run_id, emergency=emergency, timeout_s=timeout
             )
+        if answer.status.value == "refused":
+            from engine.ops.control import CommandError
+
+            why_not = answer.result.get("reason", "no reason given")
+            raise CommandError(f"run {answer.run_id} refused to stop: {why_not}.")
         if as_json:
             typer.echo(json.dumps(answer.as_json(), indent=2))
             return

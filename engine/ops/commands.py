@@ -110,8 +110,9 @@ class Operator:
         """Halt or resume: send, and wait for the run's answer (done or refused)."""
         run = target_run(self.store, self.data_dir, run_id)
         command_id = self.channel.send(run.run_id, kind, note, self.requested_by)
-        answer = self.channel.wait(command_id, timeout_s, still_alive=self._alive(run.run_id))
-        return self._settled(answer, timeout_s)
+        alive = self._alive(run.run_id)
+        answer = self.channel.wait(command_id, timeout_s, still_alive=alive)
+        return self._settled(answer, timeout_s, alive)
 
     def stop(
         self,
@@ -131,17 +132,26 @@ class Operator:
             if taken.status is CommandStatus.PENDING and self.channel.take_one(command_id):
                 return self._terminate(run.run_id, taken)
         answer = self.channel.wait(command_id, timeout_s, still_alive=alive)
-        return self._settled(answer, timeout_s)
+        return self._settled(answer, timeout_s, alive)
 
-    def _settled(self, answer: Command, timeout_s: float) -> Command:
+    def _settled(self, answer: Command, timeout_s: float, alive: Callable[[], bool]) -> Command:
+        """The run's answer, or one sentence on why there is none."""
         if answer.status is CommandStatus.PENDING:
-            if self.channel.expire(answer.command_id, f"not taken within {timeout_s:g} s"):
+            ended = not alive()
+            why = "the run ended first" if ended else f"not taken within {timeout_s:g} s"
+            if self.channel.expire(answer.command_id, why):
+                if ended:
+                    raise CommandError(
+                        f"run {answer.run_id} ended before it took the command; `claire status` "
+                        "shows how it ended."
+                    )
                 raise CommandError(
                     f"run {answer.run_id} did not take the command within {timeout_s:g} s (it "
                     "looks between market events); `claire status` shows whether it is stuck, "
                     "and `claire papertest stop --emergency` stops it anyway."
                 )
-            answer = self.channel.get(answer.command_id) or answer
+            # The run took it at the last moment: give it the time to answer.
+            answer = self.channel.wait(answer.command_id, timeout_s, still_alive=alive)
         if answer.status is CommandStatus.TAKEN:
             raise CommandError(
                 f"run {answer.run_id} took the command but had not finished it after "

@@ -158,8 +158,16 @@ class RunSteward:
             log.debug("could not read commands: %s", exc)
             self._next_poll = self._monotonic() + OUTAGE_BACKOFF_S
             return
-        for command in commands:
-            self._apply(command)
+        for n, command in enumerate(commands):
+            try:
+                self._apply(command)
+            except OperatorStop:
+                for later in commands[n + 1 :]:  # taken together, never to be applied
+                    if later.kind is CommandKind.EMERGENCY_STOP:  # what it asked for happens
+                        self._finish(later, CommandStatus.DONE, note="the run stopped first")
+                    else:
+                        self._finish(later, CommandStatus.REFUSED, reason="the run stopped first")
+                raise
 
     def _apply(self, command: Command) -> None:
         pipeline = self.run.pipeline
@@ -244,7 +252,10 @@ class RunSteward:
             forget_process(self.data_dir, self.run_id)
 
     def _wrap_up(self) -> None:
-        stop = self._stopping.command if self._stopping is not None else self._emergency
+        planned = self._stopping.command if self._stopping is not None else None
+        stop = self._emergency or planned
+        if self._emergency is not None and planned is not None:
+            self._finish(planned, CommandStatus.REFUSED, reason="an emergency stop came first")
         market = self.run.pipeline.clock.now() if self.run.pipeline.stats.market_events else None
         if stop is None:
             if not self.scheduler.drain(DRAIN_S):

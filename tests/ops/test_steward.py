@@ -182,3 +182,32 @@ def test_the_process_file_names_the_run_process_while_it_runs(
 
     assert record is not None and record.pid == os.getpid() and not record.detached
     assert read_process(claire_home, outcome.run_id) is None  # removed at the end
+
+
+def test_a_second_stop_is_refused_and_an_emergency_overrides_a_planned_stop(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: list[int] = []
+    with open_store(load_settings(), claire_home) as (store, _):
+        channel = ControlChannel(store)
+
+        def act(view: ProgressView, run_id: str) -> None:
+            if not sent and view.open_positions:
+                for kind, note in [
+                    (CommandKind.STOP, "planned"),
+                    (CommandKind.STOP, "planned twice"),
+                    (CommandKind.EMERGENCY_STOP, "now"),
+                ]:
+                    sent.append(channel.send(run_id, kind, note, "ops@host"))
+
+        outcome = attended(claire_home, backup_schedule="off").start(
+            four_symbols, 7, "200000x", progress=operator(store, act)
+        )
+        planned, twice, emergency = (channel.get(c) for c in sent)
+    assert outcome.end_reason == "emergency stop by ops@host: now"
+    assert twice is not None and twice.status is CommandStatus.REFUSED
+    assert twice.result["reason"] == "the run is stopping (planned)"
+    assert planned is not None and planned.status is CommandStatus.REFUSED
+    assert planned.result["reason"] == "an emergency stop came first"
+    assert emergency is not None and emergency.status is CommandStatus.DONE
+    assert Path(emergency.result["backup"]).is_file()
