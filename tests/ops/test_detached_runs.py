@@ -18,7 +18,7 @@ from engine.config import load_settings
 from engine.ops.commands import Operator
 from engine.ops.processes import read_process
 from engine.paperrun import open_store
-from tests.cli.support import invoke, ok, ok_json, one_line
+from tests.cli.support import ETH, invoke, ok, ok_json, one_line
 
 pytestmark = pytest.mark.integration
 
@@ -152,3 +152,34 @@ def test_an_emergency_stop_the_run_cannot_take_arrives_as_sigterm(
     assert answer.result["pid"] == pid and answer.result["status"] == "stopped"
     assert answer.result["end_reason"] == "stopped by SIGTERM; resumable"
     assert Path(answer.result["backup"]).is_file()
+
+
+def test_a_detached_run_that_fails_at_once_says_why(tmp_path: Path, claire_home: Path) -> None:
+    strategy = tmp_path / "boom.py"
+    strategy.write_text(
+        "from engine.signal.base import Strategy\n\n"
+        "class Boom(Strategy):\n"
+        "    def on_candle(self, candle, context):\n"
+        "        raise RuntimeError('no luck today')\n"
+    )
+    result = invoke(*week([ETH], "max"), "--strategy", f"{strategy}:Boom")
+    assert result.exit_code == 1
+    line = one_line(result.stderr)
+    assert "ended at once" in line and "no luck today" in line and "its log is" in line
+    [run] = ok_json("papertest", "status")
+    assert run["status"] == "failed"
+
+
+def test_a_foreground_run_in_another_terminal_stops_on_command(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    from tests.paperrun.runs import claire_process, replay_args, wait_for_checkpoint
+
+    child = claire_process(replay_args(four_symbols, "--speed", "20000x"))
+    wait_for_checkpoint(child, claire_home, 200)
+    stopped = ok_json("papertest", "stop", "--reason", "from the other terminal")
+    out, err = child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert "stopped by the operator after" in out and "--resume" in out
+    assert stopped["result"]["open_positions"] == []
+    assert "planned stop by" in stopped["result"]["end_reason"]
