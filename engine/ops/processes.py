@@ -20,6 +20,7 @@ from typing import Any
 
 import psutil
 
+from engine.clock import Clock, WallClock
 from engine.ops.backups.manifest import write_json
 from engine.paperrun import run_is_alive
 
@@ -53,13 +54,18 @@ def log_path(data_dir: Path, run_id: str) -> Path:
 
 
 def record_process(
-    data_dir: Path, run_id: str, *, detached: bool = False, log: Path | None = None
+    data_dir: Path,
+    run_id: str,
+    *,
+    detached: bool = False,
+    log: Path | None = None,
+    clock: Clock | None = None,
 ) -> RunProcess:
     """This process runs `run_id`: say so in the data folder."""
     record = RunProcess(
         run_id=run_id,
         pid=os.getpid(),
-        started_at=datetime.now(UTC),
+        started_at=(clock or WallClock()).now(),
         created=psutil.Process().create_time(),
         detached=detached,
         log=str(log) if log else None,

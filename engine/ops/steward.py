@@ -108,7 +108,7 @@ class RunSteward:
         self._stopping: _PlannedStop | None = None
         self._emergency: Command | None = None
         self._closed = False
-        record_process(self.data_dir, self.run_id, detached=detached, log=log_file)
+        record_process(self.data_dir, self.run_id, detached=detached, log=log_file, clock=clock)
         if settings.backup_schedule == "daily":
             started = run.pipeline.clock.now() if run.pipeline.stats.market_events else None
             self.scheduler.take("run-start", started)
