@@ -10,13 +10,17 @@ from typing import Annotated
 
 import typer
 
+from claire_cli.backup import backup_app
 from claire_cli.db import db_app
 from claire_cli.engine_cmd import engine_app
 from claire_cli.errors import set_debug
 from claire_cli.logs import logs
 from claire_cli.notify import notify_app
 from claire_cli.papertest import papertest_app
+from claire_cli.preflight import preflight
 from claire_cli.reporting import export, report
+from claire_cli.risk import risk_app
+from claire_cli.status import status
 
 HELP = "Claire de Binare: paper trading on real market data, operated like production."
 
@@ -28,7 +32,11 @@ app = typer.Typer(
     add_completion=False,
     rich_markup_mode=None,  # plain help: no <bool> or <str> noise beside the flags
 )
+app.command("preflight")(preflight)
 app.add_typer(papertest_app, name="papertest")
+app.command("status")(status)
+app.add_typer(risk_app, name="risk")
+app.add_typer(backup_app, name="backup")
 app.command("report")(report)
 app.command("export")(export)
 app.add_typer(db_app, name="db")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from contextlib import ExitStack
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from claire_cli.errors import user_errors, warn
+from claire_cli.errors import is_debug, user_errors, warn
 from claire_cli.options import AsJson, DataDir, RunId
+from claire_cli.preflight import IgnoreCheck
 
 papertest_app = typer.Typer(
     help="Start, resume and watch paper runs.",
@@ -150,8 +153,25 @@ def start(
     ] = False,
     data_dir: DataDir = None,
     as_json: AsJson = False,
+    detach: Annotated[
+        bool,
+        typer.Option(
+            "--detach",
+            help="Run in the background; return once the run has its first market event.",
+        ),
+    ] = False,
+    skip_preflight: Annotated[
+        bool, typer.Option("--skip-preflight", help="Start without the preflight checks.")
+    ] = False,
+    ignore_check: IgnoreCheck = None,
+    as_run: Annotated[str | None, typer.Option("--as-run", hidden=True)] = None,
+    preflight_file: Annotated[Path | None, typer.Option("--preflight-file", hidden=True)] = None,
+    detached_child: Annotated[bool, typer.Option("--detached-child", hidden=True)] = False,
 ) -> None:
-    """Run a paper run (replay or live) and print its summary."""
+    """Run a paper run (replay or live) and print its summary.
+
+    The preflight checks run first (see `claire preflight`); a no-go stops here.
+    """
     with user_errors():
         from claire_cli.render import run_progress
         from engine.config import load_settings
@@ -194,10 +214,19 @@ def start(
             )
         if not persist and (resume or exchange):
             raise ConfigError("--no-persist works with --replay only.")
+        if not persist and detach:
+            raise ConfigError("--detach runs need a database; drop --no-persist.")
+        # Mistakes in the options are named before any check runs.
+        from engine.feeds.replay import parse_speed
+        from engine.limits import check_days
+
+        check_days(days)
+        parse_speed(speed or "max")
         choice = None
         if not resume:
             params = dict(parse_param(p) for p in param or ())
             choice = StrategyChoice.resolve(settings.strategy, params)
+            choice.strategy_class()  # a strategy that cannot load is named before the checks
         folder = resolve_data_dir(data_dir, settings) if persist else None
         if services:
             if not replay or not persist:
@@ -207,32 +236,204 @@ def start(
             _run_services(settings, choice, folder, replay, days, perpetual, speed, as_json)
             return
         outcome = None
-        with run_progress(enabled=not as_json) as progress:
-            if not persist:
+        if not persist:
+            with run_progress(enabled=not as_json) as progress:
                 summary, stopped = _in_memory(
                     settings, choice, replay or [], days, speed, progress, perpetual
                 )
-            else:
-                from engine.paperrun import PaperRunner
+            _print(summary, outcome, as_json)
+            if stopped:
+                warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
+                raise typer.Exit(128 + stopped)
+            return
+        assert folder is not None
+        from engine.ops.steward import RunSteward
+        from engine.paperrun import PaperRunner
 
-                runner = PaperRunner(settings, folder, choice=choice, on_warning=warn)
+        if resume:
+            _require_data(settings, folder)
+        with ExitStack() as hold:  # the server the checks start stays up for the run
+            checked = _preflight(
+                settings, folder, replay, exchange, symbols, market, days, perpetual, resume,
+                skip_preflight, ignore_check or (), preflight_file, hold,
+            )  # fmt: skip
+            if detach:
+                _start_detached(
+                    settings, folder, hold, checked, resume, run_id, speed, as_json,
+                    _child_args(
+                        replay, exchange, market, mark, funding, symbols, timeframe, days, speed,
+                        strategy, param, capital, folder,
+                    ),
+                )  # fmt: skip
+                return
+            log_file = None
+            if detached_child:
+                from engine.ops.processes import log_path
+
+                log_file = log_path(folder, as_run or run_id or "run")
+            attend = RunSteward.factory(
+                folder, settings, detached=detached_child, log_file=log_file
+            )
+            runner = PaperRunner(settings, folder, choice=choice, on_warning=warn, attend=attend)
+            with run_progress(enabled=not as_json, live=bool(exchange)) as progress:
                 if resume:
-                    _require_data(settings, runner.data_dir)
                     outcome = runner.resume(run_id, speed, progress=progress)
                 elif exchange:
                     outcome = runner.start_live(
-                        _feed_settings(exchange, market, symbols, timeframe), days, progress
+                        feed_settings(exchange, market, symbols, timeframe),
+                        days,
+                        progress,
+                        run_id=as_run,
+                        preflight=checked,
                     )
                 else:
                     outcome = runner.start(
-                        replay or [], days, speed or "max", progress, perpetual=perpetual
+                        replay or [],
+                        days,
+                        speed or "max",
+                        progress,
+                        perpetual=perpetual,
+                        run_id=as_run,
+                        preflight=checked,
                     )
-                summary, stopped = outcome.summary, outcome.stop_signal
-        _print(summary, outcome, as_json)
-        if stopped:
-            if outcome is None:
-                warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
-            raise typer.Exit(128 + stopped)
+        _print(outcome.summary, outcome, as_json)
+        if outcome.stop_signal:
+            raise typer.Exit(128 + outcome.stop_signal)
+
+
+def _preflight(
+    settings: Any,
+    folder: Path,
+    replay: list[Path] | None,
+    exchange: str | None,
+    symbols: str | None,
+    market: str,
+    days: float | None,
+    perpetual: Any,
+    resume: bool,
+    skip: bool,
+    ignore: Sequence[str],
+    given: Path | None,
+    hold: ExitStack,
+) -> dict[str, Any]:
+    """The preflight result the run keeps: checked here, handed over by the command that
+    detached this run, or a note that it was skipped."""
+    from claire_cli.preflight import context, warn_about
+    from engine.errors import ClaireError
+    from engine.ops.detach import load_preflight
+    from engine.ops.preflight import check_ignored, run_preflight
+
+    if given is not None:
+        return load_preflight(given)
+    if skip:
+        return {"skipped": True}
+    ignored = check_ignored(ignore)
+    ctx = context(
+        str(folder), replay, exchange, symbols, market, days,
+        settings=settings, hold=hold, resuming=resume, perpetual=perpetual,
+    )  # fmt: skip
+    report = run_preflight(ctx, ignored)
+    if not report.go:
+        raise ClaireError(report.no_go())
+    warn_about(report)
+    return report.as_json()
+
+
+def _child_args(
+    replay: list[Path] | None,
+    exchange: str | None,
+    market: str,
+    mark: list[Path] | None,
+    funding: list[Path] | None,
+    symbols: str | None,
+    timeframe: str,
+    days: float | None,
+    speed: str | None,
+    strategy: str | None,
+    param: list[str] | None,
+    capital: str | None,
+    folder: Path,
+) -> list[str]:
+    """The same run, for the detached process (files as absolute paths)."""
+    args = ["papertest", "start", "--market", market, "--data-dir", str(folder)]
+    for path in replay or ():
+        args += ["--replay", str(Path(path).resolve())]
+    for path in mark or ():
+        args += ["--mark", str(Path(path).resolve())]
+    for path in funding or ():
+        args += ["--funding", str(Path(path).resolve())]
+    if exchange:
+        args += ["--exchange", exchange, "--timeframe", timeframe]
+    if symbols:
+        args += ["--symbols", symbols]
+    if days is not None:
+        args += ["--days", repr(days)]
+    if speed:
+        args += ["--speed", speed]
+    if strategy:
+        args += ["--strategy", strategy]
+    for item in param or ():
+        args += ["--param", item]
+    if capital is not None:
+        args += ["--capital", capital]
+    return args
+
+
+def _start_detached(
+    settings: Any,
+    folder: Path,
+    hold: ExitStack,
+    checked: dict[str, Any],
+    resume: bool,
+    run_id: str | None,
+    speed: str | None,
+    as_json: bool,
+    args: list[str],
+) -> None:
+    """Start the run in a daemon process and wait for its first market event."""
+    from datetime import UTC, datetime
+
+    from claire_cli.console import out
+    from engine.ops.detach import save_preflight, spawn, wait_for_first_event
+    from engine.paperrun import PaperRunner, new_run_id, open_store
+
+    store, _ = hold.enter_context(open_store(settings, folder))
+    done_before = 0
+    if resume:
+        run = PaperRunner(settings, folder).resumable(store, run_id)
+        chosen = run.run_id
+        checkpoint = store.load_checkpoint(chosen)
+        done_before = checkpoint.market_events if checkpoint else 0
+        args = ["papertest", "start", "--resume", "--run", chosen, "--data-dir", str(folder)]
+        args += ["--speed", speed] if speed else []
+    else:
+        chosen = new_run_id(datetime.now(UTC))
+        args += ["--as-run", chosen]
+    handed = save_preflight(folder, chosen, checked)
+    args += ["--skip-preflight", "--preflight-file", str(handed), "--detached-child"]
+    if is_debug():
+        args.insert(0, "--debug")
+    child = spawn(args, folder, chosen)
+    started = wait_for_first_event(store, chosen, child, folder, done_before=done_before)
+    if as_json:
+        typer.echo(json.dumps({**started.as_json(), "data_dir": str(folder)}, indent=2))
+    else:
+        console = out()
+        console.print(
+            f"run [bold]{chosen}[/bold] {started.status} in the background (pid {started.pid}), "
+            f"{started.market_events:,} market events so far",
+            soft_wrap=True,
+        )
+        console.print(f"log: {started.log}", soft_wrap=True)
+        console.print(f"watch it:  claire status --watch --data-dir {folder}", soft_wrap=True)
+        console.print(
+            f"stop it:   claire papertest stop --run {chosen} --data-dir {folder}", soft_wrap=True
+        )
+    if not started.first_event:
+        warn(
+            f"no market event yet after {started.waited_s:.0f} s; the run goes on: "
+            "`claire status` shows when data arrives."
+        )
 
 
 def _run_services(
@@ -338,7 +539,7 @@ def _print(summary: Any, outcome: Any, as_json: bool) -> None:
             print_run_footer(outcome)
 
 
-def _feed_settings(exchange: str, market: str, symbols: str | None, timeframe: str) -> object:
+def feed_settings(exchange: str, market: str, symbols: str | None, timeframe: str) -> Any:
     from engine.errors import ConfigError
     from engine.feeds.exchange import FeedSettings
 
@@ -370,3 +571,86 @@ def status(run_id: RunId = None, data_dir: DataDir = None, as_json: AsJson = Fal
             typer.echo(json.dumps([r.as_json() for r in rows], indent=2))
         else:
             print_status(rows, data.where)
+
+
+@papertest_app.command("stop")
+def stop(
+    run_id: RunId = None,
+    emergency: Annotated[
+        bool,
+        typer.Option(
+            "--emergency",
+            help="Stop now: nothing is closed; a backup is taken. Needs --reason.",
+        ),
+    ] = False,
+    reason: Annotated[
+        str | None,
+        typer.Option(help="Why; kept with the run and the command.", metavar="TEXT"),
+    ] = None,
+    timeout: Annotated[
+        float,
+        typer.Option(help="Seconds to wait for the run to finish stopping.", metavar="SECONDS"),
+    ] = 300.0,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Stop the active run (default) or --run.
+
+    Planned: no new entries, open positions closed at market, a final snapshot, a backup
+    and the final report (reports/ in the data folder). --emergency: stop before the next
+    market event, close nothing, back up. Both leave the run stopped and resumable.
+    """
+    with user_errors():
+        from engine.config import load_settings
+        from engine.errors import ConfigError
+        from engine.ops.commands import Operator
+        from engine.ops.control import check_note
+        from engine.report.access import open_data
+
+        if emergency and not reason:
+            raise ConfigError("an emergency stop needs --reason TEXT: say why, it is kept.")
+        why = check_note(reason or "planned stop", "--reason")
+        settings = load_settings()
+        with open_data(settings, data_dir) as data:
+            answer = Operator(data.store, data.folder).stop(
+                why, run_id, emergency=emergency, timeout_s=timeout
+            )
+        if answer.status.value == "refused":
+            from engine.ops.control import CommandError
+
+            why_not = answer.result.get("reason", "no reason given")
+            raise CommandError(f"run {answer.run_id} refused to stop: {why_not}.")
+        if as_json:
+            typer.echo(json.dumps(answer.as_json(), indent=2))
+            return
+        _print_stop(answer)
+
+
+def _print_stop(answer: Any) -> None:
+    from rich.markup import escape
+
+    from claire_cli.console import out
+
+    result = dict(answer.result)
+    console = out()
+    kind = "emergency stop" if answer.kind.value == "emergency_stop" else "planned stop"
+    console.print(
+        f"run [bold]{answer.run_id}[/bold] {result.get('status') or 'stopped'} ({kind})",
+        soft_wrap=True,
+    )
+    if result.get("end_reason"):
+        console.print(f"reason: {escape(str(result['end_reason']))}", soft_wrap=True)
+    if result.get("via"):
+        console.print(f"delivered as {result['via']} to pid {result.get('pid')}", soft_wrap=True)
+    held = result.get("open_positions") or []
+    if answer.kind.value == "stop":
+        console.print("positions: " + (", ".join(held) + " still open" if held else "flat"))
+    if result.get("backup"):
+        console.print(f"backup: {escape(str(result['backup']))}", soft_wrap=True)
+    if result.get("report"):
+        console.print(f"final report: {escape(str(result['report']))}", soft_wrap=True)
+    for problem in (result.get("report_error"), *(result.get("backup_failures") or [])):
+        if problem:
+            warn(str(problem))
+    if held and answer.kind.value == "stop":
+        warn(f"positions still open after the planned stop: {', '.join(held)}")

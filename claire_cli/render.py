@@ -195,7 +195,11 @@ def print_run_footer(outcome: Any) -> None:
     console.print(f"data folder: {escape(str(outcome.data_dir))}", soft_wrap=True)
     console.print(f"database: {escape(outcome.database)}", soft_wrap=True)
     if outcome.stopped:
-        how = SIGNAL_NAMES.get(outcome.stop_signal or 0, "a signal")
+        how = (
+            SIGNAL_NAMES.get(outcome.stop_signal, "a signal")
+            if outcome.stop_signal
+            else "the operator"
+        )
         console.print(
             f"stopped by {how} after {outcome.summary.market_events:,} market events; "
             "continue exactly where it stopped with:",
@@ -278,9 +282,44 @@ class _ProgressLines:
         return Group(top, bottom)
 
 
+class _LiveStatus:
+    """A live run's status: where the market is, what is held, how fresh each symbol is."""
+
+    def __init__(self) -> None:
+        self.view: Any = None
+
+    def update(self, view: Any) -> None:
+        self.view = view
+
+    def __rich__(self) -> Any:
+        from datetime import UTC, datetime
+
+        view = self.view
+        if view is None:
+            return Text("connecting to the exchange and warming up ...")
+        now = datetime.now(UTC)
+        fields = progress_fields(view)
+        lag = (now - view.market_time).total_seconds()
+        table = _table("Live paper run")
+        done = f" ({view.done_frac * 100:.1f} % of the run)" if view.done_frac is not None else ""
+        table.add_row("market time", f"{fields['at']}, {lag:,.1f} s behind{done}")
+        table.add_row("trading state", fields["state"])
+        table.add_row("equity / PnL", f"{fields['equity']} / {fields['pnl']}")
+        table.add_row("fills", fields["fills"])
+        table.add_row("open positions", str(view.open_positions))
+        table.add_row("exposure", _pct(view.exposure_frac))
+        table.add_row("daily drawdown", _pct(view.daily_drawdown_frac))
+        ages = ", ".join(
+            f"{symbol} {(now - ts).total_seconds():,.0f} s" for symbol, ts in view.last_events
+        )
+        table.add_row("last event", ages or "none yet")
+        return table
+
+
 @contextmanager
-def run_progress(enabled: bool) -> Iterator[Any]:
+def run_progress(enabled: bool, live: bool = False) -> Iterator[Any]:
     """A live two-line view: percent, market time, ETA; equity, PnL, fills, trading state.
+    For a live run (`live`), a status table that refreshes in place.
 
     Yields the sink for `engine.progress.ProgressFeed`, or None when output is
     JSON or not a terminal.
@@ -293,9 +332,9 @@ def run_progress(enabled: bool) -> Iterator[Any]:
     if not enabled or not console.is_terminal:
         yield None
         return
-    lines = _ProgressLines(time.monotonic)
-    with Live(lines, console=console, transient=True, refresh_per_second=10):
-        yield lines.update
+    view: _LiveStatus | _ProgressLines = _LiveStatus() if live else _ProgressLines(time.monotonic)
+    with Live(view, console=console, transient=True, refresh_per_second=4 if live else 10):
+        yield view.update
 
 
 # --- status ------------------------------------------------------------------------

@@ -136,7 +136,16 @@ class Settings(BaseSettings):
     mexc_api_key: SecretStr | None = None
     mexc_api_secret: SecretStr | None = None
 
-    @field_validator("claire_home", mode="before")
+    # Operations: backups and the pre-flight checklist.
+    backup_dir: Path | None = None  # default: the data folder's backups/
+    backup_retention_days: int = Field(default=14, ge=1, le=3650)
+    backup_schedule: Literal["daily", "off"] = "daily"  # during a run: at start and each UTC day
+    backup_max_age_hours: float = Field(default=24.0, ge=1, le=8760)  # preflight warns beyond
+    preflight_min_disk_gb: float = Field(default=10.0, ge=0, le=1_000_000)
+    preflight_min_memory_gb: float = Field(default=4.0, ge=0, le=1_000_000)
+    max_clock_skew_ms: int = Field(default=1000, ge=1, le=600_000)
+
+    @field_validator("claire_home", "backup_dir", mode="before")
     @classmethod
     def _folder(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():

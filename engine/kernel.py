@@ -224,6 +224,25 @@ class Pipeline:
         self._pump()
         return halted
 
+    def close_out(self, note: str = "") -> bool:
+        """A planned stop's first step: no new entries, every position closed at market.
+
+        Halts trading with the `flatten` action whatever CIRCUIT_BREAKER_ACTION says,
+        for the rest of this run: working orders are cancelled and positions sold (or
+        bought back) at market, again at each later time while anything is left. A
+        run already halted with `freeze` starts closing at the next market time.
+        Returns whether trading was halted by this call.
+        """
+        risk = self.risk
+        if risk.settings.circuit_breaker_action != "flatten":
+            risk.settings = risk.settings.model_copy(update={"circuit_breaker_action": "flatten"})
+        return self.halt_trading(note)
+
+    def is_flat(self) -> bool:
+        """No position held and no order working: what a planned stop waits for."""
+        holding = any(p.qty for p in self.portfolio.positions.values())
+        return not holding and not self.exchange.working
+
 
 def by_time(events: Iterable[MarketData]) -> Iterator[list[MarketData]]:
     """Group consecutive market events that share one time."""

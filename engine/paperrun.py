@@ -25,10 +25,10 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, ExitStack, contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from engine.checkpoint import capture, restore
 from engine.clock import Clock, WallClock
@@ -58,7 +58,7 @@ from engine.progress import ProgressFeed, ProgressSink
 from engine.runtime import default_data_dir, postgres_service, redact_url
 from engine.services.run_metrics import RunMetrics, serving
 from engine.signal.loader import StrategyChoice, json_values
-from engine.stopping import StopRequested, StopSignals
+from engine.stopping import OperatorStop, StopRequested, StopSignals
 from engine.store import DatabaseUnavailable, EventWriter, RunRecord, RunStatus, Store
 from engine.store.retry import OutageTolerance
 from engine.store.runs import Checkpoint
@@ -85,6 +85,13 @@ _NOT_REPLAYED = {
     "claire_log_level",
     "claire_health_interval_s",
     "claire_auto_reports",
+    "backup_dir",
+    "backup_retention_days",
+    "backup_schedule",
+    "backup_max_age_hours",
+    "preflight_min_disk_gb",
+    "preflight_min_memory_gb",
+    "max_clock_skew_ms",
 }
 
 
@@ -146,6 +153,24 @@ class RunLock:
             os.close(fd)
 
 
+class RunAttendant(Protocol):
+    """What attends a persisted run between its market events (engine.ops: operator
+    commands through the control channel, backups); made once the run is held."""
+
+    def between(self) -> None:
+        """Between two groups of market events; may raise OperatorStop."""
+
+    def pace(self, sleep: Callable[[float], None]) -> Callable[[float], None]:
+        """The wait of a paced replay, wrapped so that commands are seen while waiting."""
+        ...
+
+    def close(self) -> None:
+        """After the run's end is recorded, or it failed: finish what was begun; never raises."""
+
+
+Attend = Callable[["Store", "PersistedRun"], RunAttendant]
+
+
 def new_run_id(now: datetime) -> str:
     return f"run-{now:%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
@@ -183,12 +208,23 @@ class PersistedRun:
         self.rows_written = 0
         self.busy = False
         self.on_flush: Callable[[], None] | None = None  # told after each commit
+        # Called with the UTC day that ended when market time crosses 00:00 UTC, after
+        # the batch holding that day's last events is written (daily backups, reports).
+        self.on_new_day: list[Callable[[date], None]] = []
+        self.day: date | None = None  # the UTC day of market time so far
 
     def process(self, event: MarketData) -> None:
         self.process_group((event,))
 
     def process_group(self, events: Sequence[MarketData]) -> None:
         """Market events that share one time; a checkpoint only ever falls between groups."""
+        day = events[0].ts.date()
+        if self.day is not None and day > self.day:
+            ended, self.day = self.day, day
+            self.flush()
+            for callback in self.on_new_day:
+                callback(ended)
+        self.day = day
         self.busy = True  # until the events and all they cause are delivered
         self.pipeline.process_group(events)
         self.busy = False
@@ -287,8 +323,10 @@ class PaperRunner:
         flush_every_events: int = 1000,
         choice: StrategyChoice | None = None,
         on_warning: Callable[[str], None] | None = None,
+        attend: Attend | None = None,
     ) -> None:
         self.settings = settings
+        self.attend = attend
         self.data_dir = resolve_data_dir(data_dir, settings)
         self.clock = clock or WallClock()
         self.flush_every_events = flush_every_events
@@ -308,20 +346,34 @@ class PaperRunner:
             if self._on_warning is not None:
                 self._on_warning(warning)
 
-    def _config(self, settings: Settings) -> dict[str, Any]:
-        return {"settings": settings.redacted(), "strategy": self.choice.as_config()}
+    def _config(
+        self, settings: Settings, preflight: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
+        config = {"settings": settings.redacted(), "strategy": self.choice.as_config()}
+        if preflight is not None:
+            config["preflight"] = preflight  # the go/no-go the run started on
+        return config
+
+    def _attendant(self, store: Store, run: PersistedRun) -> RunAttendant | None:
+        return self.attend(store, run) if self.attend is not None else None
 
     def start_live(
         self,
         feed_settings: FeedSettings,
         days: float | None,
         progress: ProgressSink | None = None,
+        *,
+        run_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
+        """A live run; `run_id` names it (default: a new id), `preflight` is kept with it."""
         check_days(days)
         strategy = self.choice.strategy_class()  # fail before anything is created
         kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
         self._warn(strategy_warnings(strategy, kinds))
-        return asyncio.run(self._live(feed_settings, days, None, progress))
+        return asyncio.run(
+            self._live(feed_settings, days, None, progress, new_id=run_id, preflight=preflight)
+        )
 
     async def _live(
         self,
@@ -329,6 +381,8 @@ class PaperRunner:
         days: float | None,
         resume: RunRecord | None,
         progress: ProgressSink | None,
+        new_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
         from engine.feeds.exchange import LiveFeed
         from engine.live import build_live_pipeline, drive, live_specs
@@ -349,12 +403,12 @@ class PaperRunner:
                 checkpoint = None
                 if resume is None:
                     started = self.clock.now()
-                    run_id = new_run_id(started)
+                    run_id = new_id or new_run_id(started)
                     planned_end = started + timedelta(days=days) if days else None
                     store.create_run(
                         run_id,
                         config={
-                            **self._config(settings),
+                            **self._config(settings, preflight),
                             "live": {
                                 "exchange": feed_settings.exchange,
                                 "market": feed_settings.market,
@@ -407,19 +461,21 @@ class PaperRunner:
                         task.cancel()
 
                 loop.add_signal_handler(signal.SIGTERM, on_sigterm)
+                attendant: RunAttendant | None = None
                 try:
                     with (
                         serving(metrics, self._checks(store)),
                         self._session(store, run_id, build, checkpoint) as (run, done),
                     ):
                         ops.attach(run)
+                        attendant = self._attendant(store, run)
                         feed_progress = self._progress(
                             run.pipeline, progress, market_start, planned_end, quote
                         )
                         await drive(
                             feed,
                             run.pipeline,
-                            run.process,
+                            _attended(run.process, attendant),
                             warmup=checkpoint is None,
                             until=planned_end,
                             progress=feed_progress,
@@ -427,8 +483,12 @@ class PaperRunner:
                 except asyncio.CancelledError:
                     # asyncio turns Ctrl-C into cancellation; SIGTERM cancels through on_sigterm.
                     stop_signal = terminated[0] if terminated else signal.SIGINT
+                except OperatorStop:
+                    pass  # recorded as stopped, with the operator's reason
                 finally:
                     loop.remove_signal_handler(signal.SIGTERM)
+                    if attendant is not None:
+                        attendant.close()
                 summary = self._summary(run.pipeline, None, quote, market_start)
                 return self._outcome(store, database, run_id, summary, done, None, stop_signal)
         finally:
@@ -441,10 +501,16 @@ class PaperRunner:
         speed: str,
         progress: ProgressSink | None = None,
         perpetual: PerpetualFiles | None = None,
+        *,
+        run_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
+        """A replay run; `run_id` names it (default: a new id), `preflight` is kept with it."""
         factor = parse_speed(speed)
         with self._store() as (store, database):
-            run_id, plan = self._create_replay_run(store, files, days, speed, perpetual)
+            run_id, plan = self._create_replay_run(
+                store, files, days, speed, perpetual, run_id, preflight
+            )
             return self._drive(
                 store, database, run_id, plan, self.settings, None, factor, speed, progress
             )
@@ -489,6 +555,8 @@ class PaperRunner:
         days: float | None,
         speed: str,
         perpetual: PerpetualFiles | None,
+        run_id: str | None = None,
+        preflight: dict[str, Any] | None = None,
     ) -> tuple[str, ReplayPlan]:
         strategy = self.choice.strategy_class()  # fail before anything is created
         started = self.clock.now()
@@ -504,9 +572,9 @@ class PaperRunner:
                 strategy,
             )
         )
-        run_id = new_run_id(started)
+        run_id = run_id or new_run_id(started)
         config = {
-            **self._config(settings),
+            **self._config(settings, preflight),
             "replay": {
                 "files": [str(Path(f).resolve()) for f in files],
                 "days": days,
@@ -562,6 +630,10 @@ class PaperRunner:
             return self._drive(
                 store, database, run.run_id, plan, settings, checkpoint, factor, speed, progress
             )
+
+    def resumable(self, store: Store, run_id: str | None) -> RunRecord:
+        """The run `resume(run_id)` would continue (the newest interrupted one by default)."""
+        return self._resumable(store, run_id)
 
     def _resumable(self, store: Store, run_id: str | None) -> RunRecord:
         runs = store.list_runs()
@@ -622,6 +694,7 @@ class PaperRunner:
             done = 0
             if checkpoint is not None:
                 restore(run.pipeline, dict(checkpoint.state))
+                run.day = checkpoint.last_event_ts.date()
                 try:
                     _check_against_fills(store, run_id, run.pipeline)
                 except DatabaseUnavailable as exc:
@@ -636,7 +709,8 @@ class PaperRunner:
                     f"recording the end of run {run_id}",
                 )
             except (KeyboardInterrupt, asyncio.CancelledError) as exc:
-                self._record_stop(run, store, run_id, _stop_reason(exc))
+                final = isinstance(exc, OperatorStop) and exc.final
+                self._record_stop(run, store, run_id, _stop_reason(exc), final)
                 raise
             except DatabaseUnavailable as exc:
                 # Its status stays `running` with no process behind it: interrupted.
@@ -710,12 +784,15 @@ class PaperRunner:
     def _checks(self, store: Store) -> dict[str, Callable[[], str | None]]:
         return {"database": _database_check(store)}
 
-    def _record_stop(self, run: PersistedRun, store: Store, run_id: str, reason: str) -> None:
+    def _record_stop(
+        self, run: PersistedRun, store: Store, run_id: str, reason: str, final: bool = False
+    ) -> None:
         """Ctrl-C or SIGTERM: save what we can at once (no waiting on an outage), mark it.
 
-        The signal may have cut a write short and broken its connection, so each
-        step gets a second attempt, on a fresh connection, before it is given up. A
-        market event still being delivered is never checkpointed half-done.
+        `final` (a planned stop): a last snapshot with the final marks first. The signal
+        may have cut a write short and broken its connection, so each step gets a second
+        attempt, on a fresh connection, before it is given up. A market event still being
+        delivered is never checkpointed half-done.
         """
         steps: list[tuple[str, Callable[[], object]]] = [
             (
@@ -724,7 +801,8 @@ class PaperRunner:
             ),
         ]
         if not run.busy:
-            steps.insert(0, ("save the last events", lambda: run.flush(patient=False)))
+            save = run.finish if final else (lambda: run.flush(patient=False))
+            steps.insert(0, ("save the last events", save))
         for what, step in steps:
             for attempt in (1, 2):
                 try:
@@ -772,6 +850,7 @@ class PaperRunner:
 
         stop_signal = None
         feed = None
+        attendant: RunAttendant | None = None
         done = checkpoint.market_events if checkpoint else 0
         with StopSignals() as stop, session as ops, serving(metrics, self._checks(store)):
 
@@ -786,20 +865,30 @@ class PaperRunner:
             try:
                 with self._session(store, run_id, build, checkpoint) as (run, done):
                     ops.attach(run)
+                    attendant = self._attendant(store, run)
+                    between = attendant.between if attendant is not None else _nothing
+                    sleep = attendant.pace(stop.sleep) if attendant is not None else stop.sleep
                     feed = self._progress(
                         run.pipeline, progress, plan.start, replay_end(plan), plan.quote
                     )
                     events = plan.events()
                     if checkpoint is not None:
                         events = _after(events, checkpoint)
-                    for group in by_time(paced(events, factor, sleep=stop.sleep)):
+                    for group in by_time(paced(events, factor, sleep=sleep)):
                         stop.check()
+                        between()
                         run.process_group(group)
                         if feed is not None:
                             feed(group[-1].ts)
                     stop.check()  # a stop during the last event still stops, not completes
+                    between()
             except StopRequested as exc:
                 stop_signal = exc.signum
+            except OperatorStop:
+                pass  # recorded as stopped, with the operator's reason
+            finally:
+                if attendant is not None:
+                    attendant.close()
         if feed is not None:
             feed.finish()
         summary = self._summary(run.pipeline, plan, plan.quote, plan.start)
@@ -869,7 +958,27 @@ def _perpetual_from_config(replay: dict[str, Any], settings: Settings) -> Perpet
     )
 
 
+def _nothing() -> None:
+    return None
+
+
+def _attended(
+    process: Callable[[MarketData], None], attendant: RunAttendant | None
+) -> Callable[[MarketData], None]:
+    """A live run's per-event step, with the attendant's turn before each event."""
+    if attendant is None:
+        return process
+
+    def step(event: MarketData) -> None:
+        attendant.between()
+        process(event)
+
+    return step
+
+
 def _stop_reason(exc: BaseException) -> str:
+    if isinstance(exc, OperatorStop):
+        return exc.reason
     if isinstance(exc, StopRequested):
         name = "Ctrl-C" if exc.signum == signal.SIGINT else signal.Signals(exc.signum).name
         return f"stopped by {name}; resumable"
@@ -941,8 +1050,10 @@ def resolve_data_dir(data_dir: Path | str | None, settings: Settings) -> Path:
 
 __all__ = [
     "FINAL_SNAPSHOT_CAUSE",
+    "Attend",
     "PaperRunner",
     "PersistedRun",
+    "RunAttendant",
     "RunInterrupted",
     "RunNotResumable",
     "RunOutcome",

@@ -31,3 +31,10 @@ def plain(value: Any) -> Any:
     if isinstance(value, list | tuple):
         return [plain(v) for v in value]
     return value
+
+
+def plain_dict(value: Any) -> dict[str, Any]:
+    """`plain` of a mapping, typed as the dict it is."""
+    out = plain(value)
+    assert isinstance(out, dict)
+    return out

@@ -27,6 +27,12 @@ class ProgressView:
     fills: int
     trading_state: str
     quote_currency: str
+    # For the status view of a live run: each symbol's last market event, what is held,
+    # exposure and the fall from the UTC day's start (fractions of equity).
+    last_events: tuple[tuple[str, datetime], ...] = ()
+    open_positions: int = 0
+    exposure_frac: Decimal | None = None
+    daily_drawdown_frac: Decimal | None = None
 
 
 ProgressSink = Callable[[ProgressView], None]
@@ -75,6 +81,9 @@ class ProgressFeed:
     def view(self, ts: datetime) -> ProgressView:
         portfolio = self.pipeline.portfolio
         equity = portfolio.equity()
+        held = {s: p for s, p in portfolio.positions.items() if p.qty}
+        exposure = sum((abs(p.qty * portfolio.marks[s]) for s, p in held.items()), Decimal(0))
+        day_start = portfolio.day_start_equity
         return ProgressView(
             market_time=ts,
             done_frac=window_fraction(self.start, self.end, ts),
@@ -83,4 +92,10 @@ class ProgressFeed:
             fills=self.pipeline.stats.fills,
             trading_state=self.pipeline.risk.state.value,
             quote_currency=self.quote,
+            last_events=tuple(sorted(self.pipeline.risk.last_seen.items())),
+            open_positions=len(held),
+            exposure_frac=exposure / equity if equity > 0 else None,
+            daily_drawdown_frac=max(Decimal(0), (day_start - equity) / day_start)
+            if day_start > 0
+            else None,
         )

@@ -23,6 +23,19 @@ class StopRequested(KeyboardInterrupt):
         self.signum = signum
 
 
+class OperatorStop(KeyboardInterrupt):
+    """The operator stopped the run through claire (`claire papertest stop`), with a reason.
+
+    Raised between two market events, like a signal's stop; `final` asks for a last
+    snapshot with the final marks before the stop is recorded (a planned stop).
+    """
+
+    def __init__(self, reason: str, final: bool = False) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.final = final
+
+
 class StopSignals:
     SIGNALS = (signal.SIGINT, signal.SIGTERM)
 

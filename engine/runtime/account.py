@@ -9,8 +9,9 @@ that can be tricked into running SQL should not own the machine. So:
   is handed over to that account (`chown`, mode 0700, as PostgreSQL demands),
   the child drops root's supplementary groups, and nothing is created or
   downloaded. We do not loosen the permissions of folders we do not own: if the
-  account cannot reach the data folder or the PostgreSQL programs, the error
-  names the folder that blocks it and how to fix it.
+  account cannot reach the data folder, the error names the folder that blocks
+  it and how to fix it. PostgreSQL programs it cannot reach (a virtual
+  environment under /root) are copied into the data folder (programs.py).
 """
 
 from __future__ import annotations
@@ -71,15 +72,30 @@ def _can_search(path: Path, account: ServerAccount) -> bool:
     return bool(info.st_mode & stat.S_IXOTH)
 
 
+def blocking_folder(account: ServerAccount, target: Path) -> Path | None:
+    """The first folder on the way to `target` that the account cannot enter, or None.
+
+    Folders that do not exist yet are made by claire, enterable (see postgres.py).
+    """
+    for folder in reversed(target.absolute().parents):
+        if folder.exists() and not _can_search(folder, account):
+            return folder
+    return None
+
+
+def can_reach(account: ServerAccount, target: Path) -> bool:
+    return blocking_folder(account, target) is None
+
+
 def check_reachable(account: ServerAccount, target: Path, what: str) -> None:
     """Raise StoreError naming the first folder on the way to `target` the account cannot enter."""
-    for folder in reversed(target.absolute().parents):
-        if not _can_search(folder, account):
-            raise StoreError(
-                f"the embedded PostgreSQL runs as {account.name!r} because claire runs as root, "
-                f"and that account cannot enter {folder} to reach the {what}; set CLAIRE_HOME "
-                f"to a folder outside it (for example /var/lib/claire) or run `chmod o+x {folder}`."
-            )
+    folder = blocking_folder(account, target)
+    if folder is not None:
+        raise StoreError(
+            f"the embedded PostgreSQL runs as {account.name!r} because claire runs as root, "
+            f"and that account cannot enter {folder} to reach the {what}; set CLAIRE_HOME "
+            f"to a folder outside it (for example /var/lib/claire) or run `chmod o+x {folder}`."
+        )
 
 
 def hand_over(account: ServerAccount | None, path: Path) -> None:

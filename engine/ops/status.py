@@ -1,0 +1,347 @@
+"""`claire status`: one screen for the operator's check every four hours.
+
+The active run (or the newest one): its state and uptime, market time and how
+far it is behind the wall clock, the age of the last event of each symbol,
+equity, the daily drawdown and the exposure against their limits, open
+positions, the trading state, rows per table, the alerts of the last hour, the
+health of every process the run has, the newest backup and the last operator
+commands. Then one verdict: healthy, degraded (with every reason) or no run.
+
+Figures are what the run has written (it writes about once a second), named as
+in `engine.report.vocabulary`. Process health is liveness today: the run's
+process (its lock and pid) and the database server. Separate services will
+answer HTTP `/health`; `HealthProbe` is where a probe for them plugs in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any, Final
+
+import psutil
+
+from engine.config import Settings
+from engine.ops.control import ControlChannel, ops_queries
+from engine.ops.processes import process_alive, read_process
+from engine.ops.steward import backup_folder
+from engine.paperrun import run_is_alive
+from engine.plain import plain_dict
+from engine.progress import window_fraction
+from engine.report.figures import count_figures, marks_of, snapshot_figures
+from engine.store import RunRecord, RunStatus, Store
+
+HEALTHY: Final = "healthy"
+DEGRADED: Final = "degraded"
+NO_RUN: Final = "no_run"
+EXIT_CODES: Final = {HEALTHY: 0, DEGRADED: 1, NO_RUN: 2}
+NEAR_LIMIT: Final = Decimal("0.9")  # a figure at 90 % of its limit degrades the status
+ALERT_WINDOW: Final = timedelta(hours=1)
+MAX_LIVE_LAG_S: Final = 60.0
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessHealth:
+    name: str
+    alive: bool
+    pid: int | None = None
+    uptime_s: float | None = None
+    detail: str = ""
+
+
+# A probe of one more process; HTTP /health of separate services (httpx) plugs in here.
+HealthProbe = Callable[[], ProcessHealth]
+
+
+@dataclass(frozen=True, slots=True)
+class SymbolFreshness:
+    symbol: str
+    last_event_ts: datetime
+    age_s: float  # behind the run's clock: wall time live, market time in a replay
+    stale: bool
+
+
+@dataclass(frozen=True)
+class OperatorStatus:
+    health: str
+    reasons: list[str]
+    checked_at: datetime
+    data_dir: str
+    run_id: str | None = None
+    status: str | None = None
+    end_reason: str | None = None
+    data_source: str | None = None
+    live: bool = False
+    started_at: datetime | None = None
+    uptime_s: float | None = None  # of the process running the run now
+    market_time: datetime | None = None
+    market_lag_s: float | None = None  # wall time minus market time
+    progress_frac: Decimal | None = None
+    symbols: list[SymbolFreshness] = field(default_factory=list)
+    quote_currency: str = ""
+    initial_capital: Decimal | None = None
+    equity: Decimal | None = None
+    total_pnl: Decimal | None = None
+    daily_drawdown_frac: Decimal | None = None
+    daily_drawdown_limit_frac: Decimal | None = None
+    exposure_frac: Decimal | None = None
+    exposure_limit_frac: Decimal | None = None
+    open_positions: list[dict[str, Any]] = field(default_factory=list)
+    max_open_positions: int | None = None
+    trading_state: str | None = None
+    rows: dict[str, int] = field(default_factory=dict)
+    alerts_firing: list[dict[str, Any]] = field(default_factory=list)
+    processes: list[ProcessHealth] = field(default_factory=list)
+    backup: dict[str, Any] = field(default_factory=dict)
+    commands: list[dict[str, Any]] = field(default_factory=list)
+
+    @property
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.health]
+
+    def as_json(self) -> dict[str, Any]:
+        return plain_dict(asdict(self))
+
+
+def choose_run(store: Store, data_dir: Path, run_id: str | None) -> tuple[RunRecord | None, bool]:
+    """The run to show (given, else the newest active, else the newest) and whether a
+    process runs it now."""
+    if run_id is not None:
+        record = store.get_run(run_id)
+        return record, record is not None and run_is_alive(data_dir, run_id)
+    runs = store.list_runs()
+    active = [r for r in runs if r.status is RunStatus.RUNNING and run_is_alive(data_dir, r.run_id)]
+    chosen = max(active or runs, key=lambda r: (r.started_at, r.run_id), default=None)
+    if chosen is None:
+        return None, False
+    return store.get_run(chosen.run_id), bool(active)
+
+
+def operator_status(
+    store: Store,
+    data_dir: Path,
+    settings: Settings,
+    *,
+    now: datetime,
+    run_id: str | None = None,
+    external_db: bool = False,
+    probes: Sequence[HealthProbe] = (),
+) -> OperatorStatus:
+    record, alive = choose_run(store, data_dir, run_id)
+    backups = _backups(settings, data_dir, now)
+    if record is None:
+        return OperatorStatus(
+            NO_RUN, ["no run in this data folder yet"], now, str(data_dir), backup=backups
+        )
+    config = record.config
+    run_settings = config.get("settings") or {}
+    live = bool(config.get("live"))
+    status = record.status.value
+    running = record.status is RunStatus.RUNNING
+    if running and not alive:
+        status = "interrupted"
+    reasons: list[str] = []
+    capital = Decimal(str(run_settings.get("initial_capital", "0")))
+    figures = snapshot_figures(store, record.run_id, capital) or {}
+    counts = count_figures(store, record.run_id)
+    positions = (
+        marks_of(store, record.run_id, figures["snapshot_id"]) if figures.get("snapshot_id") else []
+    )
+    market_time = record.last_event_ts
+    reference = now if live else market_time
+    stale_s = float(run_settings.get("stale_data_seconds", 30))
+    queries = ops_queries("status.sql")
+    symbols = []
+    for row in store.db.fetch_all(queries["symbol_cursors"], {"run_id": record.run_id}):
+        age = (reference - row["last_event_ts"]).total_seconds() if reference else 0.0
+        stale = alive and age > stale_s
+        symbols.append(SymbolFreshness(row["symbol"], row["last_event_ts"], age, stale))
+        if stale:
+            reasons.append(f"no market data for {row['symbol']} for {age:,.0f} s")
+    since = (reference or now) - ALERT_WINDOW
+    firing = [
+        dict(r)
+        for r in store.db.fetch_all(
+            queries["recent_alerts"], {"run_id": record.run_id, "since": since}
+        )
+    ]
+    processes = _processes(data_dir, record, alive, external_db, now) + [p() for p in probes]
+    state = counts["trading_state"]
+    dd_limit = _decimal(run_settings.get("max_daily_drawdown_pct"))
+    exposure_limit = _decimal(run_settings.get("max_total_exposure_pct"))
+    daily = figures.get("daily_drawdown_frac")
+    exposure = figures.get("exposure_frac")
+    lag = (now - market_time).total_seconds() if market_time else None
+
+    if status == "interrupted":
+        reasons.insert(
+            0,
+            f"run {record.run_id} is interrupted: no process runs it; continue it with "
+            f"`claire papertest start --resume --run {record.run_id}`",
+        )
+    elif status == "failed":
+        reasons.insert(0, f"run {record.run_id} failed: {record.end_reason or 'no reason kept'}")
+    if running or status == "interrupted":
+        if state == "halted":
+            reasons.append("trading is halted: check why, then `claire risk resume --note TEXT`")
+        elif state == "reducing":
+            reasons.append("trading is reducing: the daily drawdown limit was reached")
+        if _near(daily, dd_limit):
+            reasons.append(f"daily drawdown {_pct(daily)} is near its limit {_pct(dd_limit)}")
+        if _near(exposure, exposure_limit):
+            reasons.append(f"exposure {_pct(exposure)} is near its limit {_pct(exposure_limit)}")
+        if live and alive and lag is not None and lag > MAX_LIVE_LAG_S:
+            reasons.append(f"market time is {lag:,.0f} s behind the wall clock")
+        for alert in firing:
+            if alert["severity"] == "critical":
+                reasons.append(f"critical alert {alert['rule']}: {alert['message']}")
+        for process in processes:
+            if not process.alive and alive:
+                reasons.append(f"process {process.name} is down: {process.detail}")
+        newest_age = backups.get("newest_age_s")
+        limit_s = settings.backup_max_age_hours * 3600
+        if (
+            alive
+            and settings.backup_schedule == "daily"
+            and (newest_age is None or newest_age > limit_s)
+        ):
+            reasons.append("no backup in the last BACKUP_MAX_AGE_HOURS")
+    own = read_process(data_dir, record.run_id)
+    uptime = (now - own.started_at).total_seconds() if own is not None and alive else None
+    return OperatorStatus(
+        health=DEGRADED if reasons else HEALTHY,
+        reasons=reasons,
+        checked_at=now,
+        data_dir=str(data_dir),
+        run_id=record.run_id,
+        status=status,
+        end_reason=record.end_reason,
+        data_source=record.data_source,
+        live=live,
+        started_at=record.started_at,
+        uptime_s=uptime,
+        market_time=market_time,
+        market_lag_s=lag,
+        progress_frac=_progress(config, market_time),
+        symbols=symbols,
+        quote_currency=str(config.get("quote_currency", "")),
+        initial_capital=capital,
+        equity=figures.get("equity"),
+        total_pnl=figures.get("total_pnl"),
+        daily_drawdown_frac=daily,
+        daily_drawdown_limit_frac=dd_limit,
+        exposure_frac=exposure,
+        exposure_limit_frac=exposure_limit,
+        open_positions=[
+            {
+                "symbol": p["symbol"],
+                "qty": p["qty"],
+                "avg_entry": p["avg_entry"],
+                "mark_price": p["mark_price"],
+            }
+            for p in positions
+        ],
+        max_open_positions=int(run_settings.get("max_open_positions", 0)) or None,
+        trading_state=state,
+        rows=store.count_rows(record.run_id),
+        alerts_firing=firing,
+        processes=processes,
+        backup=backups,
+        commands=[c.as_json() for c in ControlChannel(store).recent(record.run_id, 5)],
+    )
+
+
+def _decimal(value: Any) -> Decimal | None:
+    return Decimal(str(value)) if value not in (None, "") else None
+
+
+def _near(value: Decimal | None, limit: Decimal | None) -> bool:
+    return value is not None and limit is not None and limit > 0 and value >= limit * NEAR_LIMIT
+
+
+def _pct(value: Decimal | None) -> str:
+    return "-" if value is None else f"{value * 100:.2f} %"
+
+
+def _progress(config: dict[str, Any], market_time: datetime | None) -> Decimal | None:
+    window = config.get("window") or {}
+    if not window.get("start") or not window.get("end") or market_time is None:
+        return None
+    done = window_fraction(
+        datetime.fromisoformat(window["start"]), datetime.fromisoformat(window["end"]), market_time
+    )
+    return None if done is None else Decimal(repr(done)).quantize(Decimal("0.001"))
+
+
+def _uptime(pid: int, now: datetime) -> float | None:
+    try:
+        return max(0.0, now.timestamp() - psutil.Process(pid).create_time())
+    except (psutil.Error, OSError):
+        return None
+
+
+def _processes(
+    data_dir: Path, record: RunRecord, alive: bool, external_db: bool, now: datetime
+) -> list[ProcessHealth]:
+    out = []
+    own = read_process(data_dir, record.run_id)
+    if alive or own is not None:
+        pid = own.pid if own is not None else None
+        up = alive and (pid is None or process_alive(pid))
+        detail = "holds the run" if up else "gone (its lock is free)"
+        if own is not None and own.detached:
+            detail += f", detached, log {own.log}"
+        out.append(
+            ProcessHealth(
+                "run",
+                up,
+                pid,
+                (now - own.started_at).total_seconds() if own is not None and up else None,
+                detail,
+            )
+        )
+    if external_db:
+        out.append(ProcessHealth("postgres", True, None, None, "external server: answers queries"))
+    else:
+        from engine.runtime.pidfile import running_server
+
+        server = running_server(Path(data_dir) / "postgres")
+        if server is None:
+            out.append(ProcessHealth("postgres", False, None, None, "not running"))
+        else:
+            out.append(
+                ProcessHealth(
+                    "postgres", True, server.pid, _uptime(server.pid, now), "embedded, ready"
+                )
+            )
+    return out
+
+
+def _backups(settings: Settings, data_dir: Path, now: datetime) -> dict[str, Any]:
+    folder = backup_folder(settings, data_dir)
+    newest = folder.newest()
+    verified = folder.newest(verified=True)
+    return {
+        "folder": str(folder.path),
+        "count": len(folder.backups()),
+        "newest": newest.name if newest else None,
+        "newest_age_s": (now - newest.manifest.created_at).total_seconds() if newest else None,
+        "newest_verified": verified.name if verified else None,
+        "newest_verified_age_s": (now - verified.manifest.created_at).total_seconds()
+        if verified
+        else None,
+    }
+
+
+__all__ = [
+    "EXIT_CODES",
+    "HealthProbe",
+    "OperatorStatus",
+    "ProcessHealth",
+    "SymbolFreshness",
+    "choose_run",
+    "operator_status",
+]

@@ -1,0 +1,213 @@
+"""A run attended by its steward: operator commands between market events, stops, backups."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from engine.config import load_settings
+from engine.ops.backups import BackupFolder
+from engine.ops.control import CommandKind, CommandStatus, ControlChannel
+from engine.ops.steward import RunSteward
+from engine.paperrun import PaperRunner, open_store
+from engine.progress import ProgressView
+from engine.store import RunStatus, Store
+
+pytestmark = pytest.mark.integration
+
+
+def attended(home: Path, **settings: str) -> PaperRunner:
+    chosen = load_settings(initial_capital="10", **settings)
+    return PaperRunner(chosen, home, attend=RunSteward.factory(home, chosen, poll_s=0.0))
+
+
+def latest_run(store: Store) -> str:
+    return store.list_runs()[0].run_id
+
+
+def operator(
+    store: Store, act: Callable[[ProgressView, str], None]
+) -> Callable[[ProgressView], None]:
+    """A progress sink that acts as the operator, from the run's own thread between events."""
+
+    def sink(view: ProgressView) -> None:
+        act(view, latest_run(store))
+
+    return sink
+
+
+def test_halt_and_resume_arrive_between_events_and_keep_their_notes(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: dict[str, int] = {}
+    with open_store(load_settings(), claire_home) as (store, _):
+        channel = ControlChannel(store)
+
+        def act(view: ProgressView, run_id: str) -> None:
+            if "halt" not in sent:
+                sent["halt"] = channel.send(run_id, CommandKind.HALT, "a spike to check", "ops@a")
+            elif view.trading_state == "halted" and "resume" not in sent:
+                sent["resume"] = channel.send(run_id, CommandKind.RESUME, "spike was real", "ops@b")
+            elif "resume" in sent and view.trading_state == "active" and "again" not in sent:
+                sent["again"] = channel.send(run_id, CommandKind.RESUME, "once more", "ops@b")
+
+        outcome = attended(claire_home).start(
+            four_symbols, 4, "200000x", progress=operator(store, act)
+        )
+        assert outcome.status is RunStatus.COMPLETED
+        answers = {name: channel.get(command_id) for name, command_id in sent.items()}
+        changes = store.db.fetch_all(
+            "SELECT ts, reason, detail FROM risk_events WHERE run_id = %s AND kind = "
+            "'state_change' ORDER BY ts, event_id",
+            (outcome.run_id,),
+        )
+    halt, resume, again = answers["halt"], answers["resume"], answers["again"]
+    assert halt and halt.status is CommandStatus.DONE and halt.result["trading_state"] == "halted"
+    assert resume and resume.status is CommandStatus.DONE
+    assert resume.result["trading_state"] == "active"
+    assert again and again.status is CommandStatus.REFUSED
+    assert again.result["reason"] == "trading is active, not halted: there is nothing to resume"
+    by_reason = {c["reason"]: c for c in changes}
+    assert by_reason["operator_halt"]["detail"]["note"] == "a spike to check"
+    assert by_reason["operator_resume"]["detail"]["note"] == "spike was real"
+    assert by_reason["operator_halt"]["ts"] == halt.market_ts  # applied at that market time
+    assert by_reason["operator_resume"]["ts"] == resume.market_ts
+    assert halt.market_ts < resume.market_ts  # type: ignore[operator]
+
+
+def _stop_when_holding(
+    store: Store, kind: CommandKind, note: str, sent: list[int]
+) -> Callable[[ProgressView], None]:
+    channel = ControlChannel(store)
+
+    def act(view: ProgressView, run_id: str) -> None:
+        if not sent and view.open_positions:
+            sent.append(channel.send(run_id, kind, note, "ops@host"))
+
+    return operator(store, act)
+
+
+def test_a_planned_stop_closes_out_then_backs_up_and_writes_the_final_report(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: list[int] = []
+    with open_store(load_settings(), claire_home) as (store, _):
+        sink = _stop_when_holding(store, CommandKind.STOP, "end of the test", sent)
+        outcome = attended(claire_home, backup_schedule="off").start(
+            four_symbols, 7, "200000x", progress=sink
+        )
+        answer = ControlChannel(store).get(sent[0])
+    assert outcome.status is RunStatus.STOPPED and outcome.stop_signal is None
+    assert outcome.end_reason == "planned stop by ops@host: end of the test"
+    assert outcome.summary.open_positions == []  # flat
+    assert outcome.summary.trading_state == "halted"
+    assert answer is not None and answer.status is CommandStatus.DONE
+    result = dict(answer.result)
+    assert result["open_positions"] == [] and result["status"] == "stopped"
+    report = Path(result["report"])
+    assert report == claire_home / "reports" / f"{outcome.run_id}-final.md"
+    assert outcome.run_id in report.read_text() and "| equity |" in report.read_text()
+    [backup] = BackupFolder(claire_home / "backups").backups()  # the stop's, none scheduled
+    assert str(backup.dump) == result["backup"] and backup.manifest.reason == "planned-stop"
+    assert backup.manifest.runs[0]["status"] == "stopped"
+
+
+def test_an_emergency_stop_closes_nothing_backs_up_and_resumes(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: list[int] = []
+    with open_store(load_settings(), claire_home) as (store, _):
+        sink = _stop_when_holding(store, CommandKind.EMERGENCY_STOP, "exchange down", sent)
+        stopped = attended(claire_home, backup_schedule="off").start(
+            four_symbols, 7, "200000x", progress=sink
+        )
+        answer = ControlChannel(store).get(sent[0])
+    assert stopped.status is RunStatus.STOPPED
+    assert stopped.end_reason == "emergency stop by ops@host: exchange down"
+    assert stopped.summary.open_positions  # nothing was closed
+    assert stopped.summary.trading_state == "active"
+    assert answer is not None and answer.status is CommandStatus.DONE
+    assert Path(answer.result["backup"]).is_file() and "report" not in answer.result
+    again = attended(claire_home, backup_schedule="off").resume(stopped.run_id, "max")
+    assert again.status is RunStatus.COMPLETED
+
+
+def test_a_run_backs_up_at_its_start_and_at_each_utc_midnight_of_market_time(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    outcome = attended(claire_home).start(four_symbols, 7, "max")
+    assert outcome.status is RunStatus.COMPLETED
+    backups = BackupFolder(claire_home / "backups").backups()
+    assert [b.manifest.reason for b in backups] == ["run-start"] + ["daily"] * 7
+    start, *daily = backups
+    assert start.manifest.market_time is None and start.manifest.tables["candles"] == 0
+    midnights = [datetime(2018, 1, d, tzinfo=UTC) for d in range(11, 18)]
+    assert [b.manifest.market_time for b in daily] == midnights
+    for backup, midnight in zip(daily, midnights, strict=True):
+        [run] = backup.manifest.runs
+        assert run["run_id"] == outcome.run_id and run["status"] == "running"
+        # Everything up to the day's last bar, and nothing of the next day.
+        assert datetime.fromisoformat(run["last_event_ts"]) == midnight - timedelta(minutes=5)
+        assert backup.manifest.run_id == outcome.run_id
+        assert backup.dump.stat().st_size == backup.manifest.size
+    counts = [b.manifest.tables["candles"] for b in daily]
+    assert counts == sorted(counts) and len(set(counts)) == 7
+    manifest = json.loads(daily[0].manifest_path.read_text())
+    assert "password" not in json.dumps(manifest).lower()
+    assert ":***@" in manifest["database"]
+
+
+def test_the_process_file_names_the_run_process_while_it_runs(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    from engine.ops.processes import read_process
+
+    seen: list[Any] = []
+
+    def sink(view: ProgressView) -> None:
+        if not seen:
+            with open_store(load_settings(), claire_home) as (store, _):
+                seen.append(read_process(claire_home, latest_run(store)))
+
+    outcome = attended(claire_home, backup_schedule="off").start(
+        four_symbols[:1], 1, "max", progress=sink
+    )
+    [record] = seen
+    import os
+
+    assert record is not None and record.pid == os.getpid() and not record.detached
+    assert read_process(claire_home, outcome.run_id) is None  # removed at the end
+
+
+def test_a_second_stop_is_refused_and_an_emergency_overrides_a_planned_stop(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: list[int] = []
+    with open_store(load_settings(), claire_home) as (store, _):
+        channel = ControlChannel(store)
+
+        def act(view: ProgressView, run_id: str) -> None:
+            if not sent and view.open_positions:
+                for kind, note in [
+                    (CommandKind.STOP, "planned"),
+                    (CommandKind.STOP, "planned twice"),
+                    (CommandKind.EMERGENCY_STOP, "now"),
+                ]:
+                    sent.append(channel.send(run_id, kind, note, "ops@host"))
+
+        outcome = attended(claire_home, backup_schedule="off").start(
+            four_symbols, 7, "200000x", progress=operator(store, act)
+        )
+        planned, twice, emergency = (channel.get(c) for c in sent)
+    assert outcome.end_reason == "emergency stop by ops@host: now"
+    assert twice is not None and twice.status is CommandStatus.REFUSED
+    assert twice.result["reason"] == "the run is stopping (planned)"
+    assert planned is not None and planned.status is CommandStatus.REFUSED
+    assert planned.result["reason"] == "an emergency stop came first"
+    assert emergency is not None and emergency.status is CommandStatus.DONE
+    assert Path(emergency.result["backup"]).is_file()
