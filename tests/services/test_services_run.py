@@ -52,7 +52,12 @@ def service_events(home: Path, run_id: str) -> list[dict[str, Any]]:
 
 
 def finish(child: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str, str]:
-    out, err = child.communicate(timeout=timeout)
+    try:
+        out, err = child.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        child.send_signal(signal.SIGTERM)  # the supervisor stops its services on the way out
+        out, err = child.communicate(timeout=60)
+        raise AssertionError(f"the run did not finish in {timeout:.0f} s: {err[-2000:]}") from None
     return child.returncode, out, err
 
 
