@@ -362,6 +362,7 @@ def build_report(
         for r in store.db.fetch_all(q["report_state_changes"], params)
     ]
     state = store.db.fetch_one(q["report_last_state"], params)
+    rejected = store.rejected_by_reason(run.run_id)
     episodes = store.db.fetch_all(q["report_alert_episodes"], params)
     incidents = [
         i
@@ -440,6 +441,9 @@ def build_report(
         "alert_episodes": [dict(e) for e in episodes],
         "incidents": [dict(i) for i in incidents],
         "system": _system(store, run, now),
+        # Replay rows refused as impossible, by reason (the whole run: refused at its start).
+        "rejected_input": sum(rejected.values()),
+        "rejected_by_reason": rejected,
         "trades": [
             {
                 k: f[k]
