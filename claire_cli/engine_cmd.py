@@ -20,9 +20,7 @@ engine_app = typer.Typer(
 def run(
     name: Annotated[
         str,
-        typer.Argument(
-            help="feed, execution, portfolio, signal, risk, alerts or writer.", metavar="NAME"
-        ),
+        typer.Argument(help="feed, execution, portfolio, signal, risk or writer.", metavar="NAME"),
     ],
     run_id: Annotated[
         str, typer.Option("--run", help="The run the service belongs to.", metavar="RUN_ID")

@@ -48,7 +48,7 @@ PORTS: Final = {
     "writer": 8005,
     "alerts": 8006,
 }
-SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "alerts", "writer")
+SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "writer")
 MAX_LAG: Final = 100_000  # unread messages before /health turns 503
 
 
@@ -231,13 +231,8 @@ def stream_lag(bus: RedisBus, stream: str, group: str) -> int:
     return 0
 
 
-# The alerts service reads `alerts` for risk's alerts, up to risk's barriers; what it
-# published itself after risk's last barrier is never read again, by design.
-_OWN_OUTPUT: Final = {("alerts", "alerts")}
-
-
 def drained(bus: RedisBus) -> bool:
-    """Whether every group has read and acknowledged every message it is meant to read."""
+    """Whether every group has read and acknowledged every message of every stream."""
     for stream in STREAMS:
         key = bus.key(stream)
         try:
@@ -246,8 +241,6 @@ def drained(bus: RedisBus) -> bool:
             continue
         for info in groups:
             name = info["name"].decode() if isinstance(info["name"], bytes) else info["name"]
-            if (stream, name) in _OWN_OUTPUT:
-                continue
             if stream_lag(bus, stream, name):
                 return False
     return True

@@ -84,18 +84,6 @@ STEPS: Final[dict[str, tuple[Step, ...]]] = {
             barrier_on=("orders", "risk_events", "alerts"),
         ),
     ),
-    # Alerts come last in one process too: they read what the others did.
-    "alerts": (
-        Step(
-            (
-                ("portfolio_snapshots", "portfolio"),
-                ("signals", "signal"),
-                ("risk_events", "risk"),
-                ("market_data", FEED),
-                ("alerts", "risk"),
-            ),
-        ),
-    ),
 }
 PIPELINE_SERVICES: Final = tuple(STEPS)
 # Which part of `engine.checkpoint`'s state each service keeps.
@@ -104,7 +92,6 @@ OWN_STATE: Final = {
     "portfolio": "portfolio",
     "signal": "signals",
     "risk": "risk",
-    "alerts": "alerts",
 }
 
 
@@ -158,13 +145,6 @@ def handlers(name: str, parts: Components) -> dict[str, Callable[[Any], None]]:
             "portfolio_snapshots": parts.risk.on_snapshot,
             "market_data": parts.risk.on_market,
             "signals": parts.risk.on_signal,
-        },
-        "alerts": {
-            "portfolio_snapshots": parts.alerts.on_snapshot,
-            "signals": parts.alerts.on_signal,
-            "risk_events": parts.alerts.on_risk_event,
-            "market_data": parts.alerts.on_market,
-            "alerts": parts.alerts.on_alert,
         },
     }
     return table[name]
