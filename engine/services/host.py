@@ -13,7 +13,6 @@ import json
 import logging
 import os
 import signal
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
@@ -244,9 +243,3 @@ def drained(bus: RedisBus) -> bool:
             if stream_lag(bus, stream, name):
                 return False
     return True
-
-
-def threaded(target: Callable[[], None]) -> threading.Thread:
-    thread = threading.Thread(target=target, daemon=True)
-    thread.start()
-    return thread

@@ -85,7 +85,6 @@ STEPS: Final[dict[str, tuple[Step, ...]]] = {
         ),
     ),
 }
-PIPELINE_SERVICES: Final = tuple(STEPS)
 # Which part of `engine.checkpoint`'s state each service keeps.
 OWN_STATE: Final = {
     "execution": "exchange",
