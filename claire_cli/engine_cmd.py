@@ -20,7 +20,9 @@ engine_app = typer.Typer(
 def run(
     name: Annotated[
         str,
-        typer.Argument(help="feed, execution, portfolio, signal, risk or writer.", metavar="NAME"),
+        typer.Argument(
+            help="feed, execution, portfolio, signal, risk, writer or alerts.", metavar="NAME"
+        ),
     ],
     run_id: Annotated[
         str, typer.Option("--run", help="The run the service belongs to.", metavar="RUN_ID")

@@ -535,17 +535,30 @@ class PaperRunner:
             lock = RunLock(self.data_dir, run_id)
             lock.acquire()
             supervisor = Supervisor(store, run_id, self.data_dir, ports=ports or service_ports())
+            # The services ride out a database outage; so does the record of how it ended.
+            patient = OutageTolerance(seconds=self.settings.db_outage_tolerance_seconds)
+
+            def record_end(status: RunStatus, reason: str | None) -> None:
+                patient.call(
+                    lambda: supervisor.flush_records(force=True) or _still_down(),
+                    "recording the services' events",
+                )
+                patient.call(
+                    lambda: store.end_run(run_id, status, self.clock.now(), reason),
+                    f"recording the end of run {run_id}",
+                )
+
             try:
                 status = supervisor.run()
             except ServiceFailed as exc:
-                store.end_run(run_id, RunStatus.FAILED, self.clock.now(), str(exc))
+                record_end(RunStatus.FAILED, str(exc))
                 raise RunNotResumable(str(exc)) from None
             finally:
                 lock.release()
             reason = None
             if status is RunStatus.STOPPED and supervisor.stop_signal is not None:
                 reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
-            store.end_run(run_id, status, self.clock.now(), reason)
+            record_end(status, reason)
             return run_id, status, supervisor.stop_signal
 
     def _create_replay_run(
@@ -1034,6 +1047,10 @@ def run_is_alive(data_dir: Path, run_id: str) -> bool:
         lock.release()
         return False
     return True
+
+
+def _still_down() -> bool:
+    raise DatabaseUnavailable("the database does not answer yet", "unreachable")
 
 
 def resolve_data_dir(data_dir: Path | str | None, settings: Settings) -> Path:

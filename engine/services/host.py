@@ -23,18 +23,21 @@ from typing import Any, Final
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from engine.alerts.notify import Notifier
 from engine.bus.redis import RedisBus
 from engine.config import Settings
 from engine.errors import ClaireError
-from engine.events import STREAMS, Event
+from engine.events import Alert, Event
 from engine.feeds.replay import paced, parse_speed
 from engine.kernel import build_replay_pipeline
 from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
-from engine.services.worker import STEPS, ServiceWorker, build_components
+from engine.services.worker import SERVICE_STREAMS, STEPS, ServiceWorker, build_components
+from engine.services.writer import GROUP as WRITER_GROUP
 from engine.services.writer import WriterService
 from engine.store import EventWriter
+from engine.store.retry import OutageTolerance
 
 log = logging.getLogger("claire.services")
 
@@ -47,7 +50,7 @@ PORTS: Final = {
     "writer": 8005,
     "alerts": 8006,
 }
-SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "writer")
+SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "writer", "alerts")
 MAX_LAG: Final = 100_000  # unread messages before /health turns 503
 
 
@@ -106,12 +109,16 @@ def run_service(
     with ExitStack() as stack:
         if stop is None:
             stack.enter_context(_stop_on_signals(stopper))
-        store, _ = stack.enter_context(open_store(settings, data_dir))
+        # A service (re)started while the database is down waits for it, within the tolerance.
+        patient = OutageTolerance(seconds=settings.db_outage_tolerance_seconds)
+        store, _ = patient.call(
+            lambda: stack.enter_context(open_store(settings, data_dir)), "opening the database"
+        )
         redis_server = redis_service(data_dir)
         stack.callback(redis_server.stop)
         bus = RedisBus(redis_server.start(), prefix=stream_prefix(run_id), max_len=200_000)
         stack.callback(bus.close)
-        run = store.get_run(run_id)
+        run = patient.call(lambda: store.get_run(run_id), f"reading run {run_id}")
         if run is None:
             raise ClaireError(f"no run {run_id} in {data_dir}.")
         plan, choice, run_settings = plan_for_run(run)
@@ -120,7 +127,8 @@ def run_service(
             return None if bus.redis.ping() else "the bus does not answer"
 
         def db_ok() -> str | None:
-            store.db.fetch_one("SELECT 1 AS one", {})
+            with store.db.session(timeout_s=1.0) as session:  # an outage answers at once
+                session.fetch_one("SELECT 1 AS one", {})
             return None
 
         def lag_ok() -> str | None:
@@ -139,6 +147,7 @@ def run_service(
         log.info("service started", extra={"event": "service_start", "service": name})
 
         if name == "feed":
+            create_groups(bus)  # before the first message: trimming never skips a group
             factor = parse_speed(str((run.config.get("replay") or {}).get("speed") or "max"))
             feed = FeedService(bus, lambda: paced(plan.events(), factor))
             figures["state"] = "running"
@@ -149,7 +158,7 @@ def run_service(
                 time.sleep(0.2)  # stay up for health checks until the supervisor stops us
             return
         if name == "writer":
-            writer = WriterService(bus, EventWriter(store, run_id))
+            writer = WriterService(bus, EventWriter(store, run_id), patience=patient)
             writer.prepare()
             figures["state"] = "running"
             stack.callback(_save_latency, bus, writer)
@@ -159,7 +168,7 @@ def run_service(
                 consumed.labels("all").inc(took)
                 rounds += 1
                 if rounds % 50 == 0:
-                    for stream in STREAMS:
+                    for stream in SERVICE_STREAMS:
                         bus.trim_acknowledged(stream)
                     figures["lag"] = _lag(bus, "writer")
                 figures.update(written=writer.written, processed=writer.processed)
@@ -168,7 +177,10 @@ def run_service(
         outputs: list[Event] = []
         specs = build_replay_pipeline(run_settings, plan, choice.build()).specs
         parts = build_components(run_settings, specs, choice.build(), outputs.append)
-        worker = ServiceWorker(name, bus, parts, outputs)
+        committed = None
+        if name == "alerts":
+            committed = stack.enter_context(_notifying(run_settings, run_id))
+        worker = ServiceWorker(name, bus, parts, outputs, committed=committed)
         worker.prepare()
         figures["state"] = "running"
         while not should_stop():
@@ -190,6 +202,39 @@ def run_service(
         figures["state"] = "stopped"
 
 
+@contextmanager
+def _notifying(
+    settings: Settings, run_id: str
+) -> Iterator[Callable[[list[Event], list[Event]], None]]:
+    """The alerts service sends every alert it handles or raises to the notification
+    channels, once committed. A step redone after a crash may send one again."""
+    notifier = Notifier.from_settings(settings).start()
+
+    def send(inputs: list[Event], outputs: list[Event]) -> None:
+        for event in (*inputs, *outputs):
+            if isinstance(event, Alert):
+                notifier.notify_alert(event, run_id)
+
+    try:
+        yield send
+    finally:
+        notifier.close()
+
+
+def create_groups(bus: RedisBus) -> None:
+    """Every consumer group of a run, each from the start of its stream.
+
+    Done before anything is published (by the supervisor and by the feed), so no
+    service's group comes to exist after the writer trimmed what the others read.
+    """
+    for service, steps in STEPS.items():
+        for step in steps:
+            for stream, _ in step.inputs:
+                bus.create_group(stream, service)
+    for stream in SERVICE_STREAMS:
+        bus.create_group(stream, WRITER_GROUP)
+
+
 def _save_latency(bus: RedisBus, writer: WriterService) -> None:
     """Fill latencies (market event published -> fill committed), for the benchmark."""
     values = sorted(writer.fill_latencies_ms)
@@ -207,7 +252,7 @@ def _save_latency(bus: RedisBus, writer: WriterService) -> None:
 def _lag(bus: RedisBus, group: str) -> dict[str, int]:
     """Unread plus unacknowledged messages per input stream of this consumer group."""
     out: dict[str, int] = {}
-    streams = {s for step in STEPS.get(group, ()) for s, _ in step.inputs} or set(STREAMS)
+    streams = {s for step in STEPS.get(group, ()) for s, _ in step.inputs} or set(SERVICE_STREAMS)
     for stream in sorted(streams):
         out[stream] = stream_lag(bus, stream, group)
     return out
@@ -232,7 +277,7 @@ def stream_lag(bus: RedisBus, stream: str, group: str) -> int:
 
 def drained(bus: RedisBus) -> bool:
     """Whether every group has read and acknowledged every message of every stream."""
-    for stream in STREAMS:
+    for stream in SERVICE_STREAMS:
         key = bus.key(stream)
         try:
             groups = bus.redis.xinfo_groups(key)

@@ -22,8 +22,10 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Final
 
@@ -32,13 +34,15 @@ import redis
 from engine.bus.redis import RedisBus
 from engine.errors import ClaireError
 from engine.runtime.redis import EmbeddedRedis, ExternalRedis, redis_service
-from engine.services.host import SERVICES, drained, stream_prefix
-from engine.store import RunStatus, Store
+from engine.services.host import SERVICES, create_groups, drained, stream_prefix
+from engine.store import DatabaseUnavailable, RunStatus, Store
 
 log = logging.getLogger("claire.supervisor")
 
 BACKOFF_START_S: Final = 0.5
 BACKOFF_MAX_S: Final = 10.0
+FLUSH_START_S: Final = 1.0
+FLUSH_MAX_S: Final = 10.0
 
 
 def service_command(name: str, run_id: str, data_dir: Path, port: int | None) -> list[str]:
@@ -82,11 +86,40 @@ class Supervisor:
         self._clock = clock
         self.children = {name: Child(name, (ports or {}).get(name)) for name in SERVICES}
         self._stop_requested: int | None = None
+        self._unrecorded: deque[tuple[str, str, int | None, int | None, datetime]] = deque()
+        self._next_flush = 0.0
+        self._flush_delay = FLUSH_START_S
 
     # --- records ----------------------------------------------------------------------
 
     def _record(self, service: str, kind: str, pid: int | None, code: int | None = None) -> None:
-        self.store.record_service_event(self.run_id, service, kind, pid, code)
+        """Store a service event; while the database is down, keep it and store it later."""
+        self._unrecorded.append((service, kind, pid, code, datetime.now(UTC)))
+        self.flush_records()
+
+    def flush_records(self, *, force: bool = False) -> bool:
+        """Store the events kept during a database outage; True when none is left.
+
+        A failed attempt waits 1 s doubling to 10 s before the next (unless `force`),
+        so an outage never holds up the supervision of the services."""
+        if not force and self._clock() < self._next_flush:
+            return not self._unrecorded
+        while self._unrecorded:
+            try:
+                self.store.record_service_event(self.run_id, *self._unrecorded[0])
+            except DatabaseUnavailable as exc:
+                if self._flush_delay == FLUSH_START_S:
+                    log.warning(
+                        "the database does not answer (%s); service events are kept and "
+                        "stored when it is back",
+                        exc.detail or "unreachable",
+                    )
+                self._next_flush = self._clock() + self._flush_delay
+                self._flush_delay = min(self._flush_delay * 2, FLUSH_MAX_S)
+                return False
+            self._unrecorded.popleft()
+        self._flush_delay = FLUSH_START_S
+        return True
 
     # --- children ---------------------------------------------------------------------
 
@@ -159,12 +192,15 @@ class Supervisor:
         bus = RedisBus(redis_server.start(), prefix=stream_prefix(self.run_id))
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         try:
+            create_groups(bus)
             while self._stop_requested is None:
                 if not self._redis_up(bus, redis_server):
                     time.sleep(poll_s)
                     continue
                 for child in self.children.values():
                     self._check(child)
+                if self._unrecorded:
+                    self.flush_records()
                 if bus.redis.get(bus.key("feed:done")) and drained(bus):
                     self.stop_all()
                     return RunStatus.COMPLETED

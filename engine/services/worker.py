@@ -33,7 +33,7 @@ from engine.checkpoint import capture, restore
 from engine.clock import EventClock
 from engine.config import Settings
 from engine.errors import InvalidEventError
-from engine.events import Barrier, Event, Watermark, from_json, to_json
+from engine.events import STREAMS, Barrier, Event, Watermark, from_json, to_json
 from engine.execution.service import PaperExchange
 from engine.kernel import RunStats
 from engine.markets import SymbolSpec
@@ -84,13 +84,32 @@ STEPS: Final[dict[str, tuple[Step, ...]]] = {
             barrier_on=("orders", "risk_events", "alerts"),
         ),
     ),
+    # The alert rules read what the others did in a market time, as in one process,
+    # where they come last; nothing reads their alerts back but the writer.
+    "alerts": (
+        Step(
+            (
+                ("portfolio_snapshots", "portfolio"),
+                ("signals", "signal"),
+                ("risk_events", "risk"),
+                ("alerts", "risk"),
+                ("market_data", FEED),
+            ),
+        ),
+    ),
 }
+# Where a service's events go when it must not publish onto a stream it reads itself:
+# the alerts service reads risk's `alerts` and publishes its own on `rule_alerts`.
+OUTPUT_STREAMS: Final = {("alerts", "alerts"): "rule_alerts"}
+# Every stream of a services run: the pipeline's, and those only services publish on.
+SERVICE_STREAMS: Final = (*STREAMS, *sorted(set(OUTPUT_STREAMS.values())))
 # Which part of `engine.checkpoint`'s state each service keeps.
 OWN_STATE: Final = {
     "execution": "exchange",
     "portfolio": "portfolio",
     "signal": "signals",
     "risk": "risk",
+    "alerts": "alerts",
 }
 
 
@@ -145,6 +164,13 @@ def handlers(name: str, parts: Components) -> dict[str, Callable[[Any], None]]:
             "market_data": parts.risk.on_market,
             "signals": parts.risk.on_signal,
         },
+        "alerts": {
+            "portfolio_snapshots": parts.alerts.on_snapshot,
+            "signals": parts.alerts.on_signal,
+            "risk_events": parts.alerts.on_risk_event,
+            "alerts": parts.alerts.on_alert,
+            "market_data": parts.alerts.on_market,
+        },
     }
     return table[name]
 
@@ -166,6 +192,7 @@ class ServiceWorker:
         outputs: list[Event],
         *,
         block_ms: int = 200,
+        committed: Callable[[list[Event], list[Event]], None] | None = None,
     ) -> None:
         if name not in STEPS:
             raise ValueError(f"service {name!r} is not one of {', '.join(STEPS)}")
@@ -180,6 +207,7 @@ class ServiceWorker:
         self._step = 0
         self._groups = 0
         self.block_ms = block_ms
+        self._committed = committed  # (inputs, outputs) of each step, once it is committed
         self.processed = 0
         self.published = 0
         self.last_event_ts: str | None = None
@@ -248,6 +276,8 @@ class ServiceWorker:
             )
         streams_of = [s for s in step.barrier_on]
         self._commit(step, taken, streams_of)
+        if self._committed is not None:
+            self._committed([event for _, event in batch], list(self._outputs))
         self.processed += len(batch)
         self.last_event_ts = last_ts.isoformat()
         return True
@@ -263,7 +293,10 @@ class ServiceWorker:
         barriers = iter(barrier_streams)
         pipe = self.bus.redis.pipeline(transaction=True)
         for event in outputs:
-            stream = next(barriers) if isinstance(event, Barrier) else event.STREAM
+            if isinstance(event, Barrier):
+                stream = next(barriers)
+            else:
+                stream = OUTPUT_STREAMS.get((self.name, event.STREAM), event.STREAM)
             pipe.xadd(self.bus.key(stream), {b"e": to_json(event).encode()})
         for stream, ids in taken.items():
             if ids:

@@ -13,8 +13,10 @@ from typing import Final
 
 from engine.bus.redis import RedisBus
 from engine.errors import InvalidEventError
-from engine.events import STREAMS, Event, OrderResult, from_json
+from engine.events import Event, OrderResult, from_json
+from engine.services.worker import SERVICE_STREAMS
 from engine.store import EventWriter
+from engine.store.retry import OutageTolerance
 
 log = logging.getLogger("claire.services.writer")
 
@@ -22,9 +24,19 @@ GROUP: Final = "writer"
 
 
 class WriterService:
-    def __init__(self, bus: RedisBus, writer: EventWriter, *, block_ms: int = 200) -> None:
+    def __init__(
+        self,
+        bus: RedisBus,
+        writer: EventWriter,
+        *,
+        block_ms: int = 200,
+        patience: OutageTolerance | None = None,
+    ) -> None:
         self.bus = bus
         self.writer = writer
+        # A database outage: the batch is written again with backoff, nothing acknowledged
+        # meanwhile; past the tolerance the service exits and its restart starts over.
+        self.patience = patience or OutageTolerance(seconds=0)
         self.block_ms = block_ms
         self.written = 0
         self.processed = 0
@@ -34,7 +46,7 @@ class WriterService:
         self.fill_latencies_ms: list[float] = []
 
     def prepare(self) -> None:
-        for stream in STREAMS:
+        for stream in SERVICE_STREAMS:
             self.bus.create_group(stream, GROUP)
 
     def run_once(self, stop: Callable[[], bool]) -> int:
@@ -47,7 +59,7 @@ class WriterService:
             reply = self.bus.read_raw(
                 GROUP,
                 GROUP,
-                dict.fromkeys(STREAMS, start),
+                dict.fromkeys(SERVICE_STREAMS, start),
                 count=2000,
                 block_ms=None if start == "0" else self.block_ms,
             )
@@ -67,7 +79,9 @@ class WriterService:
                 break
         if not taken:
             return 0
-        self.written += self.writer.write(events)
+        self.written += self.patience.call(
+            lambda: self.writer.write(events), f"writing {len(events)} events"
+        )
         committed_ms = time.time() * 1000
         for event in events:
             if isinstance(event, OrderResult) and event.status.is_fill:

@@ -390,8 +390,9 @@ SELECT source, line, reason
 FROM rejected_rows WHERE run_id = %(run_id)s ORDER BY source, line;
 
 -- name: insert_service_event
-INSERT INTO service_events (run_id, service, kind, pid, exit_code)
-VALUES (%(run_id)s, %(service)s, %(kind)s, %(pid)s, %(exit_code)s);
+INSERT INTO service_events (run_id, service, kind, pid, exit_code, ts)
+VALUES (%(run_id)s, %(service)s, %(kind)s, %(pid)s, %(exit_code)s,
+        COALESCE(%(ts)s::timestamptz, now()));
 
 -- name: service_events
 SELECT ts, service, kind, pid, exit_code FROM service_events

@@ -152,9 +152,16 @@ class Store:
         return bool(self.db.execute(self.queries["end_run"], params))
 
     def record_service_event(
-        self, run_id: str, service: str, kind: str, pid: int | None, exit_code: int | None
+        self,
+        run_id: str,
+        service: str,
+        kind: str,
+        pid: int | None,
+        exit_code: int | None,
+        ts: datetime | None = None,
     ) -> None:
-        """A service process's start, restart, exit or stop, for reports and incidents."""
+        """A service process's start, restart, exit or stop, for reports and incidents;
+        `ts` when it happened, if it is recorded later (default: now)."""
         self.db.execute(
             self.queries["insert_service_event"],
             {
@@ -163,6 +170,7 @@ class Store:
                 "kind": kind,
                 "pid": pid,
                 "exit_code": exit_code,
+                "ts": ts,
             },
         )
 

@@ -5,19 +5,23 @@ from __future__ import annotations
 import json
 import os
 import random
+import shutil
 import signal
 import subprocess
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 import psutil
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import load_settings
 from engine.paperrun import open_store
+from engine.runtime import EmbeddedPostgres
 from engine.runtime.files import free_port
 from engine.services.host import SERVICES
 from tests.paperrun.runs import claire_process
@@ -61,25 +65,46 @@ def finish(child: subprocess.Popen[str], timeout: float = 240) -> tuple[int, str
     return child.returncode, out, err
 
 
-def in_process_fills(files: list[Path], days: str, home: Path) -> list[tuple[Any, ...]]:
-    child = claire_process(replay_args(files, days, "--json"))
+def in_process_run(files: list[Path], days: str, env: dict[str, str] | None = None) -> str:
+    child = claire_process(replay_args(files, days, "--json"), env)
     code, out, err = finish(child)
     assert code == 0, err
-    run_id = json.loads(out)["run_id"]
+    return str(json.loads(out)["run_id"])
+
+
+def in_process_fills(files: list[Path], days: str, home: Path) -> list[tuple[Any, ...]]:
+    run_id = in_process_run(files, days)
     return runs_and_fills(home)[run_id]
+
+
+# Alerts of market time: memory and service health run on the wall clock.
+def event_time_alerts(home: Path, run_id: str) -> list[tuple[Any, ...]]:
+    with open_store(load_settings(), home) as (store, _):
+        rows = store.db.fetch_all(
+            "SELECT event_id, ts, severity, rule, message, detail FROM alerts"
+            " WHERE run_id = %(r)s AND rule <> ALL(%(wall)s) ORDER BY ts, event_id",
+            {"r": run_id, "wall": ["memory_high", "service_down"]},
+        )
+    return [tuple(r.values()) for r in rows]
 
 
 def test_a_7_day_replay_of_the_four_symbols_as_services_fills_as_one_process(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
-    child = claire_process(replay_args(four_symbols, "7", "--services", "--json"))
+    tight = {"ALERT_EXPOSURE_PCT": "0.05", "ALERT_OPEN_POSITIONS": "0", "ALERT_FOR_SECONDS": "0"}
+    child = claire_process(replay_args(four_symbols, "7", "--services", "--json"), tight)
     code, out, err = finish(child)
     assert code == 0, err
     body = json.loads(out)
     assert body["status"] == "completed"
     services_fills = runs_and_fills(claire_home)[body["run_id"]]
     assert len(services_fills) > 100
-    assert services_fills == in_process_fills(four_symbols, "7", claire_home)
+    alone = in_process_run(four_symbols, "7", tight)
+    assert services_fills == runs_and_fills(claire_home)[alone]
+    # The alerts service raises the alerts one process raises, at the same market times.
+    alerts = event_time_alerts(claire_home, body["run_id"])
+    assert {a[3] for a in alerts} >= {"exposure_high", "open_positions_high"}
+    assert alerts == event_time_alerts(claire_home, alone)
     kinds = [(e["service"], e["kind"]) for e in service_events(claire_home, body["run_id"])]
     assert {s for s, k in kinds if k == "start"} == set(SERVICES)
     assert not [k for _, k in kinds if k == "restart"]
@@ -253,3 +278,80 @@ def test_a_single_process_run_serves_health_status_and_metrics_on_one_port(
     assert {"claire_equity", "claire_fills", "claire_market_events", "claire_trading_state"} <= (
         families
     )
+
+
+@pytest.mark.slow
+def test_a_30_second_database_outage_mid_run_is_ridden_out_and_nothing_is_lost(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    # The services' PostgreSQL is a server of its own (as in a stack), stopped for 30 s.
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="claire-pg-")))
+    os.chmod(server.data_dir, 0o711)
+    url = server.start()
+    base = free_port()
+    files = four_symbols[:2]
+    env = {"CLAIRE_POSTGRES_URL": url, "CLAIRE_SERVICE_PORT_BASE": str(base)}
+    writer_port = base + SERVICES.index("writer")
+    try:
+        paced = replay_args(files, "1", "--services", "--json", "--speed", "2500x")
+        child = claire_process(paced, env)
+        deadline = time.monotonic() + 60
+        while _health(writer_port)[0] != 200:
+            assert child.poll() is None, child.communicate()
+            assert time.monotonic() < deadline, "the writer never answered"
+            time.sleep(0.1)
+        time.sleep(2)
+        server.shutdown()
+        outage_began = time.monotonic()
+        down_reasons: dict[str, Any] = {}
+        while not down_reasons:
+            assert time.monotonic() - outage_began < 25, "the writer's health stayed ok"
+            code, body = _health(writer_port)
+            if code == 503:
+                down_reasons = body["reasons"]
+            time.sleep(0.2)
+        # A service that crashes during the outage waits for the database when restarted.
+        run_id = next(iter(_runs_in(child, "signal")))
+        os.kill(_service_pid(run_id, "signal") or 0, signal.SIGKILL)
+        time.sleep(max(0.0, 30 - (time.monotonic() - outage_began)))
+        assert child.poll() is None, "the run gave up during the outage"
+        server.start()
+        code, out, err = finish(child)
+        assert code == 0, err
+        body = json.loads(out)
+        assert body["status"] == "completed"
+        assert "database" in down_reasons
+        with psycopg.connect(url) as conn:
+            fills = conn.execute(
+                f"SELECT {FILL_COLUMNS} FROM trades WHERE run_id = %s ORDER BY ts, trade_id",
+                (body["run_id"],),
+            ).fetchall()
+            events = conn.execute(
+                "SELECT service, kind FROM service_events WHERE run_id = %s ORDER BY ts, id",
+                (body["run_id"],),
+            ).fetchall()
+    finally:
+        server.shutdown()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+    assert [tuple(f) for f in fills] == in_process_fills(files, "1", claire_home)
+    # The crash and restart during the outage were kept and recorded once it was back.
+    assert ("signal", "exit") in events and ("signal", "restart") in events
+
+
+def _health(port: int) -> tuple[int, dict[str, Any]]:
+    try:
+        got = httpx.get(f"http://127.0.0.1:{port}/health", timeout=5)
+    except httpx.HTTPError:
+        return 0, {}
+    return got.status_code, got.json()
+
+
+def _runs_in(child: subprocess.Popen[str], service: str) -> list[str]:
+    """Run ids of the `service` processes the supervisor `child` started."""
+    ids = []
+    for proc in psutil.process_iter(["cmdline", "ppid"]):
+        cmd = proc.info["cmdline"] or []
+        if proc.info["ppid"] == child.pid and f"engine run {service} --run" in " ".join(cmd):
+            ids.append(cmd[cmd.index("--run") + 1])
+    assert ids, f"no {service} service of this run"
+    return ids
