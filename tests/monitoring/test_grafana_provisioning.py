@@ -3,8 +3,14 @@ with the runbook's nine panels, every query on a provisioned data source."""
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from itertools import combinations
+from pathlib import Path
 from typing import Any
+
+import pytest
+import yaml
 
 from tests.monitoring.support import (
     DASHBOARD_PROVIDERS,
@@ -138,3 +144,16 @@ def test_every_promql_panel_reads_metrics_the_services_export() -> None:
             assert 'job="claire"' in expr, title
             continue
         assert [s for s, names in services.items() if wanted <= names], (title, sorted(wanted))
+
+
+@pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
+def test_promtool_parses_every_promql_panel(tmp_path: Path) -> None:
+    exprs = [t["expr"] for p in panels(dashboard()) for t in p["targets"] if "expr" in t]
+    recording = [{"record": f"claire:panel_{n}", "expr": e} for n, e in enumerate(exprs)]
+    path = tmp_path / "panels.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "panels", "rules": recording}]}))
+    checked = subprocess.run(
+        ["promtool", "check", "rules", str(path)], capture_output=True, text=True
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert f"SUCCESS: {len(exprs)} rules found" in checked.stdout
