@@ -19,9 +19,15 @@ log = logging.getLogger("claire.services.feed")
 
 
 class FeedService:
-    def __init__(self, bus: RedisBus, events: Callable[[], Iterator[MarketEvent]]) -> None:
+    def __init__(
+        self,
+        bus: RedisBus,
+        events: Callable[[], Iterator[MarketEvent]],
+        on_published: Callable[[Sequence[MarketData]], None] | None = None,
+    ) -> None:
         self.bus = bus
         self._events = events
+        self._on_published = on_published  # hears each group once it is out
         self.published = 0
         self.groups = 0
         self.last_event_ts: str | None = None
@@ -61,3 +67,5 @@ class FeedService:
         self.published += len(group)
         self.groups = n
         self.last_event_ts = last.ts.isoformat()
+        if self._on_published is not None:
+            self._on_published(group)

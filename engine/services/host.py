@@ -16,6 +16,7 @@ import signal
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -33,6 +34,7 @@ from engine.kernel import build_replay_pipeline
 from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
+from engine.services.run_metrics import RunMetrics
 from engine.services.worker import SERVICE_STREAMS, STEPS, ServiceWorker, build_components
 from engine.services.writer import GROUP as WRITER_GROUP
 from engine.services.writer import WriterService
@@ -51,6 +53,16 @@ PORTS: Final = {
     "alerts": 8006,
 }
 SERVICES: Final = ("feed", "execution", "portfolio", "signal", "risk", "writer", "alerts")
+# The run figures on each service's /metrics: those of the streams it publishes.
+PUBLISHES: Final = {
+    "feed": ("market_data",),
+    "execution": ("order_results",),
+    "portfolio": ("portfolio_snapshots",),
+    "signal": ("signals",),
+    "risk": ("orders", "risk_events", "alerts"),
+    "writer": (),
+    "alerts": ("alerts",),
+}
 MAX_LAG: Final = 100_000  # unread messages before /health turns 503
 
 
@@ -79,6 +91,33 @@ def _stop_on_signals(stop: _Stop) -> Iterator[None]:
             signal.signal(s, h)
 
 
+@dataclass(frozen=True)
+class ServiceMetrics:
+    """What one service's `/metrics` carries, in its own registry."""
+
+    registry: CollectorRegistry
+    consumed: Counter
+    published: Counter
+    latency: Histogram
+    lag: Gauge
+    run: RunMetrics
+
+
+def service_metrics(name: str, run_id: str) -> ServiceMetrics:
+    registry = CollectorRegistry()
+    consumed = Counter("claire_events_consumed", "Events handled", ["stream"], registry=registry)
+    published = Counter("claire_events_published", "Events published", registry=registry)
+    latency = Histogram(
+        "claire_step_seconds", "Time to handle one step", registry=registry,
+        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
+    )  # fmt: skip
+    restarts = Gauge("claire_service_restarts", "Restarts of this service", registry=registry)
+    restarts.set(int(os.environ.get("CLAIRE_SERVICE_RESTARTS", "0")))
+    lag = Gauge("claire_consumer_lag", "Messages not yet handled", ["stream"], registry=registry)
+    run = RunMetrics(run_id, registry, PUBLISHES[name])
+    return ServiceMetrics(registry, consumed, published, latency, lag, run)
+
+
 def run_service(
     name: str,
     run_id: str,
@@ -94,16 +133,9 @@ def run_service(
         raise ClaireError(f"service {name!r} is not one of {', '.join(SERVICES)}.")
     stopper = _Stop()
     should_stop = stop or stopper
-    registry = CollectorRegistry()
-    consumed = Counter("claire_events_consumed", "Events handled", ["stream"], registry=registry)
-    published = Counter("claire_events_published", "Events published", registry=registry)
-    latency = Histogram(
-        "claire_step_seconds", "Time to handle one step", registry=registry,
-        buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0),
-    )  # fmt: skip
-    restarts = Gauge("claire_service_restarts", "Restarts of this service", registry=registry)
-    restarts.set(int(os.environ.get("CLAIRE_SERVICE_RESTARTS", "0")))
-    lag = Gauge("claire_consumer_lag", "Messages not yet handled", ["stream"], registry=registry)
+    metrics = service_metrics(name, run_id)
+    registry, consumed, published = metrics.registry, metrics.consumed, metrics.published
+    latency, lag, run_figures = metrics.latency, metrics.lag, metrics.run
     figures: dict[str, Any] = {"service": name, "run_id": run_id, "state": "starting"}
 
     with ExitStack() as stack:
@@ -149,7 +181,11 @@ def run_service(
         if name == "feed":
             create_groups(bus)  # before the first message: trimming never skips a group
             factor = parse_speed(str((run.config.get("replay") or {}).get("speed") or "max"))
-            feed = FeedService(bus, lambda: paced(plan.events(), factor))
+            feed = FeedService(
+                bus,
+                lambda: paced(plan.events(), factor),
+                run_figures.observe_all,
+            )
             figures["state"] = "running"
             finished = feed.run(should_stop)
             figures.update(state="done" if finished else "stopped", published=feed.published)
@@ -189,6 +225,8 @@ def run_service(
                 break
             latency.observe(time.perf_counter() - began)
             published.inc(len(outputs))
+            run_figures.observe_time(parts.clock.now())
+            run_figures.observe_all(outputs)
             figures.update(
                 groups=worker.groups_done,
                 processed=worker.processed,

@@ -211,6 +211,18 @@ def test_every_service_answers_health_status_and_metrics(
         assert got["status"]["service"] == name
         families = {f.name for f in text_string_to_metric_families(got["metrics"])}
         assert {"claire_events_published", "claire_service_restarts"} <= families
+        # What the Prometheus alert rules divide memory by, on every service.
+        assert {"process_resident_memory_bytes", "claire_memory_limit_bytes"} <= families
+        got["families"] = families
+    # Each run figure comes from the one service that publishes it.
+    assert {"claire_daily_drawdown_frac", "claire_exposure_frac", "claire_open_positions"} <= (
+        seen["portfolio"]["families"]
+    )
+    assert {"claire_market_time_seconds", "claire_last_signal_timestamp_seconds"} <= (
+        seen["signal"]["families"]
+    )
+    assert "claire_equity" not in seen["signal"]["families"]
+    assert "claire_fills" in seen["execution"]["families"]
 
 
 def test_sigterm_stops_a_services_run_cleanly_as_stopped(
