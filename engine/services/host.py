@@ -13,10 +13,12 @@ import json
 import logging
 import os
 import signal
+import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from types import FrameType
 from typing import Any, Final
@@ -163,8 +165,13 @@ def run_service(
                 session.fetch_one("SELECT 1 AS one", {})
             return None
 
+        # Lag is measured when asked (health, status, a scrape), never on the hot path.
+        probe = LagProbe(bus, name)
+        for stream in probe.streams:
+            lag.labels(stream).set_function(partial(probe.of, stream))
+
         def lag_ok() -> str | None:
-            worst = max((v for v in figures.get("lag", {}).values()), default=0)
+            worst = max(probe().values(), default=0)
             return f"consumer lag {worst} over {MAX_LAG}" if worst > MAX_LAG else None
 
         http = HealthServer(
@@ -172,7 +179,7 @@ def run_service(
             PORTS[name] if port is None else port,
             registry,
             {"bus": bus_ok, "database": db_ok, "lag": lag_ok},
-            lambda: dict(figures),
+            lambda: {**figures, "lag": probe()},
         )
         http.start()
         stack.callback(http.stop)
@@ -206,7 +213,6 @@ def run_service(
                 if rounds % 50 == 0:
                     for stream in SERVICE_STREAMS:
                         bus.trim_acknowledged(stream)
-                    figures["lag"] = _lag(bus, "writer")
                 figures.update(written=writer.written, processed=writer.processed)
             return
 
@@ -233,10 +239,6 @@ def run_service(
                 published=worker.published,
                 last_event_ts=worker.last_event_ts,
             )
-            if worker.groups_done % 100 == 0:
-                figures["lag"] = _lag(bus, name)
-                for stream, value in figures["lag"].items():
-                    lag.labels(stream).set(value)
         figures["state"] = "stopped"
 
 
@@ -287,13 +289,31 @@ def _save_latency(bus: RedisBus, writer: WriterService) -> None:
     bus.redis.set(bus.key("writer:fill_latency"), json.dumps(summary))
 
 
-def _lag(bus: RedisBus, group: str) -> dict[str, int]:
-    """Unread plus unacknowledged messages per input stream of this consumer group."""
-    out: dict[str, int] = {}
-    streams = {s for step in STEPS.get(group, ()) for s, _ in step.inputs} or set(SERVICE_STREAMS)
-    for stream in sorted(streams):
-        out[stream] = stream_lag(bus, stream, group)
-    return out
+class LagProbe:
+    """Unread plus unacknowledged messages per input stream of a service's consumer
+    group, measured at most every `ttl_s` seconds (counting unread entries reads them)."""
+
+    def __init__(self, bus: RedisBus, service: str, ttl_s: float = 2.0) -> None:
+        self.bus = bus
+        self.group = WRITER_GROUP if service == "writer" else service
+        inputs = {s for step in STEPS.get(service, ()) for s, _ in step.inputs}
+        self.streams = tuple(sorted(inputs)) if service in STEPS else SERVICE_STREAMS
+        if service == "feed":
+            self.streams = ()
+        self.ttl_s = ttl_s
+        self._lock = threading.Lock()
+        self._at = -float("inf")
+        self._last: dict[str, int] = {}
+
+    def __call__(self) -> dict[str, int]:
+        with self._lock:
+            if time.monotonic() - self._at >= self.ttl_s:
+                self._last = {s: stream_lag(self.bus, s, self.group) for s in self.streams}
+                self._at = time.monotonic()
+            return dict(self._last)
+
+    def of(self, stream: str) -> int:
+        return self().get(stream, 0)
 
 
 def stream_lag(bus: RedisBus, stream: str, group: str) -> int:
