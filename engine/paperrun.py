@@ -552,6 +552,7 @@ class PaperRunner:
                 status = supervisor.run()
             except ServiceFailed as exc:
                 record_end(RunStatus.FAILED, str(exc))
+                self._services_reports(store, run_id)
                 raise RunNotResumable(str(exc)) from None
             finally:
                 lock.release()
@@ -559,7 +560,21 @@ class PaperRunner:
             if status is RunStatus.STOPPED and supervisor.stop_signal is not None:
                 reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
             record_end(status, reason)
+            if status is RunStatus.COMPLETED:
+                self._services_reports(store, run_id)
             return run_id, status, supervisor.stop_signal
+
+    def _services_reports(self, store: Store, run_id: str) -> None:
+        """The daily and final reports of a services run, once it has ended; a report
+        that fails is logged, never fatal."""
+        from engine.report.autowrite import write_reports_after
+
+        try:
+            write_reports_after(store.db.url, self.data_dir, run_id)
+        except Exception:
+            log.exception(
+                "could not write the reports of run %s", run_id, extra={"event": "report_failed"}
+            )
 
     def _create_replay_run(
         self,

@@ -160,3 +160,24 @@ class ReportWriter:
                 self.written.extend(outcome)
                 log.info(f"wrote report {name}", extra={"event": "report_written", "report": name})
         self._futures = []
+
+
+def write_reports_after(url: str, data_dir: Path, run_id: str) -> ReportWriter:
+    """After a run whose processes wrote none (one process per service): the report of
+    every day market time has passed (as one process writes them, so not the last one)
+    not in the folder yet, then the final one. Returns the writer, closed."""
+    from engine.report.content import days_so_far
+    from engine.store import Store
+
+    store = Store.open(url, migrate=False, max_connections=1)
+    try:
+        run = store.get_run(run_id)
+        days = days_so_far(store, run) if run is not None else 0
+    finally:
+        store.close()
+    writer = ReportWriter(url, data_dir, run_id)
+    for day in missing_days(data_dir, run_id, range(1, days)):
+        writer.submit(day)
+    writer.submit(None)
+    writer.close()
+    return writer

@@ -108,6 +108,10 @@ def test_a_7_day_replay_of_the_four_symbols_as_services_fills_as_one_process(
     kinds = [(e["service"], e["kind"]) for e in service_events(claire_home, body["run_id"])]
     assert {s for s, k in kinds if k == "start"} == set(SERVICES)
     assert not [k for _, k in kinds if k == "restart"]
+    # The run's reports are written when it ends: each UTC day's and the final one.
+    reports = sorted(p.name for p in (claire_home / "reports" / body["run_id"]).iterdir())
+    stems = [f"day-{d:02d}" for d in range(1, 8)] + ["final"]
+    assert reports == sorted(f"{s}.{fmt}" for s in stems for fmt in ("html", "json", "md"))
 
 
 def _service_pid(run_id: str, name: str) -> int | None:
