@@ -29,7 +29,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import load_settings  # noqa: E402
 from engine.paperrun import open_store  # noqa: E402
 from engine.runtime.redis import EmbeddedRedis  # noqa: E402
-from engine.services.host import stream_prefix  # noqa: E402
+from engine.services.host import SERVICES, stream_prefix  # noqa: E402
 
 DATA = Path(os.environ.get("CLAIRE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "market"
 FILES = [DATA / f"{base}_BTC-5m.csv" for base in ("ETH", "LTC", "ADA", "DASH")]
@@ -43,7 +43,8 @@ def run(home: Path, days: str, speed: str) -> tuple[dict[str, object], float]:
     for path in FILES:
         args += ["--replay", str(path)]
     began = time.perf_counter()
-    done = subprocess.run(args, env={**os.environ, "CLAIRE_HOME": str(home)},
+    env = {**os.environ, "CLAIRE_HOME": str(home), "CLAIRE_AUTO_REPORTS": "false"}
+    done = subprocess.run(args, env=env,
                           capture_output=True, text=True, check=False)  # fmt: skip
     elapsed = time.perf_counter() - began
     if done.returncode != 0:
@@ -79,7 +80,7 @@ def main() -> None:
         body, elapsed = run(home, args.days, "max")
         events = events_of(home, str(body["run_id"]))
         print(f"replay:            {args.days} days, 4 symbols, {events:,} market events")
-        print("services:          feed, execution, portfolio, signal, risk, writer (processes)")
+        print(f"services:          {', '.join(SERVICES)} (processes)")
         print(f"wall time:         {elapsed:.2f} s (supervisor start to completed run)")
         print(f"throughput:        {events / elapsed:,.0f} market events/s end to end")
         full = latency_of(home, str(body["run_id"]))

@@ -569,6 +569,8 @@ class PaperRunner:
         that fails is logged, never fatal."""
         from engine.report.autowrite import write_reports_after
 
+        if not self.settings.claire_auto_reports:
+            return
         try:
             write_reports_after(store.db.url, self.data_dir, run_id)
         except Exception:
