@@ -11,6 +11,7 @@ the middle of a run. The `.env` file is checked line by line first (envfile.py).
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -131,6 +132,8 @@ class Settings(BaseSettings):
     claire_log_level: Literal["debug", "info", "warning", "error"] = "info"
     claire_health_interval_s: Decimal = Field(default=Decimal(5), ge=Decimal("0.05"), le=3600)
     claire_auto_reports: bool = True
+    # Where /health, /status and /metrics listen: loopback unless a container needs more.
+    claire_http_host: str = "127.0.0.1"
     claire_postgres_url: SecretStr | None = None
     claire_redis_url: SecretStr | None = None
     mexc_api_key: SecretStr | None = None
@@ -151,6 +154,16 @@ class Settings(BaseSettings):
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a folder (unset it for the default data folder)")
         return value
+
+    @field_validator("claire_http_host")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value.strip()))
+        except ValueError:
+            raise ValueError(
+                "must be an IP address to listen on, like 127.0.0.1 or 0.0.0.0 in a container"
+            ) from None
 
     @field_validator(*FRACTION_FIELDS)
     @classmethod

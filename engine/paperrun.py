@@ -464,7 +464,7 @@ class PaperRunner:
                 attendant: RunAttendant | None = None
                 try:
                     with (
-                        serving(metrics, self._checks(store)),
+                        serving(metrics, self._checks(store), self.settings.claire_http_host),
                         self._session(store, run_id, build, checkpoint) as (run, done),
                     ):
                         ops.attach(run)
@@ -882,7 +882,11 @@ class PaperRunner:
         feed = None
         attendant: RunAttendant | None = None
         done = checkpoint.market_events if checkpoint else 0
-        with StopSignals() as stop, session as ops, serving(metrics, self._checks(store)):
+        with (
+            StopSignals() as stop,
+            session as ops,
+            serving(metrics, self._checks(store), self.settings.claire_http_host),
+        ):
 
             def build(observer: Callable[[Event], None]) -> Pipeline:
                 return build_replay_pipeline(

@@ -180,6 +180,7 @@ def run_service(
             registry,
             {"bus": bus_ok, "database": db_ok, "lag": lag_ok},
             lambda: {**figures, "lag": probe()},
+            settings.claire_http_host,
         )
         http.start()
         stack.callback(http.stop)

@@ -155,7 +155,7 @@ class RunMetrics:
 
 @contextmanager
 def serving(
-    metrics: RunMetrics, checks: dict[str, Callable[[], str | None]]
+    metrics: RunMetrics, checks: dict[str, Callable[[], str | None]], host: str = "127.0.0.1"
 ) -> Iterator[HealthServer | None]:
     """Serve the run's endpoints on `CLAIRE_HTTP_PORT` (default 8000; `off` for none)."""
     wanted = os.environ.get("CLAIRE_HTTP_PORT", str(DEFAULT_PORT)).strip().lower()
@@ -164,7 +164,7 @@ def serving(
         return
     port = int(wanted) if wanted.isdigit() else DEFAULT_PORT
     server = HealthServer(
-        "papertest", port, metrics.registry, checks, lambda: dict(metrics.figures)
+        "papertest", port, metrics.registry, checks, lambda: dict(metrics.figures), host
     )
     server.start()
     try:

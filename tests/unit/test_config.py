@@ -237,3 +237,14 @@ def test_a_clean_env_file_with_comments_exports_and_a_byte_order_mark_is_read() 
     )
     s = load_settings()
     assert s.initial_capital == 25 and s.max_open_positions == 5 and s.stale_data_seconds == 45
+
+
+def test_the_endpoints_listen_on_loopback_unless_an_address_is_given(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    assert load_settings().claire_http_host == "127.0.0.1"
+    monkeypatch.setenv("CLAIRE_HTTP_HOST", " 0.0.0.0 ")
+    assert load_settings().claire_http_host == "0.0.0.0"
+    monkeypatch.setenv("CLAIRE_HTTP_HOST", "everywhere; rm -rf /")
+    with pytest.raises(ConfigError, match=r"CLAIRE_HTTP_HOST.*IP address"):
+        load_settings()
