@@ -72,9 +72,16 @@ def in_process_run(files: list[Path], days: str, env: dict[str, str] | None = No
     return str(json.loads(out)["run_id"])
 
 
+_UNBROKEN: dict[tuple[tuple[Path, ...], str], list[tuple[Any, ...]]] = {}
+
+
 def in_process_fills(files: list[Path], days: str, home: Path) -> list[tuple[Any, ...]]:
-    run_id = in_process_run(files, days)
-    return runs_and_fills(home)[run_id]
+    """The fills of one uninterrupted process on the same data (made once per test file)."""
+    key = (tuple(files), days)
+    if key not in _UNBROKEN:
+        run_id = in_process_run(files, days)
+        _UNBROKEN[key] = runs_and_fills(home)[run_id]
+    return _UNBROKEN[key]
 
 
 # Alerts of market time: memory and service health run on the wall clock.
