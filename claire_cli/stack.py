@@ -219,12 +219,16 @@ def init_run(
     """Record the stack's replay run (inside the stack, before its services start)."""
     with user_errors():
         from engine.config import load_settings
+        from engine.errors import ConfigError
         from engine.paperrun import resolve_data_dir
-        from engine.stack.runs import record_stack_run
+        from engine.stack.runs import create_groups, record_stack_run
 
         settings = load_settings()
+        if settings.claire_redis_url is None:
+            raise ConfigError("CLAIRE_REDIS_URL is not set; the stack's services need its Redis.")
         folder = resolve_data_dir(data_dir, settings)
         created = record_stack_run(
             settings, folder, run_id, market_dir, files.split(","), days, speed
         )
+        create_groups(settings.claire_redis_url.get_secret_value(), run_id)
         typer.echo(f"run {run_id} {'recorded' if created else 'exists; its services resume it'}")

@@ -143,8 +143,10 @@ def up(
 ) -> list[dict[str, Any]]:
     """Create or start every service (and what it depends on), each once its
     dependencies are healthy; returns `ps` rows once all are healthy (or done)."""
-    client = connect()
     services = _services(config, names)
+    for service in services:
+        container_options(config, service)  # every variable set, every port a port
+    client = connect()
     _ensure_volumes(client)
     if config.network == "bridge":
         _ensure_network(client)

@@ -2,7 +2,8 @@
 
 `cdb_init` runs `claire stack init-run` inside the stack: it records the replay run
 (`CLAIRE_RUN_ID`, default `stack`) in the stack's PostgreSQL with the market files
-mounted at /data/market, unless it exists already (then the services resume it).
+mounted at /data/market, unless it exists already (then the services resume it),
+and creates every service's consumer group in the stack's Redis.
 The services read the run from there. From this machine, `run_progress` reads the
 run's streams in the stack's Redis, and `wait_for_run` records the run completed once
 the feed has published everything and every group has acknowledged every message.
@@ -21,7 +22,10 @@ import redis
 from engine.bus.redis import RedisBus
 from engine.config import Settings
 from engine.errors import ClaireError, ConfigError
+from engine.events import STREAMS
 from engine.services.host import drained, stream_prefix
+from engine.services.worker import STEPS
+from engine.services.writer import GROUP as WRITER_GROUP
 from engine.stack.config import StackConfig
 from engine.store import RunStatus, Store
 
@@ -48,6 +52,24 @@ def record_stack_run(
             "CLAIRE_MARKET_DATA to the folder holding it, or fix CLAIRE_REPLAY_FILES."
         )
     return PaperRunner(settings, data_dir).record_services_run(paths, days, speed, run_id)
+
+
+def create_groups(redis_url: str, run_id: str) -> int:
+    """Create every service's consumer group on the run's streams before any service starts.
+
+    The writer trims what every existing group has acknowledged; a group made only when
+    its container starts, later than the feed, would find its first messages gone.
+    Returns the number of (stream, group) pairs, existing ones included."""
+    bus = RedisBus(redis_url, prefix=stream_prefix(run_id))
+    pairs = {(stream, service) for service, steps in STEPS.items() for step in steps
+             for stream, _ in step.inputs}  # fmt: skip
+    pairs |= {(stream, WRITER_GROUP) for stream in STREAMS}
+    try:
+        for stream, group in sorted(pairs):
+            bus.create_group(stream, group)
+    finally:
+        bus.close()
+    return len(pairs)
 
 
 def run_progress(config: StackConfig) -> dict[str, Any]:

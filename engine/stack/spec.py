@@ -100,7 +100,9 @@ ENGINE_SERVICES: Final = {
 
 
 def _engine(container: str) -> Service:
+    """An engine service; the feed starts once every other one is healthy."""
     name, variable, default = ENGINE_SERVICES[container]
+    consumers = {c: "service_healthy" for c in ENGINE_SERVICES if c != "cdb_ws"}
     port = f"${{{variable}:-{default}}}"
     command = ["claire", "engine", "run", name, "--run", "${CLAIRE_RUN_ID:-stack}"]
     return Service(
@@ -118,7 +120,11 @@ def _engine(container: str) -> Service:
             "claire_data:" + DATA_DIR,
             "${CLAIRE_MARKET_DATA:-../../shared/data/market}:" + MARKET_DIR + ":ro",
         ],
-        depends_on={**_BACKING, "cdb_init": "service_completed_successfully"},
+        depends_on={
+            **_BACKING,
+            "cdb_init": "service_completed_successfully",
+            **(consumers if name == "feed" else {}),
+        },
     )
 
 
@@ -197,15 +203,15 @@ STACK: Final[tuple[Service, ...]] = (
             "claire_data:" + DATA_DIR,
             "${CLAIRE_MARKET_DATA:-../../shared/data/market}:" + MARKET_DIR + ":ro",
         ],
-        depends_on={"cdb_postgres": "service_healthy"},
+        depends_on=dict(_BACKING),
         restart="no",
     ),
     _engine("cdb_db_writer"),
-    _engine("cdb_ws"),
     _engine("cdb_core"),
     _engine("cdb_risk"),
     _engine("cdb_execution"),
     _engine("cdb_portfolio"),
+    _engine("cdb_ws"),
     Service(
         name="cdb_prometheus",
         image=PROMETHEUS_IMAGE,

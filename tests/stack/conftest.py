@@ -97,7 +97,15 @@ def docker_host() -> Iterator[str]:
             daemon.kill()
             daemon.wait(timeout=30)
         log.close()
+        _unmount_under(folder)  # dockerd leaves its network namespace mounted
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def _unmount_under(folder: Path) -> None:
+    mounts = Path("/proc/mounts").read_text().splitlines()
+    points = [line.split()[1] for line in mounts if len(line.split()) > 1]
+    for point in sorted((p for p in points if p.startswith(str(folder))), reverse=True):
+        subprocess.run(["umount", "-l", point], capture_output=True, check=False)
 
 
 @pytest.fixture(scope="session")

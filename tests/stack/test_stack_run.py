@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -42,7 +43,7 @@ def stack_env(
         "REDIS_PASSWORD": uuid.uuid4().hex,
         "CLAIRE_MARKET_DATA": str(MARKET),
         "CLAIRE_REPLAY_DAYS": "7",
-        "CLAIRE_REPLAY_SPEED": "5000x",  # about two minutes: time to crash a service mid-run
+        "CLAIRE_REPLAY_SPEED": "10000x",  # about a minute: time to crash a service mid-run
         "CLAIRE_HEALTH_INTERVAL": "1s",
         "CLAIRE_RUN_ID": "stack-" + uuid.uuid4().hex[:8],
         "REDIS_PORT": str(free_port()),
@@ -74,11 +75,10 @@ def stack_fills(env: dict[str, str]) -> list[tuple[Any, ...]]:
     return [tuple(r) for r in rows]
 
 
-def in_process_fills(claire_home: Path) -> list[tuple[Any, ...]]:
+def in_process_fills(child: subprocess.Popen[str], claire_home: Path) -> list[tuple[Any, ...]]:
     from engine.config import load_settings
     from engine.paperrun import open_store
 
-    child = claire_process(replay_args(FOUR_SYMBOLS, "--json"))
     out, err = child.communicate(timeout=300)
     assert child.returncode == 0, err
     run_id = json.loads(out)["run_id"]
@@ -130,12 +130,13 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
         assert before["run_id"] == stack_env["CLAIRE_RUN_ID"] and not before["complete"]
         os.kill(client.containers.get("cdb_execution").attrs["State"]["Pid"], signal.SIGKILL)
         wait_restarted(client, "cdb_execution")
+        reference = claire_process(replay_args(FOUR_SYMBOLS, "--json"))  # the same, in-process
         wait_for_run(config, timeout_s=400)
         assert next(r for r in stack_rows() if r["service"] == "cdb_execution")["restarts"] >= 1
 
         fills = stack_fills(stack_env)
         assert len(fills) > 100
-        assert fills == in_process_fills(claire_home)
+        assert fills == in_process_fills(reference, claire_home)
 
         # The functions other modules use: logs and a restart of one service.
         assert any("service started" in line for line in service_logs("cdb_risk", tail=500))
