@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Annotated
 
 import typer
 
-from claire_cli.errors import user_errors
+from claire_cli.errors import is_debug, user_errors
 from claire_cli.options import DataDir
 
 engine_app = typer.Typer(
@@ -43,4 +44,6 @@ def run(
         from engine.services.host import run_service
 
         settings = load_settings()
+        if not is_debug():  # a service says when it starts and restores (CLAIRE_LOG_LEVEL)
+            logging.getLogger().setLevel(settings.claire_log_level.upper())
         run_service(name, run_id, resolve_data_dir(data_dir, settings), settings, port)

@@ -20,6 +20,7 @@ from claire_cli.papertest import papertest_app
 from claire_cli.preflight import preflight
 from claire_cli.reporting import export, report
 from claire_cli.risk import risk_app
+from claire_cli.stack import stack_app
 from claire_cli.status import status
 
 HELP = "Claire de Binare: paper trading on real market data, operated like production."
@@ -42,6 +43,7 @@ app.command("export")(export)
 app.add_typer(db_app, name="db")
 app.add_typer(engine_app, name="engine")
 app.add_typer(notify_app, name="notify")
+app.add_typer(stack_app, name="stack")
 app.command("logs")(logs)
 
 

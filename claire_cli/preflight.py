@@ -47,19 +47,27 @@ def preflight(
     ] = None,
     ignore_check: IgnoreCheck = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings are no-go too.")] = False,
+    stack: Annotated[
+        bool, typer.Option("--stack", help="Also check the Docker stack's containers.")
+    ] = False,
     data_dir: DataDir = None,
     as_json: AsJson = False,
 ) -> None:
     """Check everything a run needs: exit 0 on go, 1 on no-go (warnings alone are go)."""
     with user_errors():
         from engine.errors import ConfigError
-        from engine.ops.preflight import check_ignored, run_preflight
+        from engine.ops.preflight import CHECKS, check_ignored, run_preflight
 
         if replay and exchange:
             raise ConfigError("choose --replay or --exchange, not both.")
         ignored = check_ignored(ignore_check or ())
         ctx = context(data_dir, replay, exchange, symbols, market, days)
-        report = run_preflight(ctx, ignored, strict)
+        checks = CHECKS
+        if stack:
+            from engine.stack.health import check_stack
+
+            checks = (*CHECKS, ("stack", check_stack))
+        report = run_preflight(ctx, ignored, strict, checks)
         if as_json:
             typer.echo(json.dumps(report.as_json(), indent=2))
         else:

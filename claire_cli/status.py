@@ -73,13 +73,25 @@ def _taker(data: Any, settings: Any, run_id: str | None) -> Any:
 
 
 def _once(found: Any, as_json: bool) -> int:
+    from engine.stack.health import stack_health
+
+    stack = stack_health()  # None when no Docker stack exists
     if as_json:
-        typer.echo(json.dumps(found.as_json(), indent=2))
+        body = found.as_json()
+        if stack is not None:
+            body["stack"] = stack
+        typer.echo(json.dumps(body, indent=2))
     else:
         from claire_cli.console import out
 
         out().print(render(found))
-    return int(found.exit_code)
+        if stack is not None:
+            from claire_cli.stack import stack_table
+
+            out().print(stack_table(stack["containers"]))
+            for reason in stack["reasons"]:
+                out().print(f"  - {reason}", markup=False, style="red")
+    return max(int(found.exit_code), 1 if stack and stack["reasons"] else 0)
 
 
 def _watch(take: Any, interval: float, as_json: bool) -> int:

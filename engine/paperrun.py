@@ -578,6 +578,18 @@ class PaperRunner:
                 "could not write the reports of run %s", run_id, extra={"event": "report_failed"}
             )
 
+    def record_services_run(
+        self, files: list[Path], days: float | None, speed: str, run_id: str
+    ) -> bool:
+        """Record a replay run whose services are started elsewhere (a container stack);
+        False when `run_id` exists already (its services resume it)."""
+        parse_speed(speed)
+        with self._store() as (store, _):
+            if store.get_run(run_id) is not None:
+                return False
+            self._create_replay_run(store, files, days, speed, None, run_id)
+            return True
+
     def _create_replay_run(
         self,
         store: Store,

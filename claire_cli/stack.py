@@ -1,0 +1,234 @@
+"""`claire stack build|up|down|ps|logs|restart|wait`: the engine as a Docker stack."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from claire_cli.errors import user_errors
+from claire_cli.options import AsJson, DataDir
+
+stack_app = typer.Typer(
+    help="Run the engine as a Docker stack (compose/): build, up, ps, logs, restart, down.",
+    rich_markup_mode=None,
+    no_args_is_help=True,
+)
+
+ComposeDir = Annotated[
+    Path | None,
+    typer.Option(
+        "--compose-dir",
+        help="The folder of the compose file and its .env (default: the repository's compose/).",
+        metavar="FOLDER",
+    ),
+]
+Timeout = Annotated[
+    float, typer.Option(help="Seconds to wait for the services to be healthy.", min=1)
+]
+ServiceName = Annotated[str, typer.Argument(help="A container name, like cdb_risk.")]
+
+
+def _config(compose_dir: Path | None) -> Any:
+    from engine.stack.config import StackConfig
+
+    return StackConfig.load(compose_dir)
+
+
+def _say(message: str) -> None:
+    from claire_cli.console import err
+
+    err().print(message, markup=False, soft_wrap=True)
+
+
+@stack_app.command("build")
+def build(compose_dir: ComposeDir = None) -> None:
+    """Build the engine image (compose/Dockerfile) with the Docker engine."""
+    with user_errors():
+        from engine.stack.containers import build as build_image
+
+        image = build_image(_config(compose_dir), progress=_say)
+        typer.echo(f"built {image[:19]}")
+
+
+@stack_app.command("up")
+def up(
+    services: Annotated[
+        list[str] | None,
+        typer.Argument(help="Only these services (and what they need); default: all."),
+    ] = None,
+    no_monitoring: Annotated[
+        bool, typer.Option("--no-monitoring", help="Leave out Prometheus and Grafana.")
+    ] = False,
+    timeout: Timeout = 180.0,
+    compose_dir: ComposeDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Start the stack, each service once what it needs is healthy; wait until all are."""
+    with user_errors():
+        from dataclasses import replace
+
+        from engine.stack.containers import up as stack_up
+
+        config = _config(compose_dir)
+        if no_monitoring:
+            config = replace(config, monitoring=False)
+        rows = stack_up(config, services or None, timeout_s=timeout, progress=_say)
+        _show(rows, as_json)
+
+
+@stack_app.command("ps")
+def ps(as_json: AsJson = False) -> None:
+    """Every container of the stack: state, health, restarts, uptime, ports."""
+    with user_errors():
+        from engine.stack.containers import stack_rows
+
+        _show(stack_rows(), as_json)
+
+
+def _show(rows: list[dict[str, Any]], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps(rows, indent=2))
+        return
+    from claire_cli.console import out
+
+    out().print(stack_table(rows))
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
+
+
+def stack_table(rows: list[dict[str, Any]]) -> Any:
+    """The stack's containers as a table (also part of `claire status`)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="stack", box=box.SIMPLE, title_justify="left")
+    for column in ("SERVICE", "STATE", "HEALTH", "RESTARTS", "UPTIME", "PORTS"):
+        table.add_column(column, justify="right" if column == "RESTARTS" else "left")
+    for r in rows:
+        state = r["state"] if r["exit_code"] is None else f"{r['state']} ({r['exit_code']})"
+        table.add_row(
+            r["service"], state, r["health"], str(r["restarts"]), _uptime(r["uptime_s"]),
+            r["ports"] or "-",
+        )  # fmt: skip
+    if not rows:
+        table.caption = "no container of the stack; `claire stack up` starts it"
+    return table
+
+
+@stack_app.command("logs")
+def logs(
+    service: Annotated[str | None, typer.Argument(help="A container, like cdb_risk.")] = None,
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="Keep printing.")] = False,
+    tail: Annotated[int, typer.Option(help="Lines from the end.", min=0)] = 100,
+) -> None:
+    """A service's logs (every service's last lines without SERVICE)."""
+    with user_errors():
+        from engine.stack.containers import follow_logs, service_logs, stack_rows
+        from engine.stack.spec import BY_NAME
+
+        if service is None:
+            names = [r["service"] for r in stack_rows()]
+            for name in names:
+                for line in service_logs(name, tail):
+                    typer.echo(f"{name}  {line}")
+            return
+        if service not in BY_NAME:
+            service_logs(service, tail)  # raises the error naming the services
+        lines = follow_logs(service, tail) if follow else iter(service_logs(service, tail))
+        for line in lines:
+            typer.echo(line)
+
+
+@stack_app.command("restart")
+def restart(service: ServiceName) -> None:
+    """Restart one service's container (SIGTERM, SIGKILL after 20 s)."""
+    with user_errors():
+        from engine.stack.containers import restart_service
+
+        restart_service(service)
+        typer.echo(f"restarted {service}")
+
+
+@stack_app.command("down")
+def down(
+    volumes: Annotated[
+        bool,
+        typer.Option(
+            "--volumes",
+            help="Also delete the volumes: the stack's database, Redis and metrics are lost.",
+        ),
+    ] = False,
+    yes: Annotated[bool, typer.Option("--yes", help="Do not ask before --volumes.")] = False,
+) -> None:
+    """Stop and remove the stack's containers; the volumes stay unless --volumes."""
+    with user_errors():
+        from engine.stack.containers import down as stack_down
+
+        if volumes and not yes:
+            typer.confirm(
+                "delete the stack's volumes (its PostgreSQL, Redis and metrics data)?", abort=True
+            )
+        removed = stack_down(remove_volumes=volumes, progress=_say)
+        kept = "" if volumes else "; volumes kept"
+        typer.echo(f"stopped {len(removed)} containers{kept}")
+
+
+@stack_app.command("wait")
+def wait(
+    timeout: Annotated[float, typer.Option(help="Seconds to wait.", min=1)] = 3600.0,
+    compose_dir: ComposeDir = None,
+    as_json: AsJson = False,
+) -> None:
+    """Wait until the stack's replay run is complete and record it completed."""
+    with user_errors():
+        from engine.stack.runs import wait_for_run
+
+        state = wait_for_run(_config(compose_dir), timeout)
+        if as_json:
+            typer.echo(json.dumps(state))
+        else:
+            typer.echo(f"run {state['run_id']} completed ({state['published']} market times)")
+
+
+@stack_app.command("compose")
+def compose() -> None:
+    """Print the compose file generated from the stack's description."""
+    from engine.stack.spec import compose_text
+
+    typer.echo(compose_text(), nl=False)
+
+
+@stack_app.command("init-run", hidden=True)
+def init_run(
+    run_id: Annotated[str, typer.Option("--run", metavar="RUN_ID")],
+    market_dir: Annotated[Path, typer.Option(metavar="FOLDER")],
+    files: Annotated[str, typer.Option(help="Comma-separated file names.")],
+    days: Annotated[float | None, typer.Option(min=0.0007, max=3650)] = None,
+    speed: Annotated[str, typer.Option()] = "max",
+    data_dir: DataDir = None,
+) -> None:
+    """Record the stack's replay run (inside the stack, before its services start)."""
+    with user_errors():
+        from engine.config import load_settings
+        from engine.errors import ConfigError
+        from engine.paperrun import resolve_data_dir
+        from engine.stack.runs import create_groups, record_stack_run
+
+        settings = load_settings()
+        if settings.claire_redis_url is None:
+            raise ConfigError("CLAIRE_REDIS_URL is not set; the stack's services need its Redis.")
+        folder = resolve_data_dir(data_dir, settings)
+        created = record_stack_run(
+            settings, folder, run_id, market_dir, files.split(","), days, speed
+        )
+        create_groups(settings.claire_redis_url.get_secret_value(), run_id)
+        typer.echo(f"run {run_id} {'recorded' if created else 'exists; its services resume it'}")

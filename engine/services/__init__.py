@@ -1,0 +1,1 @@
+"""One process per service: the service host, the supervisor and their HTTP face."""

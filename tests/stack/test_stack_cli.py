@@ -1,0 +1,87 @@
+"""`claire stack` without a Docker engine, and the stack's health rules (no Docker needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+from typer.testing import CliRunner
+
+from claire_cli.main import app
+from claire_cli.stack import stack_table
+from engine.stack.health import problems
+
+
+def row(
+    service: str, state: str = "running", health: str = "healthy", **more: object
+) -> dict[str, object]:
+    body = {"service": service, "state": state, "health": health, "restarts": 0,
+            "uptime_s": 75.0, "ports": "127.0.0.1:8002->8002/tcp", "exit_code": None}  # fmt: skip
+    return {**body, **more}
+
+
+@pytest.fixture
+def no_docker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setenv("DOCKER_HOST", f"unix://{tmp_path}/nothing.sock")
+
+
+def test_every_stack_command_says_in_one_sentence_that_no_docker_engine_answers(
+    no_docker: None,
+) -> None:
+    for args in (["ps"], ["logs", "cdb_risk"], ["restart", "cdb_risk"], ["down"], ["build"]):
+        result = CliRunner().invoke(app, ["stack", *args])
+        assert result.exit_code == 1, args
+        assert "no Docker engine is reachable" in result.output, args
+        assert "Traceback" not in result.output
+
+
+def test_up_without_secrets_names_the_variable_and_the_example_file(
+    no_docker: None, tmp_path: Path
+) -> None:
+    result = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "set REDIS_PASSWORD in compose/.env" in result.output
+    assert "copy compose/.env.example to compose/.env" in result.output
+
+
+def test_preflight_with_stack_fails_the_stack_check_when_no_engine_answers(
+    no_docker: None, four_symbols: list[Path]
+) -> None:
+    args = ["preflight", "--stack", "--json", "--replay", str(four_symbols[0])]
+    result = CliRunner().invoke(app, args)
+    checks = {c["name"]: c for c in json.loads(result.stdout)["checks"]}
+    assert checks["stack"]["status"] == "fail" and checks["stack"]["blocking"]
+    assert result.exit_code == 1
+
+
+def test_the_stack_compose_command_prints_the_checked_in_file() -> None:
+    result = CliRunner().invoke(app, ["stack", "compose"])
+    compose = Path(__file__).resolve().parents[2] / "compose" / "docker-compose.yml"
+    assert result.exit_code == 0 and result.stdout == compose.read_text()
+
+
+def test_problems_name_each_container_that_is_down_unhealthy_or_failed_once() -> None:
+    rows = [
+        row("cdb_redis"),
+        row("cdb_init", state="exited", health="-", exit_code=0),
+        row("cdb_risk", health="unhealthy"),
+        row("cdb_execution", state="restarting", health="starting"),
+        row("cdb_ws", health="-"),
+    ]
+    assert problems(rows) == ["cdb_risk is unhealthy", "cdb_execution is restarting"]
+    failed = row("cdb_init", state="exited", health="-", exit_code=1)
+    assert problems([failed]) == ["cdb_init exited with code 1"]
+
+
+def test_the_table_shows_state_health_restarts_uptime_and_ports() -> None:
+    console = Console(width=120, record=True)
+    done = row("cdb_init", state="exited", exit_code=0, uptime_s=None)
+    console.print(stack_table([row("cdb_risk", restarts=2, uptime_s=3725.0), done]))
+    text = console.export_text()
+    assert "cdb_risk" in text and "healthy" in text and "1h02m" in text
+    assert "127.0.0.1:8002->8002/tcp" in text and "exited (0)" in text
+    console = Console(width=120, record=True)
+    console.print(stack_table([]))
+    assert "claire stack up" in console.export_text()
