@@ -47,7 +47,7 @@ from engine.incidents.playbook import ActionResult, Situation, first_action
 from engine.incidents.redact import BundleRedactor, bundle_redactor
 from engine.incidents.timeline import LocalTimeline, TimelineEvent
 from engine.plain import plain
-from engine.store import RunRecord, Store
+from engine.store import RunRecord, RunStatus, Store
 from engine.store.queries import parse_queries
 
 log = logging.getLogger("claire.incidents")
@@ -239,7 +239,13 @@ class IncidentDesk:
 
     # --- the run ----------------------------------------------------------------------
 
-    def _run(self, run_id: str | None) -> tuple[str | None, RunRecord | None, bool]:
+    def _run(
+        self, run_id: str | None, in_process: bool = False
+    ) -> tuple[str | None, RunRecord | None, bool]:
+        """The run, its record (None when the database is down) and whether it runs now.
+
+        `in_process`: the run is this process's own (its lock says nothing here), and it
+        runs as long as its record says so."""
         from engine.paperrun import run_is_alive
 
         if self.store is not None:
@@ -247,6 +253,8 @@ class IncidentDesk:
             from engine.report.access import RunNotFound
 
             record, alive = choose_run(self.store, self.data_dir, run_id)
+            if in_process and record is not None:
+                alive = record.status is RunStatus.RUNNING
             if run_id is not None and record is None:
                 raise RunNotFound(
                     f"no run {run_id} in {self.data_dir}; `claire papertest status` lists the "
@@ -293,7 +301,7 @@ class IncidentDesk:
         from engine.ops.control import operator_name
 
         text = check_note(note) if note is not None else None
-        chosen, record, alive = self._run(run_id)
+        chosen, record, alive = self._run(run_id, in_process=alert is not None)
         services = self._services(chosen)
         now = self.clock.now()
         incident_id = self._claim_id(now)

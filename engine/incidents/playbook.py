@@ -106,10 +106,6 @@ def _database_down(s: Situation, action: str) -> ActionResult:
 
 
 def _halt(s: Situation, action: str) -> ActionResult:
-    why = _not_running(s)
-    if why:
-        return ActionResult(action, False, f"{why}: there are no new entries to stop.")
-    assert s.run_id is not None
     if s.automatic:
         return ActionResult(
             action,
@@ -117,6 +113,10 @@ def _halt(s: Situation, action: str) -> ActionResult:
             "not taken: an incident opened by an alert does not stop trading; "
             f"`claire risk halt --run {s.run_id} --note TEXT` does.",
         )
+    why = _not_running(s)
+    if why:
+        return ActionResult(action, False, f"{why}: there are no new entries to stop.")
+    assert s.run_id is not None
     if s.services:
         return ActionResult(
             action,
