@@ -300,7 +300,8 @@ class IncidentDesk:
     ) -> Incident:
         from engine.ops.control import operator_name
 
-        text = check_note(note) if note is not None else None
+        # A note is kept in the timeline, the database and the report: secrets masked.
+        text = self._redactor().scrub(check_note(note), "note") if note is not None else None
         chosen, record, alive = self._run(run_id, in_process=alert is not None)
         services = self._services(chosen)
         now = self.clock.now()
@@ -381,7 +382,7 @@ class IncidentDesk:
         return self._settle(incident)
 
     def close(self, incident_id: str, note: str) -> Incident:
-        text = check_note(note)
+        text = self._redactor().scrub(check_note(note), "note")
         incident = self.show(check_incident_id(incident_id))
         if incident.resolved_at is not None:
             at = f"{incident.resolved_at:%Y-%m-%d %H:%M} UTC"
