@@ -149,6 +149,17 @@ def test_every_type_on_a_running_run_then_on_the_stopped_run(claire_home: Path) 
         assert body["incident_id"] in report and "## Open questions" in report
         assert Path(body["detail"]["reports"][1]).read_text().startswith("<!doctype html>")
 
+    # Asked anyway, a replay refuses to reconnect: it has no live feed.
+    from engine.ops.commands import Operator
+    from engine.ops.control import CommandKind, CommandStatus
+
+    with open_store(load_settings(), claire_home) as (store, _):
+        answer = Operator(store, claire_home).command(CommandKind.RECONNECT, "try", run_id)
+    assert answer.status is CommandStatus.REFUSED
+    assert answer.result["reason"] == (
+        "the run replays recorded data: there is no live feed to reconnect"
+    )
+
     stopped = ok_json("papertest", "stop", "--emergency", "--reason", "incident drill")
     assert stopped["status"] == "done"
     wait_until(lambda: gone(pid), "the run's process to end")
