@@ -43,7 +43,7 @@ from engine.incidents.kinds import (
     next_incident_id,
     parse_incident_id,
 )
-from engine.incidents.playbook import ActionResult, Situation, first_action
+from engine.incidents.playbook import ActionResult, Situation, check_service, first_action
 from engine.incidents.redact import BundleRedactor, bundle_redactor
 from engine.incidents.timeline import LocalTimeline, TimelineEvent
 from engine.plain import plain
@@ -210,7 +210,10 @@ class IncidentDesk:
         path = self._record_path(incident_id)
         if not path.exists():
             return None
-        body = json.loads(path.read_text(encoding="utf-8"))
+        try:
+            body = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:  # claimed by an open that did not get to write it
+            return None
         return Incident.from_record(body, self.timeline(incident_id).events())
 
     def _claim_id(self, now: datetime) -> str:
@@ -302,6 +305,8 @@ class IncidentDesk:
 
         # A note is kept in the timeline, the database and the report: secrets masked.
         text = self._redactor().scrub(check_note(note), "note") if note is not None else None
+        if service is not None:
+            check_service(service)
         chosen, record, alive = self._run(run_id, in_process=alert is not None)
         services = self._services(chosen)
         now = self.clock.now()

@@ -181,6 +181,14 @@ def _reconnect(s: Situation, action: str) -> ActionResult:
 # --- service-crash and unresponsive -----------------------------------------------------
 
 
+def check_service(name: str) -> str:
+    from engine.services.host import SERVICES
+
+    if name not in SERVICES:
+        raise ConfigError(f"--service {name} is not one of the services: {', '.join(SERVICES)}.")
+    return name
+
+
 def _probe(port: int) -> str | None:
     """None when the service's /health answers 200, else why not."""
     url = f"http://127.0.0.1:{port}/health"
@@ -209,11 +217,7 @@ def _restart(s: Situation, action: str) -> ActionResult:
 
     running = service_processes(s.run_id)
     if s.service is not None:
-        if s.service not in SERVICES:
-            raise ConfigError(
-                f"--service {s.service} is not one of the services: {', '.join(SERVICES)}."
-            )
-        chosen, reason = s.service, "named by the operator"
+        chosen, reason = check_service(s.service), "named by the operator"
     else:
         ports = service_ports() or {}
         missing = [n for n in SERVICES if n not in running and n != "feed"]
@@ -373,4 +377,4 @@ _ACTIONS: Final[dict[IncidentType, Callable[[Situation, str], ActionResult]]] = 
 }
 
 
-__all__ = ["ActionResult", "Situation", "first_action"]
+__all__ = ["ActionResult", "Situation", "check_service", "first_action"]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.cli.support import invoke
+from tests.cli.support import invoke, ok_json
 from tests.ops.test_incidents import bundle_files
 from tests.paperrun.runs import claire_process, query
 from tests.services.test_services_run import (
@@ -62,3 +62,4 @@ def test_a_service_crash_incident_restarts_the_named_service(
     assert "logs/services/risk.log" in files
     assert "events/service_events.json" in files
     assert unnamed.exit_code == 1 and "--service nope is not one of the services" in unnamed.output
+    assert [i["incident_id"] for i in ok_json("incident", "list")] == [body["incident_id"]]
