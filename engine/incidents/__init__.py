@@ -7,6 +7,7 @@ action, timeline and report (`claire incident open|list|show|close`).
     bundle.py     the tar.gz: logs, status, recent rows, streams, processes, config
     figures.py    process and resource figures (psutil)
     playbook.py   the safe first action of each type
+    record.py     the incident as kept: record, first action, the alert that opened it
     report.py     the incident report (Markdown and HTML) from the templates
     desk.py       open, list, show, close; the timeline written when the database answers
 

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any, Final
 from engine.incidents.kinds import FIRST_ACTIONS, IncidentType
 
 if TYPE_CHECKING:
-    from engine.incidents.desk import Incident
+    from engine.incidents.record import Incident
 
 QUESTIONS: Final = {
     IncidentType.SERVICE_CRASH: (
