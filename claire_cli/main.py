@@ -14,6 +14,7 @@ from claire_cli.backup import backup_app
 from claire_cli.db import db_app
 from claire_cli.engine_cmd import engine_app
 from claire_cli.errors import set_debug
+from claire_cli.incident import incident_app
 from claire_cli.logs import logs
 from claire_cli.notify import notify_app
 from claire_cli.papertest import papertest_app
@@ -38,6 +39,7 @@ app.add_typer(papertest_app, name="papertest")
 app.command("status")(status)
 app.add_typer(risk_app, name="risk")
 app.add_typer(backup_app, name="backup")
+app.add_typer(incident_app, name="incident")
 app.command("report")(report)
 app.command("export")(export)
 app.add_typer(db_app, name="db")

@@ -23,6 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.envfile import check_env_file
 from engine.errors import ConfigError
+from engine.incidents.kinds import IncidentType, parse_alert_mapping
 
 ENV_FILE: Final = ".env"
 
@@ -119,6 +120,9 @@ class Settings(BaseSettings):
     alert_memory_pct: Decimal = Decimal("0.90")
     alert_for_seconds: int = Field(default=60, ge=0, le=86400)
     alert_clear_seconds: int = Field(default=300, ge=0, le=86400)
+    # Alerts that open an incident when they fire: "RULE=TYPE,..." (empty: none).
+    incident_on_alert: str = ""
+    incident_bundle_rows: int = Field(default=200, ge=1, le=100_000)  # last rows per table
 
     # Infrastructure.
     # A run rides out a database outage this long (retrying), then stops, resumable.
@@ -187,6 +191,15 @@ class Settings(BaseSettings):
 
     def leverage_by_symbol_map(self) -> dict[str, Decimal]:
         return _parse_leverage_map(self.leverage_by_symbol)
+
+    @field_validator("incident_on_alert")
+    @classmethod
+    def _incident_map(cls, value: str) -> str:
+        parse_alert_mapping(value)
+        return value
+
+    def incident_on_alert_map(self) -> dict[str, IncidentType]:
+        return parse_alert_mapping(self.incident_on_alert)
 
     def redacted(self) -> dict[str, Any]:
         """The settings as plain JSON values with every secret replaced by a marker."""

@@ -208,6 +208,8 @@ class PersistedRun:
         self.rows_written = 0
         self.busy = False
         self.on_flush: Callable[[], None] | None = None  # told after each commit
+        # A live run's feed: drop its connection and backfill (why -> sockets dropped).
+        self.reconnect: Callable[[str], int] | None = None
         # Called with the UTC day that ended when market time crosses 00:00 UTC, after
         # the batch holding that day's last events is written (daily backups, reports).
         self.on_new_day: list[Callable[[date], None]] = []
@@ -468,6 +470,7 @@ class PaperRunner:
                         self._session(store, run_id, build, checkpoint) as (run, done),
                     ):
                         ops.attach(run)
+                        run.reconnect = feed.reconnect
                         attendant = self._attendant(store, run)
                         feed_progress = self._progress(
                             run.pipeline, progress, market_start, planned_end, quote

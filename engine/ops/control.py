@@ -45,6 +45,7 @@ class CommandKind(StrEnum):
     EMERGENCY_STOP = "emergency_stop"  # now: no closing, backup
     HALT = "halt"
     RESUME = "resume"
+    RECONNECT = "reconnect"  # a live run drops its feed's connection and backfills the gap
 
 
 class CommandStatus(StrEnum):

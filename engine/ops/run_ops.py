@@ -30,11 +30,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from engine.alerts.health import HealthMonitor, PipelineProbe
+from engine.alerts.incidents import IncidentTrigger
 from engine.alerts.notify import Message, Notifier, channels_from_settings, secret_parts
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError
 from engine.events import Alert, Event, Severity, Watermark
+from engine.incidents.kinds import IncidentType
 from engine.ops.logs import ErrorCounter, run_logging
 from engine.plain import iso_utc
 from engine.report.autowrite import ReportWriter, missing_days
@@ -108,6 +110,8 @@ class RunSession:
             else None
         )
         self.monitor: HealthMonitor | None = None
+        mapping = ops.settings.incident_on_alert_map()
+        self.incidents = IncidentTrigger(mapping, self._open_incident) if mapping else None
         self.run: PersistedRun | None = None
         self.market_start: datetime | None = None
         self._day: int | None = None
@@ -161,6 +165,8 @@ class RunSession:
         (a database that went away) neither hides the run's own error nor skips the rest."""
         if self.monitor is not None:
             self.monitor.stop()
+        if self.incidents is not None and not self.incidents.close():
+            log.warning("incidents opened by alerts were still being written at the run's end")
         status = RunStatus.FAILED
         try:
             record = self.store.get_run(self.run_id)
@@ -203,6 +209,8 @@ class RunSession:
                 self._crossed(event.ts)
         elif kind is Alert:
             self.notifier.notify_alert(event, self.run_id)  # type: ignore[arg-type]
+            if self.incidents is not None:
+                self.incidents.on_alert(event)  # type: ignore[arg-type]
 
     def _start_day(self, day: int) -> None:
         assert self.market_start is not None
@@ -280,6 +288,30 @@ class RunSession:
                 "errors": self.errors.errors,
                 "rejected_input": self.rejected_input,
             },
+        )
+
+    # --- incidents opened by alerts ------------------------------------------------------
+
+    def _open_incident(self, kind: IncidentType, alert: Alert) -> None:
+        """In the trigger's thread: the incident's bundle, first action and report."""
+        from engine.incidents.desk import AlertCause, IncidentDesk
+
+        desk = IncidentDesk(self.ops.data_dir, self.ops.settings, self.store)
+        cause = AlertCause(
+            rule=alert.rule,
+            episode_id=alert.episode_id or alert.event_id,
+            message=alert.message,
+            severity=alert.severity.value,
+            market_ts=alert.ts,
+        )
+        incident = desk.open(kind, run_id=self.run_id, alert=cause)
+        log.warning(
+            "incident %s (%s) opened by alert %s: %s",
+            incident.incident_id,
+            kind.label,
+            alert.rule,
+            incident.action_taken,
+            extra={"event": "incident_opened", "incident_id": incident.incident_id},
         )
 
     # --- health ------------------------------------------------------------------------

@@ -13,6 +13,8 @@ events:
   of market time, or two minutes of wall time, have passed), then stops with a
   final snapshot; then a backup and the final report in `reports/`.
 - `emergency_stop`: stop before the next market event, nothing closed; a backup.
+- `reconnect` (a data-stop incident): a live run drops its feed's sockets, which
+  reconnect, resubscribe and backfill the gap; a replay refuses it.
 
 Both stops leave the run `stopped` (resumable) with the operator's reason.
 Backups (BACKUP_SCHEDULE=daily): one when the run starts, one each time market
@@ -200,6 +202,16 @@ class RunSteward:
                 return
             self._save()
             self._finish(command, CommandStatus.DONE, trading_state=pipeline.risk.state.value)
+        elif kind is CommandKind.RECONNECT:
+            if self.run.reconnect is None:
+                self._finish(
+                    command,
+                    CommandStatus.REFUSED,
+                    reason="the run replays recorded data: there is no live feed to reconnect",
+                )
+                return
+            sockets = self.run.reconnect(f"operator: {note}")
+            self._finish(command, CommandStatus.DONE, sockets=sockets)
         elif kind is CommandKind.STOP:
             pipeline.close_out(f"planned stop: {note}")
             self._save()

@@ -367,7 +367,7 @@ def build_report(
     incidents = [
         i
         for i in store.db.fetch_all(q["report_incidents"], params)
-        if day is None or start <= i["opened_at"] < end
+        if day is None or start <= (i["market_ts"] or i["opened_at"]) < end
     ]
     funding = store.db.fetch_one(q["report_funding"], params) or {}
     liquidations = store.db.fetch_all(q["report_liquidations"], params)

@@ -26,12 +26,14 @@ from typing import Any, Final
 import redis
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+from engine.alerts.incidents import IncidentTrigger
 from engine.alerts.notify import Notifier
 from engine.bus.redis import RedisBus
 from engine.config import Settings
 from engine.errors import ClaireError
 from engine.events import Alert, Event
 from engine.feeds.replay import paced, parse_speed
+from engine.incidents.kinds import IncidentType
 from engine.kernel import build_replay_pipeline
 from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
@@ -40,7 +42,7 @@ from engine.services.run_metrics import RunMetrics
 from engine.services.worker import SERVICE_STREAMS, STEPS, ServiceWorker, build_components
 from engine.services.writer import GROUP as WRITER_GROUP
 from engine.services.writer import WriterService
-from engine.store import EventWriter
+from engine.store import EventWriter, Store
 from engine.store.retry import OutageTolerance
 
 log = logging.getLogger("claire.services")
@@ -222,7 +224,7 @@ def run_service(
         parts = build_components(run_settings, specs, choice.build(), outputs.append)
         committed = None
         if name == "alerts":
-            committed = stack.enter_context(_notifying(run_settings, run_id))
+            committed = stack.enter_context(_notifying(run_settings, run_id, store, data_dir))
         worker = ServiceWorker(name, bus, parts, outputs, committed=committed)
         worker.prepare()
         figures["state"] = "running"
@@ -245,20 +247,47 @@ def run_service(
 
 @contextmanager
 def _notifying(
-    settings: Settings, run_id: str
+    settings: Settings, run_id: str, store: Store, data_dir: Path
 ) -> Iterator[Callable[[list[Event], list[Event]], None]]:
     """The alerts service sends every alert it handles or raises to the notification
-    channels, once committed. A step redone after a crash may send one again."""
+    channels, and opens the incidents `INCIDENT_ON_ALERT` asks for (in the background),
+    once its step is committed. A step redone after a crash may send one again."""
     notifier = Notifier.from_settings(settings).start()
+    mapping = settings.incident_on_alert_map()
+
+    def open_incident(kind: IncidentType, alert: Alert) -> None:
+        from engine.incidents.desk import AlertCause, IncidentDesk
+
+        cause = AlertCause(
+            rule=alert.rule,
+            episode_id=alert.episode_id or alert.event_id,
+            message=alert.message,
+            severity=alert.severity.value,
+            market_ts=alert.ts,
+        )
+        incident = IncidentDesk(data_dir, settings, store).open(kind, run_id=run_id, alert=cause)
+        log.warning(
+            "incident %s (%s) opened by alert %s",
+            incident.incident_id,
+            kind.label,
+            alert.rule,
+            extra={"event": "incident_opened", "incident_id": incident.incident_id},
+        )
+
+    trigger = IncidentTrigger(mapping, open_incident) if mapping else None
 
     def send(inputs: list[Event], outputs: list[Event]) -> None:
         for event in (*inputs, *outputs):
             if isinstance(event, Alert):
                 notifier.notify_alert(event, run_id)
+                if trigger is not None:
+                    trigger.on_alert(event)
 
     try:
         yield send
     finally:
+        if trigger is not None:
+            trigger.close()
         notifier.close()
 
 

@@ -459,7 +459,14 @@ WHERE run_id = %(run_id)s AND fired_at < %(end)s
 ORDER BY fired_at, episode_id;
 
 -- name: report_incidents
-SELECT incident_id, type, opened_at, resolved_at, summary, action_taken
+-- The type as the operator types it (`claire incident open TYPE`); `market_ts`: the
+-- run's market time when the incident was opened, so a replay's incidents fall on the
+-- market day they are about.
+SELECT incident_id,
+       CASE type WHEN 'unresponsive_service' THEN 'unresponsive'
+                 ELSE replace(type, '_', '-') END AS type,
+       opened_at, resolved_at, summary, action_taken,
+       (detail ->> 'market_ts')::timestamptz AS market_ts
 FROM incidents
 WHERE run_id = %(run_id)s
 ORDER BY opened_at, incident_id;

@@ -1,8 +1,10 @@
-"""Marker secrets in every secret setting appear in no report, log line or notification."""
+"""Marker secrets in every secret setting appear in no report, log line, notification,
+incident bundle or incident report."""
 
 from __future__ import annotations
 
 import json
+import tarfile
 from pathlib import Path
 from urllib.parse import quote
 
@@ -67,6 +69,8 @@ def test_markers_reach_no_report_log_or_notification(
                 f"json://user:{token}@127.0.0.1:{closed_port()}/down/{token}",
             ]
             monkeypatch.setenv("CLAIRE_NOTIFY_URLS", ",".join(urls))
+            # Alerts open incidents too: their bundles are written inside the run.
+            monkeypatch.setenv("INCIDENT_ON_ALERT", "daily_drawdown_high=risk-limit")
             # The Redis URL only carries a marker: no Redis answers there, which preflight
             # would rightly call no-go.
             args = ["--debug", "papertest", "start", "--days", "2", "--capital", "10", "--json"]
@@ -82,11 +86,34 @@ def test_markers_reach_no_report_log_or_notification(
                 texts.append(ok("report", "--format", fmt).stdout)
             texts.append(ok("report", "--day", "1").stdout)
             texts.append(ok("logs").stdout)
+            # Incidents opened by hand, each with its bundle and report; one names a URL
+            # with a password in its note.
+            note = f"saw postgresql://x:{password}@db in a log"
+            for kind in ("database-outage", "resource-shortage", "service-crash"):
+                texts.append(ok("incident", "open", kind, "--note", note, "--json").stdout)
+            listed = json.loads(ok("incident", "list", "--json").stdout)
+            texts.append(ok("incident", "show", listed[0]["incident_id"]).stdout)
+            texts.append(ok("incident", "close", listed[0]["incident_id"], "--note", "ok").stdout)
     finally:
         pg_admin.drop_database("claire_markers")
         pg_admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ROLE)))  # type: ignore[arg-type]
 
     files = [p for p in claire_home.rglob("*") if p.is_file()]
+    bundles = [p for p in files if p.name.endswith(".tar.gz")]
+    assert len(bundles) == len(listed) >= 4  # by hand and by the alert
+    assert any(i["detail"]["opened_by"] == "alert" for i in listed)
+    for bundle in bundles:
+        with tarfile.open(bundle, "r:gz") as tar:
+            members = [m for m in tar.getmembers() if m.isfile()]
+            assert {"manifest.json", "config.json", "logs/claire.jsonl"} <= {
+                m.name for m in members
+            }
+            for member in members:
+                extracted = tar.extractfile(member)
+                assert extracted is not None
+                texts.append(extracted.read().decode("utf-8", errors="replace"))
+    incident_reports = [p for p in files if p.parent.name == "incidents" and p.suffix == ".md"]
+    assert len(incident_reports) == len(bundles)
     reports = [p for p in files if "reports" in p.parts]
     logs = [p for p in files if "logs" in p.parts]
     assert len(reports) == 3 * 3  # two days and the final report, each in three formats

@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import subprocess
+import tarfile
 import time
 import uuid
 from pathlib import Path
@@ -144,6 +145,33 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
         assert client.containers.get("cdb_portfolio").status == "running"
         with pytest.raises(StackError, match="no service 'cdb_nope'"):
             service_logs("cdb_nope")
+
+        # An incident against the stack: its service-crash action restarts the container,
+        # and the bundle holds every container's state and logs.
+        stack_url = (
+            f"postgresql://claire:{stack_env['POSTGRES_PASSWORD']}@127.0.0.1:"
+            f"{stack_env['POSTGRES_PORT']}/claire"
+        )
+        restarts = client.containers.get("cdb_risk").attrs["RestartCount"]
+        started = client.containers.get("cdb_risk").attrs["State"]["StartedAt"]
+        os.environ["CLAIRE_POSTGRES_URL"] = stack_url
+        try:
+            opened = claire("incident", "open", "service-crash", "--service", "risk",
+                            "--run", stack_env["CLAIRE_RUN_ID"], "--json")  # fmt: skip
+        finally:
+            del os.environ["CLAIRE_POSTGRES_URL"]
+        assert opened.exit_code == 0, opened.output
+        incident = json.loads(opened.output)
+        assert "cdb_risk" in json.dumps(incident) and "restarted through Docker" in json.dumps(
+            incident
+        )
+        assert client.containers.get("cdb_risk").attrs["State"]["StartedAt"] != started
+        assert client.containers.get("cdb_risk").attrs["RestartCount"] >= restarts
+        with tarfile.open(incident["bundle_path"]) as tar:
+            names = set(tar.getnames())
+            rows = json.loads(tar.extractfile("containers/containers.json").read())  # type: ignore[union-attr]
+        assert {"containers/cdb_risk.log", "containers/cdb_ws.log"} <= names
+        assert {r["service"] for r in rows} >= set(ENGINE_SERVICES)
 
         down = claire("stack", "down")
         assert down.exit_code == 0 and "volumes kept" in down.output

@@ -279,6 +279,14 @@ class LiveFeed:
             {"fundingRate": raw.get("fundingRate"), "nextSettleTime": raw.get("fundingTimestamp")},
         )
 
+    def reconnect(self, why: str) -> int:
+        """Drop every socket now: each watch reconnects with backoff, resubscribes and
+        backfills the gap over REST, as after a dropped connection. How many sockets."""
+        if self._ex is None or self._closed:
+            return 0
+        log.warning("reconnecting the feed: %s", why)
+        return sum(force_reconnect(self._ex, url, why) for url in list(self._ex.clients or {}))
+
     async def close(self) -> None:
         if self._closed:
             return
