@@ -30,7 +30,12 @@ RUN = ("--json", "--speed", "60000x")  # about 3 s of replay
 TRIALS = int(os.environ.get("CLAIRE_SHARING_TRIALS", "5"))
 SECOND = ("run", "status", "report", "export", "run", "status", "report", "export")
 # What a report or export may answer before the run has written anything to report on.
-NOT_YET = ("no run in this data folder yet", "has no portfolio snapshot yet")
+# "no run in FOLDER yet" once the database exists but the first run's row does not yet.
+NOT_YET = (
+    "no run in this data folder yet",
+    "has no portfolio snapshot yet",
+    "yet; start one with `claire papertest start`",
+)
 
 
 @pytest.fixture(scope="module")
