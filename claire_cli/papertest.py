@@ -620,13 +620,22 @@ def stop(
 
             why_not = answer.result.get("reason", "no reason given")
             raise CommandError(f"run {answer.run_id} refused to stop: {why_not}.")
+        bundle = None
+        if emergency:
+            from engine.incidents.desk import incident_desk
+
+            with incident_desk(settings, data_dir) as desk:
+                bundle = str(desk.emergency_bundle(answer.run_id).path)
         if as_json:
-            typer.echo(json.dumps(answer.as_json(), indent=2))
+            body = answer.as_json()
+            if bundle is not None:
+                body["bundle"] = bundle
+            typer.echo(json.dumps(body, indent=2))
             return
-        _print_stop(answer)
+        _print_stop(answer, bundle)
 
 
-def _print_stop(answer: Any) -> None:
+def _print_stop(answer: Any, bundle: str | None = None) -> None:
     from rich.markup import escape
 
     from claire_cli.console import out
@@ -647,6 +656,8 @@ def _print_stop(answer: Any) -> None:
         console.print("positions: " + (", ".join(held) + " still open" if held else "flat"))
     if result.get("backup"):
         console.print(f"backup: {escape(str(result['backup']))}", soft_wrap=True)
+    if bundle:
+        console.print(f"incident bundle: {escape(bundle)}", soft_wrap=True)
     if result.get("report"):
         console.print(f"final report: {escape(str(result['report']))}", soft_wrap=True)
     for problem in (result.get("report_error"), *(result.get("backup_failures") or [])):

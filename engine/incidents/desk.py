@@ -337,6 +337,13 @@ class IncidentDesk:
         extra = [password_of(self.store.db.url) or ""] if self.store is not None else []
         return bundle_redactor(self.settings, extra)
 
+    def emergency_bundle(self, run_id: str) -> Bundle:
+        """The bundle an emergency stop leaves (`incidents/emergency-RUN-TIME.tar.gz`):
+        what the run looked like when it was stopped, for the review that follows."""
+        stamp = self.clock.now().strftime("%Y%m%dT%H%M%SZ")
+        name = f"emergency-{run_id}-{stamp}"
+        return self._capture(name, run_id, self._services(run_id))
+
     def _capture(self, incident_id: str, run_id: str | None, services: bool) -> Bundle:
         source = BundleSource(
             data_dir=self.data_dir,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import tarfile
 import threading
 import time
 from pathlib import Path
@@ -110,7 +111,12 @@ def test_risk_resume_after_the_circuit_breaker_is_applied_and_kept(
     note = "breaker checked: a real move, the limits stand"
     answer = ok_json("risk", "resume", "--note", note)
     assert answer["status"] == "done" and answer["result"]["trading_state"] == "active"
-    ok("papertest", "stop", "--emergency", "--reason", "end of the test")
+    stopped = ok_json("papertest", "stop", "--emergency", "--reason", "end of the test")
+    # An emergency stop leaves a bundle of how the run looked, for the review after it.
+    bundle = Path(stopped["bundle"])
+    assert bundle.parent == claire_home / "incidents" and bundle.name.startswith("emergency-")
+    with tarfile.open(bundle) as tar:
+        assert {"manifest.json", "status.json", "config.json"} <= set(tar.getnames())
     with open_store(load_settings(), claire_home) as (store, _):
         changes = store.db.fetch_all(
             "SELECT ts, reason, detail FROM risk_events WHERE run_id = %s "
