@@ -35,6 +35,7 @@ from typing import Any, Final
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError, StoreError
+from engine.events import Alert
 from engine.incidents.bundle import Bundle, BundleSource, capture, ensure_private, incidents_folder
 from engine.incidents.kinds import (
     FIRST_ACTIONS,
@@ -336,6 +337,26 @@ class IncidentDesk:
 
         extra = [password_of(self.store.db.url) or ""] if self.store is not None else []
         return bundle_redactor(self.settings, extra)
+
+    def open_for_alert(self, kind: IncidentType, alert: Alert, run_id: str) -> Incident:
+        """The incident `INCIDENT_ON_ALERT` asks for when `alert` fires, logged."""
+        cause = AlertCause(
+            rule=alert.rule,
+            episode_id=alert.episode_id or alert.event_id,
+            message=alert.message,
+            severity=alert.severity.value,
+            market_ts=alert.ts,
+        )
+        incident = self.open(kind, run_id=run_id, alert=cause)
+        log.warning(
+            "incident %s (%s) opened by alert %s: %s",
+            incident.incident_id,
+            kind.label,
+            alert.rule,
+            incident.action_taken,
+            extra={"event": "incident_opened", "incident_id": incident.incident_id},
+        )
+        return incident
 
     def emergency_bundle(self, run_id: str) -> Bundle:
         """The bundle an emergency stop leaves (`incidents/emergency-RUN-TIME.tar.gz`):

@@ -294,24 +294,10 @@ class RunSession:
 
     def _open_incident(self, kind: IncidentType, alert: Alert) -> None:
         """In the trigger's thread: the incident's bundle, first action and report."""
-        from engine.incidents.desk import AlertCause, IncidentDesk
+        from engine.incidents.desk import IncidentDesk
 
-        desk = IncidentDesk(self.ops.data_dir, self.ops.settings, self.store)
-        cause = AlertCause(
-            rule=alert.rule,
-            episode_id=alert.episode_id or alert.event_id,
-            message=alert.message,
-            severity=alert.severity.value,
-            market_ts=alert.ts,
-        )
-        incident = desk.open(kind, run_id=self.run_id, alert=cause)
-        log.warning(
-            "incident %s (%s) opened by alert %s: %s",
-            incident.incident_id,
-            kind.label,
-            alert.rule,
-            incident.action_taken,
-            extra={"event": "incident_opened", "incident_id": incident.incident_id},
+        IncidentDesk(self.ops.data_dir, self.ops.settings, self.store).open_for_alert(
+            kind, alert, self.run_id
         )
 
     # --- health ------------------------------------------------------------------------

@@ -256,23 +256,9 @@ def _notifying(
     mapping = settings.incident_on_alert_map()
 
     def open_incident(kind: IncidentType, alert: Alert) -> None:
-        from engine.incidents.desk import AlertCause, IncidentDesk
+        from engine.incidents.desk import IncidentDesk
 
-        cause = AlertCause(
-            rule=alert.rule,
-            episode_id=alert.episode_id or alert.event_id,
-            message=alert.message,
-            severity=alert.severity.value,
-            market_ts=alert.ts,
-        )
-        incident = IncidentDesk(data_dir, settings, store).open(kind, run_id=run_id, alert=cause)
-        log.warning(
-            "incident %s (%s) opened by alert %s",
-            incident.incident_id,
-            kind.label,
-            alert.rule,
-            extra={"event": "incident_opened", "incident_id": incident.incident_id},
-        )
+        IncidentDesk(data_dir, settings, store).open_for_alert(kind, alert, run_id)
 
     trigger = IncidentTrigger(mapping, open_incident) if mapping else None
 
