@@ -6,7 +6,7 @@ Needs nothing but Python 3.11+: it creates `.venv`, installs the project into it
 
     python3 tasks.py run     # 7-day accelerated paper run of the shipped data
     python3 tasks.py test    # lint, type check and the whole test suite with coverage
-    python3 tasks.py lint    # ruff check and format check
+    python3 tasks.py lint    # ruff check and format check, and the import layers
     python3 tasks.py types   # mypy, strict on engine/
     python3 tasks.py bench   # the benchmarks in bench/
 
@@ -70,6 +70,7 @@ def run(extra: list[str]) -> None:
 def lint() -> None:
     sh(PYTHON, "-m", "ruff", "check", ".")
     sh(PYTHON, "-m", "ruff", "format", "--check", ".")
+    sh(BIN / "lint-imports", "--no-cache")  # the layers in pyproject.toml
 
 
 def types() -> None:

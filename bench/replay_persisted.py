@@ -20,7 +20,8 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import load_settings  # noqa: E402
-from engine.paperrun import PaperRunner, open_store  # noqa: E402
+from engine.home.database import open_store  # noqa: E402
+from engine.run.runner import PaperRunner  # noqa: E402
 
 DATA = Path(os.environ.get("CLAIRE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "market"
 FILES = [DATA / f"{base}_BTC-5m.csv" for base in ("ETH", "LTC", "ADA", "DASH")]

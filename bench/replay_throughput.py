@@ -27,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from engine.config import load_settings  # noqa: E402
 from engine.events import TradingState  # noqa: E402
 from engine.feeds.replay import plan_replay  # noqa: E402
-from engine.kernel import build_replay_pipeline  # noqa: E402
+from engine.kernel.pipeline import build_replay_pipeline  # noqa: E402
 
 DATA = Path(os.environ.get("CLAIRE_SHARED_DATA", ROOT.parent / "shared" / "data")) / "market"
 FILES = [DATA / f"{base}_BTC-5m.csv" for base in ("ETH", "LTC", "ADA", "DASH")]

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from engine.config import load_settings  # noqa: E402
-from engine.paperrun import open_store  # noqa: E402
+from engine.home.database import open_store  # noqa: E402
 from engine.runtime.redis import EmbeddedRedis  # noqa: E402
 from engine.services.host import SERVICES, stream_prefix  # noqa: E402
 

@@ -35,7 +35,7 @@ def backup(ctx: typer.Context) -> None:
 
 def _backups(settings: Any, folder: Any) -> Any:
     from engine.ops.backups import Backups
-    from engine.ops.steward import backup_folder
+    from engine.ops.backups.location import backup_folder
 
     return Backups(backup_folder(settings, folder))
 
@@ -83,7 +83,7 @@ def list_backups(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """The backups, oldest first, with their size, rows and whether they were verified."""
     with user_errors():
         from engine.config import load_settings
-        from engine.paperrun import resolve_data_dir
+        from engine.home.folder import resolve_data_dir
 
         settings = load_settings()
         backups = _backups(settings, resolve_data_dir(data_dir, settings))
@@ -207,10 +207,10 @@ def restore(
     `claire papertest start --resume`."""
     with user_errors():
         from engine.config import load_settings
+        from engine.home.folder import resolve_data_dir
+        from engine.home.processes import locked_runs
         from engine.ops.backups import BackupError
         from engine.ops.database import served
-        from engine.ops.processes import locked_runs
-        from engine.paperrun import resolve_data_dir
         from engine.runtime.urls import with_database
         from engine.store import Database
 
@@ -286,7 +286,7 @@ def prune(
     backup and the newest verified one whatever their age; and incomplete leftovers."""
     with user_errors():
         from engine.config import load_settings
-        from engine.paperrun import resolve_data_dir
+        from engine.home.folder import resolve_data_dir
 
         settings = load_settings()
         backups = _backups(settings, resolve_data_dir(data_dir, settings))

@@ -32,8 +32,8 @@ def url(data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Print a connection string (with its password) that works while the server runs."""
     with user_errors():
         from engine.config import load_settings
+        from engine.home.folder import resolve_data_dir
         from engine.ops.database import running_url
-        from engine.paperrun import resolve_data_dir
         from engine.report.access import NoDataError, has_claire_data
 
         settings = load_settings()

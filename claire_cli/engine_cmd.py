@@ -40,10 +40,10 @@ def run(
     """Run one service until SIGTERM or Ctrl-C (the feed also ends with its data)."""
     with user_errors():
         from engine.config import load_settings
-        from engine.paperrun import resolve_data_dir
-        from engine.services.host import run_service
+        from engine.home.folder import resolve_data_dir
+        from engine.run.service_process import run_service_process
 
         settings = load_settings()
         if not is_debug():  # a service says when it starts and restores (CLAIRE_LOG_LEVEL)
             logging.getLogger().setLevel(settings.claire_log_level.upper())
-        run_service(name, run_id, resolve_data_dir(data_dir, settings), settings, port)
+        run_service_process(name, run_id, resolve_data_dir(data_dir, settings), settings, port)

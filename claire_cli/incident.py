@@ -58,8 +58,8 @@ def open_incident(
     """Capture a bundle, take the type's first action, write the incident report."""
     with user_errors():
         from engine.config import load_settings
+        from engine.incident_kinds import IncidentType
         from engine.incidents.desk import check_note, incident_desk
-        from engine.incidents.kinds import IncidentType
 
         chosen = IncidentType.parse(kind)
         text = check_note(note) if note is not None else None

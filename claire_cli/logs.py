@@ -43,6 +43,7 @@ def logs(
 
         from engine.config import load_settings
         from engine.errors import ConfigError
+        from engine.home.folder import resolve_data_dir
         from engine.ops.logs import (
             follow_records,
             format_record,
@@ -51,7 +52,6 @@ def logs(
             parse_since,
             read_records,
         )
-        from engine.paperrun import resolve_data_dir
 
         folder = log_folder(resolve_data_dir(data_dir, load_settings()))
         if not folder.is_dir() and not follow:

@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
-from contextlib import ExitStack
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
 from claire_cli.errors import is_debug, user_errors, warn
-from claire_cli.options import AsJson, DataDir, RunId
-from claire_cli.preflight import IgnoreCheck
+from claire_cli.options import AsJson, DataDir, IgnoreCheck, RunId
 
 papertest_app = typer.Typer(
     help="Start, resume and watch paper runs.",
@@ -30,143 +26,143 @@ def papertest(ctx: typer.Context) -> None:
         raise typer.Exit(0)
 
 
-def parse_capital(text: str) -> Decimal:
-    """`--capital` as a number, or one sentence that blames `--capital` (its range is
-    checked with the settings, which name `--capital` too)."""
-    from engine.errors import ConfigError
-
-    try:
-        value = Decimal(text.strip().replace("_", ""))
-    except InvalidOperation:
-        value = Decimal("NaN")
-    if not value.is_finite():
-        raise ConfigError(
-            f"--capital {text} is not a positive amount; give the starting equity in the quote "
-            "currency, like --capital 10."
-        )
-    return value
+Replay = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--replay", help="Recorded market data to replay (CSV); repeat for more symbols.",
+        metavar="FILE",
+    ),
+]  # fmt: skip
+Exchange = Annotated[
+    str | None,
+    typer.Option(
+        help="Run live on this exchange's market data instead (mexc is tested).", metavar="NAME"
+    ),
+]
+Market = Annotated[
+    str,
+    typer.Option(
+        help="spot, or futures for USDT perpetuals (replay or live).", metavar="spot|futures"
+    ),
+]
+Mark = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--mark",
+        help="Futures replay: a mark-price candle file (default: *-mark.csv beside --replay).",
+        metavar="FILE",
+    ),
+]
+Funding = Annotated[
+    list[Path] | None,
+    typer.Option(
+        "--funding",
+        help="Futures replay: a funding-rate file (default: *-funding.csv beside --replay).",
+        metavar="FILE",
+    ),
+]
+Symbols = Annotated[
+    str | None,
+    typer.Option(help="Live symbols, comma separated, like BTCUSDT,ETHUSDT.", metavar="LIST"),
+]
+Timeframe = Annotated[
+    str,
+    typer.Option(
+        help="Live candle interval (1m, 5m, 15m, 1h, ...) or none for trades only.",
+        metavar="INTERVAL",
+    ),
+]
+Days = Annotated[
+    float | None,
+    typer.Option(
+        help="Replay this many days from the first common timestamp; live: run length.",
+        metavar="DAYS",
+    ),
+]
+Speed = Annotated[
+    str | None,
+    typer.Option(
+        help="Replay speed: 1x, 60x, ... or max (default: max; a resumed run keeps its own).",
+        metavar="SPEED",
+    ),
+]
+Strategy = Annotated[
+    str | None,
+    typer.Option(
+        help="Strategy as module:Class (installed, or a module in the working folder) or "
+        "path/to/file.py:Class (default: the momentum strategy).",
+        metavar="MODULE:CLASS",
+    ),
+]
+Param = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--param",
+        help="A strategy parameter, passed to its constructor; repeat for more.",
+        metavar="NAME=VALUE",
+    ),
+]
+Capital = Annotated[
+    str | None,
+    typer.Option(
+        help="Starting equity in the quote currency; overrides INITIAL_CAPITAL.", metavar="AMOUNT"
+    ),
+]
+Resume = Annotated[
+    bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")
+]
+Persist = Annotated[
+    bool,
+    typer.Option(
+        "--persist/--no-persist", help="Store every event in PostgreSQL (default) or not."
+    ),
+]
+Services = Annotated[
+    bool,
+    typer.Option(
+        "--services", help="Replay with one process per service over Redis Streams, supervised."
+    ),
+]
+Detach = Annotated[
+    bool,
+    typer.Option(
+        "--detach", help="Run in the background; return once the run has its first market event."
+    ),
+]
+SkipPreflight = Annotated[
+    bool, typer.Option("--skip-preflight", help="Start without the preflight checks.")
+]
+AsRun = Annotated[str | None, typer.Option("--as-run", hidden=True)]
+PreflightFile = Annotated[Path | None, typer.Option("--preflight-file", hidden=True)]
+DetachedChild = Annotated[bool, typer.Option("--detached-child", hidden=True)]
 
 
 @papertest_app.command("start")
 def start(
-    replay: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--replay",
-            help="Recorded market data to replay (CSV); repeat for more symbols.",
-            metavar="FILE",
-        ),
-    ] = None,
-    exchange: Annotated[
-        str | None,
-        typer.Option(
-            help="Run live on this exchange's market data instead (mexc is tested).",
-            metavar="NAME",
-        ),
-    ] = None,
-    market: Annotated[
-        str,
-        typer.Option(
-            help="spot, or futures for USDT perpetuals (replay or live).", metavar="spot|futures"
-        ),
-    ] = "spot",
-    mark: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--mark",
-            help="Futures replay: a mark-price candle file (default: *-mark.csv beside --replay).",
-            metavar="FILE",
-        ),
-    ] = None,
-    funding: Annotated[
-        list[Path] | None,
-        typer.Option(
-            "--funding",
-            help="Futures replay: a funding-rate file (default: *-funding.csv beside --replay).",
-            metavar="FILE",
-        ),
-    ] = None,
-    symbols: Annotated[
-        str | None,
-        typer.Option(help="Live symbols, comma separated, like BTCUSDT,ETHUSDT.", metavar="LIST"),
-    ] = None,
-    timeframe: Annotated[
-        str,
-        typer.Option(
-            help="Live candle interval (1m, 5m, 15m, 1h, ...) or none for trades only.",
-            metavar="INTERVAL",
-        ),
-    ] = "5m",
-    days: Annotated[
-        float | None,
-        typer.Option(
-            help="Replay this many days from the first common timestamp; live: run length.",
-            metavar="DAYS",
-        ),
-    ] = None,
-    speed: Annotated[
-        str | None,
-        typer.Option(
-            help="Replay speed: 1x, 60x, ... or max (default: max; a resumed run keeps its own).",
-            metavar="SPEED",
-        ),
-    ] = None,
-    strategy: Annotated[
-        str | None,
-        typer.Option(
-            help="Strategy as module:Class (installed, or a module in the working folder) or "
-            "path/to/file.py:Class (default: the momentum strategy).",
-            metavar="MODULE:CLASS",
-        ),
-    ] = None,
-    param: Annotated[
-        list[str] | None,
-        typer.Option(
-            "--param",
-            help="A strategy parameter, passed to its constructor; repeat for more.",
-            metavar="NAME=VALUE",
-        ),
-    ] = None,
-    capital: Annotated[
-        str | None,
-        typer.Option(
-            help="Starting equity in the quote currency; overrides INITIAL_CAPITAL.",
-            metavar="AMOUNT",
-        ),
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option("--resume", help="Continue an interrupted run from its checkpoint.")
-    ] = False,
+    replay: Replay = None,
+    exchange: Exchange = None,
+    market: Market = "spot",
+    mark: Mark = None,
+    funding: Funding = None,
+    symbols: Symbols = None,
+    timeframe: Timeframe = "5m",
+    days: Days = None,
+    speed: Speed = None,
+    strategy: Strategy = None,
+    param: Param = None,
+    capital: Capital = None,
+    resume: Resume = False,
     run_id: RunId = None,
-    persist: Annotated[
-        bool,
-        typer.Option(
-            "--persist/--no-persist", help="Store every event in PostgreSQL (default) or not."
-        ),
-    ] = True,
-    services: Annotated[
-        bool,
-        typer.Option(
-            "--services",
-            help="Replay with one process per service over Redis Streams, supervised.",
-        ),
-    ] = False,
+    persist: Persist = True,
+    services: Services = False,
     data_dir: DataDir = None,
     as_json: AsJson = False,
-    detach: Annotated[
-        bool,
-        typer.Option(
-            "--detach",
-            help="Run in the background; return once the run has its first market event.",
-        ),
-    ] = False,
-    skip_preflight: Annotated[
-        bool, typer.Option("--skip-preflight", help="Start without the preflight checks.")
-    ] = False,
+    detach: Detach = False,
+    skip_preflight: SkipPreflight = False,
     ignore_check: IgnoreCheck = None,
-    as_run: Annotated[str | None, typer.Option("--as-run", hidden=True)] = None,
-    preflight_file: Annotated[Path | None, typer.Option("--preflight-file", hidden=True)] = None,
-    detached_child: Annotated[bool, typer.Option("--detached-child", hidden=True)] = False,
+    as_run: AsRun = None,
+    preflight_file: PreflightFile = None,
+    detached_child: DetachedChild = False,
 ) -> None:
     """Run a paper run (replay or live) and print its summary.
 
@@ -174,247 +170,50 @@ def start(
     """
     with user_errors():
         from claire_cli.render import run_progress
-        from engine.config import load_settings
-        from engine.errors import ConfigError
-        from engine.paperrun import resolve_data_dir
-        from engine.signal.loader import StrategyChoice, parse_param
+        from engine.run.lifecycle import start as start_run
+        from engine.run.request import RunRequest
 
-        overrides: dict[str, Any] = {}
-        if capital is not None:
-            parse_capital(capital)  # a non-number blames --capital
-            overrides["initial_capital"] = capital.strip()  # a range error quotes it as typed
-        if strategy:
-            overrides["strategy"] = strategy
-        options = {"strategy": "--strategy", "initial_capital": "--capital"}
-        settings = load_settings(options, **overrides)
-        if resume and (replay or exchange):
-            raise ConfigError("--resume continues a recorded run; drop --replay and --exchange.")
-        if resume and (strategy or param):
-            raise ConfigError(
-                "--resume continues with the run's own strategy and parameters; drop --strategy "
-                "and --param."
-            )
-        if not resume and not replay and not exchange:
-            raise ConfigError(
-                "no market data given; pass --replay FILE (one per symbol) or "
-                "--exchange mexc --symbols BTCUSDT."
-            )
-        if replay and exchange:
-            raise ConfigError("choose --replay or --exchange, not both.")
-        if market not in ("spot", "futures"):
-            raise ConfigError(f"--market {market!r} is not spot or futures.")
-        if (mark or funding) and not (replay and market == "futures"):
-            raise ConfigError("--mark and --funding go with --replay ... --market futures.")
-        perpetual = None
-        if replay and market == "futures":
-            from engine.feeds.replay import PerpetualFiles
+        request = RunRequest(
+            replay=tuple(replay or ()), exchange=exchange, market=market,
+            marks=tuple(mark or ()), funding=tuple(funding or ()), symbols=symbols,
+            timeframe=timeframe, days=days, speed=speed, strategy=strategy,
+            params=tuple(param or ()), capital=capital, resume=resume, run_id=run_id,
+            persist=persist, runtime="services" if services else "process", data_dir=data_dir,
+            detach=detach, skip_preflight=skip_preflight, ignore_checks=tuple(ignore_check or ()),
+            as_run=as_run, preflight_file=preflight_file, detached_child=detached_child,
+        )  # fmt: skip
 
-            perpetual = PerpetualFiles(
-                tuple(mark or ()), tuple(funding or ()), settings.funding_default_rate
-            )
-        if not persist and (resume or exchange):
-            raise ConfigError("--no-persist works with --replay only.")
-        if not persist and detach:
-            raise ConfigError("--detach runs need a database; drop --no-persist.")
-        # Mistakes in the options are named before any check runs.
-        from engine.feeds.replay import parse_speed
-        from engine.limits import check_days
+        def progress() -> Any:
+            return run_progress(enabled=not as_json, live=bool(exchange))
 
-        check_days(days)
-        parse_speed(speed or "max")
-        choice = None
-        if not resume:
-            params = dict(parse_param(p) for p in param or ())
-            choice = StrategyChoice.resolve(settings.strategy, params)
-            choice.strategy_class()  # a strategy that cannot load is named before the checks
-        folder = resolve_data_dir(data_dir, settings) if persist else None
-        if services:
-            if not replay or not persist:
-                raise ConfigError(
-                    "--services runs a stored replay: give --replay, not --no-persist."
-                )
-            _run_services(settings, choice, folder, replay, days, perpetual, speed, as_json)
-            return
-        outcome = None
-        if not persist:
-            with run_progress(enabled=not as_json) as progress:
-                summary, stopped = _in_memory(
-                    settings, choice, replay or [], days, speed, progress, perpetual
-                )
-            _print(summary, outcome, as_json)
-            if stopped:
-                warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
-                raise typer.Exit(128 + stopped)
-            return
-        assert folder is not None
-        from engine.ops.steward import RunSteward
-        from engine.paperrun import PaperRunner
+        outcome = start_run(request, progress, on_warning=warn, debug=is_debug())
+    _render_start(outcome, as_json)
 
-        if resume:
-            _require_data(settings, folder)
-        with ExitStack() as hold:  # the server the checks start stays up for the run
-            checked = _preflight(
-                settings, folder, replay, exchange, symbols, market, days, perpetual, resume,
-                skip_preflight, ignore_check or (), preflight_file, hold,
-            )  # fmt: skip
-            if detach:
-                _start_detached(
-                    settings, folder, hold, checked, resume, run_id, speed, as_json,
-                    _child_args(
-                        replay, exchange, market, mark, funding, symbols, timeframe, days, speed,
-                        strategy, param, capital, folder,
-                    ),
-                )  # fmt: skip
-                return
-            log_file = None
-            if detached_child:
-                from engine.ops.processes import log_path
 
-                log_file = log_path(folder, as_run or run_id or "run")
-            attend = RunSteward.factory(
-                folder, settings, detached=detached_child, log_file=log_file
-            )
-            runner = PaperRunner(settings, folder, choice=choice, on_warning=warn, attend=attend)
-            with run_progress(enabled=not as_json, live=bool(exchange)) as progress:
-                if resume:
-                    outcome = runner.resume(run_id, speed, progress=progress)
-                elif exchange:
-                    outcome = runner.start_live(
-                        feed_settings(exchange, market, symbols, timeframe),
-                        days,
-                        progress,
-                        run_id=as_run,
-                        preflight=checked,
-                    )
-                else:
-                    outcome = runner.start(
-                        replay or [],
-                        days,
-                        speed or "max",
-                        progress,
-                        perpetual=perpetual,
-                        run_id=as_run,
-                        preflight=checked,
-                    )
+def _render_start(outcome: Any, as_json: bool) -> None:
+    from engine.run.lifecycle import Detached, InMemoryOutcome
+    from engine.run.runtimes import ServicesOutcome
+
+    if isinstance(outcome, Detached):
+        _print_detached(outcome, as_json)
+    elif isinstance(outcome, ServicesOutcome):
+        _print_services(outcome, as_json)
+    elif isinstance(outcome, InMemoryOutcome):
+        _print(outcome.summary, None, as_json)
+        if outcome.stop_signal:
+            warn("stopped; an in-memory run (--no-persist) cannot be resumed.")
+            raise typer.Exit(128 + outcome.stop_signal)
+    else:
         _print(outcome.summary, outcome, as_json)
         if outcome.stop_signal:
             raise typer.Exit(128 + outcome.stop_signal)
 
 
-def _preflight(
-    settings: Any,
-    folder: Path,
-    replay: list[Path] | None,
-    exchange: str | None,
-    symbols: str | None,
-    market: str,
-    days: float | None,
-    perpetual: Any,
-    resume: bool,
-    skip: bool,
-    ignore: Sequence[str],
-    given: Path | None,
-    hold: ExitStack,
-) -> dict[str, Any]:
-    """The preflight result the run keeps: checked here, handed over by the command that
-    detached this run, or a note that it was skipped."""
-    from claire_cli.preflight import context, warn_about
-    from engine.errors import ClaireError
-    from engine.ops.detach import load_preflight
-    from engine.ops.preflight import check_ignored, run_preflight
-
-    if given is not None:
-        return load_preflight(given)
-    if skip:
-        return {"skipped": True}
-    ignored = check_ignored(ignore)
-    ctx = context(
-        str(folder), replay, exchange, symbols, market, days,
-        settings=settings, hold=hold, resuming=resume, perpetual=perpetual,
-    )  # fmt: skip
-    report = run_preflight(ctx, ignored)
-    if not report.go:
-        raise ClaireError(report.no_go())
-    warn_about(report)
-    return report.as_json()
-
-
-def _child_args(
-    replay: list[Path] | None,
-    exchange: str | None,
-    market: str,
-    mark: list[Path] | None,
-    funding: list[Path] | None,
-    symbols: str | None,
-    timeframe: str,
-    days: float | None,
-    speed: str | None,
-    strategy: str | None,
-    param: list[str] | None,
-    capital: str | None,
-    folder: Path,
-) -> list[str]:
-    """The same run, for the detached process (files as absolute paths)."""
-    args = ["papertest", "start", "--market", market, "--data-dir", str(folder)]
-    for path in replay or ():
-        args += ["--replay", str(Path(path).resolve())]
-    for path in mark or ():
-        args += ["--mark", str(Path(path).resolve())]
-    for path in funding or ():
-        args += ["--funding", str(Path(path).resolve())]
-    if exchange:
-        args += ["--exchange", exchange, "--timeframe", timeframe]
-    if symbols:
-        args += ["--symbols", symbols]
-    if days is not None:
-        args += ["--days", repr(days)]
-    if speed:
-        args += ["--speed", speed]
-    if strategy:
-        args += ["--strategy", strategy]
-    for item in param or ():
-        args += ["--param", item]
-    if capital is not None:
-        args += ["--capital", capital]
-    return args
-
-
-def _start_detached(
-    settings: Any,
-    folder: Path,
-    hold: ExitStack,
-    checked: dict[str, Any],
-    resume: bool,
-    run_id: str | None,
-    speed: str | None,
-    as_json: bool,
-    args: list[str],
-) -> None:
-    """Start the run in a daemon process and wait for its first market event."""
-    from datetime import UTC, datetime
-
+def _print_detached(detached: Any, as_json: bool) -> None:
     from claire_cli.console import out
-    from engine.ops.detach import save_preflight, spawn, wait_for_first_event
-    from engine.paperrun import PaperRunner, new_run_id, open_store
 
-    store, _ = hold.enter_context(open_store(settings, folder))
-    done_before = 0
-    if resume:
-        run = PaperRunner(settings, folder).resumable(store, run_id)
-        chosen = run.run_id
-        checkpoint = store.load_checkpoint(chosen)
-        done_before = checkpoint.market_events if checkpoint else 0
-        args = ["papertest", "start", "--resume", "--run", chosen, "--data-dir", str(folder)]
-        args += ["--speed", speed] if speed else []
-    else:
-        chosen = new_run_id(datetime.now(UTC))
-        args += ["--as-run", chosen]
-    handed = save_preflight(folder, chosen, checked)
-    args += ["--skip-preflight", "--preflight-file", str(handed), "--detached-child"]
-    if is_debug():
-        args.insert(0, "--debug")
-    child = spawn(args, folder, chosen)
-    started = wait_for_first_event(store, chosen, child, folder, done_before=done_before)
+    started, folder = detached.run, detached.data_dir
+    chosen = started.run_id
     if as_json:
         typer.echo(json.dumps({**started.as_json(), "data_dir": str(folder)}, indent=2))
     else:
@@ -436,78 +235,26 @@ def _start_detached(
         )
 
 
-def _run_services(
-    settings: Any,
-    choice: Any,
-    folder: Any,
-    replay: list[Path],
-    days: float | None,
-    perpetual: Any,
-    speed: str | None,
-    as_json: bool,
-) -> None:
-    import json
-
+def _print_services(outcome: Any, as_json: bool) -> None:
     from claire_cli.console import out
-    from engine.errors import ClaireError
-    from engine.paperrun import PaperRunner, open_store
     from engine.plain import plain
-    from engine.report.final import final_report, to_markdown
+    from engine.report.final import to_markdown
 
-    runner = PaperRunner(settings, folder, choice=choice, on_warning=warn)
-    run_id, status, stop_signal = runner.start_services(
-        replay, days, perpetual, speed=speed or "max"
-    )
-    report, why = None, ""
-    try:
-        with open_store(settings, runner.data_dir) as (store, _):
-            report = final_report(store, run_id)
-    except ClaireError as exc:  # stopped before its first figures were written
-        why = str(exc)
+    report = outcome.report
     if as_json:
         body = plain(report.as_json()) if report is not None else None
-        typer.echo(json.dumps({"run_id": run_id, "status": status.value, "report": body}))
-    else:
-        out().print(to_markdown(report) if report is not None else why, markup=False)
-        out().print(f"run {run_id} {status.value} (one process per service)", markup=False)
-    if status.value == "stopped":
-        raise typer.Exit(128 + (stop_signal or 2))
-
-
-def _require_data(settings: Any, folder: Path) -> None:
-    """A resume reads a run first: a folder without Claire data is a typo, not a new database."""
-    from engine.report.access import NoDataError, has_claire_data
-
-    if settings.claire_postgres_url is None and not has_claire_data(folder):
-        raise NoDataError(f"no Claire data in {folder}; check --data-dir (or CLAIRE_HOME).")
-
-
-def _in_memory(
-    settings: Any,
-    choice: Any,
-    files: list[Path],
-    days: float | None,
-    speed: str | None,
-    progress: Any,
-    perpetual: Any,
-) -> tuple[Any, int | None]:
-    from engine.feeds.replay import parse_speed
-    from engine.kernel import run_replay
-    from engine.stopping import StopSignals
-
-    with StopSignals() as stop:
-        summary, _ = run_replay(
-            settings,
-            files,
-            days=days,
-            speed=parse_speed(speed or "max"),
-            progress=progress,
-            choice=choice,
-            stop=stop,
-            on_warning=warn,
-            perpetual=perpetual,
+        typer.echo(
+            json.dumps({"run_id": outcome.run_id, "status": outcome.status.value, "report": body})
         )
-    return summary, stop.signum
+    else:
+        out().print(
+            to_markdown(report) if report is not None else outcome.why_no_report, markup=False
+        )
+        out().print(
+            f"run {outcome.run_id} {outcome.status.value} (one process per service)", markup=False
+        )
+    if outcome.status.value == "stopped":
+        raise typer.Exit(128 + (outcome.stop_signal or 2))
 
 
 def _print(summary: Any, outcome: Any, as_json: bool) -> None:
@@ -539,38 +286,19 @@ def _print(summary: Any, outcome: Any, as_json: bool) -> None:
             print_run_footer(outcome)
 
 
-def feed_settings(exchange: str, market: str, symbols: str | None, timeframe: str) -> Any:
-    from engine.errors import ConfigError
-    from engine.feeds.exchange import FeedSettings
-
-    if not symbols:
-        raise ConfigError("a live run needs --symbols, like --symbols BTCUSDT,ETHUSDT.")
-    if market not in ("spot", "futures"):
-        raise ConfigError(f"--market {market!r} is not spot or futures.")
-    candles = None if timeframe.lower() == "none" else timeframe
-    return FeedSettings.from_env(
-        symbols, exchange=exchange.lower(), market=market, candle_timeframe=candles
-    )
-
-
 @papertest_app.command("status")
 def status(run_id: RunId = None, data_dir: DataDir = None, as_json: AsJson = False) -> None:
     """Show the runs in the data folder: progress, equity, PnL, fills and trading state."""
     with user_errors():
         from claire_cli.render import print_status
         from engine.config import load_settings
-        from engine.report.access import open_data
-        from engine.report.status import run_statuses
+        from engine.run.lifecycle import status as run_status
 
-        settings = load_settings()
-        with open_data(settings, data_dir) as data:
-            if run_id is not None:
-                data.run_id(run_id)  # "no run X in FOLDER" when it is not there
-            rows = run_statuses(data.store, data.folder, run_id)
+        rows, where = run_status(load_settings(), data_dir, run_id)
         if as_json:
             typer.echo(json.dumps([r.as_json() for r in rows], indent=2))
         else:
-            print_status(rows, data.where)
+            print_status(rows, where)
 
 
 @papertest_app.command("stop")
@@ -602,30 +330,14 @@ def stop(
     """
     with user_errors():
         from engine.config import load_settings
-        from engine.errors import ConfigError
-        from engine.ops.commands import Operator
-        from engine.ops.control import check_note
-        from engine.report.access import open_data
+        from engine.run.lifecycle import stop as stop_run
 
-        if emergency and not reason:
-            raise ConfigError("an emergency stop needs --reason TEXT: say why, it is kept.")
-        why = check_note(reason or "planned stop", "--reason")
-        settings = load_settings()
-        with open_data(settings, data_dir) as data:
-            answer = Operator(data.store, data.folder).stop(
-                why, run_id, emergency=emergency, timeout_s=timeout
-            )
-        if answer.status.value == "refused":
-            from engine.ops.control import CommandError
-
-            why_not = answer.result.get("reason", "no reason given")
-            raise CommandError(f"run {answer.run_id} refused to stop: {why_not}.")
-        bundle = None
-        if emergency:
-            from engine.incidents.desk import incident_desk
-
-            with incident_desk(settings, data_dir) as desk:
-                bundle = str(desk.emergency_bundle(answer.run_id).path)
+        result = stop_run(
+            load_settings(), data_dir, run_id, emergency=emergency, reason=reason,
+            timeout_s=timeout,
+        )  # fmt: skip
+        answer = result.answer
+        bundle = str(result.bundle) if result.bundle is not None else None
         if as_json:
             body = answer.as_json()
             if bundle is not None:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-from contextlib import ExitStack
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 
-from claire_cli.errors import user_errors, warn
-from claire_cli.options import AsJson, DataDir
+from claire_cli.errors import user_errors
+from claire_cli.options import AsJson, DataDir, IgnoreCheck
 
 STYLES = {
     "ok": "green",
@@ -19,15 +18,6 @@ STYLES = {
     "skipped": "dim",
     "crashed": "bold red",
 }
-
-IgnoreCheck = Annotated[
-    list[str] | None,
-    typer.Option(
-        "--ignore-check",
-        help="Do not let this check stop the run (its result is still shown); repeat for more.",
-        metavar="NAME",
-    ),
-]
 
 
 def preflight(
@@ -57,11 +47,12 @@ def preflight(
     with user_errors():
         from engine.errors import ConfigError
         from engine.ops.preflight import CHECKS, check_ignored, run_preflight
+        from engine.ops.preflight_setup import preflight_context
 
         if replay and exchange:
             raise ConfigError("choose --replay or --exchange, not both.")
         ignored = check_ignored(ignore_check or ())
-        ctx = context(data_dir, replay, exchange, symbols, market, days)
+        ctx = preflight_context(data_dir, replay, exchange, symbols, market, days)
         checks = CHECKS
         if stack:
             from engine.stack.health import check_stack
@@ -74,48 +65,6 @@ def preflight(
             print_report(report)
         if not report.go:
             raise typer.Exit(1)
-
-
-def context(
-    data_dir: str | None,
-    replay: list[Path] | None,
-    exchange: str | None,
-    symbols: str | None,
-    market: str,
-    days: float | None,
-    *,
-    settings: Any = None,
-    hold: ExitStack | None = None,
-    resuming: bool = False,
-    perpetual: Any = None,
-) -> Any:
-    """The checks' context; settings that do not load are the first check's finding."""
-    from engine.errors import ConfigError
-    from engine.ops.preflight import ExchangeSource, PreflightContext, ReplaySource
-    from engine.paperrun import resolve_data_dir
-    from engine.runtime import default_data_dir
-
-    error = None
-    if settings is None:
-        from engine.config import load_settings
-
-        try:
-            settings = load_settings()
-        except ConfigError as exc:
-            error = str(exc)
-    folder = (
-        resolve_data_dir(data_dir, settings) if settings is not None else default_data_dir(data_dir)
-    )
-    source: Any = None
-    if replay:
-        source = ReplaySource(tuple(replay), days, perpetual)
-    elif exchange:
-        from claire_cli.papertest import feed_settings
-
-        source = ExchangeSource(feed_settings(exchange, market, symbols, "none"))
-    return PreflightContext(
-        settings, folder, source, settings_error=error, hold=hold, resuming=resuming
-    )
 
 
 def print_report(report: Any, stderr: bool = False) -> None:
@@ -137,11 +86,3 @@ def print_report(report: Any, stderr: bool = False) -> None:
     verdict = "[green]GO[/green]" if report.go else "[red]NO-GO[/red]"
     failing = ", ".join(c.name for c in report.failing)
     console.print(f"{verdict}" + (f": {escape(failing)}" if failing else ""))
-
-
-def warn_about(report: Any) -> None:
-    """The warnings of a go, one line each, for a run that starts anyway."""
-    for c in report.checks:
-        if c.status.value == "warn" or (c.ignored and c.status.value in ("fail", "crashed")):
-            fix = f"; {c.fix}" if c.fix else ""
-            warn(f"preflight {c.name}: {c.value}{fix}")

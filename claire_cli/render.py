@@ -1,6 +1,6 @@
 """Rich rendering of engine results; the engine itself never imports rich.
 
-Labels follow the engine's vocabulary (`engine.report.vocabulary`): "max
+Labels follow the engine's vocabulary (`engine.vocabulary`): "max
 drawdown" is the deepest fall over the run, "drawdown now" the fall at its end;
 shares show as percent; PnL is green when positive and red when negative.
 """
@@ -213,7 +213,7 @@ def print_run_footer(outcome: Any) -> None:
 
 
 def progress_fields(view: Any) -> dict[str, str]:
-    """The text of a progress line for one `engine.progress.ProgressView`."""
+    """The text of a progress line for one `engine.kernel.progress.ProgressView`."""
     q = view.quote_currency
     return {
         "at": f"{view.market_time:%Y-%m-%d %H:%M} UTC",
@@ -321,7 +321,7 @@ def run_progress(enabled: bool, live: bool = False) -> Iterator[Any]:
     """A live two-line view: percent, market time, ETA; equity, PnL, fills, trading state.
     For a live run (`live`), a status table that refreshes in place.
 
-    Yields the sink for `engine.progress.ProgressFeed`, or None when output is
+    Yields the sink for `engine.kernel.progress.ProgressFeed`, or None when output is
     JSON or not a terminal.
     """
     import time
@@ -408,3 +408,30 @@ def print_notify_results(results: list[dict[str, Any]]) -> None:
         result = "[green]sent[/green]" if r["ok"] else f"[red]failed[/red]: {escape(r['error'])}"
         table.add_row(r["channel"], r["min_severity"], result)
     console.print(table)
+
+
+def stack_table(rows: list[dict[str, Any]]) -> Any:
+    """The stack's containers as a table (also part of `claire status`)."""
+    from rich import box
+    from rich.table import Table
+
+    table = Table(title="stack", box=box.SIMPLE, title_justify="left")
+    for column in ("SERVICE", "STATE", "HEALTH", "RESTARTS", "UPTIME", "PORTS"):
+        table.add_column(column, justify="right" if column == "RESTARTS" else "left")
+    for r in rows:
+        state = r["state"] if r["exit_code"] is None else f"{r['state']} ({r['exit_code']})"
+        table.add_row(
+            r["service"], state, r["health"], str(r["restarts"]), _uptime(r["uptime_s"]),
+            r["ports"] or "-",
+        )  # fmt: skip
+    if not rows:
+        table.caption = "no container of the stack; `claire stack up` starts it"
+    return table
+
+
+def _uptime(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

@@ -93,35 +93,9 @@ def _show(rows: list[dict[str, Any]], as_json: bool) -> None:
         typer.echo(json.dumps(rows, indent=2))
         return
     from claire_cli.console import out
+    from claire_cli.render import stack_table
 
     out().print(stack_table(rows))
-
-
-def _uptime(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    minutes, secs = divmod(int(seconds), 60)
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"
-
-
-def stack_table(rows: list[dict[str, Any]]) -> Any:
-    """The stack's containers as a table (also part of `claire status`)."""
-    from rich import box
-    from rich.table import Table
-
-    table = Table(title="stack", box=box.SIMPLE, title_justify="left")
-    for column in ("SERVICE", "STATE", "HEALTH", "RESTARTS", "UPTIME", "PORTS"):
-        table.add_column(column, justify="right" if column == "RESTARTS" else "left")
-    for r in rows:
-        state = r["state"] if r["exit_code"] is None else f"{r['state']} ({r['exit_code']})"
-        table.add_row(
-            r["service"], state, r["health"], str(r["restarts"]), _uptime(r["uptime_s"]),
-            r["ports"] or "-",
-        )  # fmt: skip
-    if not rows:
-        table.caption = "no container of the stack; `claire stack up` starts it"
-    return table
 
 
 @stack_app.command("logs")
@@ -190,7 +164,7 @@ def wait(
 ) -> None:
     """Wait until the stack's replay run is complete and record it completed."""
     with user_errors():
-        from engine.stack.runs import wait_for_run
+        from engine.run.stack_runs import wait_for_run
 
         state = wait_for_run(_config(compose_dir), timeout)
         if as_json:
@@ -220,8 +194,8 @@ def init_run(
     with user_errors():
         from engine.config import load_settings
         from engine.errors import ConfigError
-        from engine.paperrun import resolve_data_dir
-        from engine.stack.runs import create_groups, record_stack_run
+        from engine.home.folder import resolve_data_dir
+        from engine.run.stack_runs import create_groups, record_stack_run
 
         settings = load_settings()
         if settings.claire_redis_url is None:

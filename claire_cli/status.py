@@ -86,7 +86,7 @@ def _once(found: Any, as_json: bool) -> int:
 
         out().print(render(found))
         if stack is not None:
-            from claire_cli.stack import stack_table
+            from claire_cli.render import stack_table
 
             out().print(stack_table(stack["containers"]))
             for reason in stack["reasons"]:

@@ -23,7 +23,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.envfile import check_env_file
 from engine.errors import ConfigError
-from engine.incidents.kinds import IncidentType, parse_alert_mapping
+from engine.incident_kinds import IncidentType, parse_alert_mapping
 
 ENV_FILE: Final = ".env"
 

@@ -47,3 +47,11 @@ class StoreError(ClaireError):
 
 class ExchangeError(ClaireError):
     pass
+
+
+class RunNotResumable(ClaireError):
+    """A run cannot be continued: it completed, failed, or its data or database changed."""
+
+
+class RunInterrupted(ClaireError):
+    """The run stopped on an outage; its checkpoint is intact and it can be resumed."""

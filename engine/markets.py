@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_FLOOR, Decimal
 
+from engine.contracts import ContractTerms
 from engine.events import Side, check_non_negative, check_positive, check_symbol
-from engine.perp.contracts import ContractTerms
 
 
 @dataclass(frozen=True, slots=True)

@@ -18,7 +18,7 @@ from collections.abc import Callable, Mapping
 from typing import Final
 
 from engine.events import Alert, AlertStatus
-from engine.incidents.kinds import IncidentType
+from engine.incident_kinds import IncidentType
 
 log = logging.getLogger("claire.alerts")
 

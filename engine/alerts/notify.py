@@ -325,7 +325,7 @@ class Notifier:
 
 def notify_test(settings: Settings, send: Sender = apprise_send) -> list[dict[str, Any]]:
     """A test message to every channel now; which went out and which failed."""
-    from engine.ops.logs import masked
+    from engine.runtime.redaction import masked
 
     channels = channels_from_settings(settings)
     message = Message(

@@ -48,9 +48,9 @@ from engine.execution.fills import (
     taker_fill,
     traded_through,
 )
-from engine.execution.path import bar_path, first_reach, share_of_bar
 from engine.execution.spread import SpreadEstimate, half_spread_bps
 from engine.markets import SymbolSpec
+from engine.maths.path import bar_path, first_reach, share_of_bar
 from engine.perp.book import PerpBook
 from engine.perp.leverage import leverages
 from engine.perp.margin import clamp_rate, funding_fee, liquidation_crossed

@@ -2,7 +2,7 @@
 
 - Mark price: a `BASE_QUOTE-<interval>-mark.csv` candle file (MEXC's fair-price
   klines). Each mark candle is walked like a traded candle (see
-  `engine.execution.path`): its open at the bar's start, the two extremes at one and
+  `engine.maths.path`): its open at the bar's start, the two extremes at one and
   two thirds, and the last bar's close at its end, each a `MarkPrice` event at that
   time. Without a mark file the traded price is the fair price.
 - Funding: a `BASE_QUOTE-<interval>-funding.csv` file with `time_ms,funding_rate`
@@ -27,8 +27,8 @@ from pathlib import Path
 
 from engine.errors import DataSourceError, InvalidEventError
 from engine.events import Candle, Event, FundingSettlement, MarkPrice, derive_id
-from engine.execution.path import bar_path
 from engine.feeds.recorded import _NAME, EARLIEST, RecordedFile, Rejected
+from engine.maths.path import bar_path
 
 FUNDING_COLUMNS = ("time_ms", "funding_rate")
 MATCH_WINDOW = timedelta(minutes=1)  # a recorded rate belongs to the settlement this close

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Final
 
 from engine.config import Settings
+from engine.contracts import ContractTerms
 from engine.errors import DataSourceError
 from engine.events import Candle, MarketEvent
 from engine.feeds.perpetual import PerpetualReplay, load_perpetual
@@ -39,7 +40,6 @@ from engine.feeds.recorded import (
 )
 from engine.limits import check_days
 from engine.markets import SymbolSpec
-from engine.perp.contracts import ContractTerms
 
 log = logging.getLogger("claire.replay")
 

@@ -143,7 +143,7 @@ def _logs(source: BundleSource) -> dict[str, str]:
 
 
 def _run_output(source: BundleSource) -> dict[str, str]:
-    from engine.ops.processes import log_path
+    from engine.home.processes import log_path
 
     run_id = _need_run(source)
     out: dict[str, str] = {}
@@ -233,7 +233,7 @@ def _redis(source: BundleSource) -> dict[str, str]:
     run_id = _need_run(source)
     if not source.services:
         raise _Missing("the run is one process: its streams live in memory, not in Redis")
-    from engine.paperrun import run_is_alive
+    from engine.home.lock import run_is_alive
 
     if not run_is_alive(source.data_dir, run_id):
         raise _Missing("the run's services are not running: no Redis to read")

@@ -36,14 +36,14 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError, StoreError
 from engine.events import Alert
-from engine.incidents.bundle import Bundle, BundleSource, capture, ensure_private, incidents_folder
-from engine.incidents.kinds import (
+from engine.incident_kinds import (
     FIRST_ACTIONS,
     IncidentType,
     check_incident_id,
     next_incident_id,
     parse_incident_id,
 )
+from engine.incidents.bundle import Bundle, BundleSource, capture, ensure_private, incidents_folder
 from engine.incidents.playbook import Situation, check_service, first_action
 from engine.incidents.record import AlertCause, Incident, IncidentError, check_note
 from engine.incidents.redact import BundleRedactor, bundle_redactor
@@ -155,7 +155,7 @@ class IncidentDesk:
 
         `in_process`: the run is this process's own (its lock says nothing here), and it
         runs as long as its record says so."""
-        from engine.paperrun import run_is_alive
+        from engine.home.lock import run_is_alive
 
         if self.store is not None:
             from engine.ops.status import choose_run
@@ -173,7 +173,7 @@ class IncidentDesk:
         if run_id is not None:
             return run_id, None, run_is_alive(self.data_dir, run_id)
         # The database is down: the run a process holds in this folder, if one does.
-        from engine.ops.processes import runs_folder
+        from engine.home.processes import runs_folder
 
         held = sorted(
             p.name.removesuffix(".process.json")
@@ -477,7 +477,7 @@ def incident_desk(
     """The data folder's desk, with its database if that answers (and the incidents kept
     while it did not, written now); without it otherwise. A folder without Claire data
     is an error (`NoDataError`)."""
-    from engine.paperrun import resolve_data_dir
+    from engine.home.folder import resolve_data_dir
     from engine.report.access import open_data
 
     folder = resolve_data_dir(data_dir, settings)

@@ -66,7 +66,7 @@ def run_processes(data_dir: Path, run_id: str | None) -> list[dict[str, Any]]:
     """The run's processes with CPU (sampled over a fifth of a second), memory, files."""
     if run_id is None:
         return []
-    from engine.ops.processes import read_process, same_process
+    from engine.home.processes import read_process, same_process
 
     chosen: list[tuple[str, psutil.Process]] = []
     record = read_process(data_dir, run_id)

@@ -30,7 +30,7 @@ from typing import Any, Final
 
 from engine.config import Settings
 from engine.errors import ClaireError, ConfigError
-from engine.incidents.kinds import FIRST_ACTIONS, IncidentType
+from engine.incident_kinds import FIRST_ACTIONS, IncidentType
 from engine.store import RunRecord, RunStatus, Store
 
 COMMAND_TIMEOUT_S: Final = 30.0
@@ -216,8 +216,8 @@ def _restart(s: Situation, action: str) -> ActionResult:
             "nothing was restarted.",
         )
     from engine.incidents.figures import service_processes
-    from engine.paperrun import service_ports
     from engine.services.host import SERVICES
+    from engine.services.ports import service_ports
 
     running = service_processes(s.run_id)
     if s.service is not None:

@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any, Final
 
 from engine.errors import ClaireError
-from engine.incidents.kinds import IncidentType
+from engine.incident_kinds import IncidentType
 from engine.incidents.playbook import ActionResult
 from engine.incidents.timeline import TimelineEvent
 from engine.plain import plain

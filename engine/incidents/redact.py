@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 from engine.config import Settings
-from engine.ops.logs import MASK, Redactor, secret_values
+from engine.runtime.redaction import MASK, Redactor, secret_values
 
 _URL_PASSWORD: Final = re.compile(
     r"(?P<head>[a-zA-Z][a-zA-Z0-9+.-]*://[^\s:/@]*:)(?P<pw>[^\s@/]+)@"

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
-from engine.incidents.kinds import FIRST_ACTIONS, IncidentType
+from engine.incident_kinds import FIRST_ACTIONS, IncidentType
 
 if TYPE_CHECKING:
     from engine.incidents.record import Incident

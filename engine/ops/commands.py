@@ -16,6 +16,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
+from engine.home.lock import run_is_alive
+from engine.home.processes import read_process, same_process
 from engine.ops.backups import Backups
 from engine.ops.control import (
     Command,
@@ -25,8 +27,6 @@ from engine.ops.control import (
     ControlChannel,
     operator_name,
 )
-from engine.ops.processes import read_process, same_process
-from engine.paperrun import run_is_alive
 from engine.report.access import RunNotFound
 from engine.store import RunRecord, RunStatus, Store
 
@@ -178,7 +178,7 @@ class Operator:
         while run_is_alive(self.data_dir, run_id) and self._monotonic() < deadline:
             self._sleep(0.1)
         from engine.config import load_settings
-        from engine.ops.steward import backup_folder
+        from engine.ops.backups.location import backup_folder
 
         backups = Backups(backup_folder(load_settings(), self.data_dir))
         backup = backups.create(self.store.db, "emergency-stop", run_id)

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from engine.errors import ClaireError
-from engine.ops.processes import log_path, runs_folder
+from engine.home.processes import log_path, runs_folder
 from engine.store import RunStatus, Store
 
 FIRST_EVENT_TIMEOUT_S: Final = 120.0

@@ -23,11 +23,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Final
 
-from pydantic import SecretStr
-
 from engine.config import Settings
+from engine.runtime.redaction import Redactor, secret_values
 
-MASK: Final = "**********"
 LOG_NAME: Final = "claire.log"
 # Attributes every LogRecord has; anything else was passed in `extra` and is kept.
 _STANDARD: Final = frozenset(
@@ -38,52 +36,6 @@ _STANDARD: Final = frozenset(
 
 def log_folder(data_dir: Path) -> Path:
     return data_dir / "logs"
-
-
-def secret_values(settings: Settings, extra: Iterable[str] = ()) -> list[str]:
-    """Every secret setting's value, and its password if it is a URL; longest first."""
-    from engine.runtime.urls import password_of
-
-    out: set[str] = set()
-    for name in type(settings).model_fields:
-        value = getattr(settings, name)
-        if isinstance(value, SecretStr) and value.get_secret_value():
-            text = value.get_secret_value()
-            out.add(text)
-            password = password_of(text) if "://" in text else None
-            if password:
-                out.add(password)
-    out.update(e for e in extra if e)
-    return sorted((s for s in out if len(s) >= 4), key=len, reverse=True)
-
-
-class Redactor(logging.Filter):
-    """Masks secrets in a record before any handler formats it."""
-
-    def __init__(self, secrets: Iterable[str]) -> None:
-        super().__init__()
-        self.secrets = [s for s in secrets if s]
-
-    def scrub(self, text: str) -> str:
-        for secret in self.secrets:
-            if secret in text:
-                text = text.replace(secret, MASK)
-        return text
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if not self.secrets:
-            return True
-        record.msg = self.scrub(record.getMessage())
-        record.args = None
-        if record.exc_info and not record.exc_text:
-            record.exc_text = logging.Formatter().formatException(record.exc_info)
-        if record.exc_text:
-            record.exc_text = self.scrub(record.exc_text)
-        record.exc_info = None  # the masked text replaces the live traceback
-        for key, value in list(vars(record).items()):
-            if key not in _STANDARD and isinstance(value, str):
-                setattr(record, key, self.scrub(value))
-        return True
 
 
 class RunContext(logging.Filter):
@@ -185,20 +137,6 @@ def run_logging(
             existing.setLevel(level)
         claire.setLevel(levels[0])
         engine.setLevel(levels[1])
-
-
-@contextmanager
-def masked(settings: Settings, extra_secrets: Iterable[str] = ()) -> Iterator[None]:
-    """Secrets masked on every handler for a while, without a log file (a short command)."""
-    redactor = Redactor(secret_values(settings, extra_secrets))
-    handlers = list(logging.getLogger().handlers)
-    for handler in handlers:
-        handler.addFilter(redactor)
-    try:
-        yield
-    finally:
-        for handler in handlers:
-            handler.removeFilter(redactor)
 
 
 LEVELS: Final = {"debug": 10, "info": 20, "warning": 30, "error": 40, "critical": 50}

@@ -393,7 +393,7 @@ def check_data_source(ctx: PreflightContext) -> CheckResult:
 
 def _replay(name: str, source: ReplaySource, now: datetime) -> CheckResult:
     from engine.feeds.replay import plan_replay
-    from engine.kernel import replay_end
+    from engine.kernel.pipeline import replay_end
 
     try:
         plan = plan_replay(source.files, source.days, now=now, perpetual=source.perpetual)
@@ -452,7 +452,7 @@ def check_backup_age(ctx: PreflightContext) -> CheckResult:
     settings = _need_settings(ctx, name)
     if isinstance(settings, CheckResult):
         return settings
-    from engine.ops.steward import backup_folder
+    from engine.ops.backups.location import backup_folder
 
     folder = backup_folder(settings, ctx.data_dir)
     newest = folder.newest()
@@ -495,7 +495,7 @@ def _age(delta: timedelta) -> str:
 
 def check_active_runs(ctx: PreflightContext) -> CheckResult:
     name = "active_runs"
-    from engine.ops.processes import locked_runs, read_process
+    from engine.home.processes import locked_runs, read_process
 
     others = [r for r in locked_runs(ctx.data_dir) if r != ctx.own_run]
     if others:

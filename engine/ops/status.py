@@ -8,7 +8,7 @@ health of every process the run has, the newest backup and the last operator
 commands. Then one verdict: healthy, degraded (with every reason) or no run.
 
 Figures are what the run has written (it writes about once a second), named as
-in `engine.report.vocabulary`. Process health is liveness today: the run's
+in `engine.vocabulary`. Process health is liveness today: the run's
 process (its lock and pid) and the database server. Separate services will
 answer HTTP `/health`; `HealthProbe` is where a probe for them plugs in.
 """
@@ -25,12 +25,12 @@ from typing import Any, Final
 import psutil
 
 from engine.config import Settings
+from engine.home.lock import run_is_alive
+from engine.home.processes import process_alive, read_process
+from engine.kernel.progress import window_fraction
+from engine.ops.backups.location import backup_folder
 from engine.ops.control import ControlChannel, ops_queries
-from engine.ops.processes import process_alive, read_process
-from engine.ops.steward import backup_folder
-from engine.paperrun import run_is_alive
 from engine.plain import plain_dict
-from engine.progress import window_fraction
 from engine.report.figures import count_figures, marks_of, snapshot_figures
 from engine.store import RunRecord, RunStatus, Store
 

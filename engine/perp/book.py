@@ -1,7 +1,7 @@
 """The exchange's books for perpetual positions: isolated margin, funding, liquidation.
 
 Positions are netted per symbol (one-way mode) and keep a signed quantity and cost
-(see `engine.portfolio.accounting`). The position margin is the entry notional over
+(see `engine.maths.accounting`). The position margin is the entry notional over
 the leverage: reserved when a position opens or grows, released in proportion as
 it shrinks. The wallet (the account's cash) moves only by realized PnL, fees and
 funding; what can still be committed is the wallet less every position margin.
@@ -15,8 +15,8 @@ from decimal import Decimal
 
 from engine.events import ZERO, Side
 from engine.markets import SymbolSpec
+from engine.maths.accounting import Position, apply_fill
 from engine.perp.margin import liquidation_price, position_margin
-from engine.portfolio.accounting import Position, apply_fill
 
 
 @dataclass(slots=True)

@@ -31,8 +31,8 @@ from engine.events import (
     derive_id,
 )
 from engine.markets import SymbolSpec
+from engine.maths.accounting import Position, apply_fill, drawdown
 from engine.perp.margin import liquidation_price, position_margin
-from engine.portfolio.accounting import Position, apply_fill, drawdown
 
 _DAY = timedelta(days=1)
 _MINUTE = timedelta(minutes=1)

@@ -13,7 +13,8 @@ from pathlib import Path
 
 from engine.config import Settings
 from engine.errors import ClaireError
-from engine.paperrun import open_store, resolve_data_dir
+from engine.home.database import open_store
+from engine.home.folder import resolve_data_dir
 from engine.runtime import EmbeddedPostgres, redact_url
 from engine.store import Store
 
@@ -58,7 +59,7 @@ def has_claire_data(folder: Path) -> bool:
 
 
 @contextmanager
-def open_data(settings: Settings, data_dir: Path | None) -> Iterator[RunData]:
+def open_data(settings: Settings, data_dir: Path | str | None) -> Iterator[RunData]:
     """The data folder's database, if it has one; `NoDataError` otherwise."""
     folder = resolve_data_dir(data_dir, settings)
     external = settings.claire_postgres_url

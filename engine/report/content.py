@@ -3,7 +3,7 @@
 `build_report(store, run_id)` is the final report (the whole run);
 `build_report(store, run_id, day=N)` the run's N-th UTC day of market time (day 1
 is the UTC day the run's market time starts in). Both have the same fields, named
-as in `engine.report.vocabulary`; a day's money figures are that day's (its PnL
+as in `engine.vocabulary`; a day's money figures are that day's (its PnL
 is the change of equity over the day), its statistics of returns run from the
 run's start to the day's end. The statistics themselves are the pure functions
 of `engine.report.stats`; this module only reads and arranges.
@@ -22,10 +22,10 @@ from typing import Any, Final
 
 from engine.errors import ClaireError
 from engine.events import Side
+from engine.maths.round_trips import Fill, SymbolBook, replay_fills
 from engine.report import stats
 from engine.report.figures import run_header
 from engine.report.final import ReportError, _no_figures
-from engine.report.round_trips import Fill, SymbolBook, replay_fills
 from engine.store import RunRecord, Store
 
 ZERO: Final = Decimal(0)

@@ -8,9 +8,9 @@ import json
 from typing import Any, Final, TextIO
 
 from engine.errors import ConfigError
+from engine.maths.round_trips import replay_fills
 from engine.plain import plain
 from engine.report.figures import fills_of, stored_fills
-from engine.report.round_trips import replay_fills
 from engine.store import Store
 
 # The columns each export promises, in order; the named query selects exactly these.

@@ -1,6 +1,6 @@
 """The figures `papertest status` and `report` share, read from a run's stored events.
 
-Names and units are those of `engine.report.vocabulary`, the same as the start
+Names and units are those of `engine.vocabulary`, the same as the start
 summary's, so the three agree on a finished run figure for figure.
 """
 
@@ -11,10 +11,10 @@ from decimal import Decimal
 from typing import Any
 
 from engine.events import Side
-from engine.report.round_trips import Fill, SymbolBook, replay_fills
-from engine.report.vocabulary import risk_settings
+from engine.maths.round_trips import Fill, SymbolBook, replay_fills
 from engine.signal.loader import DEFAULT_STRATEGY
 from engine.store import RunRecord, Store
+from engine.vocabulary import risk_settings
 
 ACTIVE = "active"
 

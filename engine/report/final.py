@@ -1,6 +1,6 @@
 """`claire report`: the whole run's figures, from the database alone.
 
-Field names and units are those of `engine.report.vocabulary`, shared with the
+Field names and units are those of `engine.vocabulary`, shared with the
 start summary and `papertest status`.
 """
 
@@ -12,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.errors import ClaireError
+from engine.maths.round_trips import net_round_trips, pnl_by_symbol, trip_stats
 from engine.plain import plain
 from engine.report.figures import (
     books_of,
@@ -22,7 +23,6 @@ from engine.report.figures import (
     snapshot_figures,
     stored_fills,
 )
-from engine.report.round_trips import net_round_trips, pnl_by_symbol, trip_stats
 from engine.store import RunStatus, Store
 
 

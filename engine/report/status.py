@@ -1,6 +1,6 @@
 """`claire papertest status`: where each run stands, from the database and run locks.
 
-Field names and units are those of `engine.report.vocabulary`, shared with the
+Field names and units are those of `engine.vocabulary`, shared with the
 start summary and the final report.
 """
 
@@ -12,9 +12,9 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-from engine.paperrun import run_is_alive
+from engine.home.lock import run_is_alive
+from engine.kernel.progress import window_fraction
 from engine.plain import plain
-from engine.progress import window_fraction
 from engine.report.figures import count_figures, run_header, snapshot_figures
 from engine.store import RunStatus, Store
 

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
 import socket
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any, Final
+
+PARTIAL_SUFFIX: Final = ".partial"
 
 
 def write_private(path: Path, text: str) -> None:
@@ -22,3 +27,14 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
+
+
+def write_json(path: Path, body: Mapping[str, Any]) -> None:
+    """Write JSON durably: a temporary file, fsync, then an atomic rename."""
+    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
+    with open(tmp, "w", encoding="utf-8") as handle:
+        json.dump(body, handle, indent=2, sort_keys=True)
+        handle.write("\n")
+        handle.flush()
+        os.fsync(handle.fileno())
+    os.replace(tmp, path)

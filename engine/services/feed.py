@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from engine.bus.redis import RedisBus
 from engine.events import Event, MarketData, MarketEvent, Watermark, derive_id, to_json
-from engine.kernel import by_time
+from engine.kernel.pipeline import by_time
 
 log = logging.getLogger("claire.services.feed")
 

@@ -33,8 +33,8 @@ from engine.config import Settings
 from engine.errors import ClaireError
 from engine.events import Alert, Event
 from engine.feeds.replay import paced, parse_speed
-from engine.incidents.kinds import IncidentType
-from engine.kernel import build_replay_pipeline
+from engine.incident_kinds import IncidentType
+from engine.kernel.pipeline import build_replay_pipeline
 from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
@@ -68,6 +68,10 @@ PUBLISHES: Final = {
     "alerts": ("alerts",),
 }
 MAX_LAG: Final = 100_000  # unread messages before /health turns 503
+
+
+# Opens the incident an alert calls for, with the service's store (engine.run wires it).
+IncidentOpening = Callable[[Store, IncidentType, Alert], None]
 
 
 def stream_prefix(run_id: str) -> str:
@@ -129,9 +133,15 @@ def run_service(
     settings: Settings,
     port: int | None = None,
     stop: Callable[[], bool] | None = None,
+    incidents: IncidentOpening | None = None,
 ) -> None:
-    """Run one service of `run_id` until it is stopped (or, for the feed, its data ends)."""
-    from engine.paperrun import open_store, plan_for_run
+    """Run one service of `run_id` until it is stopped (or, for the feed, its data ends).
+
+    `incidents` opens an incident for an alert (INCIDENT_ON_ALERT, alerts service only);
+    without it the alerts service only notifies.
+    """
+    from engine.home.database import open_store
+    from engine.kernel.recorded import plan_for_run
 
     if name not in SERVICES:
         raise ClaireError(f"service {name!r} is not one of {', '.join(SERVICES)}.")
@@ -224,7 +234,7 @@ def run_service(
         parts = build_components(run_settings, specs, choice.build(), outputs.append)
         committed = None
         if name == "alerts":
-            committed = stack.enter_context(_notifying(run_settings, run_id, store, data_dir))
+            committed = stack.enter_context(_notifying(run_settings, run_id, store, incidents))
         worker = ServiceWorker(name, bus, parts, outputs, committed=committed)
         worker.prepare()
         figures["state"] = "running"
@@ -247,7 +257,7 @@ def run_service(
 
 @contextmanager
 def _notifying(
-    settings: Settings, run_id: str, store: Store, data_dir: Path
+    settings: Settings, run_id: str, store: Store, incidents: IncidentOpening | None
 ) -> Iterator[Callable[[list[Event], list[Event]], None]]:
     """The alerts service sends every alert it handles or raises to the notification
     channels, and opens the incidents `INCIDENT_ON_ALERT` asks for (in the background),
@@ -256,11 +266,10 @@ def _notifying(
     mapping = settings.incident_on_alert_map()
 
     def open_incident(kind: IncidentType, alert: Alert) -> None:
-        from engine.incidents.desk import IncidentDesk
+        if incidents is not None:
+            incidents(store, kind, alert)
 
-        IncidentDesk(data_dir, settings, store).open_for_alert(kind, alert, run_id)
-
-    trigger = IncidentTrigger(mapping, open_incident) if mapping else None
+    trigger = IncidentTrigger(mapping, open_incident) if mapping and incidents else None
 
     def send(inputs: list[Event], outputs: list[Event]) -> None:
         for event in (*inputs, *outputs):

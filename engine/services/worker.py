@@ -29,13 +29,13 @@ import redis
 
 from engine.alerts.service import AlertService
 from engine.bus.redis import RedisBus
-from engine.checkpoint import capture, restore
 from engine.clock import EventClock
 from engine.config import Settings
 from engine.errors import InvalidEventError
 from engine.events import STREAMS, Barrier, Event, Watermark, from_json, to_json
 from engine.execution.service import PaperExchange
-from engine.kernel import RunStats
+from engine.kernel.checkpoint import capture, restore
+from engine.kernel.pipeline import RunStats
 from engine.markets import SymbolSpec
 from engine.portfolio.service import Portfolio
 from engine.risk.service import RiskService
@@ -55,7 +55,7 @@ class Step:
     barrier_on: tuple[str, ...] = ()
 
 
-# The single-process route order (engine.kernel.Pipeline), service by service.
+# The single-process route order (engine.kernel.pipeline.Pipeline), service by service.
 STEPS: Final[dict[str, tuple[Step, ...]]] = {
     "execution": (
         Step((("market_data", FEED),), barrier_on=("order_results",)),
@@ -103,7 +103,7 @@ STEPS: Final[dict[str, tuple[Step, ...]]] = {
 OUTPUT_STREAMS: Final = {("alerts", "alerts"): "rule_alerts"}
 # Every stream of a services run: the pipeline's, and those only services publish on.
 SERVICE_STREAMS: Final = (*STREAMS, *sorted(set(OUTPUT_STREAMS.values())))
-# Which part of `engine.checkpoint`'s state each service keeps.
+# Which part of `engine.kernel.checkpoint`'s state each service keeps.
 OWN_STATE: Final = {
     "execution": "exchange",
     "portfolio": "portfolio",
@@ -115,7 +115,7 @@ OWN_STATE: Final = {
 
 @dataclass
 class Components:
-    """The pipeline's parts, as `engine.checkpoint` captures and restores them."""
+    """The pipeline's parts, as `engine.kernel.checkpoint` captures and restores them."""
 
     settings: Settings
     clock: EventClock

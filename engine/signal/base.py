@@ -111,14 +111,3 @@ class Strategy:
 
     def import_state(self, state: dict[str, Any]) -> None:
         """Take back what `export_state` returned."""
-
-
-def load_strategy(path: str, **params: Any) -> Strategy:
-    """Build a strategy from `package.module:Class` or `path/to/file.py:Class`.
-
-    Parameters are converted to the constructor's annotated types; see
-    `engine.signal.loader` for the rules and the errors.
-    """
-    from engine.signal.loader import StrategyChoice  # the loader imports this module
-
-    return StrategyChoice.resolve(path, params).build()

@@ -389,6 +389,15 @@ def describe(spec: str, params: Mapping[str, Any]) -> str:
     return f"{spec.rpartition(':')[2]} ({spec})" + (f" {shown}" if shown else "")
 
 
+def load_strategy(path: str, **params: Any) -> Strategy:
+    """Build a strategy from `package.module:Class` or `path/to/file.py:Class`.
+
+    Parameters are converted to the constructor's annotated types; see
+    `StrategyChoice` for the rules and the errors.
+    """
+    return StrategyChoice.resolve(path, params).build()
+
+
 __all__ = [
     "DEFAULT_STRATEGY",
     "StrategyChoice",
@@ -396,5 +405,6 @@ __all__ = [
     "convert_params",
     "describe",
     "effective_params",
+    "load_strategy",
     "parse_param",
 ]

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.config import load_settings
-from engine.paperrun import open_store
+from engine.home.database import open_store
 from tests.alerts.receiver import closed_port, receiver
 from tests.cli.support import ok
 

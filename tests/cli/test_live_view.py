@@ -10,8 +10,8 @@ from rich.console import Console
 
 from claire_cli.render import _LiveStatus
 from engine.config import load_settings
-from engine.kernel import run_replay
-from engine.progress import ProgressView
+from engine.kernel.pipeline import run_replay
+from engine.kernel.progress import ProgressView
 
 
 def test_the_live_status_names_market_time_positions_and_freshness() -> None:

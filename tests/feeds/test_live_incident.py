@@ -57,7 +57,7 @@ async def endless(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MexcServer]:
 async def test_a_data_stop_incident_reconnects_a_running_live_run(
     endless: MexcServer, claire_home: Path
 ) -> None:
-    from engine.paperrun import open_store
+    from engine.home.database import open_store
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "claire_cli.main", "papertest", "start", "--exchange", "mexc",

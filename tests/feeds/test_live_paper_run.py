@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 
-from engine.checkpoint import restore
 from engine.config import Settings, load_settings
 from engine.events import (
     ZERO,
@@ -36,10 +35,11 @@ from engine.events import (
     Trade,
 )
 from engine.feeds.exchange import LiveFeed
-from engine.kernel import Pipeline, summarize
-from engine.live import build_live_pipeline, drive, live_specs
+from engine.kernel.checkpoint import restore
+from engine.kernel.live import build_live_pipeline, drive, live_specs
+from engine.kernel.persisted import FINAL_SNAPSHOT_CAUSE, PersistedRun
+from engine.kernel.pipeline import Pipeline, summarize
 from engine.markets import SymbolSpec
-from engine.paperrun import FINAL_SNAPSHOT_CAUSE, PersistedRun
 from engine.runtime import EmbeddedPostgres
 from engine.signal.base import Intent, Strategy, StrategyContext
 from engine.store import RunStatus, Store
@@ -360,7 +360,7 @@ async def test_sigterm_stops_a_live_run_cleanly_recorded_as_stopped(
     import signal
     import sys
 
-    from engine.paperrun import open_store
+    from engine.home.database import open_store
 
     proc = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "claire_cli.main", "papertest", "start", "--exchange", "mexc",

@@ -19,8 +19,9 @@ from typing import Any
 import pytest
 
 from engine.config import Settings, load_settings
-from engine.kernel import RunSummary
-from engine.paperrun import PaperRunner, open_store
+from engine.home.database import open_store
+from engine.kernel.pipeline import RunSummary
+from engine.run.runner import PaperRunner
 from engine.store import Store
 from tests.monitoring.support import dashboard, panels
 

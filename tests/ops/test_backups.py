@@ -14,8 +14,9 @@ from typing import Any
 import pytest
 
 from engine.config import load_settings
+from engine.home.database import open_store
+from engine.home.lock import RunLock
 from engine.ops.backups import BackupFolder, Backups
-from engine.paperrun import RunLock, open_store
 from tests.cli.support import ETH, invoke, ok, ok_json, one_line, replay
 from tests.paperrun.runs import stored_fills, unbroken_fills
 
@@ -120,8 +121,8 @@ def test_a_damaged_backup_fails_verify_and_is_never_restored(
 def test_a_dump_cut_short_behind_a_matching_checksum_fails_the_restore_check(
     with_backups: list[dict[str, Any]], claire_home: Path
 ) -> None:
-    from engine.ops.backups.manifest import write_json
     from engine.ops.backups.service import sha256_of
+    from engine.runtime.files import write_json
 
     newest = with_backups[-1]
     dump = Path(newest["file"])

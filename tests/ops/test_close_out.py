@@ -9,7 +9,7 @@ import pytest
 from engine.config import load_settings
 from engine.events import TradingState
 from engine.feeds.replay import plan_replay
-from engine.kernel import build_replay_pipeline, by_time
+from engine.kernel.pipeline import build_replay_pipeline, by_time
 
 
 @pytest.mark.parametrize("action", ["flatten", "freeze"])

@@ -16,9 +16,9 @@ import psutil
 import pytest
 
 from engine.config import load_settings
+from engine.home.database import open_store
+from engine.home.processes import read_process
 from engine.ops.commands import Operator
-from engine.ops.processes import read_process
-from engine.paperrun import open_store
 from tests.cli.support import ETH, invoke, ok, ok_json, one_line
 
 pytestmark = pytest.mark.integration

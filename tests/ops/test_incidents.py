@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from engine.config import load_settings
-from engine.incidents.kinds import TYPE_NAMES
-from engine.paperrun import open_store
+from engine.home.database import open_store
+from engine.incident_kinds import TYPE_NAMES
 from engine.runtime.files import free_port
 from tests.cli.support import ETH, invoke, ok, ok_json, one_line
 from tests.ops.test_detached_runs import gone, wait_until

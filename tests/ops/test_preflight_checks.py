@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_settings
-from engine.ops.backups.manifest import BackupFolder, BackupManifest, write_json
+from engine.home.lock import RunLock
+from engine.ops.backups.manifest import BackupFolder, BackupManifest
 from engine.ops.preflight import (
     CheckResult,
     CheckStatus,
@@ -25,7 +26,7 @@ from engine.ops.preflight import (
     check_settings,
     run_preflight,
 )
-from engine.paperrun import RunLock
+from engine.runtime.files import write_json
 from tests.ops.resp_server import RespServer
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_settings
+from engine.home.database import open_store
 from engine.ops.backups import BackupFolder, Backups
-from engine.paperrun import open_store
 from tests.cli.support import ETH, invoke, ok, ok_json, one_line, replay
 
 pytestmark = pytest.mark.integration

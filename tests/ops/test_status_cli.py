@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from engine.config import load_settings
-from engine.paperrun import open_store
+from engine.home.database import open_store
 from tests.cli.support import ETH, invoke, ok, replay
 from tests.paperrun.runs import claire_process
 

@@ -11,11 +11,12 @@ from typing import Any
 import pytest
 
 from engine.config import load_settings
+from engine.home.database import open_store
+from engine.kernel.progress import ProgressView
 from engine.ops.backups import BackupFolder
 from engine.ops.control import CommandKind, CommandStatus, ControlChannel
-from engine.ops.steward import RunSteward
-from engine.paperrun import PaperRunner, open_store
-from engine.progress import ProgressView
+from engine.run.runner import PaperRunner
+from engine.run.steward import RunSteward
 from engine.store import RunStatus, Store
 
 pytestmark = pytest.mark.integration
@@ -165,7 +166,7 @@ def test_a_run_backs_up_at_its_start_and_at_each_utc_midnight_of_market_time(
 def test_the_process_file_names_the_run_process_while_it_runs(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
-    from engine.ops.processes import read_process
+    from engine.home.processes import read_process
 
     seen: list[Any] = []
 

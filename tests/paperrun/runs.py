@@ -14,7 +14,7 @@ from psycopg.rows import dict_row
 
 from engine.config import load_settings
 from engine.events import Event, OrderResult
-from engine.kernel import run_replay
+from engine.kernel.pipeline import run_replay
 from engine.runtime.postgres import attach_url
 
 REPO = Path(__file__).resolve().parents[2]
@@ -71,7 +71,7 @@ def wait_for_checkpoint(child: subprocess.Popen[str], home: Path, events: int) -
 
 
 def stored_fills(home: Path, run_id: str) -> list[Fill]:
-    from engine.paperrun import open_store
+    from engine.home.database import open_store
 
     with open_store(load_settings(), home) as (store, _):
         rows = store.db.fetch_all(

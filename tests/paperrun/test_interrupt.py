@@ -18,9 +18,9 @@ import pytest
 from psycopg.rows import dict_row
 
 from engine.config import load_settings
-from engine.kernel import run_replay
-from engine.paperrun import PaperRunner
-from engine.progress import ProgressView
+from engine.kernel.pipeline import run_replay
+from engine.kernel.progress import ProgressView
+from engine.run.runner import PaperRunner
 from engine.runtime.postgres import attach_url
 from engine.signal.loader import StrategyChoice
 from engine.store import RunStatus

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 
 from claire_cli.main import app
 from engine.config import load_settings
-from engine.kernel import run_replay
+from engine.kernel.pipeline import run_replay
 from engine.report.export import COLUMNS
 from engine.runtime.postgres import attach_url
 
@@ -141,7 +141,7 @@ def test_secrets_never_reach_the_stored_config(
     out = json.loads(claire(*replay_args(four_symbols[:1], "--json")).output)
     url = attach_url(claire_home)
     assert url is None  # nothing runs now; start the server to look inside
-    from engine.paperrun import open_store
+    from engine.home.database import open_store
 
     with open_store(load_settings(), claire_home) as (store, database):
         run = store.get_run(out["run_id"])
@@ -183,7 +183,7 @@ def _checkpointed_events(home: Path) -> int:
 
 
 def _fills(home: Path, run_id: str) -> list[tuple[Any, ...]]:
-    from engine.paperrun import open_store
+    from engine.home.database import open_store
 
     with open_store(load_settings(), home) as (store, _):
         rows = store.db.fetch_all(

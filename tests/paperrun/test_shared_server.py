@@ -20,7 +20,7 @@ import pytest
 from typer.testing import CliRunner
 
 from engine.config import load_settings
-from engine.paperrun import open_store
+from engine.home.database import open_store
 from tests.paperrun.runs import Fill, claire_process, replay_args, stored_fills, unbroken_fills
 
 pytestmark = pytest.mark.integration

@@ -26,8 +26,8 @@ from engine.events import (
     Side,
 )
 from engine.feeds.replay import PerpetualFiles
-from engine.kernel import run_replay
-from engine.paperrun import open_store
+from engine.home.database import open_store
+from engine.kernel.pipeline import run_replay
 from engine.perp.margin import funding_fee, liquidation_price, position_margin
 from engine.signal.base import Intent, Strategy, StrategyContext
 from tests.conftest import MARKET

@@ -8,8 +8,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
+from engine.contracts import ContractTerms
 from engine.events import Side
-from engine.perp.contracts import ContractTerms
+from engine.maths.accounting import Position, apply_fill
 from engine.perp.margin import (
     clamp_rate,
     funding_fee,
@@ -19,7 +20,6 @@ from engine.perp.margin import (
     pnl,
     position_margin,
 )
-from engine.portfolio.accounting import Position, apply_fill
 
 D = Decimal
 

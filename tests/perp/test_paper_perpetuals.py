@@ -9,6 +9,7 @@ from decimal import Decimal
 import pytest
 
 from engine.config import load_settings
+from engine.contracts import ContractTerms
 from engine.events import (
     Alert,
     Candle,
@@ -23,9 +24,8 @@ from engine.events import (
     Severity,
     Side,
 )
-from engine.kernel import Pipeline
+from engine.kernel.pipeline import Pipeline
 from engine.markets import SymbolSpec
-from engine.perp.contracts import ContractTerms
 from engine.perp.margin import liquidation_price, position_margin
 from engine.signal.base import Intent, Strategy, StrategyContext
 
@@ -218,7 +218,7 @@ class RateSource:
 
 
 async def test_a_live_run_settles_funding_when_market_time_passes_a_settle_time() -> None:
-    from engine.live import _FundingClock
+    from engine.kernel.live import _FundingClock
 
     config = load_settings(initial_capital="1000")
     pipeline = Pipeline(config, {"XRPUSDT": SPEC}, Script({}))

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from engine.checkpoint import capture, restore
 from engine.config import load_settings
 from engine.events import Event, OrderResult
 from engine.feeds.replay import plan_replay
-from engine.kernel import build_replay_pipeline, summarize
+from engine.kernel.checkpoint import capture, restore
+from engine.kernel.pipeline import build_replay_pipeline, summarize
 
 
 @pytest.mark.parametrize("stop_after", [1, 977, 4000])

@@ -23,7 +23,7 @@ from engine.events import (
     TradingState,
 )
 from engine.execution.fills import cost_bps
-from engine.execution.path import bar_path
+from engine.maths.path import bar_path
 from engine.signal.base import Intent as StrategyIntent
 from engine.signal.base import Strategy, StrategyContext
 from tests.conftest import MARKET
@@ -125,7 +125,7 @@ def test_a_time_to_live_of_one_bar_fills_orders_on_five_minute_data(
 def test_the_default_time_to_live_fills_orders_on_hourly_futures_candles() -> None:
     from engine.config import load_settings
     from engine.events import Event
-    from engine.kernel import run_replay
+    from engine.kernel.pipeline import run_replay
 
     seen: list[Event] = []
     settings = load_settings()
@@ -202,7 +202,7 @@ def test_a_limit_strategy_trades_with_resting_maker_fills_at_exactly_the_limit(
 def test_a_post_only_order_that_would_take_liquidity_is_rejected() -> None:
     from engine.config import load_settings
     from engine.events import Event
-    from engine.kernel import Pipeline
+    from engine.kernel.pipeline import Pipeline
     from engine.markets import SymbolSpec
     from tests.unit.test_services import T0, candle
 

@@ -19,7 +19,7 @@ from engine.events import (
     Side,
     TradingState,
 )
-from engine.kernel import Pipeline, RunSummary, run_replay
+from engine.kernel.pipeline import Pipeline, RunSummary, run_replay
 
 D = Decimal
 

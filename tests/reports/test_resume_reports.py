@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 
 from engine.config import load_settings
-from engine.paperrun import PaperRunner, open_store
-from engine.progress import ProgressView
+from engine.home.database import open_store
+from engine.kernel.progress import ProgressView
 from engine.report.content import build_report
+from engine.run.runner import PaperRunner
 from engine.store import RunStatus
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from engine.config import load_settings
-from engine.paperrun import open_store
+from engine.home.database import open_store
 from engine.runtime import EmbeddedPostgres
 from engine.runtime.files import free_port
 from engine.services.host import SERVICES

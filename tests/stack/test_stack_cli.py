@@ -10,7 +10,7 @@ from rich.console import Console
 from typer.testing import CliRunner
 
 from claire_cli.main import app
-from claire_cli.stack import stack_table
+from claire_cli.render import stack_table
 from engine.stack.health import problems
 
 

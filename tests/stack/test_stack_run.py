@@ -18,10 +18,10 @@ import pytest
 from typer.testing import CliRunner
 
 from claire_cli.main import app
+from engine.run.stack_runs import run_progress, wait_for_run
 from engine.runtime.files import free_port
 from engine.stack.config import StackConfig
 from engine.stack.containers import StackError, restart_service, service_logs, stack_rows
-from engine.stack.runs import run_progress, wait_for_run
 from engine.stack.spec import ENGINE_SERVICES, PROJECT, VOLUMES
 from tests.conftest import FOUR_SYMBOLS, MARKET
 from tests.paperrun.runs import claire_process, replay_args
@@ -78,7 +78,7 @@ def stack_fills(env: dict[str, str]) -> list[tuple[Any, ...]]:
 
 def in_process_fills(child: subprocess.Popen[str], claire_home: Path) -> list[tuple[Any, ...]]:
     from engine.config import load_settings
-    from engine.paperrun import open_store
+    from engine.home.database import open_store
 
     out, err = child.communicate(timeout=300)
     assert child.returncode == 0, err

@@ -6,7 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.events import Side
-from engine.portfolio.accounting import Position, apply_fill, drawdown
+from engine.maths.accounting import Position, apply_fill, drawdown
 
 D = Decimal
 prices = st.decimals(min_value=D("0.00001"), max_value=D("100000"), places=8)

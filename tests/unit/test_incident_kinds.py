@@ -16,7 +16,7 @@ from engine.alerts.rules import rules
 from engine.config import load_settings
 from engine.errors import ConfigError
 from engine.events import Alert, AlertStatus, Severity
-from engine.incidents.kinds import (
+from engine.incident_kinds import (
     ALERT_RULES,
     TYPE_NAMES,
     IncidentType,
@@ -28,7 +28,7 @@ from engine.incidents.kinds import (
 )
 from engine.incidents.redact import BundleRedactor
 from engine.incidents.timeline import LocalTimeline, TimelineEvent, next_event, render_lines
-from engine.ops.logs import MASK
+from engine.runtime.redaction import MASK
 
 T0 = datetime(2026, 11, 23, 3, 0, tzinfo=UTC)
 

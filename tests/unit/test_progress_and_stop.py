@@ -20,8 +20,8 @@ from claire_cli.render import (
 )
 from engine.config import load_settings
 from engine.feeds.replay import plan_replay
-from engine.kernel import build_replay_pipeline, run_replay
-from engine.progress import ProgressFeed, ProgressView, window_fraction
+from engine.kernel.pipeline import build_replay_pipeline, run_replay
+from engine.kernel.progress import ProgressFeed, ProgressView, window_fraction
 from engine.stopping import StopRequested, StopSignals
 
 T0 = datetime(2018, 1, 1, tzinfo=UTC)

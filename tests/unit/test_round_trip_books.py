@@ -9,8 +9,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from engine.events import Side
-from engine.portfolio.accounting import Position, apply_fill
-from engine.report.round_trips import Fill, SymbolBook, net_round_trips, replay_fills
+from engine.maths.accounting import Position, apply_fill
+from engine.maths.round_trips import Fill, SymbolBook, net_round_trips, replay_fills
 
 D = Decimal
 T0 = datetime(2018, 1, 1, tzinfo=UTC)

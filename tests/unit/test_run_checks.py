@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from engine.events import Candle
-from engine.ops.run_checks import MarketProfile, capital_warnings, strategy_warnings
+from engine.kernel.run_checks import MarketProfile, capital_warnings, strategy_warnings
 from engine.signal.base import Strategy
 from engine.signal.momentum import MomentumStrategy
 
@@ -76,7 +76,7 @@ def test_profiles_are_medians_of_the_replayed_bars() -> None:
 
     from engine.feeds.recorded import RecordedFile
     from engine.feeds.replay import PlannedFile, ReplayPlan
-    from engine.ops.run_checks import replay_profiles
+    from engine.kernel.run_checks import replay_profiles
 
     t0 = datetime(2018, 1, 1, tzinfo=UTC)
     bars = [

@@ -23,7 +23,7 @@ from engine.events import (
     Signal,
     TradingState,
 )
-from engine.kernel import Pipeline
+from engine.kernel.pipeline import Pipeline
 from engine.markets import SymbolSpec
 from engine.signal.base import Strategy
 

@@ -9,7 +9,8 @@ import pytest
 
 from engine.errors import StrategyLoadError
 from engine.events import Candle, PositionView, Side
-from engine.signal.base import Strategy, load_strategy
+from engine.signal.base import Strategy
+from engine.signal.loader import load_strategy
 from engine.signal.momentum import MomentumStrategy
 
 T0 = datetime(2018, 1, 1, tzinfo=UTC)

@@ -13,9 +13,9 @@ from datetime import datetime
 from decimal import ROUND_FLOOR, Decimal
 from typing import Any
 
+from engine.contracts import ContractTerms
 from engine.feeds.exchange.numbers import exact_decimal, int_ms, optional_decimal, utc_ms
 from engine.markets import SymbolSpec
-from engine.perp.contracts import ContractTerms
 
 ZERO = Decimal(0)
 ONE = Decimal(1)

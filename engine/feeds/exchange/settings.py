@@ -167,3 +167,18 @@ def _whole_ms(text: str, variable: str) -> int:
             f"{variable}={text.strip()} is invalid: it must be whole milliseconds, like 2000; "
             "fix it in the environment or .env."
         ) from None
+
+
+def live_feed_settings(
+    exchange: str, market: str, symbols: str | None, timeframe: str | None
+) -> FeedSettings:
+    """A live run's feed from the command line's words: `--exchange`, `--market`,
+    `--symbols` and `--timeframe` (an interval, or none for trades only)."""
+    if not symbols:
+        raise ConfigError("a live run needs --symbols, like --symbols BTCUSDT,ETHUSDT.")
+    if market not in ("spot", "futures"):
+        raise ConfigError(f"--market {market!r} is not spot or futures.")
+    candles = None if timeframe is None or timeframe.lower() == "none" else timeframe
+    return FeedSettings.from_env(
+        symbols, exchange=exchange.lower(), market=market, candle_timeframe=candles
+    )

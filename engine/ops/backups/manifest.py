@@ -13,7 +13,6 @@ files are written under temporary names and renamed, so a reader never sees half
 from __future__ import annotations
 
 import json
-import os
 import secrets
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
@@ -23,12 +22,12 @@ from typing import Any, Final
 
 from engine.errors import ClaireError
 from engine.plain import plain_dict
+from engine.runtime.files import PARTIAL_SUFFIX
 
 FORMAT: Final = 1
 PREFIX: Final = "claire-"
 DUMP_SUFFIX: Final = ".dump"
 MANIFEST_SUFFIX: Final = ".json"
-PARTIAL_SUFFIX: Final = ".partial"
 
 
 class BackupNotFound(ClaireError):
@@ -133,17 +132,6 @@ def _time(text: str) -> datetime:
 def new_name(created_at: datetime, reason: str) -> str:
     tag = "".join(c if c.isalnum() else "-" for c in reason.lower())[:24] or "backup"
     return f"{PREFIX}{created_at:%Y%m%dT%H%M%SZ}-{tag}-{secrets.token_hex(2)}"
-
-
-def write_json(path: Path, body: Mapping[str, Any]) -> None:
-    """Write JSON durably: a temporary file, fsync, then an atomic rename."""
-    tmp = path.with_name(path.name + PARTIAL_SUFFIX)
-    with open(tmp, "w", encoding="utf-8") as handle:
-        json.dump(body, handle, indent=2, sort_keys=True)
-        handle.write("\n")
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(tmp, path)
 
 
 class BackupFolder:

@@ -34,16 +34,15 @@ from typing import Any
 from engine.clock import Clock, WallClock
 from engine.errors import ClaireError, StoreError
 from engine.ops.backups.manifest import (
-    PARTIAL_SUFFIX,
     Backup,
     BackupFolder,
     BackupManifest,
     Verification,
     new_name,
-    write_json,
 )
 from engine.ops.backups.pgtools import BackupToolError, PgTools
 from engine.ops.backups.retention import Decision, plan_prune
+from engine.runtime.files import PARTIAL_SUFFIX, write_json
 from engine.runtime.urls import redact_url, with_database
 from engine.store import Database, Session
 

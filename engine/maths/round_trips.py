@@ -15,7 +15,7 @@ from decimal import Decimal
 from typing import Any
 
 from engine.events import ZERO, Side
-from engine.portfolio.accounting import Position, apply_fill
+from engine.maths.accounting import Position, apply_fill
 
 
 @dataclass(frozen=True, slots=True)

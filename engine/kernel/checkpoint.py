@@ -27,13 +27,13 @@ from engine.events import (
 )
 from engine.execution.service import WorkingOrder
 from engine.execution.spread import SpreadEstimate
-from engine.portfolio.accounting import Position
+from engine.maths.accounting import Position
+from engine.maths.round_trips import SymbolBook
 from engine.portfolio.service import RoundTrip, _Open
-from engine.report.round_trips import SymbolBook
 from engine.risk.service import InFlight
 
 if TYPE_CHECKING:
-    from engine.kernel import Pipeline
+    from engine.kernel.pipeline import Pipeline
 
 FORMAT = 2
 

@@ -32,15 +32,14 @@ def record_stack_run(
     settings: Settings,
     data_dir: Path,
     run_id: str,
-    market_dir: Path,
-    files: list[str],
+    paths: list[Path],
     days: float | None,
     speed: str,
 ) -> bool:
-    """Record the stack's replay run; False when it exists already."""
-    from engine.paperrun import PaperRunner
+    """Record the stack's replay run from the market files mounted in the stack;
+    False when it exists already."""
+    from engine.run.runner import PaperRunner
 
-    paths = [market_dir / name.strip() for name in files if name.strip()]
     if not paths:
         raise ConfigError("CLAIRE_REPLAY_FILES names no file; list the market files to replay.")
     missing = [str(p) for p in paths if not p.is_file()]

@@ -36,7 +36,7 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError
 from engine.events import Alert, Event, Severity, Watermark
-from engine.incidents.kinds import IncidentType
+from engine.incident_kinds import IncidentType
 from engine.ops.logs import ErrorCounter, run_logging
 from engine.plain import iso_utc
 from engine.report.autowrite import ReportWriter, missing_days
@@ -45,7 +45,7 @@ from engine.runtime.urls import password_of
 from engine.store import RunStatus, Store
 
 if TYPE_CHECKING:
-    from engine.paperrun import PersistedRun
+    from engine.kernel.persisted import PersistedRun
 
 log = logging.getLogger(__name__)
 

@@ -12,10 +12,20 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-if TYPE_CHECKING:
-    from engine.kernel import Pipeline
+from engine.portfolio.service import Portfolio
+from engine.risk.service import RiskService
+
+
+class Watched(Protocol):
+    """What a progress view reads of a pipeline (engine.kernel.pipeline.Pipeline)."""
+
+    portfolio: Portfolio
+    risk: RiskService
+
+    @property
+    def stats(self) -> Any: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -48,7 +58,7 @@ def window_fraction(start: datetime | None, end: datetime | None, at: datetime) 
 class ProgressFeed:
     def __init__(
         self,
-        pipeline: Pipeline,
+        pipeline: Watched,
         sink: ProgressSink,
         *,
         start: datetime | None,

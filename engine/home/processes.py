@@ -21,8 +21,8 @@ from typing import Any
 import psutil
 
 from engine.clock import Clock, WallClock
-from engine.ops.backups.manifest import write_json
-from engine.paperrun import run_is_alive
+from engine.home.lock import run_is_alive
+from engine.runtime.files import write_json
 
 
 @dataclass(frozen=True, slots=True)

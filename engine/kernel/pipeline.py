@@ -40,19 +40,19 @@ from engine.events import (
 )
 from engine.execution.service import PaperExchange
 from engine.feeds.replay import PerpetualFiles, ReplayPlan, log_rejected, paced, plan_replay
+from engine.kernel.progress import ProgressFeed, ProgressSink
+from engine.kernel.run_checks import entry_fraction, replay_warnings
 from engine.markets import SymbolSpec
-from engine.ops.run_checks import entry_fraction, replay_warnings
+from engine.maths.accounting import drawdown
+from engine.maths.round_trips import Fill, SymbolBook, pnl_by_symbol
 from engine.plain import iso_utc, plain
-from engine.portfolio.accounting import drawdown
 from engine.portfolio.service import Portfolio
-from engine.progress import ProgressFeed, ProgressSink
-from engine.report.round_trips import Fill, SymbolBook, pnl_by_symbol
-from engine.report.vocabulary import fraction, risk_settings
 from engine.risk.service import RiskService
-from engine.signal.base import Strategy, load_strategy
-from engine.signal.loader import StrategyChoice, json_values
+from engine.signal.base import Strategy
+from engine.signal.loader import StrategyChoice, json_values, load_strategy
 from engine.signal.service import SignalService
 from engine.stopping import StopSignals
+from engine.vocabulary import fraction, risk_settings
 
 log = logging.getLogger("claire.kernel")
 
@@ -258,7 +258,7 @@ def by_time(events: Iterable[MarketData]) -> Iterator[list[MarketData]]:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """A run's figures, named and measured as in `engine.report.vocabulary`."""
+    """A run's figures, named and measured as in `engine.vocabulary`."""
 
     quote_currency: str
     market_start: datetime | None

@@ -35,11 +35,13 @@ from typing import Any, Final
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError
-from engine.ops.backups import BackupFolder, Backups
+from engine.home.processes import forget_process, record_process
+from engine.kernel.persisted import PersistedRun
+from engine.ops.backups import Backups
+from engine.ops.backups.location import backup_folder
 from engine.ops.backups.scheduler import BackupScheduler
 from engine.ops.control import Command, CommandKind, CommandStatus, ControlChannel
-from engine.ops.processes import forget_process, record_process
-from engine.paperrun import PersistedRun
+from engine.report.files import write_final_report
 from engine.stopping import OperatorStop
 from engine.store import Store
 
@@ -53,27 +55,6 @@ STOP_WAIT_WALL_S: Final = 120.0  # and wall time
 DRAIN_S: Final = 300.0  # how long a run waits for its background backups at the end
 
 
-def backup_folder(settings: Settings, data_dir: Path) -> BackupFolder:
-    return BackupFolder(settings.backup_dir or Path(data_dir) / "backups")
-
-
-def reports_folder(data_dir: Path) -> Path:
-    return Path(data_dir) / "reports"
-
-
-def write_final_report(store: Store, run_id: str, data_dir: Path) -> Path:
-    """`claire report --final` as Markdown in the data folder's reports/."""
-    from engine.report.final import final_report, to_markdown
-
-    folder = reports_folder(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id}-final.md"
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(to_markdown(final_report(store, run_id)), encoding="utf-8")
-    tmp.replace(path)
-    return path
-
-
 @dataclass
 class _PlannedStop:
     command: Command
@@ -82,7 +63,7 @@ class _PlannedStop:
 
 
 class RunSteward:
-    """engine.paperrun's RunAttendant for runs started by `claire papertest start`."""
+    """engine.run.attendant's RunAttendant for runs started by `claire papertest start`."""
 
     def __init__(
         self,
@@ -295,4 +276,4 @@ class RunSteward:
         self._finish(stop, CommandStatus.DONE, **result)
 
 
-__all__ = ["RunSteward", "backup_folder", "reports_folder", "write_final_report"]
+__all__ = ["RunSteward"]

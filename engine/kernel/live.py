@@ -20,7 +20,7 @@ from engine.errors import ClaireError
 from engine.events import Alert, Event, FundingSettlement, derive_id
 from engine.feeds.exchange import LiveFeed, LiveMarketEvent
 from engine.feeds.perpetual import settle_times
-from engine.kernel import Pipeline
+from engine.kernel.pipeline import Pipeline
 from engine.markets import SymbolSpec
 from engine.signal.base import Strategy
 

@@ -1,0 +1,1 @@
+"""The pipeline of one process: wiring, its persisted and live drives, checkpoints."""

@@ -1,0 +1,93 @@
+"""A replay driven in this process: the recorded market events, paced, through the
+pipeline, with its checkpoints, the operator's commands and its duties."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from engine.config import Settings
+from engine.events import Event
+from engine.feeds.replay import ReplayPlan, paced
+from engine.kernel.pipeline import Pipeline, build_replay_pipeline, by_time, replay_end
+from engine.kernel.progress import ProgressSink
+from engine.kernel.recorded import after_checkpoint
+from engine.run.attendant import RunAttendant, nothing
+from engine.run.context import RunContext, database_check
+from engine.run.outcome import RunOutcome
+from engine.run.session import held_run
+from engine.services.run_metrics import RunMetrics, serving
+from engine.stopping import OperatorStop, StopRequested, StopSignals
+from engine.store import Store
+from engine.store.runs import Checkpoint
+
+
+def drive_replay(
+    ctx: RunContext,
+    store: Store,
+    database: str,
+    run_id: str,
+    plan: ReplayPlan,
+    settings: Settings,
+    checkpoint: Checkpoint | None,
+    factor: float | None,
+    speed: str,
+    progress: ProgressSink | None,
+) -> RunOutcome:
+    choice = ctx.choice
+    metrics = RunMetrics(run_id)
+    resumed_at = checkpoint.last_event_ts if checkpoint else None
+    rejected = 0 if checkpoint else len(plan.rejected)
+    session = ctx.duties.session(store, run_id, resumed_at=resumed_at, rejected_input=rejected)
+
+    stop_signal = None
+    feed = None
+    attendant: RunAttendant | None = None
+    done = checkpoint.market_events if checkpoint else 0
+    with (
+        StopSignals() as stop,
+        session as ops,
+        serving(metrics, {"database": database_check(store)}, ctx.settings.claire_http_host),
+    ):
+
+        def build(observer: Callable[[Event], None]) -> Pipeline:
+            return build_replay_pipeline(
+                settings,
+                plan,
+                choice.build(),
+                observers=[observer, ops.observe, metrics.observe],
+            )
+
+        try:
+            with held_run(ctx, store, run_id, build, checkpoint) as (run, done):
+                ops.attach(run)
+                attendant = ctx.attendant(store, run)
+                between = attendant.between if attendant is not None else nothing
+                sleep = attendant.pace(stop.sleep) if attendant is not None else stop.sleep
+                feed = ctx.progress(
+                    run.pipeline, progress, plan.start, replay_end(plan), plan.quote
+                )
+                events = plan.events()
+                if checkpoint is not None:
+                    events = after_checkpoint(events, checkpoint)
+                for group in by_time(paced(events, factor, sleep=sleep)):
+                    stop.check()
+                    between()
+                    run.process_group(group)
+                    if feed is not None:
+                        feed(group[-1].ts)
+                stop.check()  # a stop during the last event still stops, not completes
+                between()
+        except StopRequested as exc:
+            stop_signal = exc.signum
+        except OperatorStop:
+            pass  # recorded as stopped, with the operator's reason
+        finally:
+            if attendant is not None:
+                attendant.close()
+    if feed is not None:
+        feed.finish()
+    summary = ctx.summary(run.pipeline, plan, plan.quote, plan.start)
+    return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal)
+
+
+__all__ = ["drive_replay"]

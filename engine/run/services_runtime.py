@@ -1,0 +1,103 @@
+"""A replay run as one process per service over Redis Streams, under a supervisor."""
+
+from __future__ import annotations
+
+import logging
+import signal
+from pathlib import Path
+
+from engine.errors import RunNotResumable
+from engine.feeds.replay import PerpetualFiles, parse_speed
+from engine.home.lock import RunLock
+from engine.run.context import RunContext
+from engine.run.create import create_replay_run
+from engine.services.ports import service_ports
+from engine.store import DatabaseUnavailable, RunStatus, Store
+from engine.store.retry import OutageTolerance
+
+log = logging.getLogger("claire.run")
+
+
+def run_services(
+    ctx: RunContext,
+    files: list[Path],
+    days: float | None,
+    perpetual: PerpetualFiles | None = None,
+    ports: dict[str, int] | None = None,
+    speed: str = "max",
+) -> tuple[str, RunStatus, int | None]:
+    """Record the run, supervise its services until it ends, record how it ended.
+
+    Returns the run id, how it ended and the signal that stopped it, if one did.
+    """
+    from engine.services.supervisor import ServiceFailed, Supervisor
+
+    with ctx.store() as (store, _):
+        parse_speed(speed)
+        run_id, _ = create_replay_run(ctx, store, files, days, speed, perpetual)
+        lock = RunLock(ctx.data_dir, run_id)
+        lock.acquire()
+        supervisor = Supervisor(store, run_id, ctx.data_dir, ports=ports or service_ports())
+        # The services ride out a database outage; so does the record of how it ended.
+        patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)
+
+        def record_end(status: RunStatus, reason: str | None) -> None:
+            patient.call(
+                lambda: supervisor.flush_records(force=True) or _still_down(),
+                "recording the services' events",
+            )
+            patient.call(
+                lambda: store.end_run(run_id, status, ctx.clock.now(), reason),
+                f"recording the end of run {run_id}",
+            )
+
+        try:
+            status = supervisor.run()
+        except ServiceFailed as exc:
+            record_end(RunStatus.FAILED, str(exc))
+            write_reports(ctx, store, run_id)
+            raise RunNotResumable(str(exc)) from None
+        finally:
+            lock.release()
+        reason = None
+        if status is RunStatus.STOPPED and supervisor.stop_signal is not None:
+            reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
+        record_end(status, reason)
+        if status is RunStatus.COMPLETED:
+            write_reports(ctx, store, run_id)
+        return run_id, status, supervisor.stop_signal
+
+
+def write_reports(ctx: RunContext, store: Store, run_id: str) -> None:
+    """The daily and final reports of a services run, once it has ended; a report
+    that fails is logged, never fatal."""
+    from engine.report.autowrite import write_reports_after
+
+    if not ctx.settings.claire_auto_reports:
+        return
+    try:
+        write_reports_after(store.db.url, ctx.data_dir, run_id)
+    except Exception:
+        log.exception(
+            "could not write the reports of run %s", run_id, extra={"event": "report_failed"}
+        )
+
+
+def record_services_run(
+    ctx: RunContext, files: list[Path], days: float | None, speed: str, run_id: str
+) -> bool:
+    """Record a replay run whose services are started elsewhere (a container stack);
+    False when `run_id` exists already (its services resume it)."""
+    parse_speed(speed)
+    with ctx.store() as (store, _):
+        if store.get_run(run_id) is not None:
+            return False
+        create_replay_run(ctx, store, files, days, speed, None, run_id)
+        return True
+
+
+def _still_down() -> bool:
+    raise DatabaseUnavailable("the database does not answer yet", "unreachable")
+
+
+__all__ = ["record_services_run", "run_services", "write_reports"]
