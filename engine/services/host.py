@@ -42,7 +42,7 @@ from engine.services.run_metrics import RunMetrics
 from engine.services.worker import SERVICE_STREAMS, STEPS, ServiceWorker, build_components
 from engine.services.writer import GROUP as WRITER_GROUP
 from engine.services.writer import WriterService
-from engine.store import EventWriter, Store
+from engine.store import EventWriter, RunRecord, Store
 from engine.store.retry import OutageTolerance
 
 log = logging.getLogger("claire.services")
@@ -141,17 +141,10 @@ def run_service(
     without it the alerts service only notifies.
     """
     from engine.home.database import open_store
-    from engine.kernel.recorded import plan_for_run
 
     if name not in SERVICES:
         raise ClaireError(f"service {name!r} is not one of {', '.join(SERVICES)}.")
     stopper = _Stop()
-    should_stop = stop or stopper
-    metrics = service_metrics(name, run_id)
-    registry, consumed, published = metrics.registry, metrics.consumed, metrics.published
-    latency, lag, run_figures = metrics.latency, metrics.lag, metrics.run
-    figures: dict[str, Any] = {"service": name, "run_id": run_id, "state": "starting"}
-
     with ExitStack() as stack:
         if stop is None:
             stack.enter_context(_stop_on_signals(stopper))
@@ -167,7 +160,46 @@ def run_service(
         run = patient.call(lambda: store.get_run(run_id), f"reading run {run_id}")
         if run is None:
             raise ClaireError(f"no run {run_id} in {data_dir}.")
-        plan, choice, run_settings = plan_for_run(run)
+        service = _Service(
+            name, run, bus, store, stack, patient, service_metrics(name, run_id), stop or stopper
+        )
+        service.serve_health(PORTS[name] if port is None else port, settings.claire_http_host)
+        log.info("service started", extra={"event": "service_start", "service": name})
+        if name == "feed":
+            service.run_feed()
+        elif name == "writer":
+            service.run_writer()
+        else:
+            service.run_worker(incidents)
+
+
+class _Service:
+    """One service process's parts while it runs: its bus, store, metrics and figures."""
+
+    def __init__(
+        self,
+        name: str,
+        run: RunRecord,
+        bus: RedisBus,
+        store: Store,
+        stack: ExitStack,
+        patient: OutageTolerance,
+        metrics: ServiceMetrics,
+        should_stop: Callable[[], bool],
+    ) -> None:
+        from engine.kernel.recorded import plan_for_run
+
+        self.name, self.run, self.bus, self.store, self.stack = name, run, bus, store, stack
+        self.patient, self.metrics, self.should_stop = patient, metrics, should_stop
+        self.figures: dict[str, Any] = {
+            "service": name,
+            "run_id": run.run_id,
+            "state": "starting",
+        }
+        self.plan, self.choice, self.run_settings = plan_for_run(run)
+
+    def serve_health(self, port: int, host: str) -> None:
+        bus, store = self.bus, self.store
 
         def bus_ok() -> str | None:
             return None if bus.redis.ping() else "the bus does not answer"
@@ -178,81 +210,86 @@ def run_service(
             return None
 
         # Lag is measured when asked (health, status, a scrape), never on the hot path.
-        probe = LagProbe(bus, name)
+        probe = LagProbe(bus, self.name)
         for stream in probe.streams:
-            lag.labels(stream).set_function(partial(probe.of, stream))
+            self.metrics.lag.labels(stream).set_function(partial(probe.of, stream))
 
         def lag_ok() -> str | None:
             worst = max(probe().values(), default=0)
             return f"consumer lag {worst} over {MAX_LAG}" if worst > MAX_LAG else None
 
         http = HealthServer(
-            name,
-            PORTS[name] if port is None else port,
-            registry,
+            self.name,
+            port,
+            self.metrics.registry,
             {"bus": bus_ok, "database": db_ok, "lag": lag_ok},
-            lambda: {**figures, "lag": probe()},
-            settings.claire_http_host,
+            lambda: {**self.figures, "lag": probe()},
+            host,
         )
         http.start()
-        stack.callback(http.stop)
-        log.info("service started", extra={"event": "service_start", "service": name})
+        self.stack.callback(http.stop)
 
-        if name == "feed":
-            create_groups(bus)  # before the first message: trimming never skips a group
-            factor = parse_speed(str((run.config.get("replay") or {}).get("speed") or "max"))
-            feed = FeedService(
-                bus,
-                lambda: paced(plan.events(), factor),
-                run_figures.observe_all,
-            )
-            figures["state"] = "running"
-            finished = feed.run(should_stop)
-            figures.update(state="done" if finished else "stopped", published=feed.published)
-            published.inc(feed.published)
-            while finished and not should_stop():
-                time.sleep(0.2)  # stay up for health checks until the supervisor stops us
-            return
-        if name == "writer":
-            writer = WriterService(bus, EventWriter(store, run_id), patience=patient)
-            writer.prepare()
-            figures["state"] = "running"
-            stack.callback(_save_latency, bus, writer)
-            rounds = 0
-            while not should_stop():
-                took = writer.run_once(should_stop)
-                consumed.labels("all").inc(took)
-                rounds += 1
-                if rounds % 50 == 0:
-                    for stream in SERVICE_STREAMS:
-                        bus.trim_acknowledged(stream)
-                figures.update(written=writer.written, processed=writer.processed)
-            return
+    def run_feed(self) -> None:
+        create_groups(self.bus)  # before the first message: trimming never skips a group
+        speed = str((self.run.config.get("replay") or {}).get("speed") or "max")
+        factor = parse_speed(speed)
+        plan = self.plan
+        feed = FeedService(
+            self.bus, lambda: paced(plan.events(), factor), self.metrics.run.observe_all
+        )
+        self.figures["state"] = "running"
+        finished = feed.run(self.should_stop)
+        self.figures.update(state="done" if finished else "stopped", published=feed.published)
+        self.metrics.published.inc(feed.published)
+        while finished and not self.should_stop():
+            time.sleep(0.2)  # stay up for health checks until the supervisor stops us
 
+    def run_writer(self) -> None:
+        writer = WriterService(
+            self.bus, EventWriter(self.store, self.run.run_id), patience=self.patient
+        )
+        writer.prepare()
+        self.figures["state"] = "running"
+        self.stack.callback(_save_latency, self.bus, writer)
+        rounds = 0
+        while not self.should_stop():
+            took = writer.run_once(self.should_stop)
+            self.metrics.consumed.labels("all").inc(took)
+            rounds += 1
+            if rounds % 50 == 0:
+                for stream in SERVICE_STREAMS:
+                    self.bus.trim_acknowledged(stream)
+            self.figures.update(written=writer.written, processed=writer.processed)
+
+    def run_worker(self, incidents: IncidentOpening | None) -> None:
         outputs: list[Event] = []
-        specs = build_replay_pipeline(run_settings, plan, choice.build()).specs
-        parts = build_components(run_settings, specs, choice.build(), outputs.append)
+        settings, choice = self.run_settings, self.choice
+        specs = build_replay_pipeline(settings, self.plan, choice.build()).specs
+        parts = build_components(settings, specs, choice.build(), outputs.append)
         committed = None
-        if name == "alerts":
-            committed = stack.enter_context(_notifying(run_settings, run_id, store, incidents))
-        worker = ServiceWorker(name, bus, parts, outputs, committed=committed)
+        if self.name == "alerts":
+            committed = self.stack.enter_context(
+                _notifying(settings, self.run.run_id, self.store, incidents)
+            )
+        worker = ServiceWorker(self.name, self.bus, parts, outputs, committed=committed)
         worker.prepare()
-        figures["state"] = "running"
-        while not should_stop():
+        self.figures["state"] = "running"
+        metrics = self.metrics
+        while not self.should_stop():
             began = time.perf_counter()
-            if not worker.run_step(should_stop):
+            if not worker.run_step(self.should_stop):
                 break
-            latency.observe(time.perf_counter() - began)
-            published.inc(len(outputs))
-            run_figures.observe_time(parts.clock.now())
-            run_figures.observe_all(outputs)
-            figures.update(
+            metrics.latency.observe(time.perf_counter() - began)
+            metrics.published.inc(len(outputs))
+            metrics.run.observe_time(parts.clock.now())
+            metrics.run.observe_all(outputs)
+            self.figures.update(
                 groups=worker.groups_done,
                 processed=worker.processed,
                 published=worker.published,
                 last_event_ts=worker.last_event_ts,
             )
-        figures["state"] = "stopped"
+        self.figures["state"] = "stopped"
 
 
 @contextmanager
