@@ -123,7 +123,6 @@ def test_cli_commands_parse_call_and_render_in_a_few_lines() -> None:
         for name_, path in module_files().items()
         if name_.startswith("claire_cli")
         for name, n, decorators in _functions(path)
-        if any(".command(" in d or ".callback(" in d for d in decorators)
-        and n > MAX_COMMAND_LINES
+        if any(".command(" in d or ".callback(" in d for d in decorators) and n > MAX_COMMAND_LINES
     ]
     assert long == []
