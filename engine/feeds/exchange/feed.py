@@ -28,6 +28,10 @@ most one per symbol per `heartbeat_interval_ms` of exchange time, so the
 pipeline can tell a quiet market from a dead feed. Quotes (best bid and ask)
 leave only when the bid or the ask changed, at most one per symbol per
 `quote_min_interval_ms`, always with the latest book.
+
+The parts: subscriptions.py (the watch loops and the watchdog), trade_stream.py,
+candle_stream.py and quote_stream.py (each stream's events), rest_history.py
+(backfill over REST) and feed_state.py (what they share, and the output queue).
 """
 
 from __future__ import annotations
