@@ -208,56 +208,45 @@ def restore(
     with user_errors():
         from engine.config import load_settings
         from engine.home.folder import resolve_data_dir
-        from engine.home.processes import locked_runs
-        from engine.ops.backups import BackupError
-        from engine.ops.database import served
-        from engine.runtime.urls import with_database
-        from engine.store import Database
+        from engine.ops.backups.restore import restore_data_folder
 
         settings = load_settings()
         folder = resolve_data_dir(data_dir, settings)
-        backups = _backups(settings, folder)
-        chosen = backups.folder.find(name)
-        active = locked_runs(folder)
-        if active and to_database is None and not force:
-            raise BackupError(
-                f"run {active[0]} is active in {folder}; stop it first (`claire papertest stop`), "
-                "or restore into a new database with --to-database NAME (--force restores anyway)."
-            )
-        with served(settings, folder) as url:
-            target = to_database or _database_name(url)
-            with Database(with_database(url, "postgres"), min_size=1, max_size=1) as admin:
-                result = backups.restore(chosen, admin, target, in_place=to_database is None)
+        result = restore_data_folder(
+            settings,
+            folder,
+            _backups(settings, folder),
+            name,
+            to_database=to_database,
+            force=force,
+        )
         if as_json:
             typer.echo(json.dumps(_restored(result), indent=2))
             return
-        from claire_cli.console import out
+        _print_restored(result)
 
+
+def _print_restored(result: Any) -> None:
+    from claire_cli.console import out
+
+    out().print(
+        f"restored {result.backup} into database {result.database}: "
+        f"{sum(result.tables.values()):,} rows, {len(result.runs)} runs",
+        soft_wrap=True,
+    )
+    if result.previous:
         out().print(
-            f"restored {result.backup} into database {result.database}: "
-            f"{sum(result.tables.values()):,} rows, {len(result.runs)} runs",
+            f"the database it replaced is kept as {result.previous}; drop it with "
+            f"`claire db psql -- -c 'DROP DATABASE {result.previous}'` once you are sure.",
             soft_wrap=True,
         )
-        if result.previous:
+    for run in result.runs:
+        if run["status"] in ("running", "stopped", "crashed"):
             out().print(
-                f"the database it replaced is kept as {result.previous}; drop it with "
-                f"`claire db psql -- -c 'DROP DATABASE {result.previous}'` once you are sure.",
+                f"run {run['run_id']} continues with `claire papertest start --resume "
+                f"--run {run['run_id']}`",
                 soft_wrap=True,
             )
-        for run in result.runs:
-            if run["status"] in ("running", "stopped", "crashed"):
-                out().print(
-                    f"run {run['run_id']} continues with `claire papertest start --resume "
-                    f"--run {run['run_id']}`",
-                    soft_wrap=True,
-                )
-
-
-def _database_name(url: str) -> str:
-    from urllib.parse import unquote, urlsplit
-
-    name = unquote(urlsplit(url).path.lstrip("/"))
-    return name or "postgres"
 
 
 def _restored(result: Any) -> dict[str, Any]:

@@ -140,10 +140,7 @@ def render(s: Any) -> Any:
     """The status screen as one rich renderable."""
     from rich.console import Group
     from rich.markup import escape
-    from rich.table import Table
     from rich.text import Text
-
-    from claire_cli.render import _table, signed
 
     style = HEALTH_STYLE[s.health]
     parts: list[Any] = [
@@ -155,6 +152,23 @@ def render(s: Any) -> Any:
     parts += [Text.from_markup(f"  [{style}]-[/{style}] {escape(r)}") for r in s.reasons]
     if s.run_id is None:
         return Group(*parts)
+    parts.append(_run_table(s))
+    if s.symbols:
+        parts.append(_symbols_table(s))
+    if s.open_positions:
+        parts.append(_positions_table(s))
+    parts.append(_processes_table(s))
+    if s.alerts_firing:
+        parts.append(_alerts_table(s))
+    parts += _backups_and_commands(s)
+    return Group(*parts)
+
+
+def _run_table(s: Any) -> Any:
+    from rich.markup import escape
+
+    from claire_cli.render import _table, signed
+
     q = s.quote_currency
     run = _table(f"{s.run_id}: {s.status}")
     lag = ""
@@ -183,42 +197,66 @@ def render(s: Any) -> Any:
         rows.insert(0, ("ended", escape(s.end_reason)))
     for name, value in rows:
         run.add_row(name, value)
-    parts.append(run)
-    if s.symbols:
-        clock = "wall clock" if s.live else "market time"
-        symbols = Table(title=f"Last event per symbol (age against {clock})", title_justify="left")
-        for column in ("symbol", "last event", "age", ""):
-            symbols.add_column(column)
-        for f in s.symbols:
-            symbols.add_row(
-                f.symbol,
-                f"{f.last_event_ts:%Y-%m-%d %H:%M:%S}",
-                _duration(f.age_s),
-                "[red]stale[/red]" if f.stale else "",
-            )
-        parts.append(symbols)
-    if s.open_positions:
-        held = Table(title="Open positions", title_justify="left")
-        for column in ("symbol", "qty", "avg entry", "mark"):
-            held.add_column(column)
-        for p in s.open_positions:
-            held.add_row(p["symbol"], str(p["qty"]), f"{Decimal(p['avg_entry']):.10g}",
-                         str(p["mark_price"]))  # fmt: skip
-        parts.append(held)
+    return run
+
+
+def _symbols_table(s: Any) -> Any:
+    from rich.table import Table
+
+    clock = "wall clock" if s.live else "market time"
+    symbols = Table(title=f"Last event per symbol (age against {clock})", title_justify="left")
+    for column in ("symbol", "last event", "age", ""):
+        symbols.add_column(column)
+    for f in s.symbols:
+        symbols.add_row(
+            f.symbol,
+            f"{f.last_event_ts:%Y-%m-%d %H:%M:%S}",
+            _duration(f.age_s),
+            "[red]stale[/red]" if f.stale else "",
+        )
+    return symbols
+
+
+def _positions_table(s: Any) -> Any:
+    from rich.table import Table
+
+    held = Table(title="Open positions", title_justify="left")
+    for column in ("symbol", "qty", "avg entry", "mark"):
+        held.add_column(column)
+    for p in s.open_positions:
+        held.add_row(p["symbol"], str(p["qty"]), f"{Decimal(p['avg_entry']):.10g}",
+                     str(p["mark_price"]))  # fmt: skip
+    return held
+
+
+def _processes_table(s: Any) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
     processes = Table(title="Processes", title_justify="left")
     for column in ("process", "state", "pid", "uptime", "detail"):
         processes.add_column(column, overflow="fold")
     for p in s.processes:
         state = "[green]up[/green]" if p.alive else "[red]down[/red]"
         processes.add_row(p.name, state, str(p.pid or "-"), _duration(p.uptime_s), escape(p.detail))
-    parts.append(processes)
-    if s.alerts_firing:
-        alerts = Table(title="Alerts of the last hour", title_justify="left")
-        for column in ("time", "severity", "rule", "message"):
-            alerts.add_column(column, overflow="fold")
-        for a in s.alerts_firing:
-            alerts.add_row(f"{a['ts']:%m-%d %H:%M}", a["severity"], a["rule"], escape(a["message"]))
-        parts.append(alerts)
+    return processes
+
+
+def _alerts_table(s: Any) -> Any:
+    from rich.markup import escape
+    from rich.table import Table
+
+    alerts = Table(title="Alerts of the last hour", title_justify="left")
+    for column in ("time", "severity", "rule", "message"):
+        alerts.add_column(column, overflow="fold")
+    for a in s.alerts_firing:
+        alerts.add_row(f"{a['ts']:%m-%d %H:%M}", a["severity"], a["rule"], escape(a["message"]))
+    return alerts
+
+
+def _backups_and_commands(s: Any) -> list[Any]:
+    from rich.text import Text
+
     b = s.backup
     newest = f"{b['newest']} ({_duration(b['newest_age_s'])} old)" if b.get("newest") else "none"
     verified = (
@@ -226,12 +264,12 @@ def render(s: Any) -> Any:
         if b.get("newest_verified")
         else "none"
     )
-    parts.append(Text(f"backups: {b.get('count', 0)}, newest {newest}, newest verified {verified}"))
+    lines = [Text(f"backups: {b.get('count', 0)}, newest {newest}, newest verified {verified}")]
     for c in s.commands[:3]:
-        parts.append(
+        lines.append(
             Text(
                 f"command {c['command']} by {c['requested_by']} at {c['requested_at']}: "
                 f"{c['status']} ({c['note']})"
             )
         )
-    return Group(*parts)
+    return lines

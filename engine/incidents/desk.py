@@ -44,7 +44,7 @@ from engine.incident_kinds import (
     parse_incident_id,
 )
 from engine.incidents.bundle import Bundle, BundleSource, capture, ensure_private, incidents_folder
-from engine.incidents.playbook import Situation, check_service, first_action
+from engine.incidents.playbook import ActionResult, Situation, check_service, first_action
 from engine.incidents.record import AlertCause, Incident, IncidentError, check_note
 from engine.incidents.redact import BundleRedactor, bundle_redactor
 from engine.incidents.timeline import LocalTimeline, TimelineEvent
@@ -218,49 +218,17 @@ class IncidentDesk:
         now = self.clock.now()
         incident_id = self._claim_id(now)
         who = opened_by or operator_name()
-        if alert is not None:
-            why = f"alert {alert.rule} fired: {alert.message}"
-            opened = f"opened automatically: {why}"
-        else:
-            why = text or "opened by hand"
-            opened = f"opened by {who}" + (f": {text}" if text else "")
+        why, opened = _why_opened(text, alert, who)
         on = f"run {chosen}" if chosen else "no run"
-        summary = f"{kind.label} on {on}: {why}"
-        market_ts = alert.market_ts if alert and alert.market_ts else None
-        if market_ts is None and record is not None:
-            market_ts = record.last_event_ts
-        detail: dict[str, Any] = {
-            "opened_by": "alert" if alert else who,
-            "note": text,
-            "market_ts": market_ts.isoformat() if market_ts else None,
-            "run_alive": alive,
-            "services": services,
-            "service": service,
-        }
-        if alert is not None:
-            detail["alert"] = {
-                "rule": alert.rule,
-                "episode_id": alert.episode_id,
-                "severity": alert.severity,
-                "message": alert.message,
-            }
+        detail = _opening_detail(text, alert, who, record, alive, services, service)
         timeline = self.timeline(incident_id)
         timeline.append(now, "opened", opened, {"type": kind.label, "run_id": chosen})
-        incident = Incident(incident_id, kind, chosen, now, summary, detail=detail)
+        incident = Incident(
+            incident_id, kind, chosen, now, f"{kind.label} on {on}: {why}", detail=detail
+        )
         self._save(incident)
 
-        bundle = self._capture(incident_id, chosen, services)
-        timeline.append(
-            self.clock.now(),
-            "bundle",
-            bundle.summary(),
-            {"path": str(bundle.path), "files": len(bundle.files), "missing": bundle.missing},
-        )
-        detail["bundle"] = {
-            "files": sorted(bundle.files),
-            "missing": bundle.missing,
-            "redactions": bundle.redactions,
-        }
+        bundle = self._opening_bundle(incident_id, chosen, services, timeline, detail)
         situation = Situation(
             data_dir=self.data_dir,
             settings=self.settings,
@@ -274,6 +242,47 @@ class IncidentDesk:
             automatic=alert is not None,
             service=service,
         )
+        action = self._take_first_action(kind, situation, timeline, detail)
+        incident = replace(
+            incident,
+            action_taken=f"{action.action}: {action.result}",
+            bundle_path=str(bundle.path),
+            detail=detail,
+            events=tuple(timeline.events()),
+        )
+        return self._settle(incident)
+
+    def _opening_bundle(
+        self,
+        incident_id: str,
+        run_id: str | None,
+        services: bool,
+        timeline: LocalTimeline,
+        detail: dict[str, Any],
+    ) -> Bundle:
+        """The incident's bundle, noted in its timeline and its detail."""
+        bundle = self._capture(incident_id, run_id, services)
+        timeline.append(
+            self.clock.now(),
+            "bundle",
+            bundle.summary(),
+            {"path": str(bundle.path), "files": len(bundle.files), "missing": bundle.missing},
+        )
+        detail["bundle"] = {
+            "files": sorted(bundle.files),
+            "missing": bundle.missing,
+            "redactions": bundle.redactions,
+        }
+        return bundle
+
+    def _take_first_action(
+        self,
+        kind: IncidentType,
+        situation: Situation,
+        timeline: LocalTimeline,
+        detail: dict[str, Any],
+    ) -> ActionResult:
+        """The playbook's first action for `kind`, noted in the timeline and the detail."""
         action = first_action(kind, situation)
         verb = "taken" if action.taken else "not taken"
         timeline.append(
@@ -283,14 +292,7 @@ class IncidentDesk:
             action.as_json(),
         )
         detail["first_action"] = action.as_json()
-        incident = replace(
-            incident,
-            action_taken=f"{action.action}: {action.result}",
-            bundle_path=str(bundle.path),
-            detail=detail,
-            events=tuple(timeline.events()),
-        )
-        return self._settle(incident)
+        return action
 
     def close(self, incident_id: str, note: str) -> Incident:
         text = self._redactor().scrub(check_note(note), "note")
@@ -468,6 +470,45 @@ class IncidentDesk:
         raise IncidentError(
             f"no incident {wanted} in {self.folder}; `claire incident list` shows them."
         )
+
+
+def _why_opened(text: str | None, alert: AlertCause | None, who: str) -> tuple[str, str]:
+    """Why the incident was opened, and the timeline's line for its opening."""
+    if alert is not None:
+        why = f"alert {alert.rule} fired: {alert.message}"
+        return why, f"opened automatically: {why}"
+    why = text or "opened by hand"
+    return why, f"opened by {who}" + (f": {text}" if text else "")
+
+
+def _opening_detail(
+    text: str | None,
+    alert: AlertCause | None,
+    who: str,
+    record: RunRecord | None,
+    alive: bool,
+    services: bool,
+    service: str | None,
+) -> dict[str, Any]:
+    market_ts = alert.market_ts if alert and alert.market_ts else None
+    if market_ts is None and record is not None:
+        market_ts = record.last_event_ts
+    detail: dict[str, Any] = {
+        "opened_by": "alert" if alert else who,
+        "note": text,
+        "market_ts": market_ts.isoformat() if market_ts else None,
+        "run_alive": alive,
+        "services": services,
+        "service": service,
+    }
+    if alert is not None:
+        detail["alert"] = {
+            "rule": alert.rule,
+            "episode_id": alert.episode_id,
+            "severity": alert.severity,
+            "message": alert.message,
+        }
+    return detail
 
 
 @contextmanager

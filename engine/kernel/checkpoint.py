@@ -63,115 +63,133 @@ def _order(body: dict[str, Any]) -> Order:
 def capture(pipeline: Pipeline, parts: Collection[str] | None = None) -> dict[str, Any]:
     """The pipeline's state as JSON values; `parts` picks some of the services (a service
     process keeps only its own)."""
-    p, r, x, st = pipeline.portfolio, pipeline.risk, pipeline.exchange, pipeline.stats
     builders: dict[str, Any] = {
         "format": FORMAT,
         "clock": _t(pipeline.clock.now()),
-        "portfolio": lambda: {
-            "cash": str(p.cash),
-            "fees": str(p.fees),
-            "realized": str(p.realized),
-            "positions": {
-                s: [str(pos.qty), str(pos.cost), str(pos.realized)]
-                for s, pos in p.positions.items()
-            },
-            "marks": _decimals(p.marks),
-            "peak_equity": str(p.peak_equity),
-            "day_start_equity": str(p.day_start_equity),
-            "max_drawdown_pct": str(p.max_drawdown_pct),
-            "max_exposure_pct": str(p.max_exposure_pct),
-            "round_trips": [
-                [
-                    t.symbol,
-                    _t(t.opened_at),
-                    _t(t.closed_at),
-                    str(t.realized_pnl),
-                    str(t.fees),
-                    str(t.funding),
-                ]
-                for t in p.round_trips
-            ],
-            "fills": p.fills,
-            "open": {
-                s: [_t(o.opened_at), str(o.realized), str(o.fees), str(o.funding)]
-                for s, o in p._open.items()
-            },
-            "funding": str(p.funding),
-            "max_margin_frac": str(p.max_margin_frac),
-            "liquidations": p.liquidations,
-            "mark_fed": sorted(p._mark_fed),
-            "next_day": _t(p._next_day),
-            "next_minute": _t(p._next_minute),
-            "dirty": p._dirty,
-            "last_equity": str(p._last_equity),
-        },
-        "risk": lambda: {
-            "state": r.state.value,
-            "reducing_since": r.reducing_since.isoformat() if r.reducing_since else None,
-            "cash": str(r.cash),
-            "positions": _decimals(r.positions),
-            "costs": _decimals(r.costs),
-            "margin_used": str(r.margin_used),
-            "fair": _decimals(r.fair),
-            "day_start_equity": str(r.day_start_equity),
-            "breaker_peak": str(r.breaker_peak),
-            "last_price": _decimals(r.last_price),
-            "last_seen": {s: _t(t) for s, t in r.last_seen.items()},
-            "in_flight": [[to_dict(f.order), str(f.remaining)] for f in r.in_flight.values()],
-            "recent_orders": [_t(t) for t in r.recent_orders],
-            "closes": {s: list(c) for s, c in r._closes.items()},
-            "bars_per_day": r._bars_per_day,
-        },
-        "exchange": lambda: {
-            "cash": str(x.account.cash),
-            "holdings": _decimals(x.account.holdings),
-            "working": [
-                [
-                    to_dict(w.order),
-                    _t(w.active_at),
-                    _t(w.expires_at),
-                    str(w.remaining),
-                    w.bars_seen,
-                    w.fills,
-                ]
-                for w in x.working.values()
-            ],
-            "used_volume": [x._used_volume[0], str(x._used_volume[1])],
-            "spreads": {sym: est.export() for sym, est in x.spreads.items()},
-            "quotes": [to_dict(q) for q in x.quotes.values()],
-            "perps": {
-                "positions": {
-                    s: [str(pos.qty), str(pos.cost), str(pos.realized)]
-                    for s, pos in x.perps.positions.items()
-                },
-                "opened_at": {s: _t(t) for s, t in x.perps.opened_at.items()},
-                "fair": _decimals(x.perps.fair),
-                "mark_fed": sorted(x.perps.mark_fed),
-            },
-        },
+        "portfolio": lambda: _capture_portfolio(pipeline),
+        "risk": lambda: _capture_risk(pipeline),
+        "exchange": lambda: _capture_exchange(pipeline),
         "signals": lambda: {
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
             "strategy": pipeline.strategy.export_state(),
         },
         "alerts": lambda: pipeline.alerts.export_state(),
-        "stats": lambda: {
-            "fills": st.fills,
-            "fills_by_symbol": dict(st.fills_by_symbol),
-            "results_by_status": dict(st.results_by_status),
-            "refusals_by_reason": dict(st.refusals_by_reason),
-            "resizes_by_reason": dict(st.resizes_by_reason),
-            "state_changes": [to_dict(e) for e in st.state_changes],
-            "alerts": st.alerts,
-            "market_events": st.market_events,
-            "funding_payments": st.funding_payments,
-            "liquidations": st.liquidations,
-            "books": {symbol: book.to_json() for symbol, book in st.books.items()},
-        },
+        "stats": lambda: _capture_stats(pipeline),
     }
     return {
         key: value() if callable(value) else value
         for key, value in builders.items()
         if parts is None or key in parts or key in ("format", "clock")
+    }
+
+
+def _capture_portfolio(pipeline: Pipeline) -> dict[str, Any]:
+    p = pipeline.portfolio
+    return {
+        "cash": str(p.cash),
+        "fees": str(p.fees),
+        "realized": str(p.realized),
+        "positions": {
+            s: [str(pos.qty), str(pos.cost), str(pos.realized)] for s, pos in p.positions.items()
+        },
+        "marks": _decimals(p.marks),
+        "peak_equity": str(p.peak_equity),
+        "day_start_equity": str(p.day_start_equity),
+        "max_drawdown_pct": str(p.max_drawdown_pct),
+        "max_exposure_pct": str(p.max_exposure_pct),
+        "round_trips": [
+            [
+                t.symbol,
+                _t(t.opened_at),
+                _t(t.closed_at),
+                str(t.realized_pnl),
+                str(t.fees),
+                str(t.funding),
+            ]
+            for t in p.round_trips
+        ],
+        "fills": p.fills,
+        "open": {
+            s: [_t(o.opened_at), str(o.realized), str(o.fees), str(o.funding)]
+            for s, o in p._open.items()
+        },
+        "funding": str(p.funding),
+        "max_margin_frac": str(p.max_margin_frac),
+        "liquidations": p.liquidations,
+        "mark_fed": sorted(p._mark_fed),
+        "next_day": _t(p._next_day),
+        "next_minute": _t(p._next_minute),
+        "dirty": p._dirty,
+        "last_equity": str(p._last_equity),
+    }
+
+
+def _capture_risk(pipeline: Pipeline) -> dict[str, Any]:
+    r = pipeline.risk
+    return {
+        "state": r.state.value,
+        "reducing_since": r.reducing_since.isoformat() if r.reducing_since else None,
+        "cash": str(r.cash),
+        "positions": _decimals(r.positions),
+        "costs": _decimals(r.costs),
+        "margin_used": str(r.margin_used),
+        "fair": _decimals(r.fair),
+        "day_start_equity": str(r.day_start_equity),
+        "breaker_peak": str(r.breaker_peak),
+        "last_price": _decimals(r.last_price),
+        "last_seen": {s: _t(t) for s, t in r.last_seen.items()},
+        "in_flight": [[to_dict(f.order), str(f.remaining)] for f in r.in_flight.values()],
+        "recent_orders": [_t(t) for t in r.recent_orders],
+        "closes": {s: list(c) for s, c in r._closes.items()},
+        "bars_per_day": r._bars_per_day,
+    }
+
+
+def _capture_exchange(pipeline: Pipeline) -> dict[str, Any]:
+    x = pipeline.exchange
+    return {
+        "cash": str(x.account.cash),
+        "holdings": _decimals(x.account.holdings),
+        "working": [
+            [
+                to_dict(w.order),
+                _t(w.active_at),
+                _t(w.expires_at),
+                str(w.remaining),
+                w.bars_seen,
+                w.fills,
+            ]
+            for w in x.working.values()
+        ],
+        "used_volume": [x._used_volume[0], str(x._used_volume[1])],
+        "spreads": {sym: est.export() for sym, est in x.spreads.items()},
+        "quotes": [to_dict(q) for q in x.quotes.values()],
+        "perps": {
+            "positions": {
+                s: [str(pos.qty), str(pos.cost), str(pos.realized)]
+                for s, pos in x.perps.positions.items()
+            },
+            "opened_at": {s: _t(t) for s, t in x.perps.opened_at.items()},
+            "fair": _decimals(x.perps.fair),
+            "mark_fed": sorted(x.perps.mark_fed),
+        },
+    }
+
+
+def _capture_stats(pipeline: Pipeline) -> dict[str, Any]:
+    st = pipeline.stats
+    return {
+        "fills": st.fills,
+        "fills_by_symbol": dict(st.fills_by_symbol),
+        "results_by_status": dict(st.results_by_status),
+        "refusals_by_reason": dict(st.refusals_by_reason),
+        "resizes_by_reason": dict(st.resizes_by_reason),
+        "state_changes": [to_dict(e) for e in st.state_changes],
+        "alerts": st.alerts,
+        "market_events": st.market_events,
+        "funding_payments": st.funding_payments,
+        "liquidations": st.liquidations,
+        "books": {symbol: book.to_json() for symbol, book in st.books.items()},
     }
 
 

@@ -16,7 +16,7 @@ answer HTTP `/health`; `HealthProbe` is where a probe for them plugs in.
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
@@ -136,84 +136,32 @@ def operator_status(
         return OperatorStatus(
             NO_RUN, ["no run in this data folder yet"], now, str(data_dir), backup=backups
         )
+    view = _run_view(store, data_dir, record, alive, now)
+    processes = _processes(data_dir, record, alive, external_db, now) + [p() for p in probes]
+    view = replace(view, processes=processes, backup=backups)
+    reasons = _degraded_reasons(view, record, alive, settings)
+    return replace(view, health=DEGRADED if reasons else HEALTHY, reasons=reasons)
+
+
+def _run_view(
+    store: Store, data_dir: Path, record: RunRecord, alive: bool, now: datetime
+) -> OperatorStatus:
+    """What the run has written, as a healthy status: the verdict is decided after."""
     config = record.config
     run_settings = config.get("settings") or {}
     live = bool(config.get("live"))
     status = record.status.value
-    running = record.status is RunStatus.RUNNING
-    if running and not alive:
+    if record.status is RunStatus.RUNNING and not alive:
         status = "interrupted"
-    reasons: list[str] = []
     capital = Decimal(str(run_settings.get("initial_capital", "0")))
     figures = snapshot_figures(store, record.run_id, capital) or {}
-    counts = count_figures(store, record.run_id)
-    positions = (
-        marks_of(store, record.run_id, figures["snapshot_id"]) if figures.get("snapshot_id") else []
-    )
     market_time = record.last_event_ts
     reference = now if live else market_time
     stale_s = float(run_settings.get("stale_data_seconds", 30))
-    queries = ops_queries("status.sql")
-    symbols = []
-    for row in store.db.fetch_all(queries["symbol_cursors"], {"run_id": record.run_id}):
-        age = (reference - row["last_event_ts"]).total_seconds() if reference else 0.0
-        stale = alive and age > stale_s
-        symbols.append(SymbolFreshness(row["symbol"], row["last_event_ts"], age, stale))
-        if stale:
-            reasons.append(f"no market data for {row['symbol']} for {age:,.0f} s")
-    since = (reference or now) - ALERT_WINDOW
-    firing = [
-        dict(r)
-        for r in store.db.fetch_all(
-            queries["recent_alerts"], {"run_id": record.run_id, "since": since}
-        )
-    ]
-    processes = _processes(data_dir, record, alive, external_db, now) + [p() for p in probes]
-    state = counts["trading_state"]
-    dd_limit = _decimal(run_settings.get("max_daily_drawdown_pct"))
-    exposure_limit = _decimal(run_settings.get("max_total_exposure_pct"))
-    daily = figures.get("daily_drawdown_frac")
-    exposure = figures.get("exposure_frac")
-    lag = (now - market_time).total_seconds() if market_time else None
-
-    if status == "interrupted":
-        reasons.insert(
-            0,
-            f"run {record.run_id} is interrupted: no process runs it; continue it with "
-            f"`claire papertest start --resume --run {record.run_id}`",
-        )
-    elif status == "failed":
-        reasons.insert(0, f"run {record.run_id} failed: {record.end_reason or 'no reason kept'}")
-    if running or status == "interrupted":
-        if state == "halted":
-            reasons.append("trading is halted: check why, then `claire risk resume --note TEXT`")
-        elif state == "reducing":
-            reasons.append("trading is reducing: the daily drawdown limit was reached")
-        if _near(daily, dd_limit):
-            reasons.append(f"daily drawdown {_pct(daily)} is near its limit {_pct(dd_limit)}")
-        if _near(exposure, exposure_limit):
-            reasons.append(f"exposure {_pct(exposure)} is near its limit {_pct(exposure_limit)}")
-        if live and alive and lag is not None and lag > MAX_LIVE_LAG_S:
-            reasons.append(f"market time is {lag:,.0f} s behind the wall clock")
-        for alert in firing:
-            if alert["severity"] == "critical":
-                reasons.append(f"critical alert {alert['rule']}: {alert['message']}")
-        for process in processes:
-            if not process.alive and alive:
-                reasons.append(f"process {process.name} is down: {process.detail}")
-        newest_age = backups.get("newest_age_s")
-        limit_s = settings.backup_max_age_hours * 3600
-        if (
-            alive
-            and settings.backup_schedule == "daily"
-            and (newest_age is None or newest_age > limit_s)
-        ):
-            reasons.append("no backup in the last BACKUP_MAX_AGE_HOURS")
     own = read_process(data_dir, record.run_id)
-    uptime = (now - own.started_at).total_seconds() if own is not None and alive else None
     return OperatorStatus(
-        health=DEGRADED if reasons else HEALTHY,
-        reasons=reasons,
+        health=HEALTHY,
+        reasons=[],
         checked_at=now,
         data_dir=str(data_dir),
         run_id=record.run_id,
@@ -222,36 +170,117 @@ def operator_status(
         data_source=record.data_source,
         live=live,
         started_at=record.started_at,
-        uptime_s=uptime,
+        uptime_s=(now - own.started_at).total_seconds() if own is not None and alive else None,
         market_time=market_time,
-        market_lag_s=lag,
+        market_lag_s=(now - market_time).total_seconds() if market_time else None,
         progress_frac=_progress(config, market_time),
-        symbols=symbols,
+        symbols=_freshness(store, record.run_id, reference, stale_s, alive),
         quote_currency=str(config.get("quote_currency", "")),
         initial_capital=capital,
         equity=figures.get("equity"),
         total_pnl=figures.get("total_pnl"),
-        daily_drawdown_frac=daily,
-        daily_drawdown_limit_frac=dd_limit,
-        exposure_frac=exposure,
-        exposure_limit_frac=exposure_limit,
-        open_positions=[
-            {
-                "symbol": p["symbol"],
-                "qty": p["qty"],
-                "avg_entry": p["avg_entry"],
-                "mark_price": p["mark_price"],
-            }
-            for p in positions
-        ],
+        daily_drawdown_frac=figures.get("daily_drawdown_frac"),
+        daily_drawdown_limit_frac=_decimal(run_settings.get("max_daily_drawdown_pct")),
+        exposure_frac=figures.get("exposure_frac"),
+        exposure_limit_frac=_decimal(run_settings.get("max_total_exposure_pct")),
+        open_positions=_open_positions(store, record.run_id, figures),
         max_open_positions=int(run_settings.get("max_open_positions", 0)) or None,
-        trading_state=state,
+        trading_state=count_figures(store, record.run_id)["trading_state"],
         rows=store.count_rows(record.run_id),
-        alerts_firing=firing,
-        processes=processes,
-        backup=backups,
+        alerts_firing=_recent_alerts(store, record.run_id, (reference or now) - ALERT_WINDOW),
         commands=[c.as_json() for c in ControlChannel(store).recent(record.run_id, 5)],
     )
+
+
+def _freshness(
+    store: Store, run_id: str, reference: datetime | None, stale_s: float, alive: bool
+) -> list[SymbolFreshness]:
+    """The age of each symbol's last event; stale past `stale_s` while a process runs."""
+    symbols = []
+    rows = store.db.fetch_all(ops_queries("status.sql")["symbol_cursors"], {"run_id": run_id})
+    for row in rows:
+        age = (reference - row["last_event_ts"]).total_seconds() if reference else 0.0
+        stale = alive and age > stale_s
+        symbols.append(SymbolFreshness(row["symbol"], row["last_event_ts"], age, stale))
+    return symbols
+
+
+def _recent_alerts(store: Store, run_id: str, since: datetime) -> list[dict[str, Any]]:
+    query = ops_queries("status.sql")["recent_alerts"]
+    return [dict(r) for r in store.db.fetch_all(query, {"run_id": run_id, "since": since})]
+
+
+def _open_positions(store: Store, run_id: str, figures: dict[str, Any]) -> list[dict[str, Any]]:
+    positions = (
+        marks_of(store, run_id, figures["snapshot_id"]) if figures.get("snapshot_id") else []
+    )
+    return [
+        {
+            "symbol": p["symbol"],
+            "qty": p["qty"],
+            "avg_entry": p["avg_entry"],
+            "mark_price": p["mark_price"],
+        }
+        for p in positions
+    ]
+
+
+def _degraded_reasons(
+    view: OperatorStatus, record: RunRecord, alive: bool, settings: Settings
+) -> list[str]:
+    """Every reason the run is not healthy, the run's own state first."""
+    reasons: list[str] = []
+    if view.status == "interrupted":
+        reasons.append(
+            f"run {record.run_id} is interrupted: no process runs it; continue it with "
+            f"`claire papertest start --resume --run {record.run_id}`"
+        )
+    elif view.status == "failed":
+        reasons.append(f"run {record.run_id} failed: {record.end_reason or 'no reason kept'}")
+    reasons += [
+        f"no market data for {s.symbol} for {s.age_s:,.0f} s" for s in view.symbols if s.stale
+    ]
+    if record.status is RunStatus.RUNNING or view.status == "interrupted":
+        reasons += _trading_reasons(view, alive)
+        reasons += _system_reasons(view, alive, settings)
+    return reasons
+
+
+def _trading_reasons(view: OperatorStatus, alive: bool) -> list[str]:
+    reasons = []
+    if view.trading_state == "halted":
+        reasons.append("trading is halted: check why, then `claire risk resume --note TEXT`")
+    elif view.trading_state == "reducing":
+        reasons.append("trading is reducing: the daily drawdown limit was reached")
+    daily, dd_limit = view.daily_drawdown_frac, view.daily_drawdown_limit_frac
+    if _near(daily, dd_limit):
+        reasons.append(f"daily drawdown {_pct(daily)} is near its limit {_pct(dd_limit)}")
+    exposure, exposure_limit = view.exposure_frac, view.exposure_limit_frac
+    if _near(exposure, exposure_limit):
+        reasons.append(f"exposure {_pct(exposure)} is near its limit {_pct(exposure_limit)}")
+    lag = view.market_lag_s
+    if view.live and alive and lag is not None and lag > MAX_LIVE_LAG_S:
+        reasons.append(f"market time is {lag:,.0f} s behind the wall clock")
+    return reasons
+
+
+def _system_reasons(view: OperatorStatus, alive: bool, settings: Settings) -> list[str]:
+    reasons = []
+    for alert in view.alerts_firing:
+        if alert["severity"] == "critical":
+            reasons.append(f"critical alert {alert['rule']}: {alert['message']}")
+    for process in view.processes:
+        if not process.alive and alive:
+            reasons.append(f"process {process.name} is down: {process.detail}")
+    newest_age = view.backup.get("newest_age_s")
+    limit_s = settings.backup_max_age_hours * 3600
+    if (
+        alive
+        and settings.backup_schedule == "daily"
+        and (newest_age is None or newest_age > limit_s)
+    ):
+        reasons.append("no backup in the last BACKUP_MAX_AGE_HOURS")
+    return reasons
 
 
 def _decimal(value: Any) -> Decimal | None:

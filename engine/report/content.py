@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
@@ -24,6 +23,7 @@ from engine.errors import ClaireError
 from engine.events import Side
 from engine.maths.round_trips import Fill, SymbolBook, replay_fills
 from engine.report import stats
+from engine.report.compliance import risk_compliance
 from engine.report.figures import run_header
 from engine.report.final import ReportError, _no_figures
 from engine.store import RunRecord, Store
@@ -32,17 +32,6 @@ ZERO: Final = Decimal(0)
 EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 END_OF_TIME: Final = datetime(9999, 1, 1, tzinfo=UTC)
 BPS: Final = Decimal(10000)
-
-# Design section 3: the limit, the setting it reads, and the refusal reasons that enforce it.
-LIMITS: Final = (
-    ("MAX_POSITION_PCT", "max_position_pct", ("max_position",)),
-    ("MAX_TOTAL_EXPOSURE_PCT", "max_total_exposure_pct", ("max_total_exposure",)),
-    ("MAX_DAILY_DRAWDOWN_PCT", "max_daily_drawdown_pct", ("reducing_only_exits",)),
-    ("CIRCUIT_BREAKER_THRESHOLD_PCT", "circuit_breaker_threshold_pct", ("halted",)),
-    ("MAX_OPEN_POSITIONS", "max_open_positions", ("max_open_positions",)),
-    ("STALE_DATA_SECONDS", "stale_data_seconds", ("stale_data",)),
-    ("MAX_ORDERS_PER_MINUTE", "max_orders_per_minute", ("order_rate_limit",)),
-)
 
 
 class NoSuchDay(ClaireError):
@@ -156,83 +145,6 @@ def _marks(store: Store, run_id: str, snapshot_id: str | None) -> list[dict[str,
     )
 
 
-def _compliance(
-    store: Store,
-    params: dict[str, Any],
-    settings: dict[str, Any],
-    window: list[dict[str, Any]],
-    refusals: dict[str, int],
-    state_changes: list[dict[str, Any]],
-) -> list[dict[str, Any]]:
-    """Each risk limit with its worst value in the window and whether it held.
-
-    `held`: the worst value stayed within the limit. Limits that act when crossed
-    have `status` `enforced` when they acted: the drawdown limits when trading went
-    reducing or halted, the stale-data limit (a silent symbol's signals are refused).
-    """
-    q = store.queries
-    position = store.db.fetch_one(q["report_max_position_share"], params) or {}
-    orders = [r["ts"] for r in store.db.fetch_all(q["report_order_times"], params)]
-    by_symbol: dict[str, list[datetime]] = defaultdict(list)
-    cadence: dict[str, int] = {}
-    for r in store.db.fetch_all(q["report_candle_times"], params):
-        by_symbol[r["symbol"]].append(r["ts"])
-        cadence[r["symbol"]] = int(r["interval_s"])
-    worst: dict[str, Decimal] = {
-        "MAX_POSITION_PCT": Decimal(position.get("worst") or 0),
-        "MAX_TOTAL_EXPOSURE_PCT": max((s["exposure_pct"] for s in window), default=ZERO),
-        "MAX_DAILY_DRAWDOWN_PCT": max((s["daily_drawdown_pct"] for s in window), default=ZERO),
-        "CIRCUIT_BREAKER_THRESHOLD_PCT": max((s["drawdown_pct"] for s in window), default=ZERO),
-        "MAX_OPEN_POSITIONS": Decimal(max((s["open_positions"] for s in window), default=0)),
-        "STALE_DATA_SECONDS": Decimal(
-            max(
-                (stats.longest_silence(t, cadence[s]) for s, t in by_symbol.items()),
-                default=0,
-            )
-        ),
-        "MAX_ORDERS_PER_MINUTE": Decimal(stats.max_in_window(orders, 60)),
-    }
-    reacted = {
-        "MAX_DAILY_DRAWDOWN_PCT": any(c["to"] != "active" for c in state_changes),
-        "CIRCUIT_BREAKER_THRESHOLD_PCT": any(c["to"] == "halted" for c in state_changes),
-        # Silence is the market's; the limit acts on it by refusing the symbol's signals.
-        "STALE_DATA_SECONDS": True,
-    }
-    out = []
-    for name, key, reasons in LIMITS:
-        if key not in settings:
-            continue
-        limit = Decimal(str(settings[key]))
-        value = worst[name]
-        held = value <= limit
-        status = "held" if held else ("enforced" if reacted.get(name) else "breached")
-        out.append(
-            {
-                "limit": name,
-                "setting": limit,
-                "worst": value,
-                "held": held,
-                "status": status,
-                "refusals": sum(refusals.get(r, 0) for r in reasons),
-            }
-        )
-    margin = [s["margin_used"] / s["equity"] for s in window if s["equity"] > 0]
-    if "max_margin_usage_pct" in settings and any(m > 0 for m in margin):
-        limit = Decimal(str(settings["max_margin_usage_pct"]))
-        value = max(margin)
-        out.append(
-            {
-                "limit": "MAX_MARGIN_USAGE_PCT",
-                "setting": limit,
-                "worst": value,
-                "held": value <= limit,
-                "status": "held" if value <= limit else "breached",
-                "refusals": refusals.get("max_margin_usage", 0),
-            }
-        )
-    return out
-
-
 def _orders_by_status(store: Store, params: dict[str, Any], whole_run: bool) -> dict[str, int]:
     """Each order once by its final status: the run's, or the orders placed in the window."""
     if whole_run:
@@ -277,6 +189,54 @@ def days_so_far(store: Store, run: RunRecord) -> int:
     return day_of(start, last)
 
 
+@dataclass(frozen=True)
+class _Window:
+    """The run, the report's time window and the portfolio snapshots around it."""
+
+    run: RunRecord
+    day: int | None
+    start: datetime
+    end: datetime
+    market_start: datetime | None
+    params: dict[str, Any]
+    upto: list[dict[str, Any]]  # every snapshot up to the window's end
+    before: list[dict[str, Any]]  # those before the window
+    window: list[dict[str, Any]]  # those in it
+    first: dict[str, Any] | None  # the last snapshot before the window
+    last: dict[str, Any]  # the last snapshot up to the window's end
+    initial: Decimal
+    settings: dict[str, Any]
+
+    def delta(self, column: str) -> Decimal:
+        change: Decimal = self.last[column] - (self.first[column] if self.first else ZERO)
+        return change
+
+
+@dataclass(frozen=True)
+class _Trading:
+    """Fills, round trips and PnL per symbol over the window."""
+
+    in_window: list[dict[str, Any]]
+    trips: list[Any]
+    end_positions: list[dict[str, Any]]
+    by_symbol: dict[str, dict[str, Any]]
+    realized: Decimal
+    fees: Decimal
+
+
+@dataclass(frozen=True)
+class _Curves:
+    """Equity curve, drawdown, returns and exposure."""
+
+    points: list[tuple[datetime, Decimal]]
+    peak_before: Decimal
+    drawdown: stats.Drawdown
+    day_ends: list[tuple[date, Decimal]]
+    daily: list[Decimal]
+    exposure_points: list[tuple[datetime, Decimal]]
+    last_ts: datetime
+
+
 def build_report(
     store: Store, run_id: str, day: int | None = None, now: datetime | None = None
 ) -> Report:
@@ -286,109 +246,142 @@ def build_report(
         raise ReportError(f"no run {run_id} in this database; see `claire papertest status`.")
     now = now or datetime.now(UTC)
     header = run_header(run, run.status.value)
-    initial: Decimal = header["initial_capital"]
-    market_start = market_start_of(run)
+    w = _window(store, run, day, header["initial_capital"])
+    trading = _trading(store, w)
+    curves = _curves(w)
+    body: dict[str, Any] = {
+        "kind": "final" if day is None else "day",
+        "day": day,
+        "window_start": w.market_start if day is None else w.start,
+        "window_end": curves.last_ts if day is None else w.end,
+        **header,
+        "version": _version(),
+        "config_hash": config_hash(run.config),
+        "annualisation": stats.ANNUALISATION,
+        **_money_fields(store, w, trading),
+        **_trip_fields(trading.trips),
+        **_curve_fields(w, curves),
+        "pnl_by_symbol": trading.by_symbol,
+        **_activity_fields(store, w, now),
+        "trades": [{k: f[k] for k in TRADE_COLUMNS} for f in trading.in_window],
+        "round_trip_list": [_round_trip_row(t) for t in trading.trips],
+        "perpetuals": _perpetuals(store, w),
+        "open_positions": [
+            {
+                "symbol": p["symbol"],
+                "qty": p["qty"],
+                "avg_entry": p["avg_entry"],
+                "mark_price": p["mark_price"],
+            }
+            for p in trading.end_positions
+        ],
+    }
+    return Report(body, _series(w, trading, curves), now)
+
+
+TRADE_COLUMNS: Final = (
+    "ts",
+    "symbol",
+    "side",
+    "qty",
+    "price",
+    "fee",
+    "spread_bps",
+    "slippage_bps",
+    "liquidity",
+    "status",
+)
+
+
+def _window_bounds(store: Store, run: RunRecord, day: int | None) -> tuple[datetime, datetime]:
+    """[start, end) of the report: all of time, or the run's `day`-th UTC day."""
     if day is None:
-        start, end = EPOCH, END_OF_TIME
-    else:
-        days = days_so_far(store, run)
-        if market_start is None or not 1 <= day <= max(days, 0):
-            span = f"days 1 to {days}" if days else "no day yet"
-            raise NoSuchDay(
-                f"run {run_id} has no day {day} of market time ({span}); choose --day from 1 "
-                f"to {days}."
-                if days
-                else f"run {run_id} has no market data yet ({span})."
-            )
-        start, end = day_window(market_start, day)
-    q = store.queries
-    params = {"run_id": run_id, "start": start, "end": end}
-    upto = store.db.fetch_all(q["report_snapshots"], {**params, "start": EPOCH})
+        return EPOCH, END_OF_TIME
+    market_start = market_start_of(run)
+    days = days_so_far(store, run)
+    if market_start is None or not 1 <= day <= max(days, 0):
+        span = f"days 1 to {days}" if days else "no day yet"
+        raise NoSuchDay(
+            f"run {run.run_id} has no day {day} of market time ({span}); choose --day from 1 "
+            f"to {days}."
+            if days
+            else f"run {run.run_id} has no market data yet ({span})."
+        )
+    return day_window(market_start, day)
+
+
+def _window(store: Store, run: RunRecord, day: int | None, initial: Decimal) -> _Window:
+    start, end = _window_bounds(store, run, day)
+    params = {"run_id": run.run_id, "start": start, "end": end}
+    upto = store.db.fetch_all(store.queries["report_snapshots"], {**params, "start": EPOCH})
     if not upto:
-        raise _no_figures(run_id, run.status, run.end_reason)
+        raise _no_figures(run.run_id, run.status, run.end_reason)
     before = [s for s in upto if s["ts"] < start]
     window = [s for s in upto if s["ts"] >= start]
     first = before[-1] if before else None
     last = window[-1] if window else first
     assert last is not None
-    start_equity = first["equity"] if first else initial
+    return _Window(
+        run=run,
+        day=day,
+        start=start,
+        end=end,
+        market_start=market_start_of(run),
+        params=params,
+        upto=upto,
+        before=before,
+        window=window,
+        first=first,
+        last=last,
+        initial=initial,
+        settings=run.config.get("settings") or {},
+    )
 
-    def delta(column: str) -> Decimal:
-        change: Decimal = last[column] - (first[column] if first else ZERO)
-        return change
 
-    # Fills, round trips and PnL per symbol over the window.
-    fills = store.db.fetch_all(q["report_fills"], params)
+def _trading(store: Store, w: _Window) -> _Trading:
+    run_id, start, first = w.run.run_id, w.start, w.first
+    fills = store.db.fetch_all(store.queries["report_fills"], w.params)
     in_window = [f for f in fills if f["ts"] >= start]
     start_books, _ = _books([f for f in fills if f["ts"] < start])
     end_books, all_trips = _books(fills)
     trips = [t for t in all_trips if t.exit_at is not None and t.exit_at >= start]
-    end_positions = _marks(store, run_id, last["event_id"] if window else None)
-    if not window:
+    end_positions = _marks(store, run_id, w.last["event_id"] if w.window else None)
+    if not w.window:
         end_positions = _marks(store, run_id, first["event_id"] if first else None)
     start_positions = _marks(store, run_id, first["event_id"] if first else None)
     end_marks = {p["symbol"]: p["mark_price"] for p in end_positions}
     start_marks = {p["symbol"]: p["mark_price"] for p in start_positions}
     by_symbol = _symbol_pnl(start_books, end_books, start_marks, end_marks, trips)
-    figures = stats.trip_figures([t.net_pnl for t in trips])
-    if day is None:  # the portfolio's own totals (they include funding and liquidations)
-        realized, fees = delta("realized_pnl"), delta("fees")
+    if w.day is None:  # the portfolio's own totals (they include funding and liquidations)
+        realized, fees = w.delta("realized_pnl"), w.delta("fees")
     else:  # a fill counts on the day of its time, even when its snapshot falls at 00:00 next
         realized = sum((f["realized_pnl"] for f in by_symbol.values()), ZERO)
         fees = sum((f["fee"] for f in in_window), ZERO)
+    return _Trading(in_window, trips, end_positions, by_symbol, realized, fees)
 
-    # Equity curve, drawdown, returns, exposure.
-    points = [(s["ts"], s["equity"]) for s in window]
-    peak_before = max([initial, *(s["equity"] for s in before)])
-    drawdown = stats.max_drawdown(points, peak_before, start if day else market_start)
-    day_ends = stats.day_end_equity([(s["ts"], s["equity"]) for s in upto])
-    daily = stats.returns(initial, [e for _, e in day_ends])
-    last_ts = upto[-1]["ts"]
-    exposure_points = [(s["ts"], s["exposure_pct"]) for s in window]
-    settings = run.config.get("settings") or {}
 
-    # Signals, risk, alerts, incidents, the system.
-    signals = store.db.fetch_all(q["report_signals"], params)
-    risk_rows = store.db.fetch_all(q["report_risk_events"], params)
-    refusals = {r["reason"]: int(r["n"]) for r in risk_rows if r["kind"] == "refusal"}
-    resizes = {r["reason"]: int(r["n"]) for r in risk_rows if r["kind"] == "resize"}
-    changes = [
-        {
-            "ts": r["ts"],
-            "from": (r["detail"] or {}).get("from", ""),
-            "to": r["state"],
-            "reason": r["reason"],
-        }
-        for r in store.db.fetch_all(q["report_state_changes"], params)
-    ]
-    state = store.db.fetch_one(q["report_last_state"], params)
-    rejected = store.rejected_by_reason(run.run_id)
-    episodes = store.db.fetch_all(q["report_alert_episodes"], params)
-    incidents = [
-        i
-        for i in store.db.fetch_all(q["report_incidents"], params)
-        if day is None or start <= (i["market_ts"] or i["opened_at"]) < end
-    ]
-    funding = store.db.fetch_one(q["report_funding"], params) or {}
-    liquidations = store.db.fetch_all(q["report_liquidations"], params)
-    margin = [s["margin_used"] / s["equity"] for s in window if s["equity"] > 0]
-    perpetual = bool(int(funding.get("payments") or 0) or liquidations or any(margin))
+def _curves(w: _Window) -> _Curves:
+    points = [(s["ts"], s["equity"]) for s in w.window]
+    peak_before = max([w.initial, *(s["equity"] for s in w.before)])
+    drawdown = stats.max_drawdown(points, peak_before, w.start if w.day else w.market_start)
+    day_ends = stats.day_end_equity([(s["ts"], s["equity"]) for s in w.upto])
+    daily = stats.returns(w.initial, [e for _, e in day_ends])
+    exposure_points = [(s["ts"], s["exposure_pct"]) for s in w.window]
+    return _Curves(
+        points, peak_before, drawdown, day_ends, daily, exposure_points, w.upto[-1]["ts"]
+    )
 
-    body: dict[str, Any] = {
-        "kind": "final" if day is None else "day",
-        "day": day,
-        "window_start": market_start if day is None else start,
-        "window_end": last_ts if day is None else end,
-        **header,
-        "version": _version(),
-        "config_hash": config_hash(run.config),
-        "annualisation": stats.ANNUALISATION,
+
+def _money_fields(store: Store, w: _Window, trading: _Trading) -> dict[str, Any]:
+    start_equity = w.first["equity"] if w.first else w.initial
+    in_window = trading.in_window
+    return {
         "start_equity": start_equity,
-        "equity": last["equity"],
-        "total_pnl": last["equity"] - start_equity,
-        "realized_pnl": realized,
-        "unrealized_pnl": last["unrealized_pnl"],
-        "fees": fees,
+        "equity": w.last["equity"],
+        "total_pnl": w.last["equity"] - start_equity,
+        "realized_pnl": trading.realized,
+        "unrealized_pnl": w.last["unrealized_pnl"],
+        "fees": trading.fees,
         "spread_paid": _paid(in_window, "spread_bps"),
         "slippage_paid": _paid(in_window, "slippage_bps"),
         "avg_slippage_bps": (
@@ -397,7 +390,13 @@ def build_report(
             else ZERO
         ),
         "fills": len(in_window),
-        "orders_by_status": _orders_by_status(store, params, day is None),
+        "orders_by_status": _orders_by_status(store, w.params, w.day is None),
+    }
+
+
+def _trip_fields(trips: Sequence[Any]) -> dict[str, Any]:
+    figures = stats.trip_figures([t.net_pnl for t in trips])
+    return {
         "round_trips": figures.round_trips,
         "wins": figures.wins,
         "win_rate_frac": figures.win_rate_frac,
@@ -406,6 +405,12 @@ def build_report(
         "profit_factor": figures.profit_factor,
         "expectancy": figures.expectancy,
         "expectancy_ratio": figures.expectancy_ratio,
+    }
+
+
+def _curve_fields(w: _Window, c: _Curves) -> dict[str, Any]:
+    drawdown, first_day = c.drawdown, w.market_start or w.upto[0]["ts"]
+    return {
         "max_drawdown_frac": drawdown.frac,
         "underwater": {
             "duration_s": drawdown.duration_s,
@@ -413,101 +418,115 @@ def build_report(
             "low_at": drawdown.valley_at,
             "recovered_at": drawdown.recovered_at,
         },
-        "drawdown_frac": last["drawdown_pct"],
-        "daily_drawdown_frac": last["daily_drawdown_pct"],
+        "drawdown_frac": w.last["drawdown_pct"],
+        "daily_drawdown_frac": w.last["daily_drawdown_pct"],
         "daily_returns": [
             {
-                "day": day_of(market_start or upto[0]["ts"], datetime.combine(d, time(0), UTC)),
+                "day": day_of(first_day, datetime.combine(d, time(0), UTC)),
                 "date": d.isoformat(),
                 "equity": e,
                 "return_frac": r,
             }
-            for (d, e), r in zip(day_ends, daily, strict=True)
+            for (d, e), r in zip(c.day_ends, c.daily, strict=True)
         ],
-        "sharpe": stats.sharpe(daily),
-        "sortino": stats.sortino(daily),
-        "max_exposure_frac": max((p[1] for p in exposure_points), default=ZERO),
-        "avg_exposure_frac": stats.time_weighted_mean(exposure_points, min(end, last_ts)),
-        "exposure_frac": last["exposure_pct"],
-        "pnl_by_symbol": by_symbol,
+        "sharpe": stats.sharpe(c.daily),
+        "sortino": stats.sortino(c.daily),
+        "max_exposure_frac": max((p[1] for p in c.exposure_points), default=ZERO),
+        "avg_exposure_frac": stats.time_weighted_mean(c.exposure_points, min(w.end, c.last_ts)),
+        "exposure_frac": w.last["exposure_pct"],
+    }
+
+
+def _activity_fields(store: Store, w: _Window, now: datetime) -> dict[str, Any]:
+    """Signals, risk, alerts, incidents and the system."""
+    q, params, start = store.queries, w.params, w.start
+    signals = store.db.fetch_all(q["report_signals"], params)
+    risk_rows = store.db.fetch_all(q["report_risk_events"], params)
+    refusals = {r["reason"]: int(r["n"]) for r in risk_rows if r["kind"] == "refusal"}
+    resizes = {r["reason"]: int(r["n"]) for r in risk_rows if r["kind"] == "resize"}
+    changes = _state_changes(store, params)
+    state = store.db.fetch_one(q["report_last_state"], params)
+    rejected = store.rejected_by_reason(w.run.run_id)
+    episodes = store.db.fetch_all(q["report_alert_episodes"], params)
+    incidents = [
+        i
+        for i in store.db.fetch_all(q["report_incidents"], params)
+        if w.day is None or start <= (i["market_ts"] or i["opened_at"]) < w.end
+    ]
+    return {
         "signals": sum(int(r["n"]) for r in signals),
         "signals_by_symbol": {f"{r['symbol']} {r['side']}": int(r["n"]) for r in signals},
         "risk_refusals": refusals,
         "risk_resizes": resizes,
-        "risk_compliance": _compliance(store, params, settings, window, refusals, changes),
+        "risk_compliance": risk_compliance(store, params, w.settings, w.window, refusals, changes),
         "state_changes": changes,
         "trading_state": state["state"] if state else "active",
         "alerts": sum(1 for e in episodes if e["fired_at"] >= start),
         "alert_episodes": [dict(e) for e in episodes],
         "incidents": [dict(i) for i in incidents],
-        "system": _system(store, run, now),
+        "system": _system(store, w.run, now),
         # Replay rows refused as impossible, by reason (the whole run: refused at its start).
         "rejected_input": sum(rejected.values()),
         "rejected_by_reason": rejected,
-        "trades": [
-            {
-                k: f[k]
-                for k in (
-                    "ts",
-                    "symbol",
-                    "side",
-                    "qty",
-                    "price",
-                    "fee",
-                    "spread_bps",
-                    "slippage_bps",
-                    "liquidity",
-                    "status",
-                )
-            }
-            for f in in_window
-        ],
-        "round_trip_list": [
-            {
-                "symbol": t.symbol,
-                "direction": t.direction,
-                "entry_at": t.entry_at,
-                "exit_at": t.exit_at,
-                "duration_s": t.duration_s,
-                "qty": t.qty,
-                "entry_price": t.entry_price,
-                "exit_price": t.exit_price,
-                "net_pnl": t.net_pnl,
-                "fees": t.fees,
-            }
-            for t in trips
-        ],
-        "perpetuals": None,
-        "open_positions": [
-            {
-                "symbol": p["symbol"],
-                "qty": p["qty"],
-                "avg_entry": p["avg_entry"],
-                "mark_price": p["mark_price"],
-            }
-            for p in end_positions
-        ],
     }
-    if perpetual:
-        body["perpetuals"] = {
-            "funding_paid": Decimal(funding.get("paid") or 0),
-            "funding_received": Decimal(funding.get("received") or 0),
-            "funding_payments": int(funding.get("payments") or 0),
-            "liquidations": [dict(r) for r in liquidations],
-            "max_margin_usage_frac": max(margin, default=ZERO),
+
+
+def _state_changes(store: Store, params: dict[str, Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "ts": r["ts"],
+            "from": (r["detail"] or {}).get("from", ""),
+            "to": r["state"],
+            "reason": r["reason"],
         }
-    previous = initial
+        for r in store.db.fetch_all(store.queries["report_state_changes"], params)
+    ]
+
+
+def _round_trip_row(t: Any) -> dict[str, Any]:
+    return {
+        "symbol": t.symbol,
+        "direction": t.direction,
+        "entry_at": t.entry_at,
+        "exit_at": t.exit_at,
+        "duration_s": t.duration_s,
+        "qty": t.qty,
+        "entry_price": t.entry_price,
+        "exit_price": t.exit_price,
+        "net_pnl": t.net_pnl,
+        "fees": t.fees,
+    }
+
+
+def _perpetuals(store: Store, w: _Window) -> dict[str, Any] | None:
+    """Funding, liquidations and margin, for a run that traded perpetuals; None otherwise."""
+    q = store.queries
+    funding = store.db.fetch_one(q["report_funding"], w.params) or {}
+    liquidations = store.db.fetch_all(q["report_liquidations"], w.params)
+    margin = [s["margin_used"] / s["equity"] for s in w.window if s["equity"] > 0]
+    if not (int(funding.get("payments") or 0) or liquidations or any(margin)):
+        return None
+    return {
+        "funding_paid": Decimal(funding.get("paid") or 0),
+        "funding_received": Decimal(funding.get("received") or 0),
+        "funding_payments": int(funding.get("payments") or 0),
+        "liquidations": [dict(r) for r in liquidations],
+        "max_margin_usage_frac": max(margin, default=ZERO),
+    }
+
+
+def _series(w: _Window, trading: _Trading, c: _Curves) -> Series:
+    previous = w.initial
     daily_pnl = []
-    for d, e in day_ends:
+    for d, e in c.day_ends:
         daily_pnl.append((d, e - previous))
         previous = e
-    limit = settings.get("max_total_exposure_pct")
-    series = Series(
-        equity=points,
-        drawdown=stats.drawdown_series(points, peak_before),
-        exposure=exposure_points,
+    limit = w.settings.get("max_total_exposure_pct")
+    return Series(
+        equity=c.points,
+        drawdown=stats.drawdown_series(c.points, c.peak_before),
+        exposure=c.exposure_points,
         daily_pnl=daily_pnl,
-        pnl_by_symbol={s: f["net_pnl"] for s, f in by_symbol.items()},
+        pnl_by_symbol={s: f["net_pnl"] for s, f in trading.by_symbol.items()},
         exposure_limit=Decimal(str(limit)) if limit is not None else None,
     )
-    return Report(body, series, now)

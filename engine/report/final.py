@@ -140,14 +140,27 @@ def _params(params: dict[str, Any]) -> str:
 
 
 def to_markdown(report: FinalReport) -> str:
-    q = report.quote_currency
+    lines = [
+        *_summary(report),
+        "",
+        *_figures_table(report),
+        "",
+        "## PnL per symbol",
+        "",
+        *_symbol_table(report),
+        *_sections(report),
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def _summary(report: FinalReport) -> list[str]:
     status = report.status + (f": {report.end_reason}" if report.end_reason else "")
     market = (
         f"{report.market_start:%Y-%m-%d %H:%M} -> {report.market_end:%Y-%m-%d %H:%M} UTC"
         if report.market_start and report.market_end
         else "-"
     )
-    lines = [
+    return [
         f"# Final report: {report.run_id}",
         "",
         f"- Status: {status}",
@@ -158,7 +171,12 @@ def to_markdown(report: FinalReport) -> str:
         f"- Started: {report.started_at:%Y-%m-%d %H:%M:%S} UTC"
         + (f", ended {report.ended_at:%Y-%m-%d %H:%M:%S} UTC" if report.ended_at else ""),
         f"- Market time: {market}",
-        "",
+    ]
+
+
+def _figures_table(report: FinalReport) -> list[str]:
+    q = report.quote_currency
+    return [
         "| figure | value |",
         "|---|---|",
         f"| initial capital | {report.initial_capital} {q} |",
@@ -182,24 +200,28 @@ def to_markdown(report: FinalReport) -> str:
         f"| average slippage | {report.avg_slippage_bps:.2f} bps |",
         f"| alerts | {report.alerts} |",
         f"| trading state | {report.trading_state} |",
-        "",
-        "## PnL per symbol",
-        "",
     ]
-    if report.pnl_by_symbol:
-        lines += [
-            f"| symbol | net PnL ({q}) | realized | unrealized | fees | fills | round trips |",
-            "|---|---|---|---|---|---|---|",
-        ]
-        lines += [
+
+
+def _symbol_table(report: FinalReport) -> list[str]:
+    if not report.pnl_by_symbol:
+        return ["no fills"]
+    return [
+        f"| symbol | net PnL ({report.quote_currency}) | realized | unrealized | fees | fills "
+        "| round trips |",
+        "|---|---|---|---|---|---|---|",
+        *(
             f"| {s} | {f['net_pnl']:.8f} | {f['realized_pnl']:.8f} | "
             f"{f['unrealized_pnl']:.8f} | {f['fees']:.8f} | {f['fills']} | "
             f"{f['round_trips']} ({f['wins']} won) |"
             for s, f in report.pnl_by_symbol.items()
-        ]
-    else:
-        lines.append("no fills")
-    lines += ["", "## Risk refusals", ""]
+        ),
+    ]
+
+
+def _sections(report: FinalReport) -> list[str]:
+    """Risk refusals, orders, rejected input and open positions."""
+    lines = ["", "## Risk refusals", ""]
     lines += [f"- {k}: {v}" for k, v in report.risk_refusals.items()] or ["- none"]
     lines += ["", "## Orders by final status", ""]
     lines += [f"- {k}: {v}" for k, v in report.orders_by_status.items()] or ["- none"]
@@ -221,4 +243,4 @@ def to_markdown(report: FinalReport) -> str:
         ]
     else:
         lines.append("none")
-    return "\n".join(lines) + "\n"
+    return lines
