@@ -192,17 +192,14 @@ def init_run(
 ) -> None:
     """Record the stack's replay run (inside the stack, before its services start)."""
     with user_errors():
-        from engine.config import load_settings
-        from engine.errors import ConfigError
-        from engine.home.folder import resolve_data_dir
-        from engine.run.stack_runs import create_groups, record_stack_run
+        from engine.run.lifecycle import start
+        from engine.run.request import RunRequest
 
-        settings = load_settings()
-        if settings.claire_redis_url is None:
-            raise ConfigError("CLAIRE_REDIS_URL is not set; the stack's services need its Redis.")
-        folder = resolve_data_dir(data_dir, settings)
-        created = record_stack_run(
-            settings, folder, run_id, market_dir, files.split(","), days, speed
-        )
-        create_groups(settings.claire_redis_url.get_secret_value(), run_id)
-        typer.echo(f"run {run_id} {'recorded' if created else 'exists; its services resume it'}")
+        paths = tuple(market_dir / name.strip() for name in files.split(",") if name.strip())
+        request = RunRequest(
+            replay=paths, days=days, speed=speed, run_id=run_id, runtime="stack",
+            data_dir=data_dir,
+        )  # fmt: skip
+        record = start(request)
+        done = "recorded" if record.created else "exists; its services resume it"
+        typer.echo(f"run {record.run_id} {done}")
