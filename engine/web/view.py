@@ -12,15 +12,16 @@ import json
 import os
 import time
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, cast
 
 from engine.config import Settings
 from engine.ops.status import OperatorStatus, operator_status
 from engine.plain import plain, plain_dict
 from engine.store import Store
+from engine.store.db import Database
 from engine.web.panels import panel_rows, panel_values
 
 STACK_EVERY_S: Final = 5.0  # the Docker engine is asked at most this often
@@ -36,7 +37,7 @@ LIMIT 20
 # What changes when a run writes: its newest snapshot, its state, its newest fill.
 FINGERPRINT_SQL: Final = """
 SELECT (SELECT event_id FROM portfolio_snapshots WHERE run_id = %(run_id)s
-        ORDER BY ts DESC, event_id DESC LIMIT 1) AS snapshot_id,
+        ORDER BY ts DESC, (cause_id = 'run-end') DESC, event_id DESC LIMIT 1) AS snapshot_id,
        (SELECT status FROM runs WHERE run_id = %(run_id)s) AS status,
        (SELECT count(*) FROM trades WHERE run_id = %(run_id)s) AS fills
 """
@@ -52,7 +53,8 @@ class ViewSource:
     settings: Settings
     run_id: str | None = None  # None: the newest (or active) run, chosen each time
     external_db: bool = False
-    _stack: tuple[float, dict[str, Any] | None] | None = None
+    # Shared by the copies `view` makes: the stack's health, and when it was asked.
+    _cache: dict[str, Any] = field(default_factory=dict)
 
     def fingerprint(self) -> tuple[Any, ...]:
         """Cheap: changes whenever the view would (a new run, snapshot, fill or status)."""
@@ -76,7 +78,16 @@ class ViewSource:
         )
 
     def view(self, since: datetime | None = None) -> dict[str, Any]:
-        """The whole view; with `since`, the equity curve only from there on."""
+        """The whole view; with `since`, the equity curve only from there on. Every
+        figure is read in one read-only snapshot of the database, so the status and
+        the panels show the same moment of the run even while it writes."""
+        with self.store.db.transaction() as session:
+            session.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            # A Store over this one transaction: the same queries, one moment.
+            moment = replace(self, store=Store(cast(Database, session)))
+            return moment._view(since)
+
+    def _view(self, since: datetime | None) -> dict[str, Any]:
         now = datetime.now(UTC)
         status = self.status(now)
         body: dict[str, Any] = {"status": status.as_json(), "generated_at": plain(now)}
@@ -128,16 +139,16 @@ class ViewSource:
     def stack(self) -> dict[str, Any] | None:
         """The Docker stack's containers and what is wrong, asked at most every few seconds."""
         clock = time.monotonic()
-        if self._stack is not None and clock - self._stack[0] < STACK_EVERY_S:
-            return self._stack[1]
+        if "stack_at" in self._cache and clock - self._cache["stack_at"] < STACK_EVERY_S:
+            return cast(dict[str, Any] | None, self._cache["stack"])
         try:
             from engine.stack.health import stack_health
 
             found = stack_health()
         except Exception:  # no Docker engine, or one that does not answer: no stack to show
             found = None
-        self._stack = (clock, plain(found) if found is not None else None)
-        return self._stack[1]
+        self._cache.update(stack_at=clock, stack=plain(found) if found is not None else None)
+        return cast(dict[str, Any] | None, self._cache["stack"])
 
 
 def _uptime(process: Any) -> float | None:

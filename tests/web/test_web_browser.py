@@ -5,6 +5,7 @@ updates as the run goes on without a reload; the services of a run as services."
 from __future__ import annotations
 
 import json
+import math
 import signal
 import time
 from pathlib import Path
@@ -88,6 +89,11 @@ def test_the_page_shows_a_paced_replay_as_it_runs(
                 time.sleep(0.2)
             else:
                 raise AssertionError(f"page {before}/{after} never matched status {told}")
+            # Status and panels are read at one moment: the PnL is that equity's.
+            equity, pnl = page.evaluate(
+                "['equity', 'total-pnl'].map(id => document.getElementById(id).dataset.value)"
+            )
+            assert math.isclose(float(equity) - 10, float(pnl), abs_tol=1e-9)
             # It moves on as the run does, without a reload.
             page.evaluate("window.stillThisPage = true")
             seq = int(page.get_attribute("body", "data-seq") or 0)

@@ -97,8 +97,10 @@
     return [a < 0 ? a - pad : 0, b > 0 ? b + pad : 0];
   };
 
-  // Daily bars get half a day either side, so one day is not drawn as years.
+  // Daily bars get half a day either side; a single day gets an empty next day, as
+  // uPlot stretches a time scale of one point over years.
   const days1 = (u, lo, hi) => (lo === null ? [0, 1] : [lo - 43200, hi + 43200]);
+  const padded = (xs, ys) => (xs.length === 1 ? [[xs[0], xs[0] + 86400], [ys[0], null]] : [xs, ys]);
 
   function drawCharts(p) {
     const eq = p.equity_curve;
@@ -129,7 +131,7 @@
       scales: { x: { range: days1 }, y: { range: zero } },
       axes: [axis, axis],
       legend: { show: false },
-    }, [trades.map((r) => secs(r.time)), trades.map((r) => num(r.trades))]);
+    }, padded(trades.map((r) => secs(r.time)), trades.map((r) => num(r.trades))));
     ready("trades_per_day", trades.length > 0);
   }
 
