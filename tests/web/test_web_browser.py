@@ -119,6 +119,12 @@ def test_the_page_shows_a_paced_replay_as_it_runs(
             assert TOKEN not in view.text
     finally:
         ok("papertest", "stop", "--reason", "end of the web view test")
+    # A finished run: the same view, as it ended.
+    with web_server() as url:
+        view = httpx.get(url + "/api/view", timeout=30).json()
+        assert view["status"]["run_id"] == started["run_id"]
+        assert view["status"]["status"] == "stopped"
+        assert view["panels"]["recent_trades"] and view["panels"]["equity_curve"]
 
 
 def test_the_page_shows_each_service_of_a_run_as_services(
