@@ -13,7 +13,9 @@ from claire_cli.options import DataDir, RunId
 
 def web(
     run_id: RunId = None,
-    port: Annotated[int, typer.Option(help="Port to listen on.", min=1, max=65535)] = 8080,
+    port: Annotated[
+        int, typer.Option(help="Port to listen on.", min=1, max=65535, metavar="PORT")
+    ] = 8080,
     host: Annotated[
         str,
         typer.Option(

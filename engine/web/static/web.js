@@ -184,7 +184,7 @@
       for (const f of p.recent_trades) {
         const n = "num";
         row(fills, [f.time.slice(0, 19).replace("T", " "), f.symbol, f.side, f.status,
-          f.qty, f.price, fmt(num(f.notional)), fmt(num(f.fee)), num(f.slippage_bps).toFixed(1),
+          f.qty, f.price, fmt(num(f.notional)), fmt(num(f.fee)), f.slippage_bps === null ? "–" : num(f.slippage_bps).toFixed(1),
           f.liquidity], ["", "", f.side === "buy" ? "green" : "red", "", n, n, n, n, n, ""]);
       }
       ready("recent_trades", p.recent_trades.length > 0);
