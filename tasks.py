@@ -5,7 +5,7 @@ Needs nothing but Python 3.11+: it creates `.venv`, installs the project into it
 (again only when pyproject.toml changes) and runs the command there.
 
     python3 tasks.py run     # 7-day accelerated paper run of the shipped data
-    python3 tasks.py test    # lint, type check and the whole test suite with coverage
+    python3 tasks.py test    # lint, type check, the documentation site and the whole test suite
     python3 tasks.py lint    # ruff check and format check
     python3 tasks.py types   # mypy, strict on engine/
     python3 tasks.py docs    # the documentation site (mkdocs build --strict) into build/site
