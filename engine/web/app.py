@@ -22,6 +22,8 @@ import contextlib
 import hmac
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -331,7 +333,26 @@ def serve(
             on_ready(url)
 
         server.startup = startup  # type: ignore[method-assign]
-    server.run()
+    # uvicorn stops cleanly on SIGTERM, then raises it again for the previous handler:
+    # ours ends `serve` normally, so the caller closes the database (and stops an
+    # embedded server nobody else uses) instead of dying with it open.
+    main = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _stopped) if main else None
+    try:
+        server.run()
+    except _Stopped:
+        pass
+    finally:
+        if main:
+            signal.signal(signal.SIGTERM, previous)
+
+
+class _Stopped(Exception):
+    pass
+
+
+def _stopped(signum: int, frame: Any) -> None:
+    raise _Stopped
 
 
 __all__ = ["CSP", "Hub", "create_app", "serve"]

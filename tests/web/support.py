@@ -35,10 +35,11 @@ def web_server(*args: str, env: dict[str, str] | None = None) -> Iterator[str]:
     finally:
         child.terminate()
         try:
-            child.communicate(timeout=20)
+            child.communicate(timeout=30)
         except subprocess.TimeoutExpired:
             child.kill()
             child.communicate()
+    assert child.returncode == 0, f"claire web ended with {child.returncode} on SIGTERM"
 
 
 def web_texts() -> list[str]:

@@ -15,6 +15,7 @@ import httpx
 import pytest
 
 from engine.runtime.files import free_port
+from engine.runtime.pidfile import running_server
 from engine.services.host import SERVICES
 from tests.cli.support import invoke, ok, ok_json
 from tests.paperrun.runs import claire_process, replay_args
@@ -67,7 +68,7 @@ def status_equity() -> str:
 
 
 def test_the_page_shows_a_paced_replay_as_it_runs(
-    four_symbols: list[Path], browser: Any, artifacts: Path
+    four_symbols: list[Path], browser: Any, artifacts: Path, claire_home: Path
 ) -> None:
     started = ok_json(*replay_args(four_symbols, "--speed", "3600x", "--detach"))
     try:
@@ -125,6 +126,8 @@ def test_the_page_shows_a_paced_replay_as_it_runs(
         assert view["status"]["run_id"] == started["run_id"]
         assert view["status"]["status"] == "stopped"
         assert view["panels"]["recent_trades"] and view["panels"]["equity_curve"]
+    # Stopped by SIGTERM, it closed the database: the server it started is stopped too.
+    assert running_server(claire_home / "postgres") is None
 
 
 def test_the_page_shows_each_service_of_a_run_as_services(
