@@ -5,9 +5,10 @@ Needs nothing but Python 3.11+: it creates `.venv`, installs the project into it
 (again only when pyproject.toml changes) and runs the command there.
 
     python3 tasks.py run     # 7-day accelerated paper run of the shipped data
-    python3 tasks.py test    # lint, type check and the whole test suite with coverage
+    python3 tasks.py test    # lint, type check, the documentation site and the whole test suite
     python3 tasks.py lint    # ruff check and format check, and the import layers
     python3 tasks.py types   # mypy, strict on engine/
+    python3 tasks.py docs    # the documentation site (mkdocs build --strict) into build/site
     python3 tasks.py bench   # the benchmarks in bench/
 
 `test` fails when coverage of the whole suite falls under COVERAGE_FLOOR; a run
@@ -77,9 +78,15 @@ def types() -> None:
     sh(PYTHON, "-m", "mypy")  # settings in pyproject.toml: strict, on engine/
 
 
+def docs() -> None:
+    os.environ.setdefault("NO_MKDOCS_2_WARNING", "1")
+    sh(BIN / "mkdocs", "build", "--strict", "--quiet")
+
+
 def test(extra: list[str]) -> None:
     lint()
     types()
+    docs()
     # Any argument that is not an option (a path, or the expression after -k or -m)
     # picks some tests only; their coverage is reported but not held to the floor.
     whole = all(arg.startswith("-") and not arg.startswith(("-k", "-m")) for arg in extra)
@@ -91,7 +98,7 @@ def test(extra: list[str]) -> None:
 
 def main() -> None:
     command, extra = (sys.argv[1] if len(sys.argv) > 1 else "help"), sys.argv[2:]
-    if command not in {"run", "test", "lint", "types", "bench"}:
+    if command not in {"run", "test", "lint", "types", "docs", "bench"}:
         print(__doc__)
         sys.exit(0 if command in {"help", "-h", "--help"} else 2)
     ensure_env()
@@ -101,6 +108,8 @@ def main() -> None:
         lint()
     elif command == "types":
         types()
+    elif command == "docs":
+        docs()
     elif command == "test":
         test(extra)
     else:

@@ -23,6 +23,7 @@ from claire_cli.reporting import export, report
 from claire_cli.risk import risk_app
 from claire_cli.stack import stack_app
 from claire_cli.status import status
+from claire_cli.web import web
 
 HELP = "Claire de Binare: paper trading on real market data, operated like production."
 
@@ -47,6 +48,7 @@ app.add_typer(engine_app, name="engine")
 app.add_typer(notify_app, name="notify")
 app.add_typer(stack_app, name="stack")
 app.command("logs")(logs)
+app.command("web")(web)
 
 
 def _version() -> str:

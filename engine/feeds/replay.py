@@ -181,7 +181,7 @@ class ReplayPlan:
         return sum(f.refusals.count for f in self.files) + extra
 
     def perpetual_specs(self, settings: Settings) -> dict[str, SymbolSpec]:
-        """The replayed perpetuals' contracts, from the settings (see README)."""
+        """The replayed perpetuals' contracts, from the settings (see docs/perpetuals.md)."""
         imr = settings.initial_margin_rate
         terms = ContractTerms(
             settle=self.quote,

@@ -402,7 +402,7 @@ def _replay(name: str, source: ReplaySource, now: datetime) -> CheckResult:
             name,
             CheckStatus.FAIL,
             str(exc).rstrip("."),
-            "check the file's path, permissions and format (README: 'Replay files')",
+            "check the file's path, permissions and format (docs/live.md: 'Replay files')",
         )
     end = replay_end(plan)
     window = f"{plan.start:%Y-%m-%d %H:%M} -> {end:%Y-%m-%d %H:%M} UTC" if end else "open"

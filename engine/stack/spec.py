@@ -137,6 +137,39 @@ def _engine(container: str) -> Service:
     )
 
 
+_ALL_ADDRESSES: Final = "0.0.0.0"  # noqa: S104 - inside the container, published on 127.0.0.1
+
+
+def _web() -> Service:
+    """The web view of the stack's run (`claire web`), read-only, beside Grafana. It
+    listens on every address inside its container, so it needs its token."""
+    port = "${CLAIRE_WEB_PORT:-8080}"
+    return Service(
+        name="cdb_web",
+        image=ENGINE_IMAGE,
+        build=True,
+        command=[
+            *("claire", "web", "--run", "${CLAIRE_RUN_ID:-stack}", "--data-dir", DATA_DIR),
+            *("--host", _ALL_ADDRESSES, "--port", port),
+        ],
+        health=Health(["CMD", "python", "-c", HEALTH_PY], start_period="20s"),
+        cpus="0.5",
+        memory="256m",
+        ports=[(port, port)],
+        environment={
+            **_ENGINE_ENV,
+            "CLAIRE_HEALTH_PORT": port,
+            "CLAIRE_WEB_TOKEN": "${CLAIRE_WEB_TOKEN:?set CLAIRE_WEB_TOKEN in compose/.env}",
+        },
+        volumes=["claire_data:" + DATA_DIR],
+        depends_on={
+            "cdb_postgres": "service_healthy",
+            "cdb_init": "service_completed_successfully",
+        },
+        monitoring=True,
+    )
+
+
 STACK: Final[tuple[Service, ...]] = (
     Service(
         name="cdb_redis",
@@ -272,6 +305,7 @@ STACK: Final[tuple[Service, ...]] = (
         depends_on={"cdb_prometheus": "service_healthy", "cdb_postgres": "service_healthy"},
         monitoring=True,
     ),
+    _web(),
 )
 
 VOLUMES: Final = ("claire_data", "redis_data", "postgres_data", "prometheus_data", "grafana_data")

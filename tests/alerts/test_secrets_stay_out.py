@@ -18,6 +18,7 @@ from tests.alerts.receiver import closed_port, receiver
 from tests.alerts.test_alerts_in_a_run import TIGHT
 from tests.cli.support import invoke, ok
 from tests.store.conftest import pg_admin, pg_server  # noqa: F401  (fixtures)
+from tests.web.support import web_texts
 
 pytestmark = pytest.mark.integration
 
@@ -94,6 +95,7 @@ def test_markers_reach_no_report_log_or_notification(
             listed = json.loads(ok("incident", "list", "--json").stdout)
             texts.append(ok("incident", "show", listed[0]["incident_id"]).stdout)
             texts.append(ok("incident", "close", listed[0]["incident_id"], "--note", "ok").stdout)
+            texts += web_texts()  # the web view's page and its JSON
     finally:
         pg_admin.drop_database("claire_markers")
         pg_admin.execute(sql.SQL("DROP ROLE {}").format(sql.Identifier(ROLE)))  # type: ignore[arg-type]

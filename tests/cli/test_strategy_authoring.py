@@ -1,4 +1,4 @@
-"""Writing a first strategy: the README's example, the usual mistakes, and --param."""
+"""Writing a first strategy: the manual's example, the usual mistakes, and --param."""
 
 from __future__ import annotations
 
@@ -20,16 +20,16 @@ pytestmark = pytest.mark.integration
 
 
 def readme_block(language: str, containing: str) -> str:
-    """The README's fenced `language` block that contains `containing`."""
-    text = (REPO / "README.md").read_text()
+    """The strategies page's fenced `language` block that contains `containing`."""
+    text = (REPO / "docs" / "strategies.md").read_text()
     blocks = re.findall(rf"```{language}\n(.*?)```", text, flags=re.DOTALL)
     found = [b for b in blocks if containing in b]
-    assert len(found) == 1, f"expected one {language} block with {containing!r} in README.md"
+    assert len(found) == 1, f"expected one {language} block with {containing!r} in the page"
     return found[0]
 
 
 def readme_strategy_command() -> list[str]:
-    """The README's command that runs the example, with its data paths made real."""
+    """The strategies page's command that runs the example, with its data paths made real."""
     block = readme_block("bash", "--days 2 --capital 10 \\\n    --strategy my_strategy:")
     args = shlex.split(block.replace("\\\n", " "))
     assert args[0] == "claire"

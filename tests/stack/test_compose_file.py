@@ -34,7 +34,8 @@ MONITORING_NAMES = {
     "cdb_execution", "cdb_portfolio", "cdb_prometheus", "cdb_grafana",
 }  # fmt: skip
 SECRETS = {"POSTGRES_PASSWORD": "pg-secret", "REDIS_PASSWORD": "redis-secret",
-           "GRAFANA_ADMIN_PASSWORD": "grafana-secret"}  # fmt: skip
+           "GRAFANA_ADMIN_PASSWORD": "grafana-secret",
+           "CLAIRE_WEB_TOKEN": "web-token-for-the-compose-test"}  # fmt: skip
 
 
 def compose_file() -> dict[str, Any]:
@@ -114,7 +115,12 @@ def test_ports_are_published_on_127_0_0_1_only() -> None:
 
 def test_no_secret_is_written_in_the_file_and_every_variable_is_in_the_example() -> None:
     text = COMPOSE.read_text()
-    for secret in ("POSTGRES_PASSWORD", "REDIS_PASSWORD", "GRAFANA_ADMIN_PASSWORD"):
+    for secret in (
+        "POSTGRES_PASSWORD",
+        "REDIS_PASSWORD",
+        "GRAFANA_ADMIN_PASSWORD",
+        "CLAIRE_WEB_TOKEN",
+    ):
         assert re.search(rf"\${{{secret}:\?", text), secret  # required, never defaulted
     example = (REPO / "compose" / ".env.example").read_text()
     listed = set(re.findall(r"^([A-Z_]+)=", example, re.M))
@@ -122,6 +128,7 @@ def test_no_secret_is_written_in_the_file_and_every_variable_is_in_the_example()
     assert used <= listed, used - listed
     assert "CLAIRE_STACK_NETWORK" in listed
     assert not re.search(r"^(POSTGRES|REDIS|GRAFANA_ADMIN)_PASSWORD=.+", example, re.M)
+    assert not re.search(r"^CLAIRE_WEB_TOKEN=.+", example, re.M)
     ignored = (REPO / ".gitignore").read_text().splitlines()
     assert ".env" in ignored
 
