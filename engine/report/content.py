@@ -23,6 +23,7 @@ from typing import Any, Final
 from engine.errors import ClaireError
 from engine.events import Side
 from engine.report import stats
+from engine.report.audit import audit_fills, load_audit_input
 from engine.report.figures import run_header
 from engine.report.final import ReportError, _no_figures
 from engine.report.round_trips import Fill, SymbolBook, replay_fills
@@ -397,6 +398,10 @@ def build_report(
             else ZERO
         ),
         "fills": len(in_window),
+        # The run's fills re-derived from its own market data (final report only).
+        "fill_realism": (
+            audit_fills(load_audit_input(store, run_id)).as_dict() if day is None else None
+        ),
         "orders_by_status": _orders_by_status(store, params, day is None),
         "round_trips": figures.round_trips,
         "wins": figures.wins,
