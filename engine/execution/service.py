@@ -446,7 +446,7 @@ class PaperExchange:
             through = self._volume_through(order, event, chance)
             cap = self.settings.participation_cap_pct
             qty = min(qty, fillable_qty(working.remaining, through, cap, used, spec))
-            if qty <= 0:
+            if qty <= 0 or (order.time_in_force is TimeInForce.FOK and qty < working.remaining):
                 return
         rate = spec.taker_fee if quote.liquidity is Liquidity.TAKER else spec.maker_fee
         # An entry may have been affordable at the reference but not after spread and slippage.
