@@ -11,7 +11,11 @@ every place where paper would have been kinder than an exchange:
   middle other than the path's at the time met, or beyond the range the path covers
   after that time (widened by the half spread), for a resting fill a limit the path
   did not trade through after that time;
-- taker fills that paid less than their recorded half spread against the middle they met;
+- taker fills that paid less than the half spread in force against the middle they
+  met: the larger of the half spread the fill recorded and the one re-derived from
+  the candles known before its bar (the published estimator of
+  `engine.execution.spread`, or the fixed `SPREAD_BPS`), so a fill cannot hide a
+  spread it was let off by recording less of it;
 - resting (maker) fills that took more than the participation cap of the volume
   that traded beyond their limit while they rested;
 - fills that grew a position while trading was halted (freeze violations);
@@ -35,10 +39,12 @@ from typing import Any
 from engine.events import Candle, Liquidity, Order, OrderResult, RiskEvent, Side, TradingState
 from engine.execution.fills import BPS, cost_bps
 from engine.execution.path import bar_path, share_beyond
+from engine.execution.spread import SpreadEstimate, half_spread_bps
 from engine.store import Store
 
 ZERO = Decimal(0)
 _BPS_PLACES = Decimal("0.01")
+_SPREAD_PLACES = Decimal("0.0001")  # as fills record their half spread
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,6 +80,8 @@ class AuditInput:
     states: list[tuple[datetime, TradingState]]  # trading-state changes, in time order
     latency_ms: int | None = None  # None when the run did not record it
     participation_cap: Decimal | None = None
+    spread_window: int | None = None  # the candle spread estimator's window, when known
+    fixed_spread_bps: Decimal | None = None  # SPREAD_BPS, when the run set it
 
 
 @dataclass(frozen=True, slots=True)
@@ -144,7 +152,11 @@ class FillAudit:
 
 
 def input_from_events(
-    events: list[Any], latency_ms: int | None, participation_cap: Decimal | None
+    events: list[Any],
+    latency_ms: int | None,
+    participation_cap: Decimal | None,
+    spread_window: int | None = None,
+    fixed_spread_bps: Decimal | None = None,
 ) -> AuditInput:
     """The audit's rows from a run's events, as seen by an observer of the pipeline."""
     candles: dict[str, Candle] = {}
@@ -176,7 +188,10 @@ def input_from_events(
             )
         elif isinstance(e, RiskEvent) and e.kind == "state_change" and e.state is not None:
             states.append((e.ts, e.state))
-    return AuditInput(candles, orders, fills, states, latency_ms, participation_cap)
+    return AuditInput(
+        candles, orders, fills, states, latency_ms, participation_cap, spread_window,
+        fixed_spread_bps,
+    )  # fmt: skip
 
 
 def load_audit_input(store: Store, run_id: str) -> AuditInput:
@@ -234,6 +249,8 @@ def load_audit_input(store: Store, run_id: str) -> AuditInput:
         settings = run.config.get("settings") or {}
     latency = settings.get("order_latency_ms")
     cap = settings.get("participation_cap_pct")
+    window = settings.get("spread_window")
+    fixed = settings.get("spread_bps")
     return AuditInput(
         candles,
         orders,
@@ -241,6 +258,8 @@ def load_audit_input(store: Store, run_id: str) -> AuditInput:
         states,
         int(latency) if latency is not None else None,
         Decimal(str(cap)) if cap is not None else None,
+        int(window) if window is not None else None,
+        Decimal(str(fixed)) if fixed is not None else None,
     )
 
 
@@ -285,8 +304,27 @@ def timeframe_of(candle: Candle | None) -> str:
     return f"{s}s"
 
 
+def half_spreads_in_force(inp: AuditInput) -> dict[str, Decimal]:
+    """Per candle id, the half spread (bps) known before that candle: what a fill there pays."""
+    if inp.fixed_spread_bps is not None:
+        half = (inp.fixed_spread_bps / 2).quantize(_SPREAD_PLACES)
+        return dict.fromkeys(inp.candles, half)
+    if inp.spread_window is None:
+        return {}
+    estimates: dict[str, SpreadEstimate] = {}
+    halves: dict[str, Decimal] = {}
+    for c in sorted(inp.candles.values(), key=lambda c: (c.ts, c.symbol)):
+        estimate = estimates.get(c.symbol)
+        if estimate is None:
+            estimate = estimates[c.symbol] = SpreadEstimate(inp.spread_window)
+        halves[c.event_id] = half_spread_bps(estimate.relative()).quantize(_SPREAD_PLACES)
+        estimate.on_bar(c.high, c.low, c.close)
+    return halves
+
+
 def audit_fills(inp: AuditInput) -> FillAudit:
     steps = price_steps(inp)
+    in_force = half_spreads_in_force(inp)
     latency = timedelta(milliseconds=inp.latency_ms) if inp.latency_ms is not None else None
     outside = before = under = over_cap = 0
     taker = maker = 0
@@ -313,16 +351,15 @@ def audit_fills(inp: AuditInput) -> FillAudit:
                     outside += 1
             continue
         taker += 1
-        if f.requested_price is not None:
-            if cost_bps(f.side, f.requested_price, f.price) < f.spread_bps:
-                under += 1
-            if f.spread_bps < 0:
-                under += 1
+        half = max(f.spread_bps, in_force.get(f.market_event_id or "", ZERO))
+        met = f.requested_price
+        if met is not None and (cost_bps(f.side, met, f.price) < half or f.spread_bps < 0):
+            under += 1
         if bar is not None:
-            lo, hi = widened_range(bar.low, bar.high, f.spread_bps, step)
+            lo, hi = widened_range(bar.low, bar.high, half, step)
             if not lo <= f.price <= hi:
                 outside += 1
-            before += _taker_before_arrival(f, bar, step)
+            before += _taker_before_arrival(f, bar, step, half)
         tf = timeframe_of(bar)
         vs_decision = cost_bps(f.side, order.decision_price, f.price)
         vs_mid = cost_bps(f.side, f.requested_price or f.price, f.price)
@@ -358,7 +395,7 @@ def audit_fills(inp: AuditInput) -> FillAudit:
     )
 
 
-def _taker_before_arrival(f: AuditFill, bar: Candle, step: Decimal) -> int:
+def _taker_before_arrival(f: AuditFill, bar: Candle, step: Decimal, half: Decimal) -> int:
     """1 when the fill met a market or was limited by a price from before it was there."""
     if not bar.open_time <= f.ts <= bar.ts:
         return 1
@@ -366,7 +403,7 @@ def _taker_before_arrival(f: AuditFill, bar: Candle, step: Decimal) -> int:
     if f.requested_price is not None and f.requested_price != path.price_at(f.ts):
         return 1
     low, high = path.range_from(f.ts)
-    lo, hi = widened_range(low, high, f.spread_bps, step)
+    lo, hi = widened_range(low, high, half, step)
     return 0 if lo <= f.price <= hi else 1
 
 

@@ -19,7 +19,7 @@ from engine.events import Liquidity, Order, OrderResult, OrderStatus, Side
 from engine.execution.fills import cost_bps
 from engine.report.audit import FillAudit, audit_fills, input_from_events
 from tests.conftest import MARKET
-from tests.replay.test_fill_realism import BREAKERS, halted_at
+from tests.replay.test_fill_realism import halted_at
 from tests.replay.test_full_replay import Run, replay
 
 D = Decimal
@@ -57,7 +57,11 @@ def minute_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def audit(run: Run) -> FillAudit:
     s = run.pipeline.settings
-    return audit_fills(input_from_events(run.events, s.order_latency_ms, s.participation_cap_pct))
+    return audit_fills(
+        input_from_events(
+            run.events, s.order_latency_ms, s.participation_cap_pct, s.spread_window, s.spread_bps
+        )
+    )
 
 
 @pytest.fixture(scope="module")
@@ -155,17 +159,23 @@ def test_no_fill_on_one_minute_candles_is_priced_before_its_order_arrived(
     assert audit(one_minute_run).before_arrival == 0
 
 
-@pytest.mark.parametrize("limits", BREAKERS)
+# The first leaves orders working at the halt by latency, the second by remainders
+# that a small participation cap carries from bar to bar.
+FREEZES = [
+    {"circuit_breaker_threshold_pct": "0.03", "order_latency_ms": "240000"},
+    {
+        "circuit_breaker_threshold_pct": "0.02",
+        "position_size_pct": "0.1",
+        "participation_cap_pct": "0.01",
+    },
+]
+
+
+@pytest.mark.parametrize("limits", FREEZES)
 def test_under_freeze_no_position_grows_after_the_halt(
     four_symbols: list[Path], limits: dict[str, str]
 ) -> None:
-    # Long latency and a one-bar time to live leave entry orders working at the halt.
-    run = replay(
-        four_symbols,
-        circuit_breaker_action="freeze",
-        order_latency_ms="240000",
-        **limits,
-    )
+    run = replay(four_symbols, circuit_breaker_action="freeze", **limits)
     at = halted_at(run)
     held: dict[str, D] = defaultdict(D)
     bars = {c.event_id: c for c in run.events if hasattr(c, "open_time")}
