@@ -10,6 +10,7 @@ from typing import Annotated
 
 import typer
 
+from claire_cli.audit import audit_app
 from claire_cli.backup import backup_app
 from claire_cli.db import db_app
 from claire_cli.engine_cmd import engine_app
@@ -43,6 +44,7 @@ app.add_typer(backup_app, name="backup")
 app.add_typer(incident_app, name="incident")
 app.command("report")(report)
 app.command("export")(export)
+app.add_typer(audit_app, name="audit")
 app.add_typer(db_app, name="db")
 app.add_typer(engine_app, name="engine")
 app.add_typer(notify_app, name="notify")

@@ -18,7 +18,9 @@
   and `slippage_paid` (money), `expectancy` (mean net PnL per round trip) and
   `expectancy_ratio`, `sharpe` and `sortino` (daily returns, 365 a year),
   `avg_exposure_frac` (time-weighted), `risk_compliance`, `alert_episodes`,
-  `incidents` and `system` (uptime, restarts, errors, rejected input).
+  `incidents` and `system` (uptime, restarts, errors, rejected input); the final
+  report adds `fill_realism` (the figures of `claire audit fills`; bps are signed
+  costs, positive when the trader paid).
 - `risk_settings` are the risk settings in force, under their environment names
   (their `_PCT` values are fractions too, as in the environment).
 """

@@ -4,9 +4,13 @@ A taker fill starts from the market as it stood when the order arrived (on a can
 the intra-bar path at `order.ts + latency`, see `path.py`; on a trade: the middle
 between the print and the other side of the book), pays half the spread and then
 slippage = base bps + impact bps * sqrt(share of the volume the order could meet).
-The result is rounded onto the tick grid against the trader and, on a candle, kept
-inside the bar's low-high range: paper never fills at a price the market did not
-trade. A resting limit order fills at exactly its limit as maker, never better.
+The result is rounded onto the tick grid against the trader. The half spread is
+always paid in full against the middle the order met: a buy in a bar that traded
+at one price pays the ask, above that price. Only the slippage is limited, on a
+candle, by the range the market covered after the order arrived, widened by the
+half spread: a taker fill lies outside its bar's range by at most the half spread
+it pays, never further. A resting limit order fills at exactly its limit as maker,
+never better.
 """
 
 from __future__ import annotations
@@ -43,8 +47,12 @@ def fillable_qty(
     return spec.floor_qty(min(remaining, room))
 
 
-def bounded(price: Decimal, low: Decimal, high: Decimal) -> Decimal:
-    return min(max(price, low), high)
+def widened(side: Side, bound: Decimal, half_spread_bps: Decimal, spec: SymbolSpec) -> Decimal:
+    """The farthest a taker fill may go: the range's far end plus the half spread, on the grid.
+
+    `bound` is the high of the range for a buy, its low for a sell.
+    """
+    return spec.adverse_price(bound * (1 + side.sign * half_spread_bps / BPS), side)
 
 
 def cost_bps(side: Side, reference: Decimal, fill: Decimal) -> Decimal:
@@ -74,18 +82,22 @@ def taker_fill(
 ) -> FillQuote:
     """Price a taker fill of `qty` that meets the market at `reference` (a mid price).
 
-    `bounds` is the bar's low-high range on candles (a fill stays inside it), None on
-    trades. The recorded spread is the part of the cost that the spread explains; the
-    slippage is the rest, so spread + slippage is the whole cost against `reference`.
+    `bounds` is, on candles, the low-high range the market covers from the order's
+    arrival to the bar's end; None on trades. The whole half spread is paid whatever
+    the range (the touch: the ask for a buy, on the tick grid); slippage beyond it
+    goes at most to the range widened by the half spread. The recorded spread is the
+    half spread; the slippage is the rest (impact and tick rounding), so spread +
+    slippage is the whole cost against `reference`.
     """
     impact = slippage_bps(base_bps, impact_bps, qty, volume)
-    raw = reference * (1 + side.sign * (half_spread_bps + impact) / BPS)
-    price = spec.adverse_price(raw, side)
+    half_spread_bps = half_spread_bps.quantize(_BPS_QUANTUM)  # what the fill records
+    touch = spec.adverse_price(reference * (1 + side.sign * half_spread_bps / BPS), side)
+    price = spec.adverse_price(reference * (1 + side.sign * (half_spread_bps + impact) / BPS), side)
     if bounds is not None:
-        price = bounded(price, *bounds)
+        far = widened(side, bounds[1] if side is Side.BUY else bounds[0], half_spread_bps, spec)
+        price = max(touch, min(price, far)) if side is Side.BUY else min(touch, max(price, far))
     total = cost_bps(side, reference, price)
-    spread = min(half_spread_bps.quantize(_BPS_QUANTUM), max(total, ZERO))
-    return FillQuote(price, reference, spread, total - spread, Liquidity.TAKER)
+    return FillQuote(price, reference, half_spread_bps, total - half_spread_bps, Liquidity.TAKER)
 
 
 def limit_is_marketable(side: Side, limit: Decimal, touch: Decimal) -> bool:

@@ -3,7 +3,9 @@
 Each order can trade from its arrival (`order.ts + latency`) until its time to live
 runs out (`order.ts + ttl`), both inclusive. On a candle the order meets the market
 at the intra-bar path's price when it arrived (or at the open, on every later bar),
-and can take only the bar's volume that traded while it was working. It also keeps
+and can take only the bar's volume that traded while it was working; a resting limit
+only the volume that traded beyond its limit. A taker fill's price is limited by the
+part of the bar after the order arrived, never by a price reached before it. It also keeps
 the account the way an exchange does (cash and holdings from its own fills), so a
 buy can never spend cash that is not there and a spot sell can never sell more than
 is held, whatever risk approved.
@@ -47,10 +49,11 @@ from engine.execution.fills import (
     resting_fill,
     taker_fill,
     traded_through,
+    widened,
 )
 from engine.execution.spread import SpreadEstimate, half_spread_bps
 from engine.markets import SymbolSpec
-from engine.maths.path import bar_path, first_reach, share_of_bar
+from engine.maths.path import PricePath, bar_path, first_reach, share_beyond, share_of_bar
 from engine.perp.book import PerpBook
 from engine.perp.leverage import leverages
 from engine.perp.margin import clamp_rate, funding_fee, liquidation_crossed
@@ -81,7 +84,8 @@ class _Chance:
     low: Decimal  # the range the market covers from `at` on
     high: Decimal
     volume: Decimal  # what traded while the order was working
-    bounds: tuple[Decimal, Decimal] | None  # a candle's low-high; None for a trade
+    bounds: tuple[Decimal, Decimal] | None  # on a candle the range from `at` on; None on a trade
+    until: datetime  # the end of the order's part of the event
 
 
 class PaperExchange:
@@ -147,20 +151,29 @@ class PaperExchange:
         elif isinstance(event, Quote):
             self.quotes[event.symbol] = event
         elif isinstance(event, MarkPrice):
-            self.perps.mark_fed.add(event.symbol)
-            self.perps.fair[event.symbol] = event.price
-            if event.symbol in self.perps.positions:
-                self._check_liquidation(event)
+            symbol = event.symbol
+            before = self.perps.marked_at.get(symbol), self.perps.fair.get(symbol)
+            self.perps.mark_fed.add(symbol)
+            self.perps.fair[symbol] = event.price
+            self.perps.marked_at[symbol] = event.ts
+            if symbol in self.perps.positions:
+                self._check_liquidation(event, before)
         elif isinstance(event, FundingSettlement):
             self._settle_funding(event)
 
     # --- perpetuals -------------------------------------------------------------
 
-    def _check_liquidation(self, event: Candle | Trade | MarkPrice) -> None:
+    def _check_liquidation(
+        self,
+        event: Candle | Trade | MarkPrice,
+        before: tuple[datetime | None, Decimal | None] = (None, None),
+    ) -> None:
         """Liquidate when the fair price reaches the position's liquidation price.
 
         The fair price is the mark-price feed where the symbol has one, else the
         traded price (on a candle: its intra-bar path from when the position opened).
+        Mark prices are points of a path joined by straight lines: the liquidation
+        happens when the line from the previous mark first reaches the level.
         """
         symbol = event.symbol
         if symbol in self.perps.mark_fed and not isinstance(event, MarkPrice):
@@ -181,6 +194,12 @@ class PaperExchange:
             at = first_reach(path, since, level) or since
         elif liquidation_crossed(side, level, event.price, event.price):
             at = event.ts
+            then, price = before
+            if isinstance(event, MarkPrice) and then is not None and price is not None:
+                since = max(then, self.perps.opened_at[symbol])
+                if since < event.ts:
+                    line = PricePath(((then, price), (event.ts, event.price)))
+                    at = first_reach(line, since, level) or since
         else:
             return
         self._liquidate(spec, level, at, event)
@@ -317,12 +336,21 @@ class PaperExchange:
             half = half_spread_bps(self._relative_spread(event.symbol, at)) / 10000
             # A print at the ask (buyer-initiated) sits half a spread above the middle.
             mid = event.price / (1 + event.side.sign * half)
-            return _Chance(at, mid, event.price, event.price, event.qty, None)
+            return _Chance(at, mid, event.price, event.price, event.qty, None, at)
         path = bar_path(event)
         low, high = path.range_from(at)
         until = min(event.ts, working.expires_at)
         volume = event.volume * share_of_bar(event, at, until)
-        return _Chance(at, path.price_at(at), low, high, volume, (event.low, event.high))
+        return _Chance(at, path.price_at(at), low, high, volume, (low, high), until)
+
+    def _volume_through(self, order: Order, event: Candle | Trade, chance: _Chance) -> Decimal:
+        """What traded beyond a resting limit while it was working: all a maker fill can meet."""
+        if isinstance(event, Trade):
+            return chance.volume  # a print through the limit
+        assert order.limit_price is not None
+        below = order.side is Side.BUY
+        share = share_beyond(bar_path(event), chance.at, chance.until, order.limit_price, below)
+        return event.volume * share
 
     def _relative_spread(self, symbol: str, at: datetime) -> Decimal | None:
         """The book's spread while its quote is fresh, else the fixed or estimated one."""
@@ -407,6 +435,13 @@ class PaperExchange:
             return
         if quote is None:
             return
+        if quote.liquidity is Liquidity.MAKER:
+            # A resting order meets only the volume that traded through its limit.
+            through = self._volume_through(order, event, chance)
+            cap = self.settings.participation_cap_pct
+            qty = min(qty, fillable_qty(working.remaining, through, cap, used, spec))
+            if qty <= 0 or (order.time_in_force is TimeInForce.FOK and qty < working.remaining):
+                return
         rate = spec.taker_fee if quote.liquidity is Liquidity.TAKER else spec.maker_fee
         # An entry may have been affordable at the reference but not after spread and slippage.
         if spec.perpetual:
@@ -480,12 +515,12 @@ class PaperExchange:
         if order.side is Side.SELL and not spec.perpetual:
             return min(qty, self.account.holdings.get(order.symbol, ZERO))
         # The highest price this chance can fill at bounds what the cash can pay for.
+        half = half_spread_bps(self._relative_spread(order.symbol, chance.at))
         if chance.bounds is not None:
-            ceiling = chance.bounds[1]
+            ceiling = widened(Side.BUY, chance.bounds[1], half, spec)
         else:
             s = self.settings
-            worst = half_spread_bps(self._relative_spread(order.symbol, chance.at))
-            worst += s.slippage_base_bps + s.slippage_impact_bps
+            worst = half + s.slippage_base_bps + s.slippage_impact_bps
             ceiling = chance.reference * (1 + worst / 10000) + spec.tick_size
         if order.limit_price is not None:
             ceiling = min(ceiling, order.limit_price) if order.side is Side.BUY else ceiling
@@ -518,7 +553,7 @@ class PaperExchange:
                 slippage_bps=ZERO,
                 fee=ZERO,
                 liquidity=None,
-                remaining_qty=ZERO,
+                remaining_qty=remaining,
                 reason=f"{reason}; {remaining} of {order.qty} unfilled",
                 market_event_id=event.event_id if event is not None else None,
             )

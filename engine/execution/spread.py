@@ -6,6 +6,10 @@ them, per symbol and rolling:
 - candles: the Corwin-Schultz (2012) high-low estimator over each pair of adjacent
   bars (with their adjustment for a gap between one close and the next range),
   negative pair estimates counted as zero, averaged over the last `window` pairs;
+  or, where it is larger, Roll's (1984) estimator from the bounce of closes between
+  bid and ask (2 * sqrt(-cov) of successive close-to-close returns over the same
+  bars). On a thin market many bars trade at one price and the high-low estimator
+  reads no spread there, while their closes still bounce between bid and ask;
 - trades: the distance between the latest buyer-initiated print (at the ask) and
   the latest seller-initiated print (at the bid), relative to their middle, taken
   each time the print side flips, averaged over the last `window` flips;
@@ -20,6 +24,7 @@ import math
 from collections import deque
 from dataclasses import dataclass, field
 from decimal import Decimal
+from itertools import pairwise
 from typing import Any
 
 from engine.events import ZERO, Side
@@ -46,6 +51,18 @@ def corwin_schultz(
     return max(spread, 0.0)
 
 
+def roll(closes: list[float]) -> float:
+    """Relative spread from the serial covariance of close-to-close returns; 0 without bounce."""
+    if len(closes) < 3 or min(closes) <= 0:
+        return 0.0
+    returns = [math.log(b / a) for a, b in pairwise(closes)]
+    first, second = returns[:-1], returns[1:]
+    n = len(first)
+    mean1, mean2 = sum(first) / n, sum(second) / n
+    cov = sum((a - mean1) * (b - mean2) for a, b in zip(first, second, strict=True)) / n
+    return 2 * math.sqrt(-cov) if cov < 0 else 0.0
+
+
 def _decimal(value: float) -> Decimal:
     return Decimal(repr(round(value, 10)))
 
@@ -65,6 +82,7 @@ class SpreadEstimate:
     pending: int = 0  # bars whose pair estimate is not in `samples` yet
     last_print: dict[str, float] = field(default_factory=dict)  # side -> price
     last_side: str | None = None
+    bounce: float | None = None  # Roll's estimate over `bars`; None until asked for again
 
     def relative(self) -> Decimal | None:
         if self.pending:
@@ -76,7 +94,12 @@ class SpreadEstimate:
             self.pending = 0
         if not self.samples:
             return None
-        return _decimal(sum(self.samples) / len(self.samples))
+        high_low = sum(self.samples) / len(self.samples)
+        if self.bars:
+            if self.bounce is None:
+                self.bounce = roll([c for _, _, c in self.bars])
+            high_low = max(high_low, self.bounce)
+        return _decimal(high_low)
 
     def _add(self, sample: float) -> None:
         self.samples.append(sample)
@@ -88,6 +111,7 @@ class SpreadEstimate:
         if len(self.bars) > self.window + 1:
             self.bars.popleft()
         self.pending += 1
+        self.bounce = None
 
     def on_print(self, side: Side, price: Decimal) -> None:
         self.last_print[side.value] = float(price)

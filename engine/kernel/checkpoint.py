@@ -171,6 +171,7 @@ def _capture_exchange(pipeline: Pipeline) -> dict[str, Any]:
             },
             "opened_at": {s: _t(t) for s, t in x.perps.opened_at.items()},
             "fair": _decimals(x.perps.fair),
+            "marked_at": {s: _t(t) for s, t in x.perps.marked_at.items()},
             "mark_fed": sorted(x.perps.mark_fed),
         },
     }
@@ -292,6 +293,8 @@ def _restore_exchange(pipeline: Pipeline, xs: dict[str, Any]) -> None:
     }
     x.perps.opened_at = {s: _pt(t) for s, t in perps["opened_at"].items()}  # type: ignore[misc]
     x.perps.fair = _from_decimals(perps["fair"])
+    marked_at = perps.get("marked_at", {})  # absent from checkpoints of older versions
+    x.perps.marked_at = {s: _pt(t) for s, t in marked_at.items()}  # type: ignore[misc]
     x.perps.mark_fed = set(perps["mark_fed"])
     x.quotes = {}
     for body in xs["quotes"]:

@@ -90,3 +90,28 @@ def first_reach(path: PricePath, since: datetime, level: Decimal) -> datetime | 
             share = (level - p0) / (p1 - p0)
             return t0 + (t1 - t0) * float(share)
     return None
+
+
+def share_beyond(
+    path: PricePath, since: datetime, until: datetime, level: Decimal, below: bool
+) -> Decimal:
+    """The share of the bar's time in [since, until] that the path spends beyond `level`.
+
+    Beyond is strictly below the level when `below` (a resting buy), strictly above
+    otherwise (a resting sell): with volume even over the bar, this share of its
+    volume traded through the level while an order was resting there.
+    """
+    total = (path.end - path.start) // _US
+    if until <= since or total <= 0:
+        return Decimal(0)
+    inside = [(t, p) for t, p in path.points if since < t < until]
+    points = [(since, path.price_at(since)), *inside, (until, path.price_at(until))]
+    beyond = Decimal(0)
+    for (t0, p0), (t1, p1) in pairwise(points):
+        d0, d1 = (level - p0, level - p1) if below else (p0 - level, p1 - level)
+        span = Decimal((t1 - t0) // _US)
+        if d0 > 0 and d1 > 0:
+            beyond += span
+        elif d0 > 0 or d1 > 0:
+            beyond += span * max(d0, d1) / abs(d1 - d0)
+    return beyond / Decimal(total)

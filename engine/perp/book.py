@@ -25,6 +25,7 @@ class PerpBook:
     positions: dict[str, Position] = field(default_factory=dict)
     opened_at: dict[str, datetime] = field(default_factory=dict)
     fair: dict[str, Decimal] = field(default_factory=dict)  # the fair (mark) price
+    marked_at: dict[str, datetime] = field(default_factory=dict)  # the latest mark's time
     mark_fed: set[str] = field(default_factory=set)  # symbols with a mark-price feed
 
     def qty(self, symbol: str) -> Decimal:

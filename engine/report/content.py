@@ -23,6 +23,7 @@ from engine.errors import ClaireError
 from engine.events import Side
 from engine.maths.round_trips import Fill, SymbolBook, replay_fills
 from engine.report import stats
+from engine.report.audit import audit_fills, load_audit_input
 from engine.report.compliance import risk_compliance
 from engine.report.figures import run_header
 from engine.report.final import ReportError, _no_figures
@@ -390,6 +391,10 @@ def _money_fields(store: Store, w: _Window, trading: _Trading) -> dict[str, Any]
             else ZERO
         ),
         "fills": len(in_window),
+        # The run's fills re-derived from its own market data (final report only).
+        "fill_realism": (
+            audit_fills(load_audit_input(store, w.run.run_id)).as_dict() if w.day is None else None
+        ),
         "orders_by_status": _orders_by_status(store, w.params, w.day is None),
     }
 

@@ -29,6 +29,7 @@ from engine.events import (
     Order,
     OrderCancel,
     OrderResult,
+    OrderStatus,
     OrderType,
     PortfolioSnapshot,
     Quote,
@@ -153,8 +154,8 @@ class RiskService:
         if flight is None:
             return
         flight.remaining = result.remaining_qty
-        if result.remaining_qty == 0:
-            del self.in_flight[result.order_id]
+        if result.remaining_qty == 0 or result.status is not OrderStatus.PARTIALLY_FILLED:
+            del self.in_flight[result.order_id]  # filled, or ended with what it left
 
     def resume(self, ts: datetime, operator_note: str = "") -> bool:
         """Leave HALTED by an operator's decision; the breaker re-arms from today's equity.
@@ -222,6 +223,26 @@ class RiskService:
     @property
     def _flattening(self) -> bool:
         return self.settings.circuit_breaker_action == "flatten"
+
+    def _freeze(self, now: datetime, cause_id: str | None) -> None:
+        """Nothing may grow a position after the halt: working entries are cancelled.
+
+        Exits keep working: they can only make a position smaller.
+        """
+        for flight in list(self.in_flight.values()):
+            order = flight.order
+            if order.intent is Intent.EXIT:
+                continue
+            self._publish(
+                OrderCancel(
+                    event_id=derive_id("cxl", order.order_id, "freeze"),
+                    ts=now,
+                    cause_id=cause_id,
+                    order_id=order.order_id,
+                    symbol=order.symbol,
+                    reason="circuit_breaker_freeze",
+                )
+            )
 
     def _flatten(self, now: datetime, cause_id: str | None) -> None:
         """Close every position at market: cancel what works, then sell what is held."""
@@ -367,8 +388,11 @@ class RiskService:
                     detail=detail,
                 )
             )
-        if state is TradingState.HALTED and self._flattening:
-            self._flatten(ts, event_id)
+        if state is TradingState.HALTED:
+            if self._flattening:
+                self._flatten(ts, event_id)
+            else:
+                self._freeze(ts, event_id)
 
     def _alert_message(self, state: TradingState, reason: str) -> str:
         if state is TradingState.REDUCING:
@@ -376,7 +400,7 @@ class RiskService:
         action = (
             "positions closed at market"
             if self._flattening
-            else "positions kept, every order refused"
+            else "positions kept, working entries cancelled, every order refused"
         )
         cause = "halted by an operator" if reason == "operator_halt" else "circuit breaker tripped"
         return f"{cause}: {action}; trading halted until an operator resumes"

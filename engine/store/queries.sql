@@ -535,3 +535,26 @@ SELECT episode_id, rule, severity, fired_at, fired_value, message, detail
 FROM alert_episodes
 WHERE run_id = %(run_id)s AND resolved_at IS NULL
 ORDER BY fired_at, episode_id;
+
+-- name: audit_candles
+-- The run's own candles, for re-deriving its fills (claire audit fills).
+SELECT event_id, ts, cause_id, symbol, open_time, interval_s, open, high, low, close, volume
+FROM candles WHERE run_id = %(run_id)s ORDER BY ts, symbol;
+
+-- name: audit_orders
+SELECT order_id, ts, side, price, decision_price, ttl_s
+FROM orders WHERE run_id = %(run_id)s ORDER BY ts, order_id;
+
+-- name: audit_fills
+-- Fills in the order they happened (as fills_in_order), with what each one met.
+SELECT t.trade_id, t.order_id, t.ts, t.symbol, t.side, t.qty, t.price, t.requested_price,
+       t.spread_bps, t.liquidity, t.market_event_id
+FROM trades t
+LEFT JOIN orders o ON o.run_id = t.run_id AND o.order_id = t.order_id
+WHERE t.run_id = %(run_id)s
+ORDER BY t.ts, o.ts NULLS LAST, t.trade_id;
+
+-- name: audit_state_changes
+SELECT ts, state FROM risk_events
+WHERE run_id = %(run_id)s AND kind = 'state_change'
+ORDER BY ts, event_id;

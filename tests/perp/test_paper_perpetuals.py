@@ -158,7 +158,11 @@ def test_a_crossed_liquidation_price_closes_at_that_price_and_loses_the_margin()
     [entry] = [r for r in of(seen, OrderResult) if r.status.is_fill and r.side is Side.BUY]
     margin = position_margin(entry.qty * entry.price, D(20))
     level = liquidation_price(Side.BUY, entry.price, entry.qty, margin, D("0.005"))
-    assert liq.ts == T0 + timedelta(hours=2, minutes=40)
+    # Stamped when the mark's line from 0.97 to 0.90 first reached the level, not at 0.90.
+    then = T0 + timedelta(hours=2, minutes=30)
+    share = (level - D("0.97")) / (D("0.90") - D("0.97"))
+    assert liq.ts == then + timedelta(minutes=10) * float(share)
+    assert then < liq.ts < T0 + timedelta(hours=2, minutes=40)
     assert liq.margin_lost == margin
     assert liq.liquidation_price == SPEC.adverse_price(level, Side.SELL)
     [close] = [r for r in of(seen, OrderResult) if r.order_id == liq.order_id]

@@ -17,8 +17,10 @@ from engine.events import (
     OrderResult,
     RiskEvent,
     Side,
+    Signal,
     TradingState,
 )
+from engine.execution.fills import widened
 from engine.kernel.pipeline import Pipeline, RunSummary, run_replay
 
 D = Decimal
@@ -96,25 +98,34 @@ def test_limits_hold_at_every_decision_and_fills_stay_inside_their_bar(
     held: dict[str, D] = {}
     in_flight: dict[str, tuple[Order, D]] = {}
     state = TradingState.ACTIVE
+    signals: set[str] = set()
     checked = 0
     for event in run.events:
         if isinstance(event, Candle):
             marks[event.symbol] = event.close
             bars[event.event_id] = event
+        elif isinstance(event, Signal):
+            signals.add(event.event_id)
         elif isinstance(event, RiskEvent) and event.kind == "state_change":
             state = event.state
         elif isinstance(event, OrderResult):
             order, _ = in_flight[event.order_id]
             if event.status.is_fill:
                 bar = bars[event.market_event_id]  # type: ignore[index]
-                assert bar.low <= event.price <= bar.high, event
+                # Inside the bar widened by the half spread the fill paid, never further.
+                spec, half = run.pipeline.specs[event.symbol], event.spread_bps
+                low, high = (
+                    widened(Side.SELL, bar.low, half, spec),
+                    widened(Side.BUY, bar.high, half, spec),
+                )
+                assert low <= event.price <= high, event
                 assert event.ts >= order.ts  # never before the decision
                 sign = 1 if event.side is Side.BUY else -1
                 held[event.symbol] = held.get(event.symbol, D(0)) + sign * event.qty
                 cash -= sign * event.qty * event.price + event.fee  # type: ignore[operator]
                 assert cash >= 0 and held[event.symbol] >= 0
-            if event.remaining_qty == 0:
-                del in_flight[event.order_id]
+            if event.remaining_qty == 0 or not event.status.is_fill:
+                del in_flight[event.order_id]  # filled, or ended with what it left
             else:
                 in_flight[event.order_id] = (order, event.remaining_qty)
         elif isinstance(event, Order):
@@ -132,7 +143,8 @@ def test_limits_hold_at_every_decision_and_fills_stay_inside_their_bar(
                 assert total_open + event.notional <= equity * settings.max_total_exposure_pct
                 checked += 1
             else:
-                assert state is not TradingState.HALTED
+                # While halted the only exits are the breaker's own flattening.
+                assert state is not TradingState.HALTED or event.cause_id not in signals
             in_flight[event.order_id] = (event, event.qty)
     assert checked > 10
     final = cash + sum(q * marks[s] for s, q in held.items())
@@ -165,6 +177,10 @@ def test_tight_limits_reduce_then_reactivate_next_utc_day_then_halt(tight_run: R
     refusals = tight_run.summary.risk_refusals
     assert refusals.get("reducing_only_exits", 0) > 0 and refusals.get("halted", 0) > 0
     halted_at = changes[-1][0]
-    assert not [o for o in tight_run.of(Order) if o.ts >= halted_at]
+    # After the halt only the breaker's flattening trades: market exits no signal caused.
+    signals = {s.event_id for s in tight_run.of(Signal)}
+    after = [o for o in tight_run.of(Order) if o.ts >= halted_at]
+    assert all(o.intent is Intent.EXIT and o.cause_id not in signals for o in after)
+    assert tight_run.summary.open_positions == []
     assert tight_run.summary.trading_state == "halted"
     assert tight_run.summary.alerts >= 2
