@@ -44,7 +44,13 @@ from engine.events import (
 )
 from engine.markets import SymbolSpec
 from engine.perp.leverage import leverages
-from engine.perp.margin import liquidation_price, position_margin
+from engine.risk.breaker import (
+    flatten_cancels,
+    flatten_orders,
+    freeze_cancels,
+    state_alert_message,
+)
+from engine.risk.notices import liquidation_notices, perp_entry_refusal
 from engine.risk.sizing import (
     daily_volatility,
     entry_headroom,
@@ -180,107 +186,28 @@ class RiskService:
         return True
 
     def _liquidated(self, event: Liquidation) -> None:
-        detail = {
-            "qty": str(event.qty),
-            "entry_price": str(event.entry_price),
-            "liquidation_price": str(event.liquidation_price),
-            "mark_price": str(event.mark_price),
-            "margin_lost": str(event.margin_lost),
-            "fee": str(event.fee),
-            "leverage": str(event.leverage),
-        }
-        side = "long" if event.qty > 0 else "short"
-        message = (
-            f"{event.symbol} {side} liquidated at {event.liquidation_price}: "
-            f"margin {event.margin_lost} lost"
-        )
-        risk_id = derive_id("risk", event.event_id, "liquidation")
-        self._publish(
-            RiskEvent(
-                event_id=risk_id,
-                ts=event.ts,
-                cause_id=event.event_id,
-                kind="liquidation",
-                reason="liquidation",
-                symbol=event.symbol,
-                state=self.state,
-                message=message,
-                detail=detail,
-            )
-        )
-        self._publish(
-            Alert(
-                event_id=derive_id("alert", risk_id),
-                ts=event.ts,
-                cause_id=risk_id,
-                severity=Severity.CRITICAL,
-                rule="liquidation",
-                message=message,
-                detail=detail,
-            )
-        )
+        for notice in liquidation_notices(event, self.state):
+            self._publish(notice)
 
     @property
     def _flattening(self) -> bool:
         return self.settings.circuit_breaker_action == "flatten"
 
     def _freeze(self, now: datetime, cause_id: str | None) -> None:
-        """Nothing may grow a position after the halt: working entries are cancelled.
-
-        Exits keep working: they can only make a position smaller.
-        """
-        for flight in list(self.in_flight.values()):
-            order = flight.order
-            if order.intent is Intent.EXIT:
-                continue
-            self._publish(
-                OrderCancel(
-                    event_id=derive_id("cxl", order.order_id, "freeze"),
-                    ts=now,
-                    cause_id=cause_id,
-                    order_id=order.order_id,
-                    symbol=order.symbol,
-                    reason="circuit_breaker_freeze",
-                )
-            )
+        """Nothing may grow a position after the halt: working entries are cancelled."""
+        working = [f.order for f in self.in_flight.values()]
+        for cancel in freeze_cancels(working, now, cause_id):
+            self._publish(cancel)
 
     def _flatten(self, now: datetime, cause_id: str | None) -> None:
         """Close every position at market: cancel what works, then sell what is held."""
-        for flight in list(self.in_flight.values()):
-            order = flight.order
-            if order.intent is Intent.EXIT and order.order_type is OrderType.MARKET:
-                continue  # already on its way out
-            self._publish(
-                OrderCancel(
-                    event_id=derive_id("cxl", order.order_id, "flatten"),
-                    ts=now,
-                    cause_id=cause_id,
-                    order_id=order.order_id,
-                    symbol=order.symbol,
-                    reason="circuit_breaker_flatten",
-                )
-            )
-        for symbol, held in sorted(self.positions.items()):
-            qty = abs(held) - self._in_flight_exits(symbol, market_only=True)
-            if qty <= 0 or symbol not in self.last_price:
-                continue
-            order_id = derive_id("ord", "flatten", cause_id, symbol)
-            self._send(
-                Order(
-                    event_id=order_id,
-                    ts=now,
-                    cause_id=cause_id,
-                    order_id=order_id,
-                    symbol=symbol,
-                    side=Side.SELL if held > 0 else Side.BUY,
-                    order_type=OrderType.MARKET,
-                    qty=qty,
-                    limit_price=None,
-                    decision_price=self.last_price[symbol],
-                    intent=Intent.EXIT,
-                    ttl_s=self.settings.order_ttl_seconds,
-                )
-            )
+        working = [f.order for f in self.in_flight.values()]
+        for cancel in flatten_cancels(working, now, cause_id):
+            self._publish(cancel)
+        leaving = {s: self._in_flight_exits(s, market_only=True) for s in self.positions}
+        ttl_s = self.settings.order_ttl_seconds
+        for order in flatten_orders(self.positions, leaving, self.last_price, now, cause_id, ttl_s):
+            self._send(order)
 
     # --- valuation ----------------------------------------------------------
 
@@ -384,7 +311,7 @@ class RiskService:
                     cause_id=event_id,
                     severity=severity,
                     rule=reason,
-                    message=self._alert_message(state, reason),
+                    message=state_alert_message(state, reason, self._flattening),
                     detail=detail,
                 )
             )
@@ -393,17 +320,6 @@ class RiskService:
                 self._flatten(ts, event_id)
             else:
                 self._freeze(ts, event_id)
-
-    def _alert_message(self, state: TradingState, reason: str) -> str:
-        if state is TradingState.REDUCING:
-            return "daily drawdown limit reached: only exits until the next UTC day"
-        action = (
-            "positions closed at market"
-            if self._flattening
-            else "positions kept, working entries cancelled, every order refused"
-        )
-        cause = "halted by an operator" if reason == "operator_halt" else "circuit breaker tripped"
-        return f"{cause}: {action}; trading halted until an operator resumes"
 
     # --- decisions ----------------------------------------------------------
 
@@ -452,31 +368,68 @@ class RiskService:
         return False
 
     def _entry(self, signal: Signal, now: datetime) -> None:
-        s = self.settings
+        if self._entry_blocked(signal, now):
+            return
         symbol = signal.symbol
+        price = self.last_price[symbol]
+        if signal.limit_price is not None:
+            price = signal.limit_price  # a limit buy never pays more than its limit
+        spec = self.specs[symbol]
+        target, notional, binding, room, numbers = self._entry_size(signal, price)
+        qty = spec.floor_qty(notional / price)
+        if qty <= 0 or qty < spec.min_qty or qty * price < max(spec.min_notional, ZERO):
+            self._refuse(
+                signal, binding, f"no room for {symbol}: {binding} leaves {room:.8g}", numbers
+            )
+            return
+        if symbol in self._perpetual and self._perp_refused(signal, qty, price, numbers):
+            return
+        if notional < target:
+            numbers["approved_notional"] = str(qty * price)
+            self._publish(
+                RiskEvent(
+                    event_id=derive_id("risk", signal.event_id, "resize"),
+                    ts=now,
+                    cause_id=signal.event_id,
+                    kind="resize",
+                    reason=binding,
+                    symbol=symbol,
+                    state=self.state,
+                    message=f"{symbol} entry cut to {qty} by {binding}",
+                    detail=numbers,
+                )
+            )
+        self._approve(signal, now, signal.side, qty, self.last_price[symbol], Intent.ENTRY)
+
+    def _entry_blocked(self, signal: Signal, now: datetime) -> bool:
+        """Refused before sizing: reducing, too many positions, or the order rate."""
+        s = self.settings
         if self.state is TradingState.REDUCING:
             self._refuse(
                 signal, "reducing_only_exits", "daily drawdown limit: only exits today", {}
             )
-            return
+            return True
         open_symbols = {sym for sym, qty in self.positions.items() if qty}
         open_symbols |= {
             f.order.symbol for f in self.in_flight.values() if f.order.intent is Intent.ENTRY
         }
-        if symbol not in open_symbols and len(open_symbols) >= s.max_open_positions:
+        if signal.symbol not in open_symbols and len(open_symbols) >= s.max_open_positions:
             self._refuse(
                 signal,
                 "max_open_positions",
                 f"{len(open_symbols)} positions open or opening",
                 {"limit": str(s.max_open_positions), "symbols": ",".join(sorted(open_symbols))},
             )
-            return
-        if self._rate_limited(signal, now):
-            return
-        price = self.last_price[symbol]
-        if signal.limit_price is not None:
-            price = signal.limit_price  # a limit buy never pays more than its limit
-        spec = self.specs[symbol]
+            return True
+        return self._rate_limited(signal, now)
+
+    def _entry_size(
+        self, signal: Signal, price: Decimal
+    ) -> tuple[Decimal, Decimal, str, Decimal, dict[str, str]]:
+        """The entry's target notional, the notional the limits allow, the limit that
+        binds, its room, and the numbers behind them."""
+        s = self.settings
+        symbol = signal.symbol
         equity = self.equity()
         if s.sizing_mode == "volatility":
             target = volatility_scaled_notional(
@@ -504,18 +457,10 @@ class RiskService:
         else:
             free_cash = self.cash - self._in_flight_entries() * (1 + self._cost_rate)
         headroom = entry_headroom(
-            equity,
-            s.max_position_pct,
-            s.max_total_exposure_pct,
-            symbol_notional,
-            total_notional,
-            free_cash,
-            cost_rate,
-            margin_room,
-        )
+            equity, s.max_position_pct, s.max_total_exposure_pct, symbol_notional,
+            total_notional, free_cash, cost_rate, margin_room,
+        )  # fmt: skip
         binding, room = headroom.binding()
-        notional = min(target, room)
-        qty = spec.floor_qty(notional / price)
         numbers = {
             "equity": str(equity),
             "price": str(price),
@@ -526,29 +471,7 @@ class RiskService:
             "max_total_notional": str(equity * s.max_total_exposure_pct),
             "free_cash": str(free_cash),
         }
-        if qty <= 0 or qty < spec.min_qty or qty * price < max(spec.min_notional, ZERO):
-            self._refuse(
-                signal, binding, f"no room for {symbol}: {binding} leaves {room:.8g}", numbers
-            )
-            return
-        if symbol in self._perpetual and self._perp_refused(signal, qty, price, numbers):
-            return
-        if notional < target:
-            numbers["approved_notional"] = str(qty * price)
-            self._publish(
-                RiskEvent(
-                    event_id=derive_id("risk", signal.event_id, "resize"),
-                    ts=now,
-                    cause_id=signal.event_id,
-                    kind="resize",
-                    reason=binding,
-                    symbol=symbol,
-                    state=self.state,
-                    message=f"{symbol} entry cut to {qty} by {binding}",
-                    detail=numbers,
-                )
-            )
-        self._approve(signal, now, signal.side, qty, self.last_price[symbol], Intent.ENTRY)
+        return target, min(target, room), binding, room, numbers
 
     def _in_flight_margin(self) -> Decimal:
         return sum(
@@ -569,40 +492,15 @@ class RiskService:
         symbol = signal.symbol
         terms = self.specs[symbol].contract
         assert terms is not None
-        lev = self.leverage[symbol]
-        held = self.positions.get(symbol, ZERO)
-        new_qty = held + signal.side.sign * qty
-        new_cost = self.costs.get(symbol, ZERO) + signal.side.sign * qty * price
-        cap = terms.leverage_cap(new_qty)
-        numbers = {**numbers, "leverage": str(lev), "tier_max_leverage": str(cap)}
-        if lev > cap:
-            self._refuse(
-                signal,
-                "leverage_tier",
-                f"{symbol} at {lev}x: a position of {new_qty} allows at most {cap}x",
-                numbers,
-            )
-            return True
-        mark = self.last_price[symbol]
-        level = liquidation_price(
-            signal.side,
-            new_cost / new_qty,
-            new_qty,
-            position_margin(new_cost, lev),
-            terms.tier(new_qty).maintenance_margin_rate,
-        )
-        distance = abs(mark - level) / mark
-        limit = self.settings.min_liquidation_distance_pct
-        if distance < limit:
-            numbers |= {"liquidation_price": str(level), "distance": str(distance)}
-            self._refuse(
-                signal,
-                "liquidation_too_close",
-                f"{symbol} would be liquidated at {level}, {distance:.2%} from {mark}",
-                {**numbers, "limit": str(limit)},
-            )
-            return True
-        return False
+        refusal = perp_entry_refusal(
+            symbol, terms, self.leverage[symbol], self.positions.get(symbol, ZERO),
+            self.costs.get(symbol, ZERO), signal.side, qty, price, self.last_price[symbol],
+            self.settings.min_liquidation_distance_pct, numbers,
+        )  # fmt: skip
+        if refusal is None:
+            return False
+        self._refuse(signal, *refusal)
+        return True
 
     def _exit(self, signal: Signal, now: datetime) -> None:
         symbol = signal.symbol
