@@ -304,8 +304,13 @@ def timeframe_of(candle: Candle | None) -> str:
     return f"{s}s"
 
 
-def half_spreads_in_force(inp: AuditInput) -> dict[str, Decimal]:
-    """Per candle id, the half spread (bps) known before that candle: what a fill there pays."""
+def half_spreads_in_force(
+    inp: AuditInput, wanted: set[str] | None = None
+) -> dict[str, Decimal]:
+    """Per candle id, the half spread (bps) known before that candle: what a fill there pays.
+
+    `wanted`: only these candles' (the ones fills met); the estimate still walks every bar.
+    """
     if inp.fixed_spread_bps is not None:
         half = (inp.fixed_spread_bps / 2).quantize(_SPREAD_PLACES)
         return dict.fromkeys(inp.candles, half)
@@ -317,14 +322,15 @@ def half_spreads_in_force(inp: AuditInput) -> dict[str, Decimal]:
         estimate = estimates.get(c.symbol)
         if estimate is None:
             estimate = estimates[c.symbol] = SpreadEstimate(inp.spread_window)
-        halves[c.event_id] = half_spread_bps(estimate.relative()).quantize(_SPREAD_PLACES)
+        if wanted is None or c.event_id in wanted:
+            halves[c.event_id] = half_spread_bps(estimate.relative()).quantize(_SPREAD_PLACES)
         estimate.on_bar(c.high, c.low, c.close)
     return halves
 
 
 def audit_fills(inp: AuditInput) -> FillAudit:
     steps = price_steps(inp)
-    in_force = half_spreads_in_force(inp)
+    in_force = half_spreads_in_force(inp, {f.market_event_id or "" for f in inp.fills})
     latency = timedelta(milliseconds=inp.latency_ms) if inp.latency_ms is not None else None
     outside = before = under = over_cap = 0
     taker = maker = 0
