@@ -466,7 +466,12 @@ class PaperRunner:
                 attendant: RunAttendant | None = None
                 try:
                     with (
-                        serving(metrics, self._checks(store), self.settings.claire_http_host),
+                        serving(
+                            metrics,
+                            self._checks(store),
+                            self.settings.claire_http_host,
+                            self.settings.http_port(),
+                        ),
                         self._session(store, run_id, build, checkpoint) as (run, done),
                     ):
                         ops.attach(run)
@@ -900,7 +905,12 @@ class PaperRunner:
         with (
             StopSignals() as stop,
             session as ops,
-            serving(metrics, self._checks(store), self.settings.claire_http_host),
+            serving(
+                metrics,
+                self._checks(store),
+                self.settings.claire_http_host,
+                self.settings.http_port(),
+            ),
         ):
 
             def build(observer: Callable[[Event], None]) -> Pipeline:
