@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import AsJson, DataDir
+from claire_cli.options import AsJson, DataDir, refuse_empty
 
 db_app = typer.Typer(
     help="Query a data folder's database: its URL, or psql on it.",
@@ -49,7 +49,12 @@ def psql(
     ctx: typer.Context,
     run_id: Annotated[
         str | None,
-        typer.Option("--run", help="Set the psql variable `run` to this run id.", metavar="RUN_ID"),
+        typer.Option(
+            "--run",
+            help="Set the psql variable `run` to this run id.",
+            metavar="RUN_ID",
+            callback=refuse_empty("--run", "give a run id, or leave the option out"),
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import is_debug, user_errors, warn
-from claire_cli.options import AsJson, DataDir, RunId
+from claire_cli.options import AsJson, DataDir, RunId, refuse_empty
 from claire_cli.preflight import IgnoreCheck
 
 papertest_app = typer.Typer(
@@ -109,6 +109,7 @@ def start(
         typer.Option(
             help="Replay speed: 1x, 60x, ... or max (default: max; a resumed run keeps its own).",
             metavar="SPEED",
+            callback=refuse_empty("--speed", "give 1x, 60x, ... or max, or leave it out for max"),
         ),
     ] = None,
     strategy: Annotated[
@@ -117,6 +118,9 @@ def start(
             help="Strategy as module:Class (installed, or a module in the working folder) or "
             "path/to/file.py:Class (default: the momentum strategy).",
             metavar="MODULE:CLASS",
+            callback=refuse_empty(
+                "--strategy", "give module:Class, or leave it out for the momentum strategy"
+            ),
         ),
     ] = None,
     param: Annotated[

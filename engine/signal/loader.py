@@ -19,6 +19,8 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
+import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -35,6 +37,8 @@ from engine.plain import plain
 from engine.signal.base import Strategy
 
 DEFAULT_STRATEGY = "engine.signal.momentum:MomentumStrategy"
+_WHOLE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 CALLBACKS = ("on_candle", "on_trade")
 _EXPECTED = {
     "on_candle": "def on_candle(self, candle, context)",
@@ -344,9 +348,17 @@ def convert_params(cls: type[Strategy], given: Mapping[str, Any]) -> dict[str, A
 def _convert(cls: type[Strategy], name: str, raw: Any, target: Any) -> Any:
     if target is Any:
         return raw
+    if target in (int, float, Decimal) and isinstance(raw, str) and not _plain_text(raw):
+        pattern = _WHOLE if target is int else _NUMBER
+        if not pattern.fullmatch(raw.strip()):
+            example = "24" if target is int else "0.006"
+            raise StrategyLoadError(
+                f"--param {name}={raw} is not a plain {_type_name(target)} for {cls.__name__}: "
+                f"write a finite number with the digits 0-9, like {name}={example}"
+            )
     adapter: TypeAdapter[Any] = TypeAdapter(target)
     try:
-        return adapter.validate_python(raw)
+        value = adapter.validate_python(raw)
     except ValidationError as first:
         if isinstance(raw, str) and raw.strip()[:1] in "[{":
             try:
@@ -357,6 +369,16 @@ def _convert(cls: type[Strategy], name: str, raw: Any, target: Any) -> Any:
         raise StrategyLoadError(
             f"--param {name}={raw} is not a valid {_type_name(target)} for {cls.__name__}: {reason}"
         ) from None
+    if isinstance(value, float | Decimal) and not math.isfinite(value):
+        raise StrategyLoadError(
+            f"--param {name}={raw} is not a finite number for {cls.__name__}; give a number "
+            "like 0.006"
+        )
+    return value
+
+
+def _plain_text(raw: str) -> bool:
+    return raw.isascii() and "_" not in raw
 
 
 def effective_params(cls: type[Strategy], values: Mapping[str, Any]) -> dict[str, Any]:
