@@ -139,6 +139,10 @@ class Settings(BaseSettings):
     alert_memory_pct: Decimal = Decimal("0.90")
     alert_for_seconds: int = Field(default=60, ge=0, le=86400)
     alert_clear_seconds: int = Field(default=300, ge=0, le=86400)
+    # Hysteresis of the level rules: a firing alert clears only at or below this share of
+    # its threshold, and a warning fires again only this long after its last episode resolved.
+    alert_clear_ratio: Decimal = Field(default=Decimal("0.8"), ge=0, le=1)
+    alert_quiet_seconds: int = Field(default=86400, ge=0, le=7 * 86400)
     # Alerts that open an incident when they fire: "RULE=TYPE,..." (empty: none).
     incident_on_alert: str = ""
     incident_bundle_rows: int = Field(default=200, ge=1, le=100_000)  # last rows per table
