@@ -32,7 +32,7 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from engine.errors import StrategyLoadError
+from engine.errors import StrategyError, StrategyLoadError
 from engine.plain import plain
 from engine.signal.base import Strategy
 
@@ -82,7 +82,7 @@ class StrategyChoice:
             elif found is None and (here / top / "__init__.py").is_file():
                 folder = str(here)
         choice = cls(spec, dict(params or {}), folder)
-        choice.build()  # fail now, before a run is created
+        strategy_state(choice.build())  # fail now, before a run is created
         return choice
 
     @classmethod
@@ -405,6 +405,50 @@ def parse_param(text: str) -> tuple[str, str]:
     return name, value.strip()
 
 
+def strategy_state(strategy: Strategy) -> dict[str, Any]:
+    """The strategy's `export_state()`, refused in one sentence when JSON cannot hold it."""
+    state = strategy.export_state()
+    name = type(strategy).__name__
+    if not isinstance(state, dict):
+        raise StrategyError(
+            f"strategy {name}: export_state() returned a {type(state).__name__}; return a dict "
+            "of JSON values (numbers, text, lists, dicts)"
+        )
+    problem = _not_json(state, "")
+    if problem is not None:
+        where, value = problem
+        raise StrategyError(
+            f"strategy {name}: export_state() field {where} is a {type(value).__name__}, which "
+            "JSON cannot hold; store it as numbers, text, lists or dicts (a Decimal as str, a "
+            "time as its isoformat) and convert it back in import_state()"
+        )
+    return state
+
+
+def _not_json(value: Any, where: str) -> tuple[str, Any] | None:
+    """The first place in `value` that JSON cannot hold (strict: no NaN), with its value."""
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where or "the state", value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                return inner, key
+            found = _not_json(item, inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _not_json(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+        return None
+    return where or "the state", value
+
+
 def describe(spec: str, params: Mapping[str, Any]) -> str:
     """`Class (spec) name=value ...` for summaries and reports."""
     shown = " ".join(f"{k}={v}" for k, v in params.items())
@@ -419,4 +463,5 @@ __all__ = [
     "describe",
     "effective_params",
     "parse_param",
+    "strategy_state",
 ]
