@@ -431,9 +431,16 @@ class EmbeddedPostgres:
             if self._process is not proc:
                 raise StoreError("the embedded PostgreSQL was stopped while it was starting.")
             if proc.poll() is not None:
+                log = self._log_since(log_offset)
+                cause = start_failure_cause(log, self.data_dir)
+                if cause is not None:
+                    raise StoreError(
+                        f"the embedded PostgreSQL exited during start-up: {cause} "
+                        f"(server log: {self.log_path})."
+                    )
                 raise StoreError(
                     f"the embedded PostgreSQL exited during start-up; see {self.log_path}: "
-                    f"{_last_line(self._log_since(log_offset))}"
+                    f"{_last_line(log)}"
                 )
             with contextlib.suppress(OSError):
                 lines = pid_file.read_text().splitlines()
@@ -544,6 +551,33 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
+
+
+# What a server log says when start-up fails for a reason outside PostgreSQL, and the
+# fix in the operator's words; the first one found in the log's tail is the cause.
+_START_FAILURES: Final = (
+    ("No space left on device", "the disk is full (No space left on device); free space on "
+     "the disk of {folder}"),
+    ("Permission denied", "permission denied on a file of the server; check the owner and "
+     "permissions of {folder}"),
+    ("Address already in use", "its address is in use (Address already in use); stop the "
+     "other server or let claire pick another port"),
+    ("lock file", "another server holds its lock file (postmaster.pid) in {folder}; stop that "
+     "server, or remove the file if no server runs"),
+    ("Read-only file system", "the disk of {folder} is read-only (Read-only file system); "
+     "mount it writable"),
+    ("Cannot allocate memory", "the machine is out of memory (Cannot allocate memory); free "
+     "memory"),
+)  # fmt: skip
+
+
+def start_failure_cause(log: str, folder: Path) -> str | None:
+    """A recognised cause of a failed start in the server log's text, with its fix."""
+    tail = log[-16 * 1024 :]
+    for needle, cause in _START_FAILURES:
+        if needle.lower() in tail.lower():
+            return cause.format(folder=folder)
+    return None
 
 
 def _last_line(text: str) -> str:
