@@ -165,6 +165,8 @@ class Settings(BaseSettings):
     claire_http_port: str = "8000"
     claire_postgres_url: SecretStr | None = None
     claire_redis_url: SecretStr | None = None
+    # The embedded Redis's append-only file: always loses nothing, everysec up to a second.
+    claire_redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
     mexc_api_key: SecretStr | None = None
     mexc_api_secret: SecretStr | None = None
 
@@ -333,7 +335,6 @@ OTHER_VARIABLES: Final = frozenset(
         "CLAIRE_MEXC_SPOT_REST_URL",
         "CLAIRE_MEXC_SPOT_WS_URL",
         "CLAIRE_PORTFOLIO_PORT",
-        "CLAIRE_REDIS_APPENDFSYNC",
         "CLAIRE_REPLAY_DAYS",
         "CLAIRE_REPLAY_FILES",
         "CLAIRE_REPLAY_SPEED",

@@ -208,3 +208,16 @@ def test_the_command_line_says_one_sentence_and_records_nothing(
     assert line.startswith("error: "), line
     assert says in line, line
     assert not (claire_home / "postgres").exists()
+
+
+def test_redis_settings_are_read_from_dotenv(tmp_path: Path) -> None:
+    from engine.runtime.redis import EmbeddedRedis, ExternalRedis, redis_service
+
+    Path(".env").write_text("CLAIRE_REDIS_APPENDFSYNC=always\n")
+    embedded = redis_service(tmp_path)
+    assert isinstance(embedded, EmbeddedRedis) and embedded.appendfsync == "always"
+    Path(".env").write_text("CLAIRE_REDIS_URL=redis://127.0.0.1:6390/0\n")
+    assert isinstance(redis_service(tmp_path), ExternalRedis)
+    Path(".env").write_text("CLAIRE_REDIS_APPENDFSYNC=sometimes\n")
+    with pytest.raises(ConfigError, match=r"^CLAIRE_REDIS_APPENDFSYNC=sometimes is invalid"):
+        redis_service(tmp_path)
