@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Annotated
 
@@ -21,6 +22,28 @@ def refuse_empty(option: str, fix: str) -> Callable[[str | None], str | None]:
         return value
 
     return check
+
+
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf)", re.I)
+
+
+def plain_number(option: str, fix: str) -> Callable[[str], float]:
+    """A parser for a number option: digits 0-9 only (no full-width digits, no `1_0`)."""
+
+    def parse(text: str) -> float:
+        if not text.strip():
+            err().print(f"[red]error:[/red] {option} is empty; {escape(fix)}.", soft_wrap=True)
+            raise typer.Exit(1)
+        if not text.isascii() or not _NUMBER.fullmatch(text.strip()):
+            err().print(
+                f"[red]error:[/red] {option} {escape(text)} is not a number written with the "
+                f"digits 0-9; {escape(fix)}.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
+        return float(text)
+
+    return parse
 
 
 # Text, not a Path: Path("") would quietly become the current folder, and an empty

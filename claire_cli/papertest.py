@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import is_debug, user_errors, warn
-from claire_cli.options import AsJson, DataDir, RunId, refuse_empty
+from claire_cli.options import AsJson, DataDir, RunId, plain_number, refuse_empty
 from claire_cli.preflight import IgnoreCheck
 
 papertest_app = typer.Typer(
@@ -102,6 +102,7 @@ def start(
         typer.Option(
             help="Replay this many days from the first common timestamp; live: run length.",
             metavar="DAYS",
+            parser=plain_number("--days", "give a number of days like 7"),
         ),
     ] = None,
     speed: Annotated[

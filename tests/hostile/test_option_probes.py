@@ -148,3 +148,21 @@ def test_what_is_not_a_regular_file_is_named_so(
     line = _refused(claire_home, *BASE, "--replay", path)
     assert f"replay file {path} is not a regular file" in line, line
     assert "does not exist" not in line
+
+
+@pytest.mark.parametrize(
+    ("days", "says"),
+    [
+        ("\uff11", "--days \uff11 is not a number written with the digits 0-9"),
+        ("1_0", "--days 1_0 is not a number written with the digits 0-9"),
+        ("abc", "--days abc is not a number written with the digits 0-9"),
+        ("", "--days is empty"),
+        ("nan", "--days nan is out of range"),
+        ("1e400", "--days inf is out of range"),
+        ("-1", "--days -1 is out of range"),
+    ],
+)
+def test_a_bad_number_of_days_is_one_sentence(days: str, says: str, claire_home: Path) -> None:
+    args = ["papertest", "start", "--replay", ETH, "--speed", "max", "--capital", "10"]
+    line = _refused(claire_home, *args, "--days", days)
+    assert line.startswith(f"error: {says}"), line
