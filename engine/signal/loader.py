@@ -82,7 +82,8 @@ class StrategyChoice:
             elif found is None and (here / top / "__init__.py").is_file():
                 folder = str(here)
         choice = cls(spec, dict(params or {}), folder)
-        strategy_state(choice.build())  # fail now, before a run is created
+        built = choice.build()  # fail now, before a run is created
+        _check_fresh_state(built)
         return choice
 
     @classmethod
@@ -403,6 +404,15 @@ def parse_param(text: str) -> tuple[str, str]:
             f"--param {text!r} is not like name=value, e.g. --param lookback_bars=24"
         )
     return name, value.strip()
+
+
+def _check_fresh_state(strategy: Strategy) -> None:
+    """`strategy_state` of a strategy built a moment ago, before any data."""
+    try:
+        strategy.export_state()
+    except Exception:  # its state may need data first: checkpoints judge it then
+        return
+    strategy_state(strategy)
 
 
 def strategy_state(strategy: Strategy) -> dict[str, Any]:
