@@ -6,9 +6,13 @@ from collections import Counter
 from decimal import Decimal
 from pathlib import Path
 
+import pytest
+
 from engine.config import load_settings
 from engine.events import Alert, Event
 from engine.kernel import run_replay
+
+pytestmark = pytest.mark.slow
 
 
 def _alerts(files: list[Path], **settings: object) -> list[tuple[str, str, str]]:

@@ -13,6 +13,8 @@ from tests.cli.support import ETH, invoke, ok, one_line, replay
 
 BASE = ["papertest", "start", "--replay", ETH, "--days", "1", "--speed", "max", "--capital", "10"]
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 
 @pytest.fixture
 def a_run(claire_home: Path) -> Path:

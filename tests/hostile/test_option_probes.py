@@ -12,6 +12,8 @@ from tests.cli.support import ETH, invoke, one_line
 
 BASE = ["papertest", "start", "--days", "1", "--speed", "max", "--capital", "10"]
 
+pytestmark = [pytest.mark.slow, pytest.mark.integration]
+
 
 def _refused(claire_home: Path, *args: str | Path) -> str:
     result = invoke(*args)

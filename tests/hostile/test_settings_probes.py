@@ -198,6 +198,7 @@ CLI_PROBES = [
 ]  # fmt: skip
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("name", "value", "says"), CLI_PROBES)
 def test_the_command_line_says_one_sentence_and_records_nothing(
     name: str, value: str, says: str, claire_home: Path
