@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import AsJson, DataDir
+from claire_cli.options import AsJson, DataDir, refuse_empty
 
 db_app = typer.Typer(
     help="Query a data folder's database: its URL, or psql on it.",
@@ -49,15 +49,20 @@ def psql(
     ctx: typer.Context,
     run_id: Annotated[
         str | None,
-        typer.Option("--run", help="Set the psql variable `run` to this run id.", metavar="RUN_ID"),
+        typer.Option(
+            "--run",
+            help="Set the psql variable `run` to this run id.",
+            metavar="RUN_ID",
+            callback=refuse_empty("--run", "give a run id, or leave the option out"),
+        ),
     ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Open psql on the data folder's database, starting its server if needed.
 
     Arguments after -- go to psql (claire db psql -- -c 'SELECT count(*) FROM runs').
-    With --run, the run id is the psql variable `run`:
-    SELECT * FROM trades WHERE run_id = :'run';
+    With --run, the run id is the psql variable `run`, also in -c commands:
+    claire db psql --run RUN_ID -- -c "SELECT count(*) FROM trades WHERE run_id = :'run'"
     """
     with user_errors():
         from engine.config import load_settings
@@ -68,11 +73,49 @@ def psql(
         with open_data(settings, data_dir) as data:
             chosen = data.run_id(run_id) if run_id else None
             folder = data.folder
+        args, commands = _split_commands(list(ctx.args)) if chosen else (list(ctx.args), [])
+        if commands:  # psql substitutes :'run' in what it reads, never in -c
+            args += ["--set", "ON_ERROR_STOP=1", "--file", "-"]
+        script = "".join(_statement(sql) for sql in commands)
         with served(settings, folder) as server_url:
-            call = psql_call(server_url, chosen, ctx.args)
+            call = psql_call(server_url, chosen, args)
             previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is psql's
             try:
-                code = subprocess.call(call.argv, env=call.env)  # noqa: S603 - the bundled psql
+                code = subprocess.run(  # noqa: S603 - the bundled psql
+                    call.argv,
+                    env=call.env,
+                    input=script.encode() if commands else None,
+                    check=False,
+                ).returncode
             finally:
                 signal.signal(signal.SIGINT, previous)
         raise typer.Exit(code)
+
+
+def _split_commands(args: list[str]) -> tuple[list[str], list[str]]:
+    """psql's arguments without their -c/--command SQL, and that SQL in order."""
+    rest: list[str] = []
+    commands: list[str] = []
+    i = 0
+    while i < len(args):
+        arg = args[i]
+        if arg in ("-c", "--command") and i + 1 < len(args):
+            commands.append(args[i + 1])
+            i += 2
+            continue
+        if arg.startswith("--command="):
+            commands.append(arg.partition("=")[2])
+        elif arg.startswith("-c") and len(arg) > 2:
+            commands.append(arg[2:])
+        else:
+            rest.append(arg)
+        i += 1
+    return rest, commands
+
+
+def _statement(sql: str) -> str:
+    """One -c command as a line of a script: SQL ends with `;`, a backslash command not."""
+    text = sql.strip()
+    if text.startswith("\\") or text.endswith(";"):
+        return text + "\n"
+    return text + ";\n"

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import DataDir
+from claire_cli.options import DataDir, refuse_empty
 
 
 def logs(
@@ -24,7 +24,13 @@ def logs(
         ),
     ] = None,
     run_id: Annotated[
-        str | None, typer.Option("--run", help="Only this run's lines.", metavar="RUN_ID")
+        str | None,
+        typer.Option(
+            "--run",
+            help="Only this run's lines.",
+            metavar="RUN_ID",
+            callback=refuse_empty("--run", "give a run id, or leave the option out for every run"),
+        ),
     ] = None,
     level: Annotated[
         str | None,

@@ -2,9 +2,49 @@
 
 from __future__ import annotations
 
+import re
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
+from rich.markup import escape
+
+from claire_cli.console import err
+
+
+def refuse_empty(option: str, fix: str) -> Callable[[str | None], str | None]:
+    """A callback that stops an empty value (`--run ""`) instead of using the default."""
+
+    def check(value: str | None) -> str | None:
+        if value is not None and not value.strip():
+            err().print(f"[red]error:[/red] {option} is empty; {escape(fix)}.", soft_wrap=True)
+            raise typer.Exit(1)
+        return value
+
+    return check
+
+
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?|[+-]?(nan|inf)", re.I)
+
+
+def plain_number(option: str, fix: str) -> Callable[[str], float]:
+    """A parser for a number option: digits 0-9 only (no full-width digits, no `1_0`)."""
+
+    def parse(text: str) -> float:
+        if not text.strip():
+            err().print(f"[red]error:[/red] {option} is empty; {escape(fix)}.", soft_wrap=True)
+            raise typer.Exit(1)
+        if not text.isascii() or not _NUMBER.fullmatch(text.strip()):
+            err().print(
+                f"[red]error:[/red] {option} {escape(text)} is not a number written with the "
+                f"digits 0-9; {escape(fix)}.",
+                soft_wrap=True,
+            )
+            raise typer.Exit(1)
+        return float(text)
+
+    return parse
+
 
 # Text, not a Path: Path("") would quietly become the current folder, and an empty
 # --data-dir is an error (engine.home.folder.resolve_data_dir says so).
@@ -17,7 +57,13 @@ DataDir = Annotated[
     ),
 ]
 RunId = Annotated[
-    str | None, typer.Option("--run", help="Run id (default: the newest run).", metavar="RUN_ID")
+    str | None,
+    typer.Option(
+        "--run",
+        help="Run id (default: the newest run).",
+        metavar="RUN_ID",
+        callback=refuse_empty("--run", "give a run id, or leave the option out for the newest run"),
+    ),
 ]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 IgnoreCheck = Annotated[

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import is_debug, user_errors, warn
-from claire_cli.options import AsJson, DataDir, IgnoreCheck, RunId
+from claire_cli.options import AsJson, DataDir, IgnoreCheck, RunId, plain_number, refuse_empty
 
 papertest_app = typer.Typer(
     help="Start, resume and watch paper runs.",
@@ -77,6 +77,7 @@ Days = Annotated[
     typer.Option(
         help="Replay this many days from the first common timestamp; live: run length.",
         metavar="DAYS",
+        parser=plain_number("--days", "give a number of days like 7"),
     ),
 ]
 Speed = Annotated[
@@ -84,6 +85,7 @@ Speed = Annotated[
     typer.Option(
         help="Replay speed: 1x, 60x, ... or max (default: max; a resumed run keeps its own).",
         metavar="SPEED",
+        callback=refuse_empty("--speed", "give 1x, 60x, ... or max, or leave it out for max"),
     ),
 ]
 Strategy = Annotated[
@@ -92,6 +94,9 @@ Strategy = Annotated[
         help="Strategy as module:Class (installed, or a module in the working folder) or "
         "path/to/file.py:Class (default: the momentum strategy).",
         metavar="MODULE:CLASS",
+        callback=refuse_empty(
+            "--strategy", "give module:Class, or leave it out for the momentum strategy"
+        ),
     ),
 ]
 Param = Annotated[

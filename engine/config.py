@@ -12,13 +12,17 @@ the middle of a run. The `.env` file is checked line by line first (envfile.py).
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Mapping
+import os
+import re
+import socket
+from collections.abc import Iterable, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final, Literal
 
 import annotated_types
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from dotenv import dotenv_values
+from pydantic import Field, SecretStr, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from engine.envfile import check_env_file
@@ -46,6 +50,21 @@ RATE_FIELDS = (
     "futures_maker_fee_rate",
     "futures_taker_fee_rate",
 )
+
+
+_WHOLE: Final = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_DECIMAL: Final = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
+_SPECIAL: Final = re.compile(r"[+-]?(nan|inf|infinity|snan)", re.IGNORECASE)  # refused later
+
+
+def _number_kind(annotation: Any) -> type | None:
+    """int for whole-number settings, Decimal for the other numbers, None for the rest."""
+    kinds = {annotation, *getattr(annotation, "__args__", ())} - {type(None)}
+    if kinds & {int} and not kinds & {bool}:
+        return int
+    if kinds & {Decimal, float}:
+        return Decimal
+    return None
 
 
 class Settings(BaseSettings):
@@ -120,6 +139,10 @@ class Settings(BaseSettings):
     alert_memory_pct: Decimal = Decimal("0.90")
     alert_for_seconds: int = Field(default=60, ge=0, le=86400)
     alert_clear_seconds: int = Field(default=300, ge=0, le=86400)
+    # Hysteresis of the level rules: a firing alert clears only at or below this share of
+    # its threshold, and a warning fires again only this long after its last episode resolved.
+    alert_clear_ratio: Decimal = Field(default=Decimal("0.8"), ge=0, le=1)
+    alert_quiet_seconds: int = Field(default=86400, ge=0, le=7 * 86400)
     # Alerts that open an incident when they fire: "RULE=TYPE,..." (empty: none).
     incident_on_alert: str = ""
     incident_bundle_rows: int = Field(default=200, ge=1, le=100_000)  # last rows per table
@@ -138,8 +161,12 @@ class Settings(BaseSettings):
     claire_auto_reports: bool = True
     # Where /health, /status and /metrics listen: loopback unless a container needs more.
     claire_http_host: str = "127.0.0.1"
+    # Their port: a number from 1 to 65535, or `off` for no endpoints.
+    claire_http_port: str = "8000"
     claire_postgres_url: SecretStr | None = None
     claire_redis_url: SecretStr | None = None
+    # The embedded Redis's append-only file: always loses nothing, everysec up to a second.
+    claire_redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
     mexc_api_key: SecretStr | None = None
     mexc_api_secret: SecretStr | None = None
 
@@ -152,6 +179,34 @@ class Settings(BaseSettings):
     preflight_min_memory_gb: float = Field(default=4.0, ge=0, le=1_000_000)
     max_clock_skew_ms: int = Field(default=1000, ge=1, le=600_000)
 
+    @field_validator("*", mode="before")
+    @classmethod
+    def _plain_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Numbers are ASCII digits: a full-width digit or `1_0` is a typo, not a number."""
+        if not isinstance(value, str) or info.field_name is None:
+            return value
+        kind = _number_kind(cls.model_fields[info.field_name].annotation)
+        text = value.strip()
+        if kind is int and not _WHOLE.fullmatch(text):
+            raise ValueError("must be a whole number written with the digits 0-9")
+        if kind is Decimal and not (_DECIMAL.fullmatch(text) or _SPECIAL.fullmatch(text)):
+            raise ValueError("must be a plain number written with the digits 0-9, like 0.10")
+        return value
+
+    @field_validator("claire_http_port")
+    @classmethod
+    def _port(cls, value: str) -> str:
+        text = value.strip().lower()
+        if text in ("off", "none"):
+            return "off"
+        if not _WHOLE.fullmatch(text) or text.startswith(("+", "-")) or not 1 <= int(text) <= 65535:
+            raise ValueError("must be a port number from 1 to 65535, or off for no endpoints")
+        return str(int(text))
+
+    def http_port(self) -> int | None:
+        """The port of /health, /status and /metrics; None when they are off."""
+        return None if self.claire_http_port == "off" else int(self.claire_http_port)
+
     @field_validator("claire_home", "backup_dir", mode="before")
     @classmethod
     def _folder(cls, value: object) -> object:
@@ -163,11 +218,22 @@ class Settings(BaseSettings):
     @classmethod
     def _address(cls, value: str) -> str:
         try:
-            return str(ipaddress.ip_address(value.strip()))
+            address = ipaddress.ip_address(value.strip())
         except ValueError:
             raise ValueError(
                 "must be an IP address to listen on, like 127.0.0.1 or 0.0.0.0 in a container"
             ) from None
+        if not (address.is_loopback or address.is_unspecified):
+            family = socket.AF_INET6 if address.version == 6 else socket.AF_INET
+            try:
+                with socket.socket(family, socket.SOCK_STREAM) as probe:
+                    probe.bind((str(address), 0))
+            except OSError as exc:
+                raise ValueError(
+                    f"no address of this machine ({exc.strerror}); use 127.0.0.1, "
+                    "0.0.0.0 or one of this machine's addresses"
+                ) from None
+        return str(address)
 
     @field_validator(*FRACTION_FIELDS)
     @classmethod
@@ -253,13 +319,102 @@ def range_of(name: str) -> str | None:
     return " and ".join(part for part in (low, high) if part) or None
 
 
+# Variables of ours read outside this model: the services' ports and runtime knobs,
+# the live feed's endpoints, the container stack's own settings.
+OTHER_VARIABLES: Final = frozenset(
+    {
+        "CANDLE_CLOSE_GRACE_MS",
+        "CLAIRE_ALERTS_PORT",
+        "CLAIRE_EXECUTION_PORT",
+        "CLAIRE_FEED_PORT",
+        "CLAIRE_HEALTH_INTERVAL",
+        "CLAIRE_HEALTH_PORT",
+        "CLAIRE_MARKET_DATA",
+        "CLAIRE_MEXC_FUTURES_REST_URL",
+        "CLAIRE_MEXC_FUTURES_WS_URL",
+        "CLAIRE_MEXC_SPOT_REST_URL",
+        "CLAIRE_MEXC_SPOT_WS_URL",
+        "CLAIRE_PORTFOLIO_PORT",
+        "CLAIRE_REPLAY_DAYS",
+        "CLAIRE_REPLAY_FILES",
+        "CLAIRE_REPLAY_SPEED",
+        "CLAIRE_RISK_PORT",
+        "CLAIRE_RUN_ID",
+        "CLAIRE_SERVICE_PORT_BASE",
+        "CLAIRE_SERVICE_RESTARTS",
+        "CLAIRE_SHARED_DATA",
+        "CLAIRE_SHARING_TRIALS",
+        "CLAIRE_SIGNAL_PORT",
+        "CLAIRE_STACK_NETWORK",
+        "CLAIRE_WRITER_PORT",
+    }
+)
+
+
+def known_variables() -> frozenset[str]:
+    """Every variable name Claire reads, upper case."""
+    return frozenset(name.upper() for name in Settings.model_fields) | OTHER_VARIABLES
+
+
+def _distance(a: str, b: str, limit: int) -> int:
+    """Damerau-Levenshtein distance (adjacent swaps count one), capped at limit + 1."""
+    if abs(len(a) - len(b)) > limit:
+        return limit + 1
+    before: list[int] = []
+    row = list(range(len(b) + 1))
+    for i in range(1, len(a) + 1):
+        current = [i] + [0] * len(b)
+        for j in range(1, len(b) + 1):
+            cost = 0 if a[i - 1] == b[j - 1] else 1
+            current[j] = min(row[j] + 1, current[j - 1] + 1, row[j - 1] + cost)
+            if i > 1 and j > 1 and a[i - 1] == b[j - 2] and a[i - 2] == b[j - 1]:
+                current[j] = min(current[j], before[j - 2] + 1)
+        before, row = row, current
+    return min(row[len(b)], limit + 1)
+
+
+def closest_variable(name: str) -> str | None:
+    """The known variable `name` is most likely a misspelling of, if any is close."""
+    typed = name.strip().upper().replace("-", "_")
+    best: tuple[int, str] | None = None
+    for known in sorted(known_variables()):
+        limit = 2 if len(known) >= 8 else 1
+        found = _distance(typed, known, limit)
+        if found <= limit and (best is None or found < best[0]):
+            best = (found, known)
+    return best[1] if best else None
+
+
+def check_variable_names(names: Iterable[str], where: str) -> None:
+    """Refuse a variable that looks like ours but is not one: a misspelled setting is lost."""
+    known = known_variables()
+    for name in sorted(set(names)):
+        if name.upper() in known:
+            continue
+        closest = closest_variable(name)
+        if closest is not None:
+            raise ConfigError(
+                f"unknown setting {name} {where}; did you mean {closest}? Fix the name, or "
+                "remove it."
+            )
+        if name.upper().replace("-", "_").startswith("CLAIRE_"):
+            raise ConfigError(
+                f"unknown setting {name} {where}; Claire has no such setting (the README's "
+                "Configuration section lists them): fix the name, or remove it."
+            )
+
+
 def load_settings(option_names: Mapping[str, str] | None = None, **overrides: Any) -> Settings:
     """Read settings; any failure becomes one ConfigError naming the variable (or option).
 
     `option_names` maps fields set from command-line options to those options'
     names (say, initial_capital to --capital), so the error names what was typed.
     """
-    check_env_file(Path(ENV_FILE))
+    env_file = Path(ENV_FILE)
+    check_env_file(env_file)
+    check_variable_names(os.environ, "in the environment")
+    if env_file.is_file():
+        check_variable_names(dotenv_values(env_file), f"in {ENV_FILE}")
     try:
         return Settings(**overrides)
     except ValidationError as exc:

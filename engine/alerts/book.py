@@ -31,7 +31,15 @@ class AlertBook:
             rule = self.table[reading.rule]
             key = (reading.rule, reading.key)
             before = self.episodes.get(key, IDLE)
-            result = step(before, reading.active, now, rule.for_s, self.clear_s)
+            result = step(
+                before,
+                reading.active,
+                now,
+                rule.for_s,
+                self.clear_s,
+                clear=reading.clear,
+                quiet_s=rule.quiet_s,
+            )
             episode = result.episode
             if result.fired:
                 episode_id = derive_id("alert", reading.rule, reading.key, now.isoformat())
@@ -41,7 +49,7 @@ class AlertBook:
                 out.append(
                     _alert(rule, reading, now, cause_id, before.episode_id, AlertStatus.RESOLVED)
                 )
-            if episode == IDLE:
+            if episode == IDLE:  # an episode in its quiet period is kept: it remembers when
                 self.episodes.pop(key, None)
             else:
                 self.episodes[key] = episode

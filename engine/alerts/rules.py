@@ -15,6 +15,13 @@ and the measured value, with the sentence an operator reads in a notification.
 | memory_high          | the machine's memory in use > 90 % (wall time)     | warning  |
 
 Thresholds come from the settings (`ALERT_*`, `STALE_DATA_SECONDS`).
+
+The level rules (drawdown, exposure, open positions, memory) have hysteresis: an
+episode that fired clears only once the figure is at or below its clear level,
+`ALERT_CLEAR_RATIO` times the threshold (open positions: 2 x 0.8 = 1.6, so at
+most one position), and a warning fires again only `ALERT_QUIET_SECONDS` after its
+last episode resolved (a critical alert has no quiet period). Both count in the
+caller's clock: event time for market rules, so a replay gives the same alerts.
 """
 
 from __future__ import annotations
@@ -43,6 +50,8 @@ class Rule:
     severity: Severity
     threshold: Decimal
     for_s: int  # how long the condition must hold before the alert fires
+    clear_level: Decimal | None = None  # level rules: an episode clears at or below this
+    quiet_s: int = 0  # after an episode resolves, no new one fires for this long
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,15 +64,23 @@ class Reading:
     value: Decimal
     threshold: Decimal
     message: str
+    clear: bool | None = None  # level rules: at or below the clear level (None: not active)
 
 
 def rules(settings: Settings) -> dict[str, Rule]:
     """Every rule with its threshold from the settings."""
     hold = settings.alert_for_seconds
+    ratio, quiet = settings.alert_clear_ratio, settings.alert_quiet_seconds
+
+    def level(name: str, severity: Severity, threshold: Decimal) -> Rule:
+        # A critical alert is never held back by a quiet period: only warnings are.
+        wait = quiet if severity is Severity.WARNING else 0
+        return Rule(name, severity, threshold, hold, threshold * ratio, wait)
+
     table = (
-        Rule(DAILY_DRAWDOWN, Severity.CRITICAL, settings.alert_daily_drawdown_pct, hold),
-        Rule(EXPOSURE, Severity.WARNING, settings.alert_exposure_pct, hold),
-        Rule(OPEN_POSITIONS, Severity.WARNING, Decimal(settings.alert_open_positions), hold),
+        level(DAILY_DRAWDOWN, Severity.CRITICAL, settings.alert_daily_drawdown_pct),
+        level(EXPOSURE, Severity.WARNING, settings.alert_exposure_pct),
+        level(OPEN_POSITIONS, Severity.WARNING, Decimal(settings.alert_open_positions)),
         # Silence and health rules measure a duration themselves: they fire at once.
         Rule(NO_SIGNALS, Severity.WARNING, Decimal(settings.alert_no_signal_seconds), 0),
         Rule(DATA_STOP, Severity.CRITICAL, Decimal(settings.stale_data_seconds), 0),
@@ -73,9 +90,13 @@ def rules(settings: Settings) -> dict[str, Rule]:
             Decimal(settings.alert_service_down_seconds),
             settings.alert_service_down_seconds,
         ),
-        Rule(MEMORY, Severity.WARNING, settings.alert_memory_pct, hold),
+        level(MEMORY, Severity.WARNING, settings.alert_memory_pct),
     )
     return {rule.name: rule for rule in table}
+
+
+def _cleared(rule: Rule, value: Decimal) -> bool | None:
+    return None if rule.clear_level is None else value <= rule.clear_level
 
 
 def _pct(value: Decimal) -> str:
@@ -96,6 +117,7 @@ def snapshot_readings(snapshot: PortfolioSnapshot, table: Mapping[str, Rule]) ->
             daily,
             dd.threshold,
             f"daily drawdown {_pct(daily)} (alert above {_pct(dd.threshold)})",
+            _cleared(dd, daily),
         ),
         Reading(
             ex.name,
@@ -104,6 +126,7 @@ def snapshot_readings(snapshot: PortfolioSnapshot, table: Mapping[str, Rule]) ->
             exposure,
             ex.threshold,
             f"exposure {_pct(exposure)} of equity (alert above {_pct(ex.threshold)})",
+            _cleared(ex, exposure),
         ),
         Reading(
             op.name,
@@ -112,6 +135,7 @@ def snapshot_readings(snapshot: PortfolioSnapshot, table: Mapping[str, Rule]) ->
             positions,
             op.threshold,
             f"{positions} open positions (alert above {op.threshold})",
+            _cleared(op, positions),
         ),
     ]
 
@@ -180,6 +204,7 @@ def health_readings(
                 memory_frac,
                 mem.threshold,
                 f"memory in use {_pct(memory_frac)} (alert above {_pct(mem.threshold)})",
+                _cleared(mem, memory_frac),
             )
         )
     for service in services:

@@ -147,7 +147,7 @@ class AlertService:
             "last_seen": {s: ts.isoformat() for s, ts in self.last_seen.items()},
             "cadence_s": dict(self.cadence_s),
             "snapshot": [
-                [r.rule, r.key, r.active, str(r.value), str(r.threshold), r.message]
+                [r.rule, r.key, r.active, str(r.value), str(r.threshold), r.message, r.clear]
                 for r in self._snapshot
             ],
             "state_alerts": [list(a) for a in self.state_alerts],
@@ -165,8 +165,16 @@ class AlertService:
         self.last_seen = {s: datetime.fromisoformat(ts) for s, ts in body["last_seen"].items()}
         self.cadence_s = {s: int(v) for s, v in body["cadence_s"].items()}
         self._snapshot = [
-            Reading(rule, key, bool(active), Decimal(value), Decimal(threshold), message)
-            for rule, key, active, value, threshold, message in body.get("snapshot", [])
+            Reading(
+                rule,
+                key,
+                bool(active),
+                Decimal(value),
+                Decimal(threshold),
+                message,
+                bool(clear[0]) if clear and clear[0] is not None else None,
+            )
+            for rule, key, active, value, threshold, message, *clear in body.get("snapshot", [])
         ]
         self.state_alerts = [
             (str(a[0]), str(a[1]), str(a[2]), str(a[3])) for a in body.get("state_alerts", [])

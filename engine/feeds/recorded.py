@@ -30,6 +30,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from decimal import Context, Decimal, DecimalException, Overflow
+from itertools import islice, pairwise
 from pathlib import Path
 from typing import BinaryIO, Final
 
@@ -49,6 +50,7 @@ MIN_INTERVAL_S: Final = 1
 MAX_INTERVAL_S: Final = 31 * 86400  # a month: the longest candle an exchange serves
 MAX_LINE_BYTES: Final = 4096
 MAX_REASON_CHARS: Final = 200
+SPACING_SAMPLE: Final = 20  # the first gaps between candles that tell a file's spacing
 RECENT_TRADE_IDS: Final = 20_000  # duplicates of trade ids are looked for among these
 
 _NAME: Final = re.compile(r"^(?P<base>[A-Za-z0-9]+)_(?P<quote>[A-Za-z0-9]+)-(?P<rest>.+)$")
@@ -151,6 +153,20 @@ def _time_ms(text: str, name: str, latest_ms: int) -> int:
     return ms
 
 
+def _ignore(rejected: Rejected) -> None:
+    """Refused rows of a look ahead: `events()` reports them when it reads them."""
+
+
+def _span(gap: timedelta) -> str:
+    """A gap in words: 5 minutes, 1 hour, 90 seconds."""
+    seconds = int(gap.total_seconds())
+    for unit, size in (("day", 86400), ("hour", 3600), ("minute", 60)):
+        if seconds >= size and seconds % size == 0:
+            count = seconds // size
+            return f"{count} {unit}" + ("s" if count != 1 else "")
+    return f"{seconds} second" + ("s" if seconds != 1 else "")
+
+
 def _utc(ms: int) -> datetime:
     return _EPOCH + timedelta(milliseconds=ms)
 
@@ -191,8 +207,13 @@ class RecordedFile:
     def open(cls, path: Path | str, now: datetime | None = None) -> RecordedFile:
         """Check the name and header; one DataSourceError when the file cannot be used."""
         path = Path(path)
-        if not path.is_file():
+        if not path.exists():
             raise DataSourceError(f"replay file {path} does not exist; check the path")
+        if not path.is_file():  # follows links; true only for a regular file
+            raise DataSourceError(
+                f"replay file {path} is not a regular file (a folder, a device or a pipe); "
+                "give a CSV file of recorded market data"
+            )
         match = _NAME.match(path.stem)
         if not match:
             raise DataSourceError(
@@ -200,6 +221,11 @@ class RecordedFile:
                 "BASE_QUOTE-...-trades.csv"
             )
         base, quote, rest = match["base"].upper(), match["quote"].upper(), match["rest"]
+        if base == quote:
+            raise DataSourceError(
+                f"replay file {path.name} trades {base} against itself; a market needs two "
+                "different assets, like ETH_BTC-5m.csv"
+            )
         try:
             symbol = check_symbol(base + quote)
         except InvalidEventError as exc:
@@ -211,7 +237,9 @@ class RecordedFile:
                 interval_s = parse_interval(rest.split("-")[0])
             except DataSourceError as exc:
                 raise DataSourceError(f"replay file {path.name}: {exc}") from None
-            return cls(path, symbol, base, quote, "candles", interval_s, latest)
+            recorded = cls(path, symbol, base, quote, "candles", interval_s, latest)
+            recorded._check_spacing()
+            return recorded
         if header[: len(TRADE_COLUMNS)] == TRADE_COLUMNS:
             return cls(path, symbol, base, quote, "trades", None, latest)
         raise DataSourceError(
@@ -230,7 +258,59 @@ class RecordedFile:
         with self.path.open("rb") as handle:
             handle.readline(MAX_LINE_BYTES + 1)  # the header, checked by open()
             rows = self._parsed(handle, reject)
-            yield from self._in_time_order(rows, reject)
+            ordered = self._in_time_order(rows, reject)
+            if self.kind == "candles":
+                ordered = self._spaced(ordered, reject)
+            for _line, event in ordered:
+                yield event
+
+    def _spaced(
+        self, rows: Iterator[tuple[int, MarketEvent]], reject: OnReject
+    ) -> Iterator[tuple[int, MarketEvent]]:
+        """Candles at least their interval apart; a file whose rows are closer lies.
+
+        `open()` refuses a file whose first gaps are below the interval in its name
+        (see `_check_spacing`); here a single row closer than the interval to the one
+        before is refused.
+        Gaps larger than the interval are real (a quiet market, an outage).
+        """
+        assert self.interval_s is not None
+        interval = timedelta(seconds=self.interval_s)
+        path = str(self.path)
+        last: datetime | None = None
+        for line, event in rows:
+            at = self.time_of(event)
+            if last is not None and at - last < interval:
+                reject(
+                    Rejected(
+                        path,
+                        line,
+                        f"too_close: {at.isoformat()} is {_span(at - last)} after the row "
+                        f"before; this file's candles are {_span(interval)} apart",
+                    )
+                )
+                continue
+            last = at
+            yield line, event
+
+    def _check_spacing(self) -> None:
+        """The median of the first SPACING_SAMPLE gaps must not be below the interval."""
+        assert self.interval_s is not None
+        with self.path.open("rb") as handle:
+            handle.readline(MAX_LINE_BYTES + 1)
+            ordered = self._in_time_order(self._parsed(handle, _ignore), _ignore)
+            times = [self.time_of(event) for _, event in islice(ordered, SPACING_SAMPLE + 1)]
+        gaps = [b - a for a, b in pairwise(times)]
+        if not gaps:
+            return
+        spacing = sorted(gaps)[len(gaps) // 2]
+        interval = timedelta(seconds=self.interval_s)
+        if spacing < interval:
+            raise DataSourceError(
+                f"replay file {self.path.name} is named for candles {_span(interval)} apart but "
+                f"its rows are {_span(spacing)} apart; rename it for the rows' interval or give "
+                f"it candles {_span(interval)} apart"
+            )
 
     # --- parsing ----------------------------------------------------------------
 
@@ -300,7 +380,7 @@ class RecordedFile:
 
     def _in_time_order(
         self, rows: Iterator[tuple[int, MarketEvent]], reject: OnReject
-    ) -> Iterator[MarketEvent]:
+    ) -> Iterator[tuple[int, MarketEvent]]:
         """Keep rows in time order; hold one row back to tell a lone outlier from the rest.
 
         Candles must move strictly forward, trades may share a millisecond. A row
@@ -340,7 +420,7 @@ class RecordedFile:
                 continue
             held_line, held_event, held_at = held
             if after(at, held_at):
-                yield held_event
+                yield held_line, held_event
                 last = held_at
             elif last is not None and after(at, last) and at < held_at:
                 reject(
@@ -360,7 +440,7 @@ class RecordedFile:
             if recent is not None:
                 recent.add(event.event_id)
         if held is not None:
-            yield held[1]
+            yield held[0], held[1]
 
 
 class _RecentIds:

@@ -390,8 +390,11 @@ def parse_speed(text: str) -> float | None:
     value = text.strip().lower()
     if value == "max":
         return None
+    number = value.removesuffix("x")
     try:
-        factor = float(value.removesuffix("x"))
+        if not number.isascii() or "_" in number:
+            raise ValueError(number)  # float() would read full-width digits and 1_0
+        factor = float(number)
     except ValueError:
         raise DataSourceError(f"speed {text!r} is not like 1x, 60x or max") from None
     if not MIN_SPEED <= factor <= MAX_SPEED:  # also refuses nan and inf

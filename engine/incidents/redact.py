@@ -15,6 +15,7 @@ characters they held, so an operator can trust the bundle before sending it on.
 from __future__ import annotations
 
 import contextlib
+import ipaddress
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -78,8 +79,26 @@ def bundle_redactor(settings: Settings, extra: Iterable[str] = ()) -> BundleReda
     parts: list[str] = []
     # A malformed notification URL: its whole setting is still masked (secret_values).
     with contextlib.suppress(ClaireError):
-        parts = secret_parts(channels_from_settings(settings))
+        parts = [p for p in secret_parts(channels_from_settings(settings)) if not _harmless(p)]
     return BundleRedactor(secret_values(settings, [*parts, *extra]))
+
+
+# Dotted names ending in a letters-only top-level label, no label longer than 30.
+_HOST_NAME: Final = re.compile(r"([a-z0-9-]{1,30}\.)+[a-z]{2,24}", re.IGNORECASE)
+
+
+def _harmless(part: str) -> bool:
+    """A piece of a notification URL that is an address, not a token: an IP address
+    (with its port), a dotted host name, a port. Bot tokens and webhook ids have no dots."""
+    host, _, port = part.rpartition(":") if part.count(":") == 1 else (part, "", "")
+    if port and not (port.isdigit() and int(port) <= 65535):
+        return False
+    if host.isdigit():
+        return int(host) <= 65535
+    with contextlib.suppress(ValueError):
+        ipaddress.ip_address(host.strip("[]"))
+        return True
+    return bool(_HOST_NAME.fullmatch(host))
 
 
 __all__ = ["BundleRedactor", "Masked", "bundle_redactor"]

@@ -31,6 +31,7 @@ from engine.maths.accounting import Position
 from engine.maths.round_trips import SymbolBook
 from engine.portfolio.service import RoundTrip, _Open
 from engine.risk.service import InFlight
+from engine.signal.loader import strategy_state
 
 if TYPE_CHECKING:
     from engine.kernel.pipeline import Pipeline
@@ -71,7 +72,7 @@ def capture(pipeline: Pipeline, parts: Collection[str] | None = None) -> dict[st
         "exchange": lambda: _capture_exchange(pipeline),
         "signals": lambda: {
             "positions": [position_to_dict(v) for v in pipeline.signals._positions.values()],
-            "strategy": pipeline.strategy.export_state(),
+            "strategy": strategy_state(pipeline.strategy),
         },
         "alerts": lambda: pipeline.alerts.export_state(),
         "stats": lambda: _capture_stats(pipeline),

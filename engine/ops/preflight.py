@@ -435,14 +435,17 @@ def _exchange(name: str, source: ExchangeSource, settings: Settings) -> CheckRes
     skew = found.clock_skew_ms or 0
     value = (
         f"{where} answers in {found.round_trip_ms} ms, {len(feed.symbols)} symbols listed, "
-        f"clock skew {skew:+d} ms"
+        f"clock skew {skew / 1000:+.3f} s"
+        + ("" if not skew else f" (the exchange's clock is {'ahead' if skew > 0 else 'behind'})")
     )
     if abs(skew) > settings.max_clock_skew_ms:
         return _result(
             name,
             CheckStatus.FAIL,
             f"{value}, beyond {settings.max_clock_skew_ms} ms",
-            "synchronise this machine's clock (chrony or ntpd); MAX_CLOCK_SKEW_MS sets the limit",
+            "check that this machine's clock is synchronised (chrony or ntpd: `chronyc "
+            "tracking` or `timedatectl`) and the exchange's status page; MAX_CLOCK_SKEW_MS "
+            "sets the limit",
         )
     return _result(name, CheckStatus.OK, value)
 

@@ -304,9 +304,7 @@ def timeframe_of(candle: Candle | None) -> str:
     return f"{s}s"
 
 
-def half_spreads_in_force(
-    inp: AuditInput, wanted: set[str] | None = None
-) -> dict[str, Decimal]:
+def half_spreads_in_force(inp: AuditInput, wanted: set[str] | None = None) -> dict[str, Decimal]:
     """Per candle id, the half spread (bps) known before that candle: what a fill there pays.
 
     `wanted`: only these candles' (the ones fills met); the estimate still walks every bar.

@@ -127,7 +127,9 @@ class _LiveRun:
             checks = {"database": database_check(store)}
             try:
                 with (
-                    serving(metrics, checks, ctx.settings.claire_http_host),
+                    serving(
+                        metrics, checks, ctx.settings.claire_http_host, ctx.settings.http_port()
+                    ),
                     held_run(ctx, store, run_id, build, checkpoint) as (run, done),
                 ):
                     ops.attach(run)

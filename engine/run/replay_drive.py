@@ -46,7 +46,12 @@ def drive_replay(
     with (
         StopSignals() as stop,
         session as ops,
-        serving(metrics, {"database": database_check(store)}, ctx.settings.claire_http_host),
+        serving(
+            metrics,
+            {"database": database_check(store)},
+            ctx.settings.claire_http_host,
+            ctx.settings.http_port(),
+        ),
     ):
 
         def build(observer: Callable[[Event], None]) -> Pipeline:

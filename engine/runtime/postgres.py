@@ -57,6 +57,7 @@ from engine.runtime.lock import ControlLock, UsersLock
 from engine.runtime.paths import postgres_bin_dir
 from engine.runtime.pidfile import PidFile, is_postmaster_of, read_pidfile, running_server
 from engine.runtime.programs import server_bin_dir
+from engine.runtime.server_log import last_line, start_failure_cause
 from engine.runtime.urls import SecretUrl, redact_url
 
 _log = logging.getLogger(__name__)
@@ -431,9 +432,16 @@ class EmbeddedPostgres:
             if self._process is not proc:
                 raise StoreError("the embedded PostgreSQL was stopped while it was starting.")
             if proc.poll() is not None:
+                log = self._log_since(log_offset)
+                cause = start_failure_cause(log, self.data_dir)
+                if cause is not None:
+                    raise StoreError(
+                        f"the embedded PostgreSQL exited during start-up: {cause} "
+                        f"(server log: {self.log_path})."
+                    )
                 raise StoreError(
                     f"the embedded PostgreSQL exited during start-up; see {self.log_path}: "
-                    f"{_last_line(self._log_since(log_offset))}"
+                    f"{last_line(log)}"
                 )
             with contextlib.suppress(OSError):
                 lines = pid_file.read_text().splitlines()
@@ -510,7 +518,7 @@ class EmbeddedPostgres:
                 errors="replace"
             )
             raise StoreError(
-                f"{what} for the embedded PostgreSQL failed: {_last_line(output)}; check "
+                f"{what} for the embedded PostgreSQL failed: {last_line(output)}; check "
                 f"that {self.data_dir} is writable and has free space."
             ) from None
         except subprocess.TimeoutExpired:
@@ -544,11 +552,6 @@ def _port_is_free(port: int) -> bool:
         except OSError:
             return False
         return True
-
-
-def _last_line(text: str) -> str:
-    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
-    return lines[-1] if lines else "no output"
 
 
 def _url_from(data_dir: Path, server: PidFile, database: str) -> SecretUrl:

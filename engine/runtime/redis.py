@@ -365,12 +365,11 @@ class ExternalRedis:
 
 def redis_service(data_dir: Path, url: str | None = None) -> EmbeddedRedis | ExternalRedis:
     """`CLAIRE_REDIS_URL` (or `url`) when given, else the data folder's embedded Redis."""
-    chosen = url or os.environ.get("CLAIRE_REDIS_URL")
+    from engine.config import load_settings  # the environment and .env, checked
+
+    settings = load_settings()
+    configured = settings.claire_redis_url
+    chosen = url or (configured.get_secret_value() if configured else None)
     if chosen:
         return ExternalRedis(chosen)
-    fsync = os.environ.get("CLAIRE_REDIS_APPENDFSYNC", "everysec")
-    if fsync not in ("always", "everysec", "no"):
-        raise StoreError(
-            f"CLAIRE_REDIS_APPENDFSYNC={fsync} is invalid: use always, everysec or no."
-        )
-    return EmbeddedRedis(data_dir, appendfsync=fsync)  # type: ignore[arg-type]
+    return EmbeddedRedis(data_dir, appendfsync=settings.claire_redis_appendfsync)

@@ -12,7 +12,6 @@ container's limit when it has one, else the machine's memory.
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Collection, Iterable, Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -155,14 +154,15 @@ class RunMetrics:
 
 @contextmanager
 def serving(
-    metrics: RunMetrics, checks: dict[str, Callable[[], str | None]], host: str = "127.0.0.1"
+    metrics: RunMetrics,
+    checks: dict[str, Callable[[], str | None]],
+    host: str = "127.0.0.1",
+    port: int | None = DEFAULT_PORT,
 ) -> Iterator[HealthServer | None]:
-    """Serve the run's endpoints on `CLAIRE_HTTP_PORT` (default 8000; `off` for none)."""
-    wanted = os.environ.get("CLAIRE_HTTP_PORT", str(DEFAULT_PORT)).strip().lower()
-    if wanted in ("off", "none", ""):
+    """Serve the run's endpoints on `port` (CLAIRE_HTTP_PORT; None when it is `off`)."""
+    if port is None:
         yield None
         return
-    port = int(wanted) if wanted.isdigit() else DEFAULT_PORT
     server = HealthServer(
         "papertest", port, metrics.registry, checks, lambda: dict(metrics.figures), host
     )

@@ -19,6 +19,8 @@ import importlib
 import importlib.util
 import inspect
 import json
+import math
+import re
 import sys
 import typing
 from collections.abc import Mapping
@@ -30,11 +32,13 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
-from engine.errors import StrategyLoadError
+from engine.errors import StrategyError, StrategyLoadError
 from engine.plain import plain
 from engine.signal.base import Strategy
 
 DEFAULT_STRATEGY = "engine.signal.momentum:MomentumStrategy"
+_WHOLE = re.compile(r"[+-]?[0-9]+", re.ASCII)
+_NUMBER = re.compile(r"[+-]?([0-9]+\.?[0-9]*|\.[0-9]+)([eE][+-]?[0-9]+)?", re.ASCII)
 CALLBACKS = ("on_candle", "on_trade")
 _EXPECTED = {
     "on_candle": "def on_candle(self, candle, context)",
@@ -78,7 +82,8 @@ class StrategyChoice:
             elif found is None and (here / top / "__init__.py").is_file():
                 folder = str(here)
         choice = cls(spec, dict(params or {}), folder)
-        choice.build()  # fail now, before a run is created
+        built = choice.build()  # fail now, before a run is created
+        _check_fresh_state(built)
         return choice
 
     @classmethod
@@ -344,9 +349,17 @@ def convert_params(cls: type[Strategy], given: Mapping[str, Any]) -> dict[str, A
 def _convert(cls: type[Strategy], name: str, raw: Any, target: Any) -> Any:
     if target is Any:
         return raw
+    if target in (int, float, Decimal) and isinstance(raw, str) and not _plain_text(raw):
+        pattern = _WHOLE if target is int else _NUMBER
+        if not pattern.fullmatch(raw.strip()):
+            example = "24" if target is int else "0.006"
+            raise StrategyLoadError(
+                f"--param {name}={raw} is not a plain {_type_name(target)} for {cls.__name__}: "
+                f"write a finite number with the digits 0-9, like {name}={example}"
+            )
     adapter: TypeAdapter[Any] = TypeAdapter(target)
     try:
-        return adapter.validate_python(raw)
+        value = adapter.validate_python(raw)
     except ValidationError as first:
         if isinstance(raw, str) and raw.strip()[:1] in "[{":
             try:
@@ -357,6 +370,16 @@ def _convert(cls: type[Strategy], name: str, raw: Any, target: Any) -> Any:
         raise StrategyLoadError(
             f"--param {name}={raw} is not a valid {_type_name(target)} for {cls.__name__}: {reason}"
         ) from None
+    if isinstance(value, float | Decimal) and not math.isfinite(value):
+        raise StrategyLoadError(
+            f"--param {name}={raw} is not a finite number for {cls.__name__}; give a number "
+            "like 0.006"
+        )
+    return value
+
+
+def _plain_text(raw: str) -> bool:
+    return raw.isascii() and "_" not in raw
 
 
 def effective_params(cls: type[Strategy], values: Mapping[str, Any]) -> dict[str, Any]:
@@ -383,6 +406,59 @@ def parse_param(text: str) -> tuple[str, str]:
     return name, value.strip()
 
 
+def _check_fresh_state(strategy: Strategy) -> None:
+    """`strategy_state` of a strategy built a moment ago, before any data."""
+    try:
+        strategy.export_state()
+    except Exception:  # its state may need data first: checkpoints judge it then
+        return
+    strategy_state(strategy)
+
+
+def strategy_state(strategy: Strategy) -> dict[str, Any]:
+    """The strategy's `export_state()`, refused in one sentence when JSON cannot hold it."""
+    state = strategy.export_state()
+    name = type(strategy).__name__
+    if not isinstance(state, dict):
+        raise StrategyError(
+            f"strategy {name}: export_state() returned a {type(state).__name__}; return a dict "
+            "of JSON values (numbers, text, lists, dicts)"
+        )
+    problem = _not_json(state, "")
+    if problem is not None:
+        where, value = problem
+        raise StrategyError(
+            f"strategy {name}: export_state() field {where} is a {type(value).__name__}, which "
+            "JSON cannot hold; store it as numbers, text, lists or dicts (a Decimal as str, a "
+            "time as its isoformat) and convert it back in import_state()"
+        )
+    return state
+
+
+def _not_json(value: Any, where: str) -> tuple[str, Any] | None:
+    """The first place in `value` that JSON cannot hold (strict: no NaN), with its value."""
+    if value is None or isinstance(value, bool | int | str):
+        return None
+    if isinstance(value, float):
+        return None if math.isfinite(value) else (where or "the state", value)
+    if isinstance(value, dict):
+        for key, item in value.items():
+            inner = f"{where}.{key}" if where else str(key)
+            if not isinstance(key, str | int | float | bool) or key is None:
+                return inner, key
+            found = _not_json(item, inner)
+            if found is not None:
+                return found
+        return None
+    if isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            found = _not_json(item, f"{where}[{index}]")
+            if found is not None:
+                return found
+        return None
+    return where or "the state", value
+
+
 def describe(spec: str, params: Mapping[str, Any]) -> str:
     """`Class (spec) name=value ...` for summaries and reports."""
     shown = " ".join(f"{k}={v}" for k, v in params.items())
@@ -407,4 +483,5 @@ __all__ = [
     "effective_params",
     "load_strategy",
     "parse_param",
+    "strategy_state",
 ]

@@ -44,6 +44,13 @@ class MomentumStrategy(Strategy):
     ) -> None:
         if not 1 <= lookback_bars <= trend_bars:
             raise ValueError("lookback_bars must be between 1 and trend_bars")
+        if cooldown_bars < 0:
+            raise ValueError("cooldown_bars must be 0 or more")
+        if not 0 < stop_loss_pct < 1:
+            raise ValueError("stop_loss_pct must be a fraction between 0 and 1, like 0.03")
+        for name, value in (("entry_return", entry_return), ("exit_return", exit_return)):
+            if not -1 < value < 1:
+                raise ValueError(f"{name} must be a return between -1 and 1, like 0.006")
         self.lookback_bars = lookback_bars
         self.entry_return = entry_return
         self.exit_return = exit_return

@@ -41,6 +41,15 @@ class PullbackLimitStrategy(Strategy):
             raise ValueError("lookback_bars must be between 1 and trend_bars")
         if entry_ttl_bars < 1:
             raise ValueError("entry_ttl_bars must be at least 1")
+        for name, value in (
+            ("pullback_pct", pullback_pct),
+            ("take_profit_pct", take_profit_pct),
+            ("stop_loss_pct", stop_loss_pct),
+        ):
+            if not 0 < value < 1:
+                raise ValueError(f"{name} must be a fraction between 0 and 1, like 0.02")
+        if not -1 < entry_return < 1:
+            raise ValueError("entry_return must be a return between -1 and 1, like 0.004")
         self.lookback_bars = lookback_bars
         self.entry_return = entry_return
         self.trend_bars = trend_bars

@@ -55,3 +55,16 @@ async def test_an_unreachable_exchange_is_no_go(claire_home: Path) -> None:
     status, value, fix = await checked(feed, claire_home)
     assert status is CheckStatus.FAIL and value.startswith("mexc spot is unreachable")
     assert "CLAIRE_MEXC_*" in fix
+
+
+async def test_a_clock_skew_reads_in_seconds_and_blames_no_one(
+    server: MexcServer, claire_home: Path
+) -> None:
+    server.faults.clock_offset_ms = 12_500
+    status, value, fix = await checked(settings("XRPETH"), claire_home)
+    assert status is CheckStatus.FAIL
+    skew = value.split("clock skew ", 1)[1].split(" s", 1)[0]
+    assert skew.startswith("+12.") and len(skew.split(".")[1]) == 3, value
+    assert "(the exchange's clock is ahead)" in value
+    assert "synchronise this machine's clock" not in fix
+    assert "this machine's clock is synchronised" in fix and "exchange's status" in fix
