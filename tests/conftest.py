@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
+import random
 import shutil
+import socket
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +33,27 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("NO_COLOR", "1")
     # Runs serve /health and /metrics on 8000 by default; tests that check it pick a port.
     monkeypatch.setenv("CLAIRE_HTTP_PORT", "off")
+    # Services listen on 8000-8006 by default, where a Docker stack or another run on this
+    # machine may be: every test's services get seven free ports of their own.
+    monkeypatch.setenv("CLAIRE_SERVICE_PORT_BASE", str(free_port_range(7)))
+
+
+def free_port_range(count: int) -> int:
+    """The first of `count` consecutive ports free on 127.0.0.1 right now."""
+    for _ in range(200):
+        base = random.randrange(20000, 60000 - count)
+        if all(_port_free(base + n) for n in range(count)):
+            return base
+    raise RuntimeError(f"no {count} consecutive free ports found on 127.0.0.1")
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
 
 
 @pytest.fixture(autouse=True)

@@ -10,7 +10,7 @@ import pytest
 
 from engine.config import load_settings
 from engine.events import Alert, Event
-from engine.kernel import run_replay
+from engine.kernel.pipeline import run_replay
 
 pytestmark = pytest.mark.slow
 
