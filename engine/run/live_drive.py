@@ -21,8 +21,10 @@ from engine.run.context import RunContext, database_check
 from engine.run.create import create_live_run
 from engine.run.outcome import RunOutcome
 from engine.run.session import held_run
+from engine.run.watchdog import watching
 from engine.services.run_metrics import RunMetrics, serving
 from engine.signal.loader import StrategyChoice
+from engine.signal.watch import CallbackWatch
 from engine.stopping import OperatorStop
 from engine.store import RunRecord, RunStatus, Store
 
@@ -97,19 +99,25 @@ class _LiveRun:
         from engine.kernel.live import build_live_pipeline, drive
 
         ctx, store, run_id = self.ctx, self.store, self.run_id
-        choice, settings, specs = ctx.choice, self.settings, self.specs
+        settings, specs = self.settings, self.specs
         metrics = RunMetrics(run_id)
         resumed_at = checkpoint.last_event_ts if checkpoint else None
         with ExitStack() as stack:
             ops = stack.enter_context(ctx.duties.session(store, run_id, resumed_at=resumed_at))
 
+            watch = CallbackWatch()
+            timeout = settings.strategy_timeout_seconds
+            stack.enter_context(watching(watch, timeout, None, store, run_id))
+
             def build(observer: Callable[[Event], None]) -> Pipeline:
-                return build_live_pipeline(
+                pipeline = build_live_pipeline(
                     settings,
                     specs,
-                    choice.build(),
+                    ctx.build_strategy(watch),
                     observers=[observer, ops.observe, metrics.observe],
                 )
+                pipeline.signals.watch = watch
+                return pipeline
 
             stop_signal = None
             # SIGTERM (docker stop, service managers) stops a live run as Ctrl-C does.

@@ -15,7 +15,9 @@ from engine.run.attendant import RunAttendant, nothing
 from engine.run.context import RunContext, database_check
 from engine.run.outcome import RunOutcome
 from engine.run.session import held_run
+from engine.run.watchdog import watching
 from engine.services.run_metrics import RunMetrics, serving
+from engine.signal.watch import CallbackWatch
 from engine.stopping import OperatorStop, StopRequested, StopSignals
 from engine.store import Store
 from engine.store.runs import Checkpoint
@@ -33,7 +35,6 @@ def drive_replay(
     speed: str,
     progress: ProgressSink | None,
 ) -> RunOutcome:
-    choice = ctx.choice
     metrics = RunMetrics(run_id)
     resumed_at = checkpoint.last_event_ts if checkpoint else None
     rejected = 0 if checkpoint else len(plan.rejected)
@@ -43,19 +44,23 @@ def drive_replay(
     feed = None
     attendant: RunAttendant | None = None
     done = checkpoint.market_events if checkpoint else 0
+    watch = CallbackWatch()
     with (
         StopSignals() as stop,
         session as ops,
         serving(metrics, {"database": database_check(store)}, ctx.settings.claire_http_host),
+        watching(watch, ctx.settings.strategy_timeout_seconds, stop, store, run_id),
     ):
 
         def build(observer: Callable[[Event], None]) -> Pipeline:
-            return build_replay_pipeline(
+            pipeline = build_replay_pipeline(
                 settings,
                 plan,
-                choice.build(),
+                ctx.build_strategy(watch),
                 observers=[observer, ops.observe, metrics.observe],
             )
+            pipeline.signals.watch = watch
+            return pipeline
 
         try:
             with held_run(ctx, store, run_id, build, checkpoint) as (run, done):

@@ -14,7 +14,13 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from engine.errors import ClaireError, RunInterrupted, RunNotResumable, StrategyError
+from engine.errors import (
+    ClaireError,
+    RunInterrupted,
+    RunNotResumable,
+    StrategyError,
+    StrategyLoadError,
+)
 from engine.events import Event
 from engine.home.lock import RunLock
 from engine.kernel.checkpoint import restore
@@ -49,13 +55,17 @@ def held_run(
     if not lock.acquire():
         raise RunNotResumable(f"run {run_id} is being run by another process right now.")
     try:
-        run = PersistedRun(
-            store,
-            run_id,
-            build,
-            flush_every_events=ctx.flush_every_events,
-            tolerance=ctx.tolerance,
-        )
+        try:
+            run = PersistedRun(
+                store,
+                run_id,
+                build,
+                flush_every_events=ctx.flush_every_events,
+                tolerance=ctx.tolerance,
+            )
+        except (StrategyError, StrategyLoadError) as exc:  # its constructor: nothing ran yet
+            record_failure(ctx, store, run_id, str(exc))
+            raise
         done = 0
         if checkpoint is not None:
             restore(run.pipeline, dict(checkpoint.state))
