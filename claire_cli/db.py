@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from typing import Annotated
 
 import typer
@@ -61,7 +59,7 @@ def psql(
     """
     with user_errors():
         from engine.config import load_settings
-        from engine.ops.database import psql_call, served
+        from engine.ops.database import psql_call, run_psql, served
         from engine.report.access import open_data
 
         settings = load_settings()
@@ -69,10 +67,5 @@ def psql(
             chosen = data.run_id(run_id) if run_id else None
             folder = data.folder
         with served(settings, folder) as server_url:
-            call = psql_call(server_url, chosen, ctx.args)
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is psql's
-            try:
-                code = subprocess.call(call.argv, env=call.env)  # noqa: S603 - the bundled psql
-            finally:
-                signal.signal(signal.SIGINT, previous)
+            code = run_psql(psql_call(server_url, chosen, ctx.args))
         raise typer.Exit(code)

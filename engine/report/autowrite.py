@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_all
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 from typing import Final
+
+from engine.runtime.orphans import end_with_parent
 
 log = logging.getLogger(__name__)
 
@@ -72,6 +75,11 @@ _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _worker_started(parent: int) -> None:
+    """The report worker (and with it multiprocessing's resource tracker) ends with `parent`."""
+    end_with_parent(parent, signal.SIGKILL, kernel=False)  # started from a duty's thread
+
+
 def _submit(*args: object) -> Future[list[str]]:
     """Run `write_report` in the process's report worker, started once and kept warm.
 
@@ -83,7 +91,10 @@ def _submit(*args: object) -> Future[list[str]]:
         for _ in range(2):
             if _pool is None:
                 _pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_started,
+                    initargs=(os.getpid(),),
                 )
             try:
                 return _pool.submit(write_report, *args)  # type: ignore[arg-type]

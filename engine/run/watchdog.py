@@ -15,7 +15,8 @@ times a second:
   checkpoint of the last batch written, so a resume after a stop is exact.
 
 A stop or a failure therefore ends a run within STRATEGY_TIMEOUT_SECONDS +
-HARD_END_S, or STOP_GRACE_S + HARD_END_S after a signal, whatever the strategy does.
+HARD_END_S + RECORD_S, or STOP_GRACE_S + HARD_END_S + RECORD_S after a signal,
+whatever the strategy does (the record takes well under a second normally).
 """
 
 from __future__ import annotations
@@ -42,6 +43,7 @@ log = logging.getLogger("claire.run")
 POLL_S: Final = 0.05
 STOP_GRACE_S: Final = 1.0  # a stuck call this long after a signal is interrupted
 HARD_END_S: Final = 2.0  # a call that ignores the interruption this long ends the process
+RECORD_S: Final = 5.0  # what the process gives its last record and sentence before it exits
 
 
 def _stop_class(signum: int) -> type[BaseException]:
@@ -134,10 +136,12 @@ class StrategyWatchdog:
 
 
 def end_process(store: Store, run_id: str) -> Callable[[Running, str, bool], None]:
-    """The last resort: record the run's end, say why, and exit without waiting on anything."""
+    """The last resort: record the run's end, say why, and exit without waiting on anything.
 
-    def end(call: Running, why: str, failed: bool) -> None:
-        status = RunStatus.FAILED if failed else RunStatus.STOPPED
+    The record and the sentence get RECORD_S at most (a database that does not answer,
+    or a full pipe on stderr, never keeps the process alive)."""
+
+    def record(why: str, status: RunStatus) -> None:
         try:
             store.end_run(run_id, status, datetime.now(UTC), why)
         except Exception as exc:  # the exit must happen: the run shows as interrupted then
@@ -147,6 +151,12 @@ def end_process(store: Store, run_id: str) -> Callable[[Running, str, bool], Non
             with contextlib.suppress(Exception):  # exiting regardless
                 handler.flush()
         print(f"error: run {run_id} {status.value}: {why}.", file=sys.stderr, flush=True)
+
+    def end(call: Running, why: str, failed: bool) -> None:
+        status = RunStatus.FAILED if failed else RunStatus.STOPPED
+        last = threading.Thread(target=record, args=(why, status), daemon=True)
+        last.start()
+        last.join(RECORD_S)
         os._exit(1 if failed else 128 + signal.SIGTERM)
 
     return end

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -98,16 +99,31 @@ def strategies(tmp_path: Path) -> Path:
     return path
 
 
+_started: list[subprocess.Popen[str]] = []
+
+
+@pytest.fixture(autouse=True)
+def nothing_left() -> Iterator[None]:
+    yield
+    while _started:
+        child = _started.pop()
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+            child.communicate()
+
+
 def start(
     strategy: str, home: Path, *extra: str, env: dict[str, str] | None = None
 ) -> subprocess.Popen[str]:
     args = [sys.executable, "-m", "claire_cli.main", "papertest", "start", "--replay", str(ETH)]
     args += ["--days", "1", "--capital", "10", "--speed", "max", "--data-dir", str(home)]
     args += ["--strategy", strategy, *extra]
-    return subprocess.Popen(
+    child = subprocess.Popen(
         args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         env={**os.environ, **(env or {})}, start_new_session=True,
     )  # fmt: skip
+    _started.append(child)
+    return child
 
 
 def stuck_in_on_candle(home: Path, child: subprocess.Popen[str]) -> None:
