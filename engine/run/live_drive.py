@@ -161,6 +161,7 @@ class _LiveRun:
                 loop.remove_signal_handler(signal.SIGTERM)
                 if attendant is not None:
                     attendant.close()
+            ctx.warn(attendant.problems() if attendant is not None else [])
             summary = ctx.summary(run.pipeline, None, self.quote, self.market_start)
             return ctx.outcome(store, database, run_id, summary, done, None, stop_signal)
 

@@ -91,6 +91,7 @@ def drive_replay(
                 attendant.close()
     if feed is not None:
         feed.finish()
+    ctx.warn([*(attendant.problems() if attendant is not None else []), *ops.problems])
     summary = ctx.summary(run.pipeline, plan, plan.quote, plan.start)
     return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal)
 

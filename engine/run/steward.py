@@ -91,6 +91,7 @@ class RunSteward:
         self._stopping: _PlannedStop | None = None
         self._emergency: Command | None = None
         self._closed = False
+        self._problems: list[str] = []
         record_process(self.data_dir, self.run_id, detached=detached, log=log_file, clock=clock)
         if settings.backup_schedule == "daily":
             started = run.pipeline.clock.now() if run.pipeline.stats.market_events else None
@@ -244,6 +245,11 @@ class RunSteward:
         finally:
             forget_process(self.data_dir, self.run_id)
 
+    def problems(self) -> list[str]:
+        """Failed backups (see logs/claire.log) and a stop's report that was not written."""
+        found = [f"{f}; see logs/claire.log" for f in self.scheduler.failures]
+        return found + self._problems
+
     def _wrap_up(self) -> None:
         planned = self._stopping.command if self._stopping is not None else None
         stop = self._emergency or planned
@@ -273,6 +279,7 @@ class RunSteward:
             except ClaireError as exc:
                 result["report"] = None
                 result["report_error"] = str(exc)
+                self._problems.append(f"the final report of run {self.run_id} failed: {exc}")
         self._finish(stop, CommandStatus.DONE, **result)
 
 
