@@ -19,9 +19,12 @@ from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_all
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
 from engine.runtime.orphans import end_with_parent
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -40,16 +43,24 @@ def write_report(
     url: str, data_dir: str, run_id: str, day: int | None, formats: tuple[str, ...] = FORMATS
 ) -> list[str]:
     """Build one report from the database and write its files, each whole or not at all."""
-    from engine.report.content import build_report
-    from engine.report.render import render
     from engine.store import Store
 
     store = Store.open(url, migrate=False, max_connections=1)
     try:
-        report = build_report(store, run_id, day)
+        return write_report_files(store, Path(data_dir), run_id, day, formats)
     finally:
         store.close()
-    folder = report_folder(Path(data_dir), run_id)
+
+
+def write_report_files(
+    store: Store, data_dir: Path, run_id: str, day: int | None, formats: tuple[str, ...] = FORMATS
+) -> list[str]:
+    """The report of `day` (None: the final one) into reports/RUN_ID/, in each format."""
+    from engine.report.content import build_report
+    from engine.report.render import render
+
+    report = build_report(store, run_id, day)
+    folder = report_folder(data_dir, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:

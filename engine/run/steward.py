@@ -11,7 +11,8 @@ events:
 - `stop` (planned): no new entries and every position closed at market
   (`Pipeline.close_out`); the run goes on, unpaced, until it is flat (or an hour
   of market time, or two minutes of wall time, have passed), then stops with a
-  final snapshot; then a backup and the final report in `reports/`.
+  final snapshot; then a backup and the final report in `reports/RUN_ID/` (the
+  same as `claire report --final`, where a completed run writes it).
 - `emergency_stop`: stop before the next market event, nothing closed; a backup.
 - `reconnect` (a data-stop incident): a live run drops its feed's sockets, which
   reconnect, resubscribe and backfill the gap; a replay refuses it.

@@ -18,6 +18,7 @@ from engine.ops.control import CommandKind, CommandStatus, ControlChannel
 from engine.run.runner import PaperRunner
 from engine.run.steward import RunSteward
 from engine.store import RunStatus, Store
+from tests.cli.support import ok
 
 pytestmark = pytest.mark.integration
 
@@ -111,8 +112,16 @@ def test_a_planned_stop_closes_out_then_backs_up_and_writes_the_final_report(
     result = dict(answer.result)
     assert result["open_positions"] == [] and result["status"] == "stopped"
     report = Path(result["report"])
-    assert report == claire_home / "reports" / f"{outcome.run_id}-final.md"
-    assert outcome.run_id in report.read_text() and "| equity |" in report.read_text()
+    # The same final report `claire report --final` gives, where a completed run's goes.
+    assert report == claire_home / "reports" / outcome.run_id / "final.md"
+    given = ok("report", "--final", "--run", outcome.run_id, "--data-dir", claire_home).stdout
+
+    def body(text: str) -> list[str]:  # all but the times of writing
+        lines = text.strip().splitlines()
+        return [line for line in lines if " by claire " not in line and "| uptime |" not in line]
+
+    assert outcome.run_id in report.read_text() and body(report.read_text()) == body(given)
+    assert {p.name for p in report.parent.iterdir()} == {"final.md", "final.html", "final.json"}
     [backup] = BackupFolder(claire_home / "backups").backups()  # the stop's, none scheduled
     assert str(backup.dump) == result["backup"] and backup.manifest.reason == "planned-stop"
     assert backup.manifest.runs[0]["status"] == "stopped"
