@@ -21,7 +21,7 @@ from engine.errors import (
     StrategyError,
     StrategyLoadError,
 )
-from engine.events import Event
+from engine.events import Event, TradingState
 from engine.home.lock import RunLock
 from engine.kernel.checkpoint import restore
 from engine.kernel.persisted import PersistedRun
@@ -76,6 +76,14 @@ def held_run(
                 raise interrupted(run_id, exc) from None
             done = checkpoint.market_events
             log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
+            if run.pipeline.risk.state is TradingState.HALTED:
+                ctx.warn(
+                    [
+                        f"trading in run {run_id} is halted, as it was when the run stopped (a "
+                        "planned stop halts it, or the circuit breaker did): the run goes on "
+                        "without new entries until `claire risk resume --note TEXT`"
+                    ]
+                )
         try:
             yield run, done
             run.finish()

@@ -221,3 +221,23 @@ def test_a_second_stop_is_refused_and_an_emergency_overrides_a_planned_stop(
     assert planned.result["reason"] == "an emergency stop came first"
     assert emergency is not None and emergency.status is CommandStatus.DONE
     assert Path(emergency.result["backup"]).is_file()
+
+
+def test_a_run_resumed_after_a_planned_stop_says_its_trading_is_halted(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: list[int] = []
+    with open_store(load_settings(), claire_home) as (store, _):
+        sink = _stop_when_holding(store, CommandKind.STOP, "a pause", sent)
+        stopped = attended(claire_home, backup_schedule="off").start(
+            four_symbols, 7, "200000x", progress=sink
+        )
+    assert stopped.status is RunStatus.STOPPED and stopped.summary.trading_state == "halted"
+    heard: list[str] = []
+    runner = attended(claire_home, backup_schedule="off")
+    runner.ctx.on_warning = heard.append
+    resumed = runner.resume(stopped.run_id, "max")
+    assert resumed.summary.trading_state == "halted"
+    [said] = [w for w in resumed.warnings if "is halted" in w]
+    assert stopped.run_id in said and "claire risk resume --note TEXT" in said
+    assert said in heard
