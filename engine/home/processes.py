@@ -34,6 +34,7 @@ class RunProcess:
     detached: bool = False
     log: str | None = None
     command: list[str] = field(default_factory=list)
+    http_port: int | None = None  # where it serves /health and /metrics, when it does
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -87,9 +88,18 @@ def read_process(data_dir: Path, run_id: str) -> RunProcess | None:
             detached=bool(body.get("detached", False)),
             log=body.get("log"),
             command=list(body.get("command") or []),
+            http_port=int(body["http_port"]) if body.get("http_port") else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def note_http_port(data_dir: Path, run_id: str, port: int) -> None:
+    """Add the HTTP port this process serves the run on to its process file."""
+    record = read_process(data_dir, run_id)
+    if record is not None and record.pid == os.getpid():
+        body = record.as_json() | {"http_port": port}
+        write_json(process_path(data_dir, run_id), body)
 
 
 def forget_process(data_dir: Path, run_id: str) -> None:

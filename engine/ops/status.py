@@ -294,6 +294,8 @@ def _processes(
         detail = "holds the run" if up else "gone (its lock is free)"
         if own is not None and own.detached:
             detail += f", detached, log {own.log}"
+        if own is not None and own.http_port and up:
+            detail += f", http://127.0.0.1:{own.http_port}/health"
         out.append(
             ProcessHealth(
                 "run",

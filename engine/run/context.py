@@ -113,6 +113,7 @@ class RunContext:
         done: int,
         speed: str | None,
         stop_signal: int | None,
+        http_port: int | None = None,
     ) -> RunOutcome:
         record = store.get_run(run_id)
         assert record is not None
@@ -130,6 +131,7 @@ class RunContext:
             warnings=tuple(self.warnings),
             stop_signal=stop_signal,
             data_source=record.data_source,
+            http_port=http_port,
         )
 
 

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from engine.config import Settings
 from engine.events import Event
 from engine.feeds.replay import ReplayPlan, paced
+from engine.home.processes import note_http_port
 from engine.kernel.pipeline import Pipeline, build_replay_pipeline, by_time, replay_end
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import after_checkpoint
@@ -48,7 +49,9 @@ def drive_replay(
     with (
         StopSignals() as stop,
         session as ops,
-        serving(metrics, {"database": database_check(store)}, ctx.settings.claire_http_host),
+        serving(
+            metrics, {"database": database_check(store)}, ctx.settings.claire_http_host
+        ) as server,
         watching(watch, ctx.settings.strategy_timeout_seconds, stop, store, run_id),
     ):
 
@@ -66,6 +69,8 @@ def drive_replay(
             with held_run(ctx, store, run_id, build, checkpoint) as (run, done):
                 ops.attach(run)
                 attendant = ctx.attendant(store, run)
+                if server is not None and attendant is not None:
+                    note_http_port(ctx.data_dir, run_id, server.port)
                 between = attendant.between if attendant is not None else nothing
                 sleep = attendant.pace(stop.sleep) if attendant is not None else stop.sleep
                 feed = ctx.progress(
@@ -93,7 +98,8 @@ def drive_replay(
         feed.finish()
     ctx.warn([*(attendant.problems() if attendant is not None else []), *ops.problems])
     summary = ctx.summary(run.pipeline, plan, plan.quote, plan.start)
-    return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal)
+    port = server.port if server is not None else None
+    return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal, port)
 
 
 __all__ = ["drive_replay"]
