@@ -102,6 +102,27 @@ def note_http_port(data_dir: Path, run_id: str, port: int) -> None:
         write_json(process_path(data_dir, run_id), body)
 
 
+def problems_path(data_dir: Path, run_id: str) -> Path:
+    return runs_folder(data_dir) / f"{run_id}.problems.json"
+
+
+def note_problems(data_dir: Path, run_id: str, problems: list[str]) -> None:
+    """Keep what failed in a run's background duties (backups, reports) for `claire status`."""
+    known = run_problems(data_dir, run_id)
+    new = [p for p in problems if p not in known]
+    if new:
+        runs_folder(data_dir).mkdir(parents=True, exist_ok=True)
+        write_json(problems_path(data_dir, run_id), {"problems": known + new})
+
+
+def run_problems(data_dir: Path, run_id: str) -> list[str]:
+    try:
+        body = json.loads(problems_path(data_dir, run_id).read_text(encoding="utf-8"))
+        return [str(p) for p in body["problems"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
 def forget_process(data_dir: Path, run_id: str) -> None:
     """Remove the process file if it is ours (a later process may have taken the run)."""
     record = read_process(data_dir, run_id)

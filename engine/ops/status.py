@@ -26,7 +26,7 @@ import psutil
 
 from engine.config import Settings
 from engine.home.lock import run_is_alive
-from engine.home.processes import process_alive, read_process
+from engine.home.processes import process_alive, read_process, run_problems
 from engine.kernel.progress import window_fraction
 from engine.ops.backups.location import backup_folder
 from engine.ops.control import ControlChannel, ops_queries
@@ -209,6 +209,7 @@ def operator_status(
             and (newest_age is None or newest_age > limit_s)
         ):
             reasons.append("no backup in the last BACKUP_MAX_AGE_HOURS")
+    reasons += run_problems(data_dir, record.run_id)  # failed backups and reports
     own = read_process(data_dir, record.run_id)
     uptime = (now - own.started_at).total_seconds() if own is not None and alive else None
     return OperatorStatus(

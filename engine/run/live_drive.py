@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError
 from engine.events import Event
+from engine.home.processes import note_problems
 from engine.kernel.pipeline import Pipeline
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import settings_from_snapshot
@@ -161,7 +162,9 @@ class _LiveRun:
                 loop.remove_signal_handler(signal.SIGTERM)
                 if attendant is not None:
                     attendant.close()
-            ctx.warn(attendant.problems() if attendant is not None else [])
+            problems = attendant.problems() if attendant is not None else []
+            ctx.warn(problems)
+            note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
             summary = ctx.summary(run.pipeline, None, self.quote, self.market_start)
             return ctx.outcome(store, database, run_id, summary, done, None, stop_signal)
 

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from engine.config import Settings
 from engine.events import Event
 from engine.feeds.replay import ReplayPlan, paced
-from engine.home.processes import note_http_port
+from engine.home.processes import note_http_port, note_problems
 from engine.kernel.pipeline import Pipeline, build_replay_pipeline, by_time, replay_end
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import after_checkpoint
@@ -96,7 +96,9 @@ def drive_replay(
                 attendant.close()
     if feed is not None:
         feed.finish()
-    ctx.warn([*(attendant.problems() if attendant is not None else []), *ops.problems])
+    problems = [*(attendant.problems() if attendant is not None else []), *ops.problems]
+    ctx.warn(problems)
+    note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
     summary = ctx.summary(run.pipeline, plan, plan.quote, plan.start)
     port = server.port if server is not None else None
     return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal, port)

@@ -36,7 +36,7 @@ from typing import Any, Final
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError
-from engine.home.processes import forget_process, record_process
+from engine.home.processes import forget_process, note_problems, record_process
 from engine.kernel.persisted import PersistedRun
 from engine.ops.backups import Backups
 from engine.ops.backups.location import backup_folder
@@ -93,6 +93,7 @@ class RunSteward:
         self._emergency: Command | None = None
         self._closed = False
         self._problems: list[str] = []
+        self._noted = 0  # backup failures kept for `claire status` so far
         record_process(self.data_dir, self.run_id, detached=detached, log=log_file, clock=clock)
         if settings.backup_schedule == "daily":
             started = run.pipeline.clock.now() if run.pipeline.stats.market_events else None
@@ -109,6 +110,9 @@ class RunSteward:
     # --- between market events -----------------------------------------------------
 
     def between(self) -> None:
+        if len(self.scheduler.failures) > self._noted:  # said in `claire status` at once
+            self._noted = len(self.scheduler.failures)
+            note_problems(self.data_dir, self.run_id, self.problems())
         if self._stopping is not None:
             self._check_stop(self._stopping)
         self._maybe_poll()

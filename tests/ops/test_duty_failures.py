@@ -37,3 +37,7 @@ def test_failed_backups_are_warnings_of_the_run(a_file: Path, claire_home: Path)
     failed = [w for w in body["warnings"] if "backup of run" in w and "failed" in w]
     assert any("run-start backup" in w for w in failed), body["warnings"]
     assert "warning: the run-start backup of run" in result.stderr
+    status = invoke("status", "--json")  # and `claire status` says it, as a degraded run
+    shown = json.loads(status.stdout)
+    assert status.exit_code != 0 and shown["health"] == "degraded", shown
+    assert any("run-start backup" in r for r in shown["reasons"]), shown["reasons"]
