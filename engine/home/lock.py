@@ -19,7 +19,7 @@ from typing import Final
 from engine.errors import ConfigError
 
 START_WAIT_S: Final = 120.0  # how long a start waits for another start in the folder
-_starting: list[StartLock] = []  # the start lock this process holds, released by a RunLock
+_starting: list[StartLock] = []  # the start lock this process holds, until `run_started`
 
 
 class RunLock:
@@ -39,14 +39,19 @@ class RunLock:
             os.close(fd)
             return False
         self._fd = fd
-        for start in list(_starting):  # this process runs a run now: other starts see it
-            start.release()
         return True
 
     def release(self) -> None:
         fd, self._fd = self._fd, None
         if fd is not None:
             os.close(fd)
+
+
+def run_started() -> None:
+    """This process holds its run's lock now: other starts in the folder may go ahead
+    (they see the run active). Called by whoever takes a run's lock to run it."""
+    for start in list(_starting):
+        start.release()
 
 
 class StartLock:
@@ -106,4 +111,4 @@ def run_is_alive(data_dir: Path, run_id: str) -> bool:
     return True
 
 
-__all__ = ["START_WAIT_S", "RunLock", "StartLock", "run_is_alive"]
+__all__ = ["START_WAIT_S", "RunLock", "StartLock", "run_is_alive", "run_started"]

@@ -22,7 +22,7 @@ from engine.errors import (
     StrategyLoadError,
 )
 from engine.events import Event, TradingState
-from engine.home.lock import RunLock
+from engine.home.lock import RunLock, run_started
 from engine.kernel.checkpoint import restore
 from engine.kernel.persisted import PersistedRun
 from engine.kernel.pipeline import Pipeline
@@ -54,6 +54,7 @@ def held_run(
     lock = RunLock(ctx.data_dir, run_id)
     if not lock.acquire():
         raise RunNotResumable(f"run {run_id} is being run by another process right now.")
+    run_started()  # other starts in the folder may go on: they see this run active
     try:
         try:
             run = PersistedRun(

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from engine.errors import ClaireError
-from engine.home.lock import RunLock, StartLock
+from engine.home.lock import RunLock, StartLock, run_is_alive, run_started
 from engine.ops.preflight import PreflightContext, check_active_runs
 from engine.run import lifecycle
 from engine.run.request import PreparedRun, RunRequest
@@ -36,6 +36,7 @@ class HeldRun:
         time.sleep(0.02)  # the run is created in the database before its lock is taken
         lock = RunLock(prepared.folder, run_id)
         assert lock.acquire()
+        run_started()  # as engine.run.session.held_run does
         self.running.append(run_id)
         self.release.wait(10)
         lock.release()
@@ -58,6 +59,9 @@ def test_of_two_starts_at_once_exactly_one_runs_every_time(
     monkeypatch.setattr(ProcessRuntime, "run", lambda self, *a: held.run(*a))
     for trial in range(TRIALS):
         folder = tmp_path / f"trial-{trial}"
+        stale = RunLock(folder, "run-of-yesterday")  # a lock no process holds: checked, free
+        assert stale.acquire()
+        stale.release()
         held.running.clear()
         held.release.clear()
         refusals: list[str] = []
@@ -87,5 +91,9 @@ def test_a_start_waits_for_another_start_in_the_folder_then_gives_up(tmp_path: P
     first.acquire()
     with pytest.raises(ClaireError, match="another run is starting in"):
         StartLock(tmp_path).acquire(wait_s=0.2)
+    assert not run_is_alive(tmp_path, "run-of-yesterday")  # a check does not release it
+    with pytest.raises(ClaireError, match="another run is starting in"):
+        StartLock(tmp_path).acquire(wait_s=0.2)
     assert RunLock(tmp_path, "run-a").acquire()  # the first start's run holds its lock now
+    run_started()
     StartLock(tmp_path).acquire(wait_s=0.2)
