@@ -124,7 +124,7 @@ class StrategyWatchdog:
             self._interrupted = (call.token, now, why, False)
             _interrupt(self._thread_id, _stop_class(signum))
             return
-        if now - call.started >= self.timeout_s:
+        if signum is None and now - call.started >= self.timeout_s:  # a stop asked for wins
             why = (
                 f"strategy {call.strategy} did not return from {call.where()} within "
                 f"{self.timeout_s:g} s (STRATEGY_TIMEOUT_SECONDS); fix the strategy (or raise "

@@ -66,6 +66,9 @@ class Exits(Spin):
 """
 
 
+PATIENT = {"STRATEGY_TIMEOUT_SECONDS": "300"}  # only a stop ends these runs
+
+
 def test_the_watchdog_interrupts_a_call_past_its_timeout() -> None:
     watch = CallbackWatch()
     ended: list[str] = []
@@ -182,7 +185,7 @@ def test_sys_exit_in_a_strategy_is_a_strategy_failure(strategies: Path, claire_h
 def test_sigterm_ends_a_run_whose_strategy_swallows_every_interruption_and_it_resumes(
     strategies: Path, claire_home: Path
 ) -> None:
-    child = start(f"{strategies}:Swallow", claire_home)  # the default timeout is far off
+    child = start(f"{strategies}:Swallow", claire_home, env=PATIENT)
     stuck_in_on_candle(claire_home, child)
     sent = time.monotonic()
     os.kill(child.pid, signal.SIGTERM)
@@ -207,7 +210,7 @@ def test_sigterm_ends_a_run_whose_strategy_swallows_every_interruption_and_it_re
 def test_an_emergency_stop_ends_a_run_whose_strategy_is_stuck(
     strategies: Path, claire_home: Path
 ) -> None:
-    child = start(f"{strategies}:Spin", claire_home)
+    child = start(f"{strategies}:Spin", claire_home, env=PATIENT)
     stuck_in_on_candle(claire_home, child)
     sent = time.monotonic()
     with open_store(load_settings(), claire_home) as (store, _):
@@ -223,7 +226,7 @@ def test_an_emergency_stop_ends_a_run_whose_strategy_is_stuck(
 def test_an_emergency_stop_of_a_stuck_run_stops_it_or_says_it_did_not(
     strategies: Path, claire_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    child = start(f"{strategies}:Spin", claire_home)
+    child = start(f"{strategies}:Spin", claire_home, env=PATIENT)
     stuck_in_on_candle(claire_home, child)
     monkeypatch.setattr(commands, "SIGTERM_WAIT_S", 2.0)
     os.kill(child.pid, signal.SIGSTOP)  # not even the watchdog can act
