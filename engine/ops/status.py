@@ -143,7 +143,7 @@ def operator_status(
     running = record.status is RunStatus.RUNNING
     if running and not alive:
         status = "interrupted"
-    reasons: list[str] = []
+    reasons: list[str] = run_problems(data_dir, record.run_id)  # failed backups, reports
     capital = Decimal(str(run_settings.get("initial_capital", "0")))
     figures = snapshot_figures(store, record.run_id, capital) or {}
     counts = count_figures(store, record.run_id)
@@ -209,7 +209,6 @@ def operator_status(
             and (newest_age is None or newest_age > limit_s)
         ):
             reasons.append("no backup in the last BACKUP_MAX_AGE_HOURS")
-    reasons += run_problems(data_dir, record.run_id)  # failed backups and reports
     own = read_process(data_dir, record.run_id)
     uptime = (now - own.started_at).total_seconds() if own is not None and alive else None
     return OperatorStatus(
