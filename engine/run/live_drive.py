@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError
 from engine.events import Event
-from engine.home.processes import note_problems
+from engine.home.processes import note_http_port, note_problems
 from engine.kernel.pipeline import Pipeline
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import settings_from_snapshot
@@ -133,15 +133,19 @@ class _LiveRun:
 
             loop.add_signal_handler(signal.SIGTERM, on_sigterm)
             attendant: RunAttendant | None = None
+            port: int | None = None
             checks = {"database": database_check(store)}
             try:
                 with (
-                    serving(metrics, checks, ctx.settings.claire_http_host),
+                    serving(metrics, checks, ctx.settings.claire_http_host) as server,
                     held_run(ctx, store, run_id, build, checkpoint) as (run, done),
                 ):
                     ops.attach(run)
                     run.reconnect = self.feed.reconnect
                     attendant = ctx.attendant(store, run)
+                    port = server.port if server is not None else None
+                    if port is not None and attendant is not None:
+                        note_http_port(ctx.data_dir, run_id, port)
                     feed_progress = ctx.progress(
                         run.pipeline, progress, self.market_start, self.planned_end, self.quote
                     )
@@ -166,7 +170,7 @@ class _LiveRun:
             ctx.warn(problems)
             note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
             summary = ctx.summary(run.pipeline, None, self.quote, self.market_start)
-            return ctx.outcome(store, database, run_id, summary, done, None, stop_signal)
+            return ctx.outcome(store, database, run_id, summary, done, None, stop_signal, port)
 
 
 __all__ = ["drive_live"]
