@@ -34,6 +34,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Final
 
+from engine.errors import StrategyError, StrategyLoadError
 from engine.signal.watch import CallbackWatch, Running, StrategyTimeout
 from engine.stopping import StopRequested, StopSignals
 from engine.store import RunStatus, Store
@@ -163,6 +164,37 @@ def end_process(store: Store, run_id: str) -> Callable[[Running, str, bool], Non
 
 
 @contextmanager
+def loading_strategy(timeout_s: float, strategy: str) -> Iterator[None]:
+    """Loading and building the strategy (its module, its constructor) under the watchdog,
+    before any run exists: past the timeout it is a strategy error, and code that ignores
+    the interruption ends the process with that sentence. `sys.exit` is its error too."""
+    watch = CallbackWatch()
+
+    def end(call: Running, why: str, failed: bool) -> None:
+        print(f"error: {why}.", file=sys.stderr, flush=True)
+        os._exit(1)
+
+    dog = StrategyWatchdog(watch, timeout_s, stop=None, end=end)
+    dog.start()
+    try:
+        with watch.running(strategy, "__init__"):
+            yield
+    except StrategyTimeout:
+        raise StrategyError(watch.timeout_message) from None
+    except StrategyLoadError as exc:
+        if isinstance(exc.__cause__, StrategyTimeout):
+            raise StrategyError(watch.timeout_message) from None
+        raise
+    except SystemExit as exc:
+        raise StrategyError(
+            f"strategy {strategy} called sys.exit({exc.code!r}) while it was loaded or built; "
+            "a strategy never ends the process: fix the strategy and start a new run"
+        ) from None
+    finally:
+        dog.close()
+
+
+@contextmanager
 def watching(
     watch: CallbackWatch,
     timeout_s: float,
@@ -179,4 +211,11 @@ def watching(
         dog.close()
 
 
-__all__ = ["HARD_END_S", "STOP_GRACE_S", "StrategyWatchdog", "end_process", "watching"]
+__all__ = [
+    "HARD_END_S",
+    "STOP_GRACE_S",
+    "StrategyWatchdog",
+    "end_process",
+    "loading_strategy",
+    "watching",
+]

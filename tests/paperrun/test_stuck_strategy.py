@@ -60,6 +60,17 @@ class Swallow(Spin):
         return []
 
 
+class Forever(Spin):
+    def __init__(self):
+        while not os.environ.get("UNSTUCK"):
+            pass
+
+
+class ExitsEarly(Spin):
+    def __init__(self):
+        sys.exit(3)
+
+
 class Exits(Spin):
     def on_candle(self, candle, context):
         sys.exit(0)
@@ -241,3 +252,19 @@ def test_an_emergency_stop_of_a_stuck_run_stops_it_or_says_it_did_not(
     _, err = finish(child, 30)  # the SIGTERM it was sent ends it once it runs again
     assert child.returncode == 128 + signal.SIGTERM, err
     assert only_run(claire_home)["status"] == "stopped"
+
+
+@pytest.mark.parametrize(
+    ("name", "said"),
+    [
+        ("Forever", "strategy Forever did not return from __init__ within 0.5 s"),
+        ("ExitsEarly", "strategy ExitsEarly called sys.exit(3) while it was loaded or built"),
+    ],
+)
+def test_a_strategy_whose_constructor_hangs_or_exits_is_a_strategy_error(
+    strategies: Path, claire_home: Path, name: str, said: str
+) -> None:
+    child = start(f"{strategies}:{name}", claire_home, env={"STRATEGY_TIMEOUT_SECONDS": "0.5"})
+    _, err = finish(child, 60)
+    assert child.returncode == 1, err
+    assert one_line(err).startswith(f"error: {said}")
