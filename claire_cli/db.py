@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import signal
-import subprocess
 from typing import Annotated
 
 import typer
@@ -66,7 +64,7 @@ def psql(
     """
     with user_errors():
         from engine.config import load_settings
-        from engine.ops.database import psql_call, served
+        from engine.ops.database import psql_call, run_psql, served
         from engine.report.access import open_data
 
         settings = load_settings()
@@ -79,16 +77,7 @@ def psql(
         script = "".join(_statement(sql) for sql in commands)
         with served(settings, folder) as server_url:
             call = psql_call(server_url, chosen, args)
-            previous = signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is psql's
-            try:
-                code = subprocess.run(  # noqa: S603 - the bundled psql
-                    call.argv,
-                    env=call.env,
-                    input=script.encode() if commands else None,
-                    check=False,
-                ).returncode
-            finally:
-                signal.signal(signal.SIGINT, previous)
+            code = run_psql(call, script if commands else None)
         raise typer.Exit(code)
 
 

@@ -281,6 +281,7 @@ def _print(summary: Any, outcome: Any, as_json: bool) -> None:
                 "data_dir": str(outcome.data_dir),
                 "resumed_after_events": outcome.resumed_from,
                 "warnings": list(outcome.warnings),
+                "http_port": outcome.http_port,
             }
             if outcome.stopped:
                 body["resume_command"] = resume_command(outcome.run_id, outcome.data_dir)

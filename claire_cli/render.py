@@ -194,6 +194,8 @@ def print_run_footer(outcome: Any) -> None:
     )
     console.print(f"data folder: {escape(str(outcome.data_dir))}", soft_wrap=True)
     console.print(f"database: {escape(outcome.database)}", soft_wrap=True)
+    if getattr(outcome, "http_port", None):
+        console.print(f"served on: http://127.0.0.1:{outcome.http_port}/metrics", soft_wrap=True)
     if outcome.stopped:
         how = (
             SIGNAL_NAMES.get(outcome.stop_signal, "a signal")

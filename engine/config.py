@@ -129,6 +129,8 @@ class Settings(BaseSettings):
 
     # Strategy.
     strategy: str = "engine.signal.momentum:MomentumStrategy"
+    # A strategy call (on_candle, on_trade, its constructor) that runs longer fails the run.
+    strategy_timeout_seconds: float = Field(default=5.0, ge=0.1, le=300)
 
     # Alert rules (the runbook's alarm table). Market rules run on event time.
     alert_daily_drawdown_pct: Decimal = Decimal("0.045")

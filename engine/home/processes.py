@@ -34,6 +34,7 @@ class RunProcess:
     detached: bool = False
     log: str | None = None
     command: list[str] = field(default_factory=list)
+    http_port: int | None = None  # where it serves /health and /metrics, when it does
 
     def as_json(self) -> dict[str, Any]:
         out = asdict(self)
@@ -87,9 +88,39 @@ def read_process(data_dir: Path, run_id: str) -> RunProcess | None:
             detached=bool(body.get("detached", False)),
             log=body.get("log"),
             command=list(body.get("command") or []),
+            http_port=int(body["http_port"]) if body.get("http_port") else None,
         )
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def note_http_port(data_dir: Path, run_id: str, port: int) -> None:
+    """Add the HTTP port this process serves the run on to its process file."""
+    record = read_process(data_dir, run_id)
+    if record is not None and record.pid == os.getpid():
+        body = record.as_json() | {"http_port": port}
+        write_json(process_path(data_dir, run_id), body)
+
+
+def problems_path(data_dir: Path, run_id: str) -> Path:
+    return runs_folder(data_dir) / f"{run_id}.problems.json"
+
+
+def note_problems(data_dir: Path, run_id: str, problems: list[str]) -> None:
+    """Keep what failed in a run's background duties (backups, reports) for `claire status`."""
+    known = run_problems(data_dir, run_id)
+    new = [p for p in problems if p not in known]
+    if new:
+        runs_folder(data_dir).mkdir(parents=True, exist_ok=True)
+        write_json(problems_path(data_dir, run_id), {"problems": known + new})
+
+
+def run_problems(data_dir: Path, run_id: str) -> list[str]:
+    try:
+        body = json.loads(problems_path(data_dir, run_id).read_text(encoding="utf-8"))
+        return [str(p) for p in body["problems"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
 
 
 def forget_process(data_dir: Path, run_id: str) -> None:

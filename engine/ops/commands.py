@@ -4,7 +4,10 @@ Each command goes to the run that is active in the data folder (or the one named
 and waits, bounded, for the run to answer. A run that is not running gets no
 command: the refusal says why. An emergency stop the run does not take within
 its grace period (a run stuck outside its event loop) is delivered as SIGTERM to
-the run's process instead, which stops it resumably, and the backup is taken here.
+the run's process instead, which stops it resumably (within a few seconds even
+when its strategy hangs: engine.run.watchdog), and the backup is taken here. A
+run whose process is still alive SIGTERM_WAIT_S later did not stop: the command is
+refused with that, and the operator is told how to end it.
 """
 
 from __future__ import annotations
@@ -33,7 +36,7 @@ from engine.store import RunRecord, RunStatus, Store
 TAKE_TIMEOUT_S: Final = 30.0  # for the run to take a command (it polls a few times a second)
 STOP_TIMEOUT_S: Final = 300.0  # for a planned stop: close out, backup, final report
 EMERGENCY_GRACE_S: Final = 10.0
-SIGTERM_WAIT_S: Final = 60.0
+SIGTERM_WAIT_S: Final = 20.0  # the watchdog ends a run within seconds of SIGTERM
 
 
 def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
@@ -175,8 +178,16 @@ class Operator:
             )
         os.kill(process.pid, signal.SIGTERM)
         deadline = self._monotonic() + SIGTERM_WAIT_S
-        while run_is_alive(self.data_dir, run_id) and self._monotonic() < deadline:
+        alive = self._alive(run_id)
+        while alive() and self._monotonic() < deadline:
             self._sleep(0.1)
+        if alive():
+            why = f"its process {process.pid} was still running {SIGTERM_WAIT_S:g} s after SIGTERM"
+            self.channel.finish(command.command_id, CommandStatus.REFUSED, None, {"reason": why})
+            raise CommandError(
+                f"run {run_id} did not stop: {why}; end it with `kill -9 {process.pid}`, then "
+                f"resume it with `claire papertest start --resume --run {run_id}`."
+            )
         from engine.config import load_settings
         from engine.ops.backups.location import backup_folder
 

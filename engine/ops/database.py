@@ -2,12 +2,16 @@
 
 The embedded server authenticates with a password (scram-sha-256, even on its
 socket). `psql` gets it through `PGPASSWORD` in its environment, never on its
-command line, where other users of the machine could read it.
+command line, where other users of the machine could read it. Ctrl-C is psql's;
+SIGTERM or SIGHUP (a closed terminal, `kill` of the process group) ends psql and
+then the session, so a server started for it is stopped, not left running.
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import subprocess
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -75,3 +79,30 @@ def psql_call(url: str, run_id: str | None = None, extra: Sequence[str] = ()) ->
     if password is not None:
         env["PGPASSWORD"] = password
     return PsqlCall(argv, env)
+
+
+def run_psql(call: PsqlCall, script: str | None = None) -> int:
+    """Run psql to its end (reading `script` on its standard input when given); its exit
+    code, or 128 + the signal that ended the session."""
+    ended: list[int] = []
+    stdin = subprocess.PIPE if script is not None else None
+    proc = subprocess.Popen(call.argv, env=call.env, stdin=stdin)  # noqa: S603 - bundled psql
+
+    def forward(signum: int, frame: object) -> None:
+        ended.append(signum)
+        if proc.poll() is None:
+            proc.send_signal(signum)
+
+    handled = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    previous = {s: signal.getsignal(s) for s in handled}
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is psql's
+    signal.signal(signal.SIGTERM, forward)
+    signal.signal(signal.SIGHUP, forward)
+    try:
+        if script is not None:
+            proc.communicate(script.encode())
+        code = proc.wait()
+    finally:
+        for s, handler in previous.items():
+            signal.signal(s, handler)
+    return 128 + ended[0] if ended else code

@@ -455,9 +455,12 @@ def check_backup_age(ctx: PreflightContext) -> CheckResult:
     settings = _need_settings(ctx, name)
     if isinstance(settings, CheckResult):
         return settings
-    from engine.ops.backups.location import backup_folder
+    from engine.ops.backups.location import backup_folder, unusable_folder
 
     folder = backup_folder(settings, ctx.data_dir)
+    if (unusable := unusable_folder(folder.path)) is not None:
+        fix = "set BACKUP_DIR to a folder this user can write (or leave it unset)"
+        return _result(name, CheckStatus.FAIL, f"backups cannot go to {unusable}", fix)
     newest = folder.newest()
     limit = timedelta(hours=settings.backup_max_age_hours)
     now = ctx.clock.now()

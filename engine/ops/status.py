@@ -26,7 +26,7 @@ import psutil
 
 from engine.config import Settings
 from engine.home.lock import run_is_alive
-from engine.home.processes import process_alive, read_process
+from engine.home.processes import process_alive, read_process, run_problems
 from engine.kernel.progress import window_fraction
 from engine.ops.backups.location import backup_folder
 from engine.ops.control import ControlChannel, ops_queries
@@ -228,8 +228,8 @@ def _open_positions(store: Store, run_id: str, figures: dict[str, Any]) -> list[
 def _degraded_reasons(
     view: OperatorStatus, record: RunRecord, alive: bool, settings: Settings
 ) -> list[str]:
-    """Every reason the run is not healthy, the run's own state first."""
-    reasons: list[str] = []
+    """Every reason the run is not healthy: failed backups and reports, then the run's state."""
+    reasons: list[str] = run_problems(Path(view.data_dir), record.run_id)
     if view.status == "interrupted":
         reasons.append(
             f"run {record.run_id} is interrupted: no process runs it; continue it with "
@@ -323,6 +323,8 @@ def _processes(
         detail = "holds the run" if up else "gone (its lock is free)"
         if own is not None and own.detached:
             detail += f", detached, log {own.log}"
+        if own is not None and own.http_port and up:
+            detail += f", http://127.0.0.1:{own.http_port}/health"
         out.append(
             ProcessHealth(
                 "run",

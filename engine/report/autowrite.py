@@ -13,12 +13,18 @@ from __future__ import annotations
 import logging
 import multiprocessing
 import os
+import signal
 import threading
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures import wait as wait_all
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
-from typing import Final
+from typing import TYPE_CHECKING, Final
+
+from engine.runtime.orphans import end_with_parent
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -37,16 +43,24 @@ def write_report(
     url: str, data_dir: str, run_id: str, day: int | None, formats: tuple[str, ...] = FORMATS
 ) -> list[str]:
     """Build one report from the database and write its files, each whole or not at all."""
-    from engine.report.content import build_report
-    from engine.report.render import render
     from engine.store import Store
 
     store = Store.open(url, migrate=False, max_connections=1)
     try:
-        report = build_report(store, run_id, day)
+        return write_report_files(store, Path(data_dir), run_id, day, formats)
     finally:
         store.close()
-    folder = report_folder(Path(data_dir), run_id)
+
+
+def write_report_files(
+    store: Store, data_dir: Path, run_id: str, day: int | None, formats: tuple[str, ...] = FORMATS
+) -> list[str]:
+    """The report of `day` (None: the final one) into reports/RUN_ID/, in each format."""
+    from engine.report.content import build_report
+    from engine.report.render import render
+
+    report = build_report(store, run_id, day)
+    folder = report_folder(data_dir, run_id)
     folder.mkdir(parents=True, exist_ok=True)
     written = []
     for fmt in formats:
@@ -72,6 +86,11 @@ _pool: ProcessPoolExecutor | None = None
 _pool_lock = threading.Lock()
 
 
+def _worker_started(parent: int) -> None:
+    """The report worker (and with it multiprocessing's resource tracker) ends with `parent`."""
+    end_with_parent(parent, signal.SIGKILL, kernel=False)  # started from a duty's thread
+
+
 def _submit(*args: object) -> Future[list[str]]:
     """Run `write_report` in the process's report worker, started once and kept warm.
 
@@ -83,7 +102,10 @@ def _submit(*args: object) -> Future[list[str]]:
         for _ in range(2):
             if _pool is None:
                 _pool = ProcessPoolExecutor(
-                    max_workers=1, mp_context=multiprocessing.get_context("spawn")
+                    max_workers=1,
+                    mp_context=multiprocessing.get_context("spawn"),
+                    initializer=_worker_started,
+                    initargs=(os.getpid(),),
                 )
             try:
                 return _pool.submit(write_report, *args)  # type: ignore[arg-type]

@@ -12,16 +12,12 @@ def reports_folder(data_dir: Path) -> Path:
 
 
 def write_final_report(store: Store, run_id: str, data_dir: Path) -> Path:
-    """`claire report --final` as Markdown in the data folder's reports/."""
-    from engine.report.final import final_report, to_markdown
+    """The final report `claire report --final` gives, written where a completed run writes
+    it: reports/RUN_ID/final.md (with .html and .json); the Markdown file's path."""
+    from engine.report.autowrite import write_report_files
 
-    folder = reports_folder(data_dir)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"{run_id}-final.md"
-    tmp = path.with_name(path.name + ".partial")
-    tmp.write_text(to_markdown(final_report(store, run_id)), encoding="utf-8")
-    tmp.replace(path)
-    return path
+    written = write_report_files(store, Path(data_dir), run_id, None)
+    return Path(next(w for w in written if w.endswith(".md")))
 
 
 __all__ = ["reports_folder", "write_final_report"]

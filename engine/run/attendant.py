@@ -25,6 +25,10 @@ class RunAttendant(Protocol):
     def close(self) -> None:
         """After the run's end is recorded, or it failed: finish what was begun; never raises."""
 
+    def problems(self) -> list[str]:
+        """What failed in the background (backups, the stop's report), one sentence each."""
+        ...
+
 
 Attend = Callable[[Store, PersistedRun], RunAttendant]
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from engine.clock import Clock
 from engine.config import Settings
+from engine.errors import StrategyError
 from engine.feeds.replay import ReplayPlan
 from engine.home.database import open_store
 from engine.kernel.persisted import PersistedRun
@@ -21,7 +22,9 @@ from engine.kernel.progress import ProgressFeed, ProgressSink
 from engine.run.attendant import Attend, RunAttendant
 from engine.run.duties import RunOps
 from engine.run.outcome import RunOutcome
+from engine.signal.base import Strategy
 from engine.signal.loader import StrategyChoice, json_values
+from engine.signal.watch import CallbackWatch, StrategyTimeout
 from engine.store import Store
 from engine.store.retry import OutageTolerance
 
@@ -59,6 +62,21 @@ class RunContext:
             config["preflight"] = preflight  # the go/no-go the run started on
         return config
 
+    def build_strategy(self, watch: CallbackWatch) -> Strategy:
+        """The strategy built under the watchdog; `sys.exit` in its constructor is its error."""
+        choice = self.choice
+        name = choice.strategy_class().__name__
+        try:
+            with watch.running(name, "__init__"):
+                return choice.build()
+        except StrategyTimeout:
+            raise StrategyError(watch.timeout_message) from None
+        except SystemExit as exc:
+            raise StrategyError(
+                f"strategy {name} called sys.exit({exc.code!r}) in __init__; a strategy never "
+                "ends the process: fix the strategy and start a new run"
+            ) from None
+
     def attendant(self, store: Store, run: PersistedRun) -> RunAttendant | None:
         return self.attend(store, run) if self.attend is not None else None
 
@@ -95,6 +113,7 @@ class RunContext:
         done: int,
         speed: str | None,
         stop_signal: int | None,
+        http_port: int | None = None,
     ) -> RunOutcome:
         record = store.get_run(run_id)
         assert record is not None
@@ -112,6 +131,7 @@ class RunContext:
             warnings=tuple(self.warnings),
             stop_signal=stop_signal,
             data_source=record.data_source,
+            http_port=http_port,
         )
 
 

@@ -96,6 +96,7 @@ class RunSession:
         self.errors = errors
         self.rejected_input = rejected_input
         self.resumed_at = resumed_at
+        self.problems: list[str] = []  # duties that failed: the run's summary says them
         started = ops.clock.now()
         self.session_id = f"{started:%Y%m%dT%H%M%S%f}-{os.getpid()}"
         self.started_at = started
@@ -176,8 +177,14 @@ class RunSession:
                 self.reports.submit(None)
         except Exception as exc:
             _trouble(exc, "could not ask for the run's reports", "report_failed")
+            self.problems.append(f"the reports of run {self.run_id} were not written: {exc}")
         if self.reports is not None:
             self.reports.close()
+            if self.reports.failed:
+                self.problems.append(
+                    f"the reports {', '.join(self.reports.failed)} of run {self.run_id} could "
+                    "not be written (see logs/claire.log); `claire report` writes them"
+                )
         dead = len(self.run.pipeline.bus.dead_letters()) if self.run is not None else 0
         try:
             self.store.db.execute(

@@ -19,6 +19,7 @@ from typing import Any
 from engine.config import Settings
 from engine.errors import ConfigError
 from engine.home.database import open_store
+from engine.home.lock import StartLock
 from engine.kernel.pipeline import RunSummary
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import new_run_id
@@ -82,6 +83,10 @@ def start(
     if request.resume:
         _require_data(prepared)
     with ExitStack() as hold:  # the server the checks start stays up for the run
+        if runtime.name != "stack" and not request.detached_child:
+            assert prepared.folder is not None
+            # One start at a time in a folder: held until the run holds its own lock.
+            hold.enter_context(StartLock(prepared.folder))
         checked = None
         if runtime.checks_first:
             checked = _preflight(prepared, hold, on_warning)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from engine.errors import ConfigError
 from engine.events import Event
+from engine.home.processes import note_http_port, note_problems
 from engine.kernel.pipeline import Pipeline
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import settings_from_snapshot
@@ -21,8 +22,10 @@ from engine.run.context import RunContext, database_check
 from engine.run.create import create_live_run
 from engine.run.outcome import RunOutcome
 from engine.run.session import held_run
+from engine.run.watchdog import watching
 from engine.services.run_metrics import RunMetrics, serving
 from engine.signal.loader import StrategyChoice
+from engine.signal.watch import CallbackWatch
 from engine.stopping import OperatorStop
 from engine.store import RunRecord, RunStatus, Store
 
@@ -97,19 +100,25 @@ class _LiveRun:
         from engine.kernel.live import build_live_pipeline, drive
 
         ctx, store, run_id = self.ctx, self.store, self.run_id
-        choice, settings, specs = ctx.choice, self.settings, self.specs
+        settings, specs = self.settings, self.specs
         metrics = RunMetrics(run_id)
         resumed_at = checkpoint.last_event_ts if checkpoint else None
         with ExitStack() as stack:
             ops = stack.enter_context(ctx.duties.session(store, run_id, resumed_at=resumed_at))
 
+            watch = CallbackWatch()
+            timeout = settings.strategy_timeout_seconds
+            stack.enter_context(watching(watch, timeout, None, store, run_id))
+
             def build(observer: Callable[[Event], None]) -> Pipeline:
-                return build_live_pipeline(
+                pipeline = build_live_pipeline(
                     settings,
                     specs,
-                    choice.build(),
+                    ctx.build_strategy(watch),
                     observers=[observer, ops.observe, metrics.observe],
                 )
+                pipeline.signals.watch = watch
+                return pipeline
 
             stop_signal = None
             # SIGTERM (docker stop, service managers) stops a live run as Ctrl-C does.
@@ -124,17 +133,21 @@ class _LiveRun:
 
             loop.add_signal_handler(signal.SIGTERM, on_sigterm)
             attendant: RunAttendant | None = None
+            port: int | None = None
             checks = {"database": database_check(store)}
             try:
                 with (
                     serving(
                         metrics, checks, ctx.settings.claire_http_host, ctx.settings.http_port()
-                    ),
+                    ) as server,
                     held_run(ctx, store, run_id, build, checkpoint) as (run, done),
                 ):
                     ops.attach(run)
                     run.reconnect = self.feed.reconnect
                     attendant = ctx.attendant(store, run)
+                    port = server.port if server is not None else None
+                    if port is not None and attendant is not None:
+                        note_http_port(ctx.data_dir, run_id, port)
                     feed_progress = ctx.progress(
                         run.pipeline, progress, self.market_start, self.planned_end, self.quote
                     )
@@ -155,8 +168,11 @@ class _LiveRun:
                 loop.remove_signal_handler(signal.SIGTERM)
                 if attendant is not None:
                     attendant.close()
+            problems = attendant.problems() if attendant is not None else []
+            ctx.warn(problems)
+            note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
             summary = ctx.summary(run.pipeline, None, self.quote, self.market_start)
-            return ctx.outcome(store, database, run_id, summary, done, None, stop_signal)
+            return ctx.outcome(store, database, run_id, summary, done, None, stop_signal, port)
 
 
 __all__ = ["drive_live"]

@@ -29,6 +29,7 @@ class RunOutcome:
     warnings: tuple[str, ...] = ()
     stop_signal: int | None = None  # set when Ctrl-C or SIGTERM stopped the run
     data_source: str = ""
+    http_port: int | None = None  # where the run served /health and /metrics (None: off)
 
     @property
     def stopped(self) -> bool:

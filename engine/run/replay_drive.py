@@ -3,11 +3,12 @@ pipeline, with its checkpoints, the operator's commands and its duties."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 from engine.config import Settings
-from engine.events import Event
+from engine.events import Event, MarketEvent
 from engine.feeds.replay import ReplayPlan, paced
+from engine.home.processes import note_http_port, note_problems
 from engine.kernel.pipeline import Pipeline, build_replay_pipeline, by_time, replay_end
 from engine.kernel.progress import ProgressSink
 from engine.kernel.recorded import after_checkpoint
@@ -15,7 +16,9 @@ from engine.run.attendant import RunAttendant, nothing
 from engine.run.context import RunContext, database_check
 from engine.run.outcome import RunOutcome
 from engine.run.session import held_run
+from engine.run.watchdog import watching
 from engine.services.run_metrics import RunMetrics, serving
+from engine.signal.watch import CallbackWatch
 from engine.stopping import OperatorStop, StopRequested, StopSignals
 from engine.store import Store
 from engine.store.runs import Checkpoint
@@ -33,7 +36,6 @@ def drive_replay(
     speed: str,
     progress: ProgressSink | None,
 ) -> RunOutcome:
-    choice = ctx.choice
     metrics = RunMetrics(run_id)
     resumed_at = checkpoint.last_event_ts if checkpoint else None
     rejected = 0 if checkpoint else len(plan.rejected)
@@ -43,6 +45,7 @@ def drive_replay(
     feed = None
     attendant: RunAttendant | None = None
     done = checkpoint.market_events if checkpoint else 0
+    watch = CallbackWatch()
     with (
         StopSignals() as stop,
         session as ops,
@@ -51,30 +54,32 @@ def drive_replay(
             {"database": database_check(store)},
             ctx.settings.claire_http_host,
             ctx.settings.http_port(),
-        ),
+        ) as server,
+        watching(watch, ctx.settings.strategy_timeout_seconds, stop, store, run_id),
     ):
 
         def build(observer: Callable[[Event], None]) -> Pipeline:
-            return build_replay_pipeline(
+            pipeline = build_replay_pipeline(
                 settings,
                 plan,
-                choice.build(),
+                ctx.build_strategy(watch),
                 observers=[observer, ops.observe, metrics.observe],
             )
+            pipeline.signals.watch = watch
+            return pipeline
 
         try:
             with held_run(ctx, store, run_id, build, checkpoint) as (run, done):
                 ops.attach(run)
                 attendant = ctx.attendant(store, run)
+                if server is not None and attendant is not None:
+                    note_http_port(ctx.data_dir, run_id, server.port)
                 between = attendant.between if attendant is not None else nothing
                 sleep = attendant.pace(stop.sleep) if attendant is not None else stop.sleep
                 feed = ctx.progress(
                     run.pipeline, progress, plan.start, replay_end(plan), plan.quote
                 )
-                events = plan.events()
-                if checkpoint is not None:
-                    events = after_checkpoint(events, checkpoint)
-                for group in by_time(paced(events, factor, sleep=sleep)):
+                for group in by_time(paced(_events(plan, checkpoint), factor, sleep=sleep)):
                     stop.check()
                     between()
                     run.process_group(group)
@@ -91,8 +96,18 @@ def drive_replay(
                 attendant.close()
     if feed is not None:
         feed.finish()
+    problems = [*(attendant.problems() if attendant is not None else []), *ops.problems]
+    ctx.warn(problems)
+    note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
     summary = ctx.summary(run.pipeline, plan, plan.quote, plan.start)
-    return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal)
+    port = server.port if server is not None else None
+    return ctx.outcome(store, database, run_id, summary, done, speed, stop_signal, port)
+
+
+def _events(plan: ReplayPlan, checkpoint: Checkpoint | None) -> Iterator[MarketEvent]:
+    """The replay's market events, after those a checkpoint has seen."""
+    events = plan.events()
+    return after_checkpoint(events, checkpoint) if checkpoint is not None else events
 
 
 __all__ = ["drive_replay"]

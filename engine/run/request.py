@@ -18,6 +18,7 @@ from engine.errors import ConfigError
 from engine.feeds.replay import PerpetualFiles, parse_speed
 from engine.home.folder import resolve_data_dir
 from engine.limits import check_days
+from engine.run.watchdog import loading_strategy
 from engine.signal.loader import StrategyChoice, parse_param
 
 if TYPE_CHECKING:
@@ -171,7 +172,9 @@ def prepare(request: RunRequest) -> PreparedRun:
     choice = None
     if not request.resume:
         params = dict(parse_param(p) for p in request.params)
-        choice = StrategyChoice.resolve(settings.strategy, params)
+        name = settings.strategy.rsplit(":", 1)[-1]
+        with loading_strategy(settings.strategy_timeout_seconds, name):
+            choice = StrategyChoice.resolve(settings.strategy, params)
         choice.strategy_class()  # a strategy that cannot load is named before the checks
     folder = resolve_data_dir(request.data_dir, settings) if request.persist else None
     if request.runtime == "services" and (not request.replay or not request.persist):

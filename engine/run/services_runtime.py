@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.errors import RunNotResumable
 from engine.feeds.replay import PerpetualFiles, parse_speed
-from engine.home.lock import RunLock
+from engine.home.lock import RunLock, run_started
 from engine.run.context import RunContext
 from engine.run.create import create_replay_run
 from engine.services.ports import service_ports
@@ -37,6 +37,7 @@ def run_services(
         run_id, _ = create_replay_run(ctx, store, files, days, speed, perpetual)
         lock = RunLock(ctx.data_dir, run_id)
         lock.acquire()
+        run_started()
         supervisor = Supervisor(store, run_id, ctx.data_dir, ports=ports or service_ports())
         # The services ride out a database outage; so does the record of how it ended.
         patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)

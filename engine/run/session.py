@@ -14,9 +14,15 @@ import signal
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from engine.errors import ClaireError, RunInterrupted, RunNotResumable, StrategyError
-from engine.events import Event
-from engine.home.lock import RunLock
+from engine.errors import (
+    ClaireError,
+    RunInterrupted,
+    RunNotResumable,
+    StrategyError,
+    StrategyLoadError,
+)
+from engine.events import Event, TradingState
+from engine.home.lock import RunLock, run_started
 from engine.kernel.checkpoint import restore
 from engine.kernel.persisted import PersistedRun
 from engine.kernel.pipeline import Pipeline
@@ -48,14 +54,19 @@ def held_run(
     lock = RunLock(ctx.data_dir, run_id)
     if not lock.acquire():
         raise RunNotResumable(f"run {run_id} is being run by another process right now.")
+    run_started()  # other starts in the folder may go on: they see this run active
     try:
-        run = PersistedRun(
-            store,
-            run_id,
-            build,
-            flush_every_events=ctx.flush_every_events,
-            tolerance=ctx.tolerance,
-        )
+        try:
+            run = PersistedRun(
+                store,
+                run_id,
+                build,
+                flush_every_events=ctx.flush_every_events,
+                tolerance=ctx.tolerance,
+            )
+        except (StrategyError, StrategyLoadError) as exc:  # its constructor: nothing ran yet
+            record_failure(ctx, store, run_id, str(exc))
+            raise
         done = 0
         if checkpoint is not None:
             restore(run.pipeline, dict(checkpoint.state))
@@ -66,6 +77,14 @@ def held_run(
                 raise interrupted(run_id, exc) from None
             done = checkpoint.market_events
             log.info("resuming", extra={"event": "resume", "run_id": run_id, "done": done})
+            if run.pipeline.risk.state is TradingState.HALTED:
+                ctx.warn(
+                    [
+                        f"trading in run {run_id} is halted, as it was when the run stopped (a "
+                        "planned stop halts it, or the circuit breaker did): the run goes on "
+                        "without new entries until `claire risk resume --note TEXT`"
+                    ]
+                )
         try:
             yield run, done
             run.finish()

@@ -11,7 +11,8 @@ events:
 - `stop` (planned): no new entries and every position closed at market
   (`Pipeline.close_out`); the run goes on, unpaced, until it is flat (or an hour
   of market time, or two minutes of wall time, have passed), then stops with a
-  final snapshot; then a backup and the final report in `reports/`.
+  final snapshot; then a backup and the final report in `reports/RUN_ID/` (the
+  same as `claire report --final`, where a completed run writes it).
 - `emergency_stop`: stop before the next market event, nothing closed; a backup.
 - `reconnect` (a data-stop incident): a live run drops its feed's sockets, which
   reconnect, resubscribe and backfill the gap; a replay refuses it.
@@ -35,7 +36,7 @@ from typing import Any, Final
 from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError
-from engine.home.processes import forget_process, record_process
+from engine.home.processes import forget_process, note_problems, record_process
 from engine.kernel.persisted import PersistedRun
 from engine.ops.backups import Backups
 from engine.ops.backups.location import backup_folder
@@ -91,6 +92,8 @@ class RunSteward:
         self._stopping: _PlannedStop | None = None
         self._emergency: Command | None = None
         self._closed = False
+        self._problems: list[str] = []
+        self._noted = 0  # backup failures kept for `claire status` so far
         record_process(self.data_dir, self.run_id, detached=detached, log=log_file, clock=clock)
         if settings.backup_schedule == "daily":
             started = run.pipeline.clock.now() if run.pipeline.stats.market_events else None
@@ -107,6 +110,9 @@ class RunSteward:
     # --- between market events -----------------------------------------------------
 
     def between(self) -> None:
+        if len(self.scheduler.failures) > self._noted:  # said in `claire status` at once
+            self._noted = len(self.scheduler.failures)
+            note_problems(self.data_dir, self.run_id, self.problems())
         if self._stopping is not None:
             self._check_stop(self._stopping)
         self._maybe_poll()
@@ -244,6 +250,11 @@ class RunSteward:
         finally:
             forget_process(self.data_dir, self.run_id)
 
+    def problems(self) -> list[str]:
+        """Failed backups (see logs/claire.log) and a stop's report that was not written."""
+        found = [f"{f}; see logs/claire.log" for f in self.scheduler.failures]
+        return found + self._problems
+
     def _wrap_up(self) -> None:
         planned = self._stopping.command if self._stopping is not None else None
         stop = self._emergency or planned
@@ -273,6 +284,7 @@ class RunSteward:
             except ClaireError as exc:
                 result["report"] = None
                 result["report_error"] = str(exc)
+                self._problems.append(f"the final report of run {self.run_id} failed: {exc}")
         self._finish(stop, CommandStatus.DONE, **result)
 
 

@@ -35,6 +35,7 @@ from engine.events import Alert, Event
 from engine.feeds.replay import paced, parse_speed
 from engine.incident_kinds import IncidentType
 from engine.kernel.pipeline import build_replay_pipeline
+from engine.runtime.orphans import end_with_parent
 from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
@@ -144,6 +145,9 @@ def run_service(
 
     if name not in SERVICES:
         raise ClaireError(f"service {name!r} is not one of {', '.join(SERVICES)}.")
+    supervisor = os.environ.get("CLAIRE_SUPERVISOR_PID")
+    if supervisor and supervisor.isdigit():
+        end_with_parent(int(supervisor))  # never outlives the supervisor (kill -9 included)
     stopper = _Stop()
     with ExitStack() as stack:
         if stop is None:

@@ -9,7 +9,10 @@ loudly as failed. Every start, exit (with its code) and restart is recorded in
 `service_events`. The run is complete when the feed has published all its data and
 every consumer group has handled and acknowledged every message; then, or on
 Ctrl-C or SIGTERM, the services are stopped in pipeline order (feed first, writer
-last) with SIGTERM, which each honours between two steps.
+last) with SIGTERM, which each honours between two steps. A service ends when
+the supervisor does, even after `kill -9` of it (engine.runtime.orphans), and
+starts without the secrets it does not use (exchange keys; notification URLs but
+for the alerts service).
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import subprocess
 import sys
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -53,6 +56,19 @@ def service_command(name: str, run_id: str, data_dir: Path, port: int | None) ->
     if port is not None:
         args += ["--port", str(port)]
     return args
+
+
+# What no service uses, kept out of their environment: exchange keys, and the
+# notification URLs for every service but the one that notifies.
+HIDDEN_FROM_SERVICES: Final = ("MEXC_API_KEY", "MEXC_API_SECRET", "CLAIRE_NOTIFY_URLS")
+SECRETS_BY_SERVICE: Final = {"alerts": ("CLAIRE_NOTIFY_URLS",)}
+
+
+def service_environment(name: str, environ: Mapping[str, str]) -> dict[str, str]:
+    """The environment a service starts with: this one, without the secrets it does not use."""
+    kept = SECRETS_BY_SERVICE.get(name, ())
+    hidden = {k for k in HIDDEN_FROM_SERVICES if k not in kept}
+    return {k: v for k, v in environ.items() if k.upper() not in hidden}
 
 
 @dataclass
@@ -126,7 +142,9 @@ class Supervisor:
     def _start(self, child: Child) -> None:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         log_file = (self.log_dir / f"{child.name}.log").open("ab")
-        env = {**os.environ, "CLAIRE_SERVICE_RESTARTS": str(child.restarts)}
+        env = service_environment(child.name, os.environ)
+        env["CLAIRE_SERVICE_RESTARTS"] = str(child.restarts)
+        env["CLAIRE_SUPERVISOR_PID"] = str(os.getpid())  # it ends when this process does
         child.process = subprocess.Popen(  # noqa: S603 - our own command line
             service_command(child.name, self.run_id, self.data_dir, child.port),
             stdin=subprocess.DEVNULL,

@@ -1,9 +1,10 @@
 """The signal service: market events in, signals out, positions from snapshots.
 
-The strategy is the user's code. Whatever it raises, or returns instead of
-intents, stops the run with a `StrategyError` that names the strategy, the
-exception, and the file and line where it happened; the original exception is
-its cause, for `--debug`.
+The strategy is the user's code. Whatever it raises (`sys.exit` included), or
+returns instead of intents, stops the run with a `StrategyError` that names the
+strategy, the exception, and the file and line where it happened; the original
+exception is its cause, for `--debug`. Each call is marked on `watch`, where the
+run's watchdog sees a call that hangs (engine.run.watchdog).
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from engine.events import (
     derive_id,
 )
 from engine.signal.base import Intent, Strategy
+from engine.signal.watch import CallbackWatch, StrategyTimeout
 
 
 class SignalService:
@@ -33,6 +35,7 @@ class SignalService:
         self.strategy = strategy
         self._publish = publish
         self._positions: dict[str, PositionView] = {}
+        self.watch = CallbackWatch()  # what a watchdog sees of the strategy's calls
 
     def position(self, symbol: str) -> PositionView | None:
         return self._positions.get(symbol)
@@ -42,8 +45,14 @@ class SignalService:
 
     def warm_up(self, candle: Candle) -> None:
         """Show the strategy a past candle; what it returns is not traded."""
+        name = type(self.strategy).__name__
         try:
-            _intents(self.strategy.on_candle(candle, self))
+            with self.watch.running(name, "on_candle", candle.symbol, candle.ts):
+                _intents(self.strategy.on_candle(candle, self))
+        except StrategyTimeout:
+            raise StrategyError(self.watch.timeout_message) from None
+        except SystemExit as exc:
+            raise StrategyError(_exited(self.strategy, "on_candle", candle, exc)) from None
         except Exception as exc:
             raise StrategyError(_describe(self.strategy, "on_candle", candle, exc)) from exc
 
@@ -51,15 +60,21 @@ class SignalService:
         if not isinstance(event, Candle | Trade):
             return  # quotes, heartbeats, marks and watermarks are not for the strategy
         callback = "on_candle" if isinstance(event, Candle) else "on_trade"
+        name = type(self.strategy).__name__
         try:
-            if isinstance(event, Candle):
-                returned = self.strategy.on_candle(event, self)
-            else:
-                returned = self.strategy.on_trade(event, self)
-            # A generator runs only when iterated: its errors belong to the strategy too.
-            intents = _intents(returned)
+            with self.watch.running(name, callback, event.symbol, event.ts):
+                if isinstance(event, Candle):
+                    returned = self.strategy.on_candle(event, self)
+                else:
+                    returned = self.strategy.on_trade(event, self)
+                # A generator runs only when iterated: its errors belong to the strategy too.
+                intents = _intents(returned)
         except StrategyError:
             raise
+        except StrategyTimeout:
+            raise StrategyError(self.watch.timeout_message) from None
+        except SystemExit as exc:
+            raise StrategyError(_exited(self.strategy, callback, event, exc)) from None
         except Exception as exc:
             raise StrategyError(_describe(self.strategy, callback, event, exc)) from exc
         for n, intent in enumerate(intents):
@@ -117,6 +132,14 @@ def _describe(strategy: Strategy, callback: str, event: MarketEvent, exc: Except
         + (f" at {where}" if where else "")
         + f" (in {callback} for {event.symbol} at {event.ts:%Y-%m-%d %H:%M} UTC); fix the "
         "strategy and start a new run (--debug shows the traceback)"
+    )
+
+
+def _exited(strategy: Strategy, callback: str, event: MarketEvent, exc: SystemExit) -> str:
+    return (
+        f"strategy {type(strategy).__name__} called sys.exit({exc.code!r}) in {callback} for "
+        f"{event.symbol} at {event.ts:%Y-%m-%d %H:%M} UTC; a strategy returns intents and "
+        "never ends the process: fix the strategy and start a new run"
     )
 
 

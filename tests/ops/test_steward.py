@@ -18,6 +18,7 @@ from engine.ops.control import CommandKind, CommandStatus, ControlChannel
 from engine.run.runner import PaperRunner
 from engine.run.steward import RunSteward
 from engine.store import RunStatus, Store
+from tests.cli.support import ok
 
 pytestmark = pytest.mark.integration
 
@@ -111,8 +112,16 @@ def test_a_planned_stop_closes_out_then_backs_up_and_writes_the_final_report(
     result = dict(answer.result)
     assert result["open_positions"] == [] and result["status"] == "stopped"
     report = Path(result["report"])
-    assert report == claire_home / "reports" / f"{outcome.run_id}-final.md"
-    assert outcome.run_id in report.read_text() and "| equity |" in report.read_text()
+    # The same final report `claire report --final` gives, where a completed run's goes.
+    assert report == claire_home / "reports" / outcome.run_id / "final.md"
+    given = ok("report", "--final", "--run", outcome.run_id, "--data-dir", claire_home).stdout
+
+    def body(text: str) -> list[str]:  # all but the times of writing
+        lines = text.strip().splitlines()
+        return [line for line in lines if " by claire " not in line and "| uptime |" not in line]
+
+    assert outcome.run_id in report.read_text() and body(report.read_text()) == body(given)
+    assert {p.name for p in report.parent.iterdir()} == {"final.md", "final.html", "final.json"}
     [backup] = BackupFolder(claire_home / "backups").backups()  # the stop's, none scheduled
     assert str(backup.dump) == result["backup"] and backup.manifest.reason == "planned-stop"
     assert backup.manifest.runs[0]["status"] == "stopped"
@@ -212,3 +221,23 @@ def test_a_second_stop_is_refused_and_an_emergency_overrides_a_planned_stop(
     assert planned.result["reason"] == "an emergency stop came first"
     assert emergency is not None and emergency.status is CommandStatus.DONE
     assert Path(emergency.result["backup"]).is_file()
+
+
+def test_a_run_resumed_after_a_planned_stop_says_its_trading_is_halted(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    sent: list[int] = []
+    with open_store(load_settings(), claire_home) as (store, _):
+        sink = _stop_when_holding(store, CommandKind.STOP, "a pause", sent)
+        stopped = attended(claire_home, backup_schedule="off").start(
+            four_symbols, 7, "200000x", progress=sink
+        )
+    assert stopped.status is RunStatus.STOPPED and stopped.summary.trading_state == "halted"
+    heard: list[str] = []
+    runner = attended(claire_home, backup_schedule="off")
+    runner.ctx.on_warning = heard.append
+    resumed = runner.resume(stopped.run_id, "max")
+    assert resumed.summary.trading_state == "halted"
+    [said] = [w for w in resumed.warnings if "is halted" in w]
+    assert stopped.run_id in said and "claire risk resume --note TEXT" in said
+    assert said in heard

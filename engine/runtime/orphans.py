@@ -1,0 +1,66 @@
+"""A child process that ends with its parent, instead of living on under PID 1.
+
+`claire`'s children (the services of a supervised run, the report worker) are
+useless without the process that started them, and some hold ports and
+connections. Each calls `end_with_parent` first: on Linux the kernel sends it
+`signum` when its parent dies (PR_SET_PDEATHSIG); everywhere, a thread checks the
+parent every half second, sends `signum` when it is gone, and exits the process
+HARD_EXIT_S later if the signal did not end it. A parent already gone before the
+child got there ends it at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import os
+import signal
+import sys
+import threading
+import time
+from typing import Final
+
+PR_SET_PDEATHSIG: Final = 1
+POLL_S: Final = 0.5
+HARD_EXIT_S: Final = 5.0
+
+
+def set_parent_death_signal(signum: int) -> bool:
+    """Linux: the kernel sends `signum` to this process when its parent thread ends."""
+    if not sys.platform.startswith("linux"):
+        return False
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None, use_errno=True)
+        return bool(libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0)
+    return False
+
+
+def end_with_parent(
+    parent: int, signum: int = signal.SIGTERM, *, kernel: bool = True, poll_s: float = POLL_S
+) -> None:
+    """End this process (with `signum`, then hard) when `parent` is no longer its parent.
+
+    `kernel=False` leaves PR_SET_PDEATHSIG out: the kernel sends it when the parent's
+    *thread* that started the child ends, which is wrong for a child started from a
+    short-lived thread.
+    """
+    if kernel:
+        set_parent_death_signal(signum)
+    if os.getppid() != parent:
+        _end(signum)
+    threading.Thread(target=_watch, args=(parent, signum, poll_s), daemon=True).start()
+
+
+def _watch(parent: int, signum: int, poll_s: float) -> None:
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    _end(signum)
+
+
+def _end(signum: int) -> None:
+    os.kill(os.getpid(), signum)
+    time.sleep(HARD_EXIT_S)
+    os._exit(128 + signum)
+
+
+__all__ = ["end_with_parent", "set_parent_death_signal"]

@@ -1,0 +1,67 @@
+"""Which strategy callback runs right now, and since when: what a watchdog looks at.
+
+The signal service marks each call of the user's code (`on_candle`, `on_trade`,
+`__init__`); a watchdog in another thread reads the mark and, when a call takes too
+long or a stop is asked for while it hangs, ends it.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+
+
+class StrategyTimeout(Exception):
+    """Raised inside a strategy callback that ran past STRATEGY_TIMEOUT_SECONDS."""
+
+
+@dataclass(frozen=True)
+class Running:
+    """One call of the strategy's code in progress."""
+
+    token: int
+    strategy: str
+    callback: str
+    symbol: str | None
+    market_ts: datetime | None
+    started: float  # monotonic
+
+    def where(self) -> str:
+        """`on_candle for ETH_BTC at 2024-01-01 10:05 UTC`, or just the callback."""
+        if self.symbol is None or self.market_ts is None:
+            return self.callback
+        return f"{self.callback} for {self.symbol} at {self.market_ts:%Y-%m-%d %H:%M} UTC"
+
+
+class CallbackWatch:
+    def __init__(self) -> None:
+        self._current: Running | None = None
+        self._count = 0
+        self.timeout_message = ""  # set by the watchdog before it interrupts a call
+
+    @property
+    def current(self) -> Running | None:
+        return self._current
+
+    @contextmanager
+    def running(
+        self,
+        strategy: str,
+        callback: str,
+        symbol: str | None = None,
+        market_ts: datetime | None = None,
+    ) -> Iterator[None]:
+        self._count += 1
+        self._current = Running(
+            self._count, strategy, callback, symbol, market_ts, time.monotonic()
+        )
+        try:
+            yield
+        finally:
+            self._current = None
+
+
+__all__ = ["CallbackWatch", "Running", "StrategyTimeout"]

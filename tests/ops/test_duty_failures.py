@@ -1,0 +1,43 @@
+"""A duty that fails in the background (a backup, a report) is never a silent success:
+the run's summary says so, and preflight says no-go to a BACKUP_DIR that cannot be used."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from tests.cli.support import ETH, invoke
+
+pytestmark = pytest.mark.integration
+
+BASE = ["papertest", "start", "--replay", str(ETH), "--days", "1", "--speed", "max"]
+BASE += ["--capital", "10"]
+
+
+@pytest.fixture
+def a_file(tmp_path: Path) -> Path:
+    path = tmp_path / "not-a-folder"
+    path.write_text("")
+    return path
+
+
+def test_preflight_says_no_go_when_backup_dir_is_a_file(a_file: Path, claire_home: Path) -> None:
+    result = invoke(*BASE, env={"BACKUP_DIR": str(a_file)})
+    assert result.exit_code == 1
+    assert "backup_age: backups cannot go to" in result.stderr and "is a file" in result.stderr
+
+
+def test_failed_backups_are_warnings_of_the_run(a_file: Path, claire_home: Path) -> None:
+    env = {"BACKUP_DIR": str(a_file / "backups")}
+    result = invoke(*BASE, "--ignore-check", "backup_age", "--json", env=env)
+    assert result.exit_code == 0, result.output
+    body = json.loads(result.stdout)
+    failed = [w for w in body["warnings"] if "backup of run" in w and "failed" in w]
+    assert any("run-start backup" in w for w in failed), body["warnings"]
+    assert "warning: the run-start backup of run" in result.stderr
+    status = invoke("status", "--json")  # and `claire status` says it, as a degraded run
+    shown = json.loads(status.stdout)
+    assert status.exit_code != 0 and shown["health"] == "degraded", shown
+    assert any("run-start backup" in r for r in shown["reasons"]), shown["reasons"]
