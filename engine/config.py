@@ -348,6 +348,9 @@ OTHER_VARIABLES: Final = frozenset(
         "CLAIRE_SHARING_TRIALS",
         "CLAIRE_SIGNAL_PORT",
         "CLAIRE_STACK_NETWORK",
+        "CLAIRE_SUPERVISOR_PID",
+        "CLAIRE_WEB_PORT",
+        "CLAIRE_WEB_TOKEN",
         "CLAIRE_WRITER_PORT",
     }
 )
