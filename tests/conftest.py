@@ -76,3 +76,11 @@ def four_symbols() -> list[Path]:
     missing = [p for p in FOUR_SYMBOLS if not p.is_file()]
     assert not missing, f"shipped market data not found: {missing}; set CLAIRE_SHARED_DATA"
     return FOUR_SYMBOLS
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Tests that share one Docker engine run in one worker when the suite runs in several."""
+    for item in items:
+        if item.get_closest_marker("docker"):
+            item.add_marker(pytest.mark.xdist_group("docker"))

@@ -141,9 +141,12 @@ from engine.runtime import EmbeddedPostgres
 from engine.store import Database
 pg = EmbeddedPostgres(sys.argv[1], settings={"fsync": "off"})
 pg.start()
-with Database(pg.url) as db:
-    db.execute("CREATE TABLE IF NOT EXISTS notes (n integer)")
-    db.execute("INSERT INTO notes VALUES (1)")
+with Database(pg.url) as db, db.transaction() as tx:
+    # Concurrent CREATE TABLE IF NOT EXISTS can collide in PostgreSQL's catalogue;
+    # the store's migrations take the same kind of lock.
+    tx.execute("SELECT pg_advisory_xact_lock(4242)")
+    tx.execute("CREATE TABLE IF NOT EXISTS notes (n integer)")
+    tx.execute("INSERT INTO notes VALUES (1)")
 print(pg.pid, flush=True)
 sys.stdin.read()
 pg.stop()
