@@ -13,7 +13,8 @@ Needs nothing but Python 3.11+: it creates `.venv`, installs the project into it
 
 `test` fails when coverage of the whole suite falls under COVERAGE_FLOOR; a run
 of some tests only (`python3 tasks.py test tests/unit`, `-k name`) reports
-coverage without that floor.
+coverage without that floor. The suite runs in parallel workers (pytest-xdist,
+twice the cores by default; `-n 0` runs it in one process).
 """
 
 from __future__ import annotations
@@ -89,11 +90,28 @@ def test(extra: list[str]) -> None:
     docs()
     # Any argument that is not an option (a path, or the expression after -k or -m)
     # picks some tests only; their coverage is reported but not held to the floor.
-    whole = all(arg.startswith("-") and not arg.startswith(("-k", "-m")) for arg in extra)
+    values = {i + 1 for i, arg in enumerate(extra) if arg in {"-n", "--numprocesses", "--dist"}}
+    whole = all(
+        i in values or (arg.startswith("-") and not arg.startswith(("-k", "-m")))
+        for i, arg in enumerate(extra)
+    )
     coverage = ["--cov", "--cov-report=term"]
     if whole:
         coverage.append(f"--cov-fail-under={COVERAGE_FLOOR}")
-    sh(PYTHON, "-m", "pytest", *coverage, *extra)
+    sh(PYTHON, "-m", "pytest", *coverage, *workers(extra), *extra)
+
+
+def workers(extra: list[str]) -> list[str]:
+    """Test workers: most tests wait on servers and child processes, so twice the cores.
+
+    `-n N` (or `-n 0` for one process, as a debugger wants) on the command line wins;
+    `PYTEST_XDIST_AUTO_NUM_WORKERS` (pytest-xdist's own) sets the default. Tests that
+    share one Docker engine keep to one worker (`--dist loadgroup`).
+    """
+    if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in extra):
+        return []
+    count = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or str(2 * (os.cpu_count() or 1))
+    return ["-n", count, "--dist", "loadgroup"]
 
 
 def main() -> None:
