@@ -15,9 +15,11 @@ import ipaddress
 import os
 import re
 import socket
+from collections import Counter
 from collections.abc import Iterable, Mapping
 from datetime import timedelta
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -408,12 +410,23 @@ def _distance(a: str, b: str, limit: int) -> int:
     return min(row[len(b)], limit + 1)
 
 
+@cache
+def _known_letters() -> tuple[tuple[str, Counter[str]], ...]:
+    return tuple((known, Counter(known)) for known in sorted(known_variables()))
+
+
 def closest_variable(name: str) -> str | None:
     """The known variable `name` is most likely a misspelling of, if any is close."""
     typed = name.strip().upper().replace("-", "_")
+    letters = Counter(typed)
     best: tuple[int, str] | None = None
-    for known in sorted(known_variables()):
+    for known, known_letters in _known_letters():
         limit = 2 if len(known) >= 8 else 1
+        if abs(len(typed) - len(known)) > limit:
+            continue
+        # Each edit changes at most two letters' counts: a cheap bound before the distance.
+        if (letters - known_letters).total() + (known_letters - letters).total() > 2 * limit:
+            continue
         found = _distance(typed, known, limit)
         if found <= limit and (best is None or found < best[0]):
             best = (found, known)
