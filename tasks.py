@@ -63,7 +63,7 @@ def run(extra: list[str]) -> None:
     if missing:
         sys.exit(f"market data not found: {', '.join(missing)}; set CLAIRE_SHARED_DATA")
     args: list[str | Path] = [BIN / "claire", "papertest", "start", "--days", "7"]
-    args += ["--speed", "max", "--capital", "10"]
+    args += ["--speed", "max", "--capital", "10", "--reports"]
     for path in DEMO_FILES:
         args += ["--replay", path]
     sh(*args, *extra)

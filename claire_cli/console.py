@@ -4,19 +4,31 @@ Output that goes to a file or a pipe is for reuse: a path, a URL or an error
 sentence split over two lines cannot be copied or grepped. So when a stream is
 not a terminal, nothing wraps. The consoles are made per call, because the
 streams (and whether they are terminals) can change under a test runner.
+
+rich is imported on the first thing printed, so `claire --help` never pays for it.
 """
 
 from __future__ import annotations
 
 import sys
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
-from rich.console import Console
+if TYPE_CHECKING:
+    from rich.console import Console
 
 UNWRAPPED_WIDTH = 100_000
 
 
+def escape(text: str) -> str:
+    """`text` with rich markup made literal."""
+    from rich.markup import escape as rich_escape
+
+    return rich_escape(text)
+
+
 def _console(stream: TextIO, stderr: bool) -> Console:
+    from rich.console import Console
+
     terminal = stream.isatty()
     if terminal:
         return Console(stderr=stderr, highlight=False)

@@ -7,9 +7,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import typer
-from rich.markup import escape
 
-from claire_cli.console import err
+from claire_cli.console import err, escape
 
 _state = {"debug": False}
 

@@ -1,11 +1,15 @@
 """The `claire` command line: thin commands that parse, call the engine, and render.
 
-Nothing heavy is imported at module level, so `claire --help` stays fast.
+Nothing heavy is imported at module level, so `claire --help` stays fast; and the
+command line as installed reads the parameters of the one command it runs only
+(`run()`), not of all of them.
 """
 
 from __future__ import annotations
 
+import inspect
 import logging
+import sys
 from typing import Annotated
 
 import typer
@@ -28,14 +32,19 @@ from claire_cli.web import web
 
 HELP = "Claire de Binare: paper trading on real market data, operated like production."
 
-app = typer.Typer(
-    name="claire",
-    help=HELP,
-    invoke_without_command=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-    rich_markup_mode=None,  # plain help: no <bool> or <str> noise beside the flags
-)
+
+def _typer() -> typer.Typer:
+    return typer.Typer(
+        name="claire",
+        help=HELP,
+        invoke_without_command=True,
+        pretty_exceptions_enable=False,
+        add_completion=False,
+        rich_markup_mode=None,  # plain help: no <bool> or <str> noise beside the flags
+    )
+
+
+app = _typer()
 app.command("preflight")(preflight)
 app.add_typer(papertest_app, name="papertest")
 app.command("status")(status)
@@ -93,8 +102,34 @@ def main(
         raise typer.Exit(0)
 
 
+def _listed() -> None:
+    """Stands for a command in `claire --help`, which shows its name and help only."""
+
+
+def lean(args: list[str]) -> typer.Typer:
+    """`app` with only the command that `args` name, or, when they name none (or one
+    that does not exist), with every command as its name and help and no parameters:
+    all that `claire --help` or the error shows."""
+    from typer.main import solve_typer_info_help
+
+    wanted = next((a for a in args if not a.startswith("-")), None)
+    chosen = _typer()
+    chosen.registered_callback = app.registered_callback
+    commands = [c for c in app.registered_commands if c.name == wanted]
+    groups = [g for g in app.registered_groups if g.name == wanted]
+    if commands or groups:
+        chosen.registered_commands, chosen.registered_groups = commands, groups
+        return chosen
+    for command in app.registered_commands:
+        words = command.help or inspect.getdoc(command.callback)
+        chosen.command(command.name, help=words, hidden=command.hidden)(_listed)
+    for group in app.registered_groups:
+        chosen.add_typer(typer.Typer(), name=group.name, help=solve_typer_info_help(group))
+    return chosen
+
+
 def run() -> None:
-    app()
+    lean(sys.argv[1:])()
 
 
 if __name__ == "__main__":

@@ -7,9 +7,8 @@ from collections.abc import Callable
 from typing import Annotated
 
 import typer
-from rich.markup import escape
 
-from claire_cli.console import err
+from claire_cli.console import err, escape
 
 
 def refuse_empty(option: str, fix: str) -> Callable[[str | None], str | None]:

@@ -137,6 +137,14 @@ Detach = Annotated[
 SkipPreflight = Annotated[
     bool, typer.Option("--skip-preflight", help="Start without the preflight checks.")
 ]
+Reports = Annotated[
+    bool,
+    typer.Option(
+        "--reports",
+        help="Replay: write the daily and final reports as the run goes (a live run always "
+        "does; else `claire report` writes them on demand).",
+    ),
+]
 AsRun = Annotated[str | None, typer.Option("--as-run", hidden=True)]
 PreflightFile = Annotated[Path | None, typer.Option("--preflight-file", hidden=True)]
 DetachedChild = Annotated[bool, typer.Option("--detached-child", hidden=True)]
@@ -165,6 +173,7 @@ def start(
     detach: Detach = False,
     skip_preflight: SkipPreflight = False,
     ignore_check: IgnoreCheck = None,
+    reports: Reports = False,
     as_run: AsRun = None,
     preflight_file: PreflightFile = None,
     detached_child: DetachedChild = False,
@@ -186,6 +195,7 @@ def start(
             persist=persist, runtime="services" if services else "process", data_dir=data_dir,
             detach=detach, skip_preflight=skip_preflight, ignore_checks=tuple(ignore_check or ()),
             as_run=as_run, preflight_file=preflight_file, detached_child=detached_child,
+            reports=reports,
         )  # fmt: skip
 
         def progress() -> Any:

@@ -15,8 +15,11 @@ import ipaddress
 import os
 import re
 import socket
+from collections import Counter
 from collections.abc import Iterable, Mapping
+from datetime import timedelta
 from decimal import Decimal
+from functools import cache
 from pathlib import Path
 from typing import Any, Final, Literal
 
@@ -175,7 +178,11 @@ class Settings(BaseSettings):
     # Operations: backups and the pre-flight checklist.
     backup_dir: Path | None = None  # default: the data folder's backups/
     backup_retention_days: int = Field(default=14, ge=1, le=3650)
-    backup_schedule: Literal["daily", "off"] = "daily"  # during a run: at start and each UTC day
+    # During a run: `on` backs up before a live run starts and then each BACKUP_INTERVAL of
+    # wall time (`daily` is the same as `on`); `off` takes none.
+    backup_schedule: Literal["on", "daily", "off"] = "on"
+    # Wall time between a run's backups, like 24h, 90m, 3600s or 7d (1 s to 365 d).
+    backup_interval: str = "24h"
     backup_max_age_hours: float = Field(default=24.0, ge=1, le=8760)  # preflight warns beyond
     preflight_min_disk_gb: float = Field(default=10.0, ge=0, le=1_000_000)
     preflight_min_memory_gb: float = Field(default=4.0, ge=0, le=1_000_000)
@@ -208,6 +215,16 @@ class Settings(BaseSettings):
     def http_port(self) -> int | None:
         """The port of /health, /status and /metrics; None when they are off."""
         return None if self.claire_http_port == "off" else int(self.claire_http_port)
+
+    @field_validator("backup_interval")
+    @classmethod
+    def _interval(cls, value: str) -> str:
+        parse_duration(value)
+        return value.strip().lower()
+
+    def backup_interval_delta(self) -> timedelta:
+        """BACKUP_INTERVAL as a time span."""
+        return parse_duration(self.backup_interval)
 
     @field_validator("claire_home", "backup_dir", mode="before")
     @classmethod
@@ -280,6 +297,21 @@ class Settings(BaseSettings):
             else:
                 out[name] = value
         return out
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*(s|m|h|d)", re.ASCII)
+_UNIT_S = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`24h`, `90m`, `3600s`, `7d`: a span from one second to 365 days."""
+    match = _DURATION.fullmatch(text.strip().lower())
+    if match is None:
+        raise ValueError("must be a duration with its unit, like 24h, 90m, 3600s or 7d")
+    span = timedelta(seconds=float(match.group(1)) * _UNIT_S[match.group(2)])
+    if not timedelta(seconds=1) <= span <= timedelta(days=365):
+        raise ValueError("must be from 1s to 365d")
+    return span
 
 
 def _parse_leverage_map(value: str) -> dict[str, Decimal]:
@@ -378,12 +410,23 @@ def _distance(a: str, b: str, limit: int) -> int:
     return min(row[len(b)], limit + 1)
 
 
+@cache
+def _known_letters() -> tuple[tuple[str, Counter[str]], ...]:
+    return tuple((known, Counter(known)) for known in sorted(known_variables()))
+
+
 def closest_variable(name: str) -> str | None:
     """The known variable `name` is most likely a misspelling of, if any is close."""
     typed = name.strip().upper().replace("-", "_")
+    letters = Counter(typed)
     best: tuple[int, str] | None = None
-    for known in sorted(known_variables()):
+    for known, known_letters in _known_letters():
         limit = 2 if len(known) >= 8 else 1
+        if abs(len(typed) - len(known)) > limit:
+            continue
+        # Each edit changes at most two letters' counts: a cheap bound before the distance.
+        if (letters - known_letters).total() + (known_letters - letters).total() > 2 * limit:
+            continue
         found = _distance(typed, known, limit)
         if found <= limit and (best is None or found < best[0]):
             best = (found, known)

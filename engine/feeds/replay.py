@@ -19,8 +19,9 @@ import logging
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 from pathlib import Path
 from typing import Final
@@ -298,6 +299,32 @@ def _scan(planned: PlannedFile, start: datetime, end: datetime | None, budget: i
     return len(kept) if kept is not None else 0
 
 
+# Within `sharing_plans()`: the last plan made, for the next call with the same files
+# and window (a start's preflight check and then its run plan the same replay).
+_kept: list[tuple[tuple[object, ...], ReplayPlan]] | None = None
+
+
+@contextmanager
+def sharing_plans() -> Iterator[None]:
+    """Within this, a plan is made once for the same files (unchanged on disk) and window,
+    when it does not depend on the wall clock (its window ended before now)."""
+    global _kept
+    outer, _kept = _kept, []
+    try:
+        yield
+    finally:
+        _kept = outer
+
+
+def _plan_key(paths: list[Path], days: float | None) -> tuple[object, ...] | None:
+    """The files as they are on disk (path, size, modification time) and the window."""
+    try:
+        stats = [(str(p.resolve()), p.stat().st_size, p.stat().st_mtime_ns) for p in paths]
+    except OSError:
+        return None
+    return (*stats, days)
+
+
 def plan_replay(
     paths: Iterable[Path | str],
     days: float | None = None,
@@ -309,8 +336,26 @@ def plan_replay(
     `now` (default: the wall clock) only decides which rows lie in the future.
     `perpetual` makes the symbols perpetual futures, with their mark-price and funding
     files (given, or found beside the candle files).
+
+    Within `sharing_plans()`, a plan whose window ended before `now` (so `now` plays
+    no part in it) is kept for the next call with the same files, unchanged on disk.
     """
-    paths = [Path(p) for p in paths]
+    files = [Path(p) for p in paths]
+    kept = _kept
+    key = _plan_key(files, days) if kept is not None and perpetual is None else None
+    if kept is not None and kept and kept[0][0] == key:
+        return kept.pop()[1]
+    plan = _plan(files, days, now, perpetual)
+    if kept is not None and key is not None:
+        kept.clear()
+        if plan.end is not None and plan.end <= (now or datetime.now(UTC)):
+            kept.append((key, plan))
+    return plan
+
+
+def _plan(
+    paths: list[Path], days: float | None, now: datetime | None, perpetual: PerpetualFiles | None
+) -> ReplayPlan:
     check_days(days)
     sources = [RecordedFile.open(p, now) for p in paths]
     if not sources:

@@ -48,9 +48,8 @@ class PersistedRun:
         self.on_flush: Callable[[], None] | None = None  # told after each commit
         # A live run's feed: drop its connection and backfill (why -> sockets dropped).
         self.reconnect: Callable[[str], int] | None = None
-        # Called with the UTC day that ended when market time crosses 00:00 UTC, after
-        # the batch holding that day's last events is written (daily backups, reports).
-        self.on_new_day: list[Callable[[date], None]] = []
+        # When market time crosses 00:00 UTC, the batch holding the day that ended is
+        # written at once (its report waits for that commit).
         self.day: date | None = None  # the UTC day of market time so far
 
     def process(self, event: MarketData) -> None:
@@ -60,10 +59,8 @@ class PersistedRun:
         """Market events that share one time; a checkpoint only ever falls between groups."""
         day = events[0].ts.date()
         if self.day is not None and day > self.day:
-            ended, self.day = self.day, day
+            self.day = day
             self.flush()
-            for callback in self.on_new_day:
-                callback(ended)
         self.day = day
         self.busy = True  # until the events and all they cause are delivered
         self.pipeline.process_group(events)

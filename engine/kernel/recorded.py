@@ -38,6 +38,7 @@ _NOT_REPLAYED = {
     "backup_dir",
     "backup_retention_days",
     "backup_schedule",
+    "backup_interval",
     "backup_max_age_hours",
     "preflight_min_disk_gb",
     "preflight_min_memory_gb",

@@ -280,10 +280,13 @@ def check_postgres(ctx: PreflightContext) -> CheckResult:
             with database as db:
                 version = db.fetch_one("SELECT current_setting('server_version') AS v")
                 schema = schema_version(db)
-                runs = 0
+                runs = live = 0
                 if schema:
-                    row = db.fetch_one("SELECT count(*) AS n FROM runs")
-                    runs = int(row["n"]) if row else 0
+                    row = db.fetch_one(
+                        "SELECT count(*) AS n, count(*) FILTER (WHERE config ? 'live') AS live "
+                        "FROM runs"
+                    )
+                    runs, live = (int(row["n"]), int(row["live"])) if row else (0, 0)
     except ClaireError as exc:
         fix = (
             "check that the server runs and that CLAIRE_POSTGRES_URL is right"
@@ -292,6 +295,7 @@ def check_postgres(ctx: PreflightContext) -> CheckResult:
         )
         return _result(name, CheckStatus.FAIL, f"{where}: {str(exc).rstrip('.')}", fix)
     ctx.facts["runs"] = runs
+    ctx.facts["live_runs"] = live  # replays take no backups: their data can be replayed
     latest = latest_version()
     shown = f"PostgreSQL {version['v'] if version else '?'} ({where})"
     if schema > latest:
@@ -465,15 +469,17 @@ def check_backup_age(ctx: PreflightContext) -> CheckResult:
     limit = timedelta(hours=settings.backup_max_age_hours)
     now = ctx.clock.now()
     if newest is None:
-        runs = ctx.facts.get("runs")
+        runs = ctx.facts.get("live_runs")
         if not runs:
             return _result(
-                name, CheckStatus.OK, "no backup yet, nor any run to back up; runs take their own"
+                name,
+                CheckStatus.OK,
+                "no backup yet, nor any live run to back up; live runs take their own",
             )
         return _result(
             name,
             CheckStatus.WARN,
-            f"no backup in {folder.path} of the {runs} runs in the database",
+            f"no backup in {folder.path} of the {runs} live runs in the database",
             "run `claire backup create`, then `claire backup verify`",
         )
     age = now - newest.manifest.created_at

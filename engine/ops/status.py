@@ -274,9 +274,12 @@ def _system_reasons(view: OperatorStatus, alive: bool, settings: Settings) -> li
             reasons.append(f"process {process.name} is down: {process.detail}")
     newest_age = view.backup.get("newest_age_s")
     limit_s = settings.backup_max_age_hours * 3600
+    # A live run backs up as it starts; a replay once it has run one BACKUP_INTERVAL.
+    due = view.live or (view.uptime_s or 0) > settings.backup_interval_delta().total_seconds()
     if (
         alive
-        and settings.backup_schedule == "daily"
+        and due
+        and settings.backup_schedule != "off"
         and (newest_age is None or newest_age > limit_s)
     ):
         reasons.append("no backup in the last BACKUP_MAX_AGE_HOURS")

@@ -10,13 +10,16 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from engine.config import Settings
 from engine.errors import ClaireError
-from engine.home.database import open_store
 from engine.home.folder import resolve_data_dir
-from engine.runtime import EmbeddedPostgres, redact_url
-from engine.store import Store
+from engine.runtime.paths import PGDATA
+from engine.runtime.urls import redact_url
+
+if TYPE_CHECKING:
+    from engine.store import Store
 
 
 class NoDataError(ClaireError):
@@ -55,7 +58,7 @@ class RunData:
 
 def has_claire_data(folder: Path) -> bool:
     """Whether `folder` holds a database that claire made (an initialised cluster)."""
-    return (EmbeddedPostgres(folder).pgdata / "PG_VERSION").is_file()
+    return (Path(folder) / PGDATA / "PG_VERSION").is_file()
 
 
 @contextmanager
@@ -68,6 +71,8 @@ def open_data(settings: Settings, data_dir: Path | str | None) -> Iterator[RunDa
             f"no Claire data in {folder}; check --data-dir (or CLAIRE_HOME), or start a run "
             "there with `claire papertest start`."
         )
+    from engine.home.database import open_store  # the database's machinery, once there is one
+
     where = redact_url(external.get_secret_value()) if external is not None else str(folder)
     with open_store(settings, folder) as (store, database):
         yield RunData(store, database, folder, where)

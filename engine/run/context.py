@@ -39,6 +39,7 @@ class RunContext:
     choice: StrategyChoice
     flush_every_events: int = 1000
     attend: Attend | None = None
+    reports: bool = False  # a replay's daily and final reports as it goes (a live run's always)
     on_warning: Callable[[str], None] | None = None
     warnings: list[str] = field(default_factory=list)
 

@@ -15,8 +15,10 @@
   service and notified at once.
 - Sessions: each process that runs the run is a row of `run_sessions` (uptime,
   restarts, errors, rejected input for the reports).
-- Reports: when market time passes 00:00 UTC, the day that ended is written once
-  the batch with its last events is committed; the final report when the run ends.
+- Reports (`reports=True`: a live run, or a replay asked for them with `--reports`):
+  when market time passes 00:00 UTC, the day that ended is written once the batch
+  with its last events is committed; the final report when the run ends. A replay
+  not asked for them writes none: `claire report` writes any of them on demand.
 """
 
 from __future__ import annotations
@@ -68,11 +70,15 @@ class RunOps:
         *,
         resumed_at: datetime | None = None,
         rejected_input: int = 0,
+        reports: bool = True,
     ) -> Iterator[RunSession]:
-        """Log, notify, watch health and write reports for one process's share of a run."""
+        """Log, notify, watch health and (`reports`, with CLAIRE_AUTO_REPORTS) write
+        reports for one process's share of a run."""
         secrets = [*secret_parts(self.channels), password_of(store.db.url) or ""]
         with run_logging(self.settings, self.data_dir, run_id, secrets) as errors:
-            session = RunSession(self, store, run_id, errors, resumed_at, rejected_input)
+            session = RunSession(
+                self, store, run_id, errors, resumed_at, rejected_input, reports=reports
+            )
             session.begin()
             try:
                 yield session
@@ -89,6 +95,8 @@ class RunSession:
         errors: ErrorCounter,
         resumed_at: datetime | None,
         rejected_input: int,
+        *,
+        reports: bool = True,
     ) -> None:
         self.ops = ops
         self.store = store
@@ -107,7 +115,7 @@ class RunSession:
         )
         self.reports = (
             ReportWriter(store.db.url, ops.data_dir, run_id)
-            if ops.settings.claire_auto_reports
+            if reports and ops.settings.claire_auto_reports
             else None
         )
         self.monitor: HealthMonitor | None = None

@@ -18,6 +18,7 @@ from typing import Any
 
 from engine.config import Settings
 from engine.errors import ConfigError
+from engine.feeds.replay import sharing_plans
 from engine.home.database import open_store
 from engine.home.lock import StartLock
 from engine.kernel.pipeline import RunSummary
@@ -72,8 +73,16 @@ def start(
     """Start (or resume) the run asked for and drive it to its end, or detach it.
 
     Returns the runtime's outcome (`RunOutcome`, `ServicesOutcome`, `StackRecord`),
-    an `InMemoryOutcome` for `--no-persist`, or `Detached`.
+    an `InMemoryOutcome` for `--no-persist`, or `Detached`. The replay's files are read
+    once for the preflight's check and the run.
     """
+    with sharing_plans():
+        return _start(request, progress, on_warning, debug)
+
+
+def _start(
+    request: RunRequest, progress: Progress | None, on_warning: Warn | None, debug: bool
+) -> Any:
     prepared = prepare(request)
     if not request.persist:
         with _showing(progress) as sink:

@@ -39,7 +39,9 @@ def drive_replay(
     metrics = RunMetrics(run_id)
     resumed_at = checkpoint.last_event_ts if checkpoint else None
     rejected = 0 if checkpoint else len(plan.rejected)
-    session = ctx.duties.session(store, run_id, resumed_at=resumed_at, rejected_input=rejected)
+    session = ctx.duties.session(
+        store, run_id, resumed_at=resumed_at, rejected_input=rejected, reports=ctx.reports
+    )
 
     stop_signal = None
     feed = None

@@ -51,6 +51,7 @@ class RunRequest:
     detach: bool = False
     skip_preflight: bool = False
     ignore_checks: tuple[str, ...] = ()
+    reports: bool = False  # a replay writes its daily and final reports as it goes
     # A detached run's own process: the id chosen for it, the preflight handed over.
     as_run: str | None = None
     preflight_file: Path | None = None
@@ -78,6 +79,8 @@ class RunRequest:
             args += ["--param", item]
         if self.capital is not None:
             args += ["--capital", self.capital]
+        if self.reports:
+            args.append("--reports")
         return args
 
 

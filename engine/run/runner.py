@@ -57,6 +57,7 @@ class PaperRunner:
         choice: StrategyChoice | None = None,
         on_warning: Callable[[str], None] | None = None,
         attend: Attend | None = None,
+        reports: bool = False,
     ) -> None:
         self.ctx = RunContext(
             settings,
@@ -65,6 +66,7 @@ class PaperRunner:
             choice or StrategyChoice(settings.strategy),
             flush_every_events=flush_every_events,
             attend=attend,
+            reports=reports,
             on_warning=on_warning,
         )
 

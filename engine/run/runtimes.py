@@ -80,7 +80,12 @@ class ProcessRuntime:
         log_file = log_path(folder, r.as_run or r.run_id or "run") if r.detached_child else None
         attend = RunSteward.factory(folder, settings, detached=r.detached_child, log_file=log_file)
         runner = PaperRunner(
-            settings, folder, choice=prepared.choice, on_warning=on_warning, attend=attend
+            settings,
+            folder,
+            choice=prepared.choice,
+            on_warning=on_warning,
+            attend=attend,
+            reports=r.reports,
         )
         if r.resume:
             return runner.resume(r.run_id, r.speed, progress=progress)

@@ -11,7 +11,6 @@ from engine.feeds.replay import PerpetualFiles, parse_speed
 from engine.home.lock import RunLock, run_started
 from engine.run.context import RunContext
 from engine.run.create import create_replay_run
-from engine.services.ports import service_ports
 from engine.store import DatabaseUnavailable, RunStatus, Store
 from engine.store.retry import OutageTolerance
 
@@ -30,6 +29,7 @@ def run_services(
 
     Returns the run id, how it ended and the signal that stopped it, if one did.
     """
+    from engine.services.ports import service_ports
     from engine.services.supervisor import ServiceFailed, Supervisor
 
     with ctx.store() as (store, _):

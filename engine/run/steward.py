@@ -18,8 +18,9 @@ events:
   reconnect, resubscribe and backfill the gap; a replay refuses it.
 
 Both stops leave the run `stopped` (resumable) with the operator's reason.
-Backups (BACKUP_SCHEDULE=daily): one when the run starts, one each time market
-time crosses 00:00 UTC, in the background.
+Backups (BACKUP_SCHEDULE=on): one before a live run's first event, then one each
+BACKUP_INTERVAL of wall time, in the background (engine.ops.backups.scheduler); a
+replay's first after one interval, so an accelerated replay takes none.
 """
 
 from __future__ import annotations
@@ -28,8 +29,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
-from datetime import time as dtime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Final
 
@@ -40,7 +40,7 @@ from engine.home.processes import forget_process, note_problems, record_process
 from engine.kernel.persisted import PersistedRun
 from engine.ops.backups import Backups
 from engine.ops.backups.location import backup_folder
-from engine.ops.backups.scheduler import BackupScheduler
+from engine.ops.backups.scheduler import BackupScheduler, BackupTimer
 from engine.ops.control import Command, CommandKind, CommandStatus, ControlChannel
 from engine.report.files import write_final_report
 from engine.stopping import OperatorStop
@@ -95,10 +95,14 @@ class RunSteward:
         self._problems: list[str] = []
         self._noted = 0  # backup failures kept for `claire status` so far
         record_process(self.data_dir, self.run_id, detached=detached, log=log_file, clock=clock)
-        if settings.backup_schedule == "daily":
-            started = run.pipeline.clock.now() if run.pipeline.stats.market_events else None
-            self.scheduler.take("run-start", started)
-            run.on_new_day.append(self._day_ended)
+        self.timer: BackupTimer | None = None
+        if settings.backup_schedule != "off":
+            live = run.reconnect is not None
+            self.timer = BackupTimer(
+                settings.backup_interval_delta(), clock or WallClock(), at_start=live
+            )
+            if live:
+                self._backup("run-start")
 
     @classmethod
     def factory(
@@ -122,6 +126,9 @@ class RunSteward:
         if now < self._next_poll:
             return
         self._next_poll = now + self._poll_s
+        if self.timer is not None and self.timer.due():
+            self._save()  # everything processed so far is in the backup
+            self._backup("interval")
         self._poll()
 
     def pace(self, sleep: Callable[[float], None]) -> Callable[[float], None]:
@@ -231,10 +238,13 @@ class RunSteward:
 
     # --- backups ---------------------------------------------------------------------
 
-    def _day_ended(self, day: date) -> None:
-        """Market time crossed 00:00 UTC after `day`; its events are written."""
-        midnight = datetime.combine(day + timedelta(days=1), dtime(0), tzinfo=UTC)
-        self.scheduler.take("daily", midnight)
+    def _backup(self, reason: str) -> None:
+        """Snapshot now (the run as written so far), dump in the background."""
+        pipeline = self.run.pipeline
+        market = pipeline.clock.now() if pipeline.stats.market_events else None
+        self.scheduler.take(reason, market)
+        if self.timer is not None:
+            self.timer.taken()
 
     # --- the end -----------------------------------------------------------------------
 

@@ -10,6 +10,8 @@ from typing import Final
 
 from engine.errors import ConfigError
 
+PGDATA: Final = "postgres"  # the embedded cluster's folder inside a data folder
+
 APP_NAME: Final = "claire"
 # As root the home folder is usually 0700, which the unprivileged account the
 # server runs as cannot enter; /var/lib is where a system service keeps its state.

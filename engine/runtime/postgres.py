@@ -54,7 +54,7 @@ from engine.runtime.account import ServerAccount, check_reachable, hand_over, se
 from engine.runtime.files import free_port, write_private
 from engine.runtime.leftovers import clear_leftovers
 from engine.runtime.lock import ControlLock, UsersLock
-from engine.runtime.paths import postgres_bin_dir
+from engine.runtime.paths import PGDATA, postgres_bin_dir
 from engine.runtime.pidfile import PidFile, is_postmaster_of, read_pidfile, running_server
 from engine.runtime.programs import server_bin_dir
 from engine.runtime.server_log import last_line, start_failure_cause
@@ -130,7 +130,7 @@ class EmbeddedPostgres:
 
     @property
     def pgdata(self) -> Path:
-        return self.data_dir / "postgres"
+        return self.data_dir / PGDATA
 
     @property
     def log_path(self) -> Path:

@@ -19,13 +19,14 @@ import threading
 from collections.abc import Callable
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Final
 
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 log = logging.getLogger("claire.services.http")
 
 Check = Callable[[], str | None]  # None when healthy, else the reason
+STOP_POLL_S: Final = 0.05  # how soon the server sees it is asked to stop (a run's end waits)
 
 
 def claire_version() -> str:
@@ -81,7 +82,10 @@ class HealthServer:
             self._server = ThreadingHTTPServer((host, 0), Handler)
         self._server.daemon_threads = True
         self._thread = threading.Thread(
-            target=self._server.serve_forever, name=f"http-{service}", daemon=True
+            target=self._server.serve_forever,
+            args=(STOP_POLL_S,),
+            name=f"http-{service}",
+            daemon=True,
         )
 
     @property

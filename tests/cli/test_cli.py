@@ -9,7 +9,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
-from claire_cli.main import app
+from claire_cli.main import app, lean
 
 runner = CliRunner()
 
@@ -26,6 +26,22 @@ def test_help_does_not_import_the_engine_or_heavy_libraries() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+@pytest.mark.parametrize(
+    "args", [["--help"], ["status", "--help"], ["backup", "list", "--help"], ["no-such-command"]]
+)
+def test_the_installed_command_line_answers_as_the_whole_app_does(args: list[str]) -> None:
+    whole, chosen = runner.invoke(app, args), runner.invoke(lean(args), args)
+    assert (chosen.exit_code, chosen.output) == (whole.exit_code, whole.output)
+
+
+def test_the_installed_command_line_reads_only_the_command_it_runs() -> None:
+    only = lean(["--debug", "status", "--json"])
+    assert [c.name for c in only.registered_commands] == ["status"] and not only.registered_groups
+    group = lean(["backup", "list"])
+    assert [g.name for g in group.registered_groups] == ["backup"]
+    assert not group.registered_commands
 
 
 def _commands(group: typer.Typer, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:

@@ -94,9 +94,14 @@ def test_backup_round_trip_during_a_run_and_resume_from_it(
 
 @pytest.fixture
 def with_backups(claire_home: Path) -> list[dict[str, Any]]:
-    """A finished one-day run, with its start and daily backups."""
-    ok(*replay(ETH, days="1"), "--json")
-    return ok_json("backup", "list")
+    """A finished one-day run, with the backups taken while it ran (one each BACKUP_INTERVAL
+    of wall time: a second, over a day paced to a few seconds) and one taken after it."""
+    paced = [*replay(ETH, days="1"), "--speed", "30000x", "--json"]
+    ok(*paced, env={"BACKUP_INTERVAL": "1s"})
+    ok("backup", "create", "--json")
+    made = ok_json("backup", "list")
+    assert len(made) >= 2 and made[0]["reason"] == "interval" and made[-1]["reason"] == "manual"
+    return made
 
 
 def test_a_damaged_backup_fails_verify_and_is_never_restored(
@@ -156,7 +161,7 @@ def test_restore_in_place_waits_for_the_run_and_new_databases_stay_new(
     # In place, the database it replaced holds a run, so it is kept under another name.
     assert forced["database"] == "claire"
     assert forced["previous"].startswith("claire_before_restore_")
-    assert [r["status"] for r in forced["runs"]] == ["running"]  # as at the run's start
+    assert [r["status"] for r in forced["runs"]] == ["running"]  # as while the run ran
 
 
 class Ago:

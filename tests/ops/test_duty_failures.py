@@ -30,14 +30,16 @@ def test_preflight_says_no_go_when_backup_dir_is_a_file(a_file: Path, claire_hom
 
 
 def test_failed_backups_are_warnings_of_the_run(a_file: Path, claire_home: Path) -> None:
-    env = {"BACKUP_DIR": str(a_file / "backups")}
-    result = invoke(*BASE, "--ignore-check", "backup_age", "--json", env=env)
+    # A replay backs up each BACKUP_INTERVAL of wall time: a second, over a day paced to ~3 s.
+    env = {"BACKUP_DIR": str(a_file / "backups"), "BACKUP_INTERVAL": "1s"}
+    paced = [*BASE[:-4], "--speed", "30000x", "--capital", "10"]
+    result = invoke(*paced, "--ignore-check", "backup_age", "--json", env=env)
     assert result.exit_code == 0, result.output
     body = json.loads(result.stdout)
     failed = [w for w in body["warnings"] if "backup of run" in w and "failed" in w]
-    assert any("run-start backup" in w for w in failed), body["warnings"]
-    assert "warning: the run-start backup of run" in result.stderr
+    assert any("interval backup" in w for w in failed), body["warnings"]
+    assert "warning: the interval backup of run" in result.stderr
     status = invoke("status", "--json")  # and `claire status` says it, as a degraded run
     shown = json.loads(status.stdout)
     assert status.exit_code != 0 and shown["health"] == "degraded", shown
-    assert any("run-start backup" in r for r in shown["reasons"]), shown["reasons"]
+    assert any("interval backup" in r for r in shown["reasons"]), shown["reasons"]

@@ -120,14 +120,18 @@ def test_backup_age_warns_when_the_newest_is_older_than_the_limit(claire_home: P
     assert "none verified" in fresh.value
 
 
-def test_no_backup_is_fine_for_an_empty_folder_and_a_warning_once_runs_exist(
+def test_no_backup_is_fine_for_an_empty_folder_and_a_warning_once_live_runs_exist(
     claire_home: Path,
 ) -> None:
     empty = ctx(claire_home)
     assert check_backup_age(empty).status is CheckStatus.OK
+    replayed = ctx(claire_home)  # replays take no backups: their data can be replayed
+    replayed.facts.update(runs=3, live_runs=0)
+    assert check_backup_age(replayed).status is CheckStatus.OK
     used = ctx(claire_home)
-    used.facts["runs"] = 2
-    assert check_backup_age(used).status is CheckStatus.WARN
+    used.facts.update(runs=3, live_runs=2)
+    found = check_backup_age(used)
+    assert found.status is CheckStatus.WARN and "of the 2 live runs" in found.value
 
 
 def test_another_active_run_is_no_go_but_the_resumed_one_is_not_another(

@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from engine.clock import EventClock
 from engine.config import load_settings
 from engine.home.database import open_store
 from engine.kernel.progress import ProgressView
@@ -147,29 +147,46 @@ def test_an_emergency_stop_closes_nothing_backs_up_and_resumes(
     assert again.status is RunStatus.COMPLETED
 
 
-def test_a_run_backs_up_at_its_start_and_at_each_utc_midnight_of_market_time(
+def test_a_replay_takes_no_market_midnight_backups_and_no_reports_unless_asked(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
-    outcome = attended(claire_home).start(four_symbols, 7, "max")
+    outcome = attended(claire_home).start(four_symbols, 7, "max")  # BACKUP_SCHEDULE=on
     assert outcome.status is RunStatus.COMPLETED
-    backups = BackupFolder(claire_home / "backups").backups()
-    assert [b.manifest.reason for b in backups] == ["run-start"] + ["daily"] * 7
-    start, *daily = backups
-    assert start.manifest.market_time is None and start.manifest.tables["candles"] == 0
-    midnights = [datetime(2018, 1, d, tzinfo=UTC) for d in range(11, 18)]
-    assert [b.manifest.market_time for b in daily] == midnights
-    for backup, midnight in zip(daily, midnights, strict=True):
-        [run] = backup.manifest.runs
-        assert run["run_id"] == outcome.run_id and run["status"] == "running"
-        # Everything up to the day's last bar, and nothing of the next day.
-        assert datetime.fromisoformat(run["last_event_ts"]) == midnight - timedelta(minutes=5)
-        assert backup.manifest.run_id == outcome.run_id
-        assert backup.dump.stat().st_size == backup.manifest.size
-    counts = [b.manifest.tables["candles"] for b in daily]
-    assert counts == sorted(counts) and len(set(counts)) == 7
-    manifest = json.loads(daily[0].manifest_path.read_text())
-    assert "password" not in json.dumps(manifest).lower()
-    assert ":***@" in manifest["database"]
+    assert BackupFolder(claire_home / "backups").backups() == []  # 7 market midnights, no dump
+    assert not (claire_home / "reports" / outcome.run_id).exists()
+    asked = PaperRunner(load_settings(initial_capital="10"), claire_home, reports=True)
+    done = asked.start(four_symbols, 2, "max")
+    folder = claire_home / "reports" / done.run_id
+    assert sorted(p.name for p in folder.glob("*.md")) == ["day-01.md", "day-02.md", "final.md"]
+
+
+def test_a_run_backs_up_each_backup_interval_of_wall_time(
+    four_symbols: list[Path], claire_home: Path
+) -> None:
+    wall = EventClock(datetime(2026, 3, 2, 8, 0, tzinfo=UTC))
+    chosen = load_settings(initial_capital="10", backup_interval="24h")
+    seen: list[datetime] = []
+
+    def sink(view: ProgressView) -> None:  # a day and an hour of the operator's time pass
+        if not seen:
+            seen.append(view.market_time)
+            wall.advance(datetime(2026, 3, 3, 9, 0, tzinfo=UTC))
+
+    steward = RunSteward.factory(claire_home, chosen, poll_s=0.0, clock=wall)
+    outcome = PaperRunner(chosen, claire_home, attend=steward).start(
+        four_symbols, 3, "max", progress=sink
+    )
+    assert outcome.status is RunStatus.COMPLETED and seen
+    [backup] = BackupFolder(claire_home / "backups").backups()  # one interval, one backup
+    m = backup.manifest
+    assert m.reason == "interval" and m.run_id == outcome.run_id
+    assert m.created_at == datetime(2026, 3, 3, 9, 0, tzinfo=UTC)
+    [run] = m.runs
+    assert run["run_id"] == outcome.run_id and run["status"] == "running"
+    assert m.market_time is not None and m.market_time >= seen[0]
+    # The backup holds every event processed before it was taken.
+    assert datetime.fromisoformat(run["last_event_ts"]) == m.market_time
+    assert backup.dump.stat().st_size == m.size and ":***@" in m.database
 
 
 def test_the_process_file_names_the_run_process_while_it_runs(

@@ -44,7 +44,7 @@ def test_resume_keeps_alert_episodes_and_writes_every_report(
 
     stopped = PaperRunner(settings, claire_home).start(four_symbols, 2, "max", progress=interrupt)
     assert stopped.status is RunStatus.STOPPED
-    resumed = PaperRunner(settings, claire_home).resume(stopped.run_id)
+    resumed = PaperRunner(settings, claire_home, reports=True).resume(stopped.run_id)
     assert resumed.status is RunStatus.COMPLETED
     assert resumed.summary.fills == unbroken.summary.fills
 

@@ -42,7 +42,7 @@ def run(four_symbols: list[Path]) -> Iterator[tuple[Path, dict[str, Any]]]:
         args = ["papertest", "start", "--days", "7", "--speed", "max", "--capital", "10"]
         for path in four_symbols:
             args += ["--replay", str(path)]
-        summary = json.loads(ok(*args, "--json").stdout)
+        summary = json.loads(ok(*args, "--reports", "--json").stdout)
         yield home, summary
     shutil.rmtree(home, ignore_errors=True)
 

@@ -17,6 +17,7 @@ from engine.feeds.replay import (
     paced,
     parse_speed,
     plan_replay,
+    sharing_plans,
 )
 
 HEADER = "open_time,open,high,low,close,volume\n"
@@ -307,6 +308,23 @@ def test_the_window_is_the_same_read_lazily_or_kept(
     plan = plan_replay([a, b], days=1)
     assert [f.cached is None for f in plan.files] == [True, True]
     assert list(plan.events()) == kept and len(kept) == 47 + 37
+
+
+def test_a_start_plans_the_same_replay_once(tmp_path: Path) -> None:
+    a = write(tmp_path / "AAA_BTC-5m.csv", [f"{T0 + i * FIVE_MIN},1,1,1,1,1" for i in range(50)])
+    assert plan_replay([a], days=0.1) is not plan_replay([a], days=0.1)  # outside: each anew
+    with sharing_plans():
+        first = plan_replay([a], days=0.1)
+        assert plan_replay([a], days=0.1) is first  # the preflight's plan is the run's
+        assert plan_replay([a], days=0.1) is not first  # once only
+        other = plan_replay([a], days=0.05)
+        assert other.end is not None and other.end < first.end  # type: ignore[operator]
+        stale = plan_replay([a], days=0.1)
+        write(a, [f"{T0 + i * FIVE_MIN},1,1,1,1,1" for i in range(60)])  # changed on disk
+        assert plan_replay([a], days=0.1) is not stale
+        future = datetime(2018, 1, 10, 5, 30, tzinfo=UTC)  # the window is not over by then
+        young = plan_replay([a], days=0.1, now=future)
+        assert plan_replay([a], days=0.1, now=future) is not young
 
 
 def test_rows_in_the_future_are_judged_against_the_clock_given(tmp_path: Path) -> None:

@@ -1,10 +1,15 @@
 """A run's backups, in the background, without pausing the pipeline.
 
-`take()` is called between two market events (at the run's start, and when market
-time crosses 00:00 UTC, after that day's last events are written): it exports a
-snapshot of the database at once, so the backup holds exactly the run as it
-stood then, and hands the slow part (counting, pg_dump, checksum) to one worker
-thread. A failed backup is logged and counted; it never stops the run.
+`BackupTimer` says when the next one is due, on the operator's wall clock: before a
+live run starts, then each BACKUP_INTERVAL of wall time (a replay's first one after
+an interval, so an accelerated replay that lasts seconds takes none). Market time
+plays no part: a replay running through a week of market time in seconds is not a
+week of the operator's work to lose.
+
+`take()` is called between two market events: it exports a snapshot of the database
+at once, so the backup holds exactly the run as it stood then, and hands the slow
+part (counting, pg_dump, checksum) to one worker thread. A failed backup is logged
+and counted; it never stops the run.
 """
 
 from __future__ import annotations
@@ -13,9 +18,10 @@ import logging
 import queue
 import threading
 import time
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Final
 
+from engine.clock import Clock
 from engine.errors import ClaireError
 from engine.ops.backups.manifest import Backup
 from engine.ops.backups.service import Backups, PendingBackup
@@ -24,6 +30,23 @@ from engine.store import Database
 log = logging.getLogger("claire.backup")
 
 MAX_PENDING: Final = 3  # snapshots held open at once; a fourth waits for the first to finish
+
+
+class BackupTimer:
+    """When a run's next backup is due: at once (`at_start`, a live run) or one
+    `interval` after the start, then one `interval` after each backup taken."""
+
+    def __init__(self, interval: timedelta, clock: Clock, *, at_start: bool) -> None:
+        self.interval = interval
+        self.clock = clock
+        now = clock.now()
+        self.next_at = now if at_start else now + interval
+
+    def due(self) -> bool:
+        return self.clock.now() >= self.next_at
+
+    def taken(self) -> None:
+        self.next_at = self.clock.now() + self.interval
 
 
 class BackupScheduler:
