@@ -78,3 +78,19 @@ def test_drawdown_is_a_fraction_below_peak(peak: D, equity: D) -> None:
     dd = drawdown(peak, equity)
     assert 0 <= dd < 1
     assert (dd == 0) == (equity >= peak)
+
+
+def test_money_keeps_every_digit_in_any_thread() -> None:
+    """A fee on a large position has more than Python's default 28 digits."""
+    import threading
+
+    qty, price, rate = D("999.99999999"), D("99999.99999999"), D("0.0009")
+    fee = qty * price * rate
+    seen: list[Decimal] = []
+    worker = threading.Thread(target=lambda: seen.append(D(10) ** 12 - fee))
+    worker.start()
+    worker.join()
+    assert fee == D("89999.99999909100000000009")
+    cash = D("999999910000.00000090899999999991")
+    assert seen == [cash]
+    assert D(10) ** 12 - fee == cash
