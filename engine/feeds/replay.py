@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
@@ -300,20 +301,22 @@ def _scan(planned: PlannedFile, start: datetime, end: datetime | None, budget: i
 
 
 # Within `sharing_plans()`: the last plan made, for the next call with the same files
-# and window (a start's preflight check and then its run plan the same replay).
-_kept: list[tuple[tuple[object, ...], ReplayPlan]] | None = None
+# and window (a start's preflight check and then its run plan the same replay). A
+# context variable, so starts in several threads at once never see each other's.
+_kept: ContextVar[list[tuple[tuple[object, ...], ReplayPlan]] | None] = ContextVar(
+    "replay_plans_kept", default=None
+)
 
 
 @contextmanager
 def sharing_plans() -> Iterator[None]:
     """Within this, a plan is made once for the same files (unchanged on disk) and window,
     when it does not depend on the wall clock (its window ended before now)."""
-    global _kept
-    outer, _kept = _kept, []
+    token = _kept.set([])
     try:
         yield
     finally:
-        _kept = outer
+        _kept.reset(token)
 
 
 def _plan_key(paths: list[Path], days: float | None) -> tuple[object, ...] | None:
@@ -341,7 +344,7 @@ def plan_replay(
     no part in it) is kept for the next call with the same files, unchanged on disk.
     """
     files = [Path(p) for p in paths]
-    kept = _kept
+    kept = _kept.get()
     key = _plan_key(files, days) if kept is not None and perpetual is None else None
     if kept is not None and kept and kept[0][0] == key:
         return kept.pop()[1]

@@ -28,7 +28,7 @@ TIGHT = {
 
 
 def _start(files: list[Path]) -> dict[str, Any]:
-    args = ["papertest", "start", "--days", "2", "--capital", "10", "--json"]
+    args = ["papertest", "start", "--days", "2", "--capital", "10", "--json", "--reports"]
     for path in files:
         args += ["--replay", str(path)]
     return json.loads(ok(*args).stdout)

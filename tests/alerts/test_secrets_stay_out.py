@@ -74,7 +74,17 @@ def test_markers_reach_no_report_log_or_notification(
             monkeypatch.setenv("INCIDENT_ON_ALERT", "daily_drawdown_high=risk-limit")
             # The Redis URL only carries a marker: no Redis answers there, which preflight
             # would rightly call no-go.
-            args = ["--debug", "papertest", "start", "--days", "2", "--capital", "10", "--json"]
+            args = [
+                "--debug",
+                "papertest",
+                "start",
+                "--days",
+                "2",
+                "--capital",
+                "10",
+                "--json",
+                "--reports",
+            ]
             args += ["--ignore-check", "redis"]
             for path in four_symbols[:2]:
                 args += ["--replay", str(path)]

@@ -327,6 +327,38 @@ def test_a_start_plans_the_same_replay_once(tmp_path: Path) -> None:
         assert plan_replay([a], days=0.1, now=future) is not young
 
 
+def test_starts_in_two_threads_share_no_plans_and_leave_none_behind(tmp_path: Path) -> None:
+    import threading
+
+    a = write(tmp_path / "AAA_BTC-5m.csv", [f"{T0 + i * FIVE_MIN},1,1,1,1,1" for i in range(50)])
+    entered, first_left = threading.Event(), threading.Event()
+    seen: dict[str, bool] = {}
+
+    def first() -> None:  # enters first, leaves first, while the second is still inside
+        with sharing_plans():
+            plan_replay([a], days=0.1)
+            entered.set()
+            assert second_inside.wait(5)
+        first_left.set()
+
+    def second() -> None:
+        assert entered.wait(5)
+        with sharing_plans():
+            second_inside.set()
+            assert first_left.wait(5)
+            plan = plan_replay([a], days=0.1)
+            seen["own"] = plan_replay([a], days=0.1) is plan  # its own plan, not the first's
+
+    second_inside = threading.Event()
+    threads = [threading.Thread(target=first), threading.Thread(target=second)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert seen == {"own": True}
+    assert plan_replay([a], days=0.1) is not plan_replay([a], days=0.1)  # nothing left behind
+
+
 def test_rows_in_the_future_are_judged_against_the_clock_given(tmp_path: Path) -> None:
     path = write(tmp_path / "ETH_BTC-5m.csv", GOOD)
     then = datetime(2018, 1, 9, 5, 0, tzinfo=UTC)  # with a day's margin, 05:00 is the last row
