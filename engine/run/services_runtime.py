@@ -41,7 +41,9 @@ def run_services(
         run_started()
         # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
         record_process(ctx.data_dir, run_id, clock=ctx.clock)
-        supervisor = Supervisor(store, run_id, ctx.data_dir, ports=ports or service_ports())
+        supervisor = Supervisor(
+            store, run_id, ctx.data_dir, ports=ports or service_ports(ctx.settings)
+        )
         # The services ride out a database outage; so does the record of how it ended.
         patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)
 
