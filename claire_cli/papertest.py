@@ -259,7 +259,14 @@ def _print_services(outcome: Any, as_json: bool) -> None:
     if as_json:
         body = plain(report.as_json()) if report is not None else None
         typer.echo(
-            json.dumps({"run_id": outcome.run_id, "status": outcome.status.value, "report": body})
+            json.dumps(
+                {
+                    "run_id": outcome.run_id,
+                    "status": outcome.status.value,
+                    "report": body,
+                    "warnings": list(outcome.warnings),
+                }
+            )
         )
     else:
         out().print(

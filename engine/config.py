@@ -168,7 +168,9 @@ class Settings(BaseSettings):
     claire_http_host: str = "127.0.0.1"
     # Their port: a number from 1 to 65535, or `off` for no endpoints.
     claire_http_port: str = "8000"
-    claire_postgres_url: SecretStr | None = None
+    claire_postgres_url: SecretStr | None = None  # An existing PostgreSQL, not the embedded one.
+    # The services' ports of a `--services` run, from here on in pipeline order.
+    claire_service_port_base: int | None = Field(default=None, ge=1024, le=65000)
     claire_redis_url: SecretStr | None = None
     # The embedded Redis's append-only file: always loses nothing, everysec up to a second.
     claire_redis_appendfsync: Literal["always", "everysec", "no"] = "everysec"
@@ -231,7 +233,30 @@ class Settings(BaseSettings):
     def _folder(cls, value: object) -> object:
         if isinstance(value, str) and not value.strip():
             raise ValueError("must name a folder (unset it for the default data folder)")
+        if isinstance(value, str | Path) and Path(value).expanduser().is_file():
+            raise ValueError("names a file; give a folder")
         return value
+
+    @field_validator("claire_service_port_base", mode="before")
+    @classmethod
+    def _port_base(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not re.fullmatch(r"[0-9]+", text, re.ASCII):
+            raise ValueError("must be a port number from 1024 to 65000 written with the digits 0-9")
+        return text
+
+    @field_validator("claire_postgres_url", mode="before")
+    @classmethod
+    def _postgres_url(cls, value: object) -> object:
+        if not isinstance(value, str):
+            return value
+        text = value.strip()
+        if not text:
+            return None  # set but empty: the embedded server
+        _check_postgres_url(text)
+        return text
 
     @field_validator("claire_http_host")
     @classmethod
@@ -314,6 +339,26 @@ def parse_duration(text: str) -> timedelta:
     return span
 
 
+def _check_postgres_url(url: str) -> None:
+    """`postgresql://user:password@host:port/database`: the scheme, and ports of 0-9 in range."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres"):
+        raise ValueError(
+            "must be a PostgreSQL URL like postgresql://user:password@host:5432/claire"
+        )
+    hosts = rest.split("/", 1)[0].split("?", 1)[0].rpartition("@")[2]
+    for host in hosts.split(","):
+        if host.startswith("["):  # an IPv6 address: [::1]:5432
+            port = host.partition("]")[2].removeprefix(":")
+        else:
+            port = host.partition(":")[2]
+        if port and not (re.fullmatch(r"[0-9]+", port, re.ASCII) and 1 <= int(port) <= 65535):
+            raise ValueError(
+                "has a port that is not a number from 1 to 65535 written with 0-9; fix the "
+                "URL's port"
+            )
+
+
 def _parse_leverage_map(value: str) -> dict[str, Decimal]:
     """`SYMBOL:LEVERAGE` pairs separated by commas, each leverage from 1 to 200."""
     out: dict[str, Decimal] = {}
@@ -374,12 +419,12 @@ OTHER_VARIABLES: Final = frozenset(
         "CLAIRE_REPLAY_SPEED",
         "CLAIRE_RISK_PORT",
         "CLAIRE_RUN_ID",
-        "CLAIRE_SERVICE_PORT_BASE",
         "CLAIRE_SERVICE_RESTARTS",
         "CLAIRE_SHARED_DATA",
         "CLAIRE_SHARING_TRIALS",
         "CLAIRE_SIGNAL_PORT",
         "CLAIRE_STACK_NETWORK",
+        "CLAIRE_STACK_PROJECT",
         "CLAIRE_SUPERVISOR_PID",
         "CLAIRE_WEB_PORT",
         "CLAIRE_WEB_TOKEN",

@@ -79,13 +79,15 @@ def four_symbols() -> list[Path]:
 
 
 @pytest.hookimpl(tryfirst=True)
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Tests that share one Docker engine run in one worker when the suite runs in several.
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Tests that share one Docker engine run in one worker when the suite runs in several
+    (pytest-xdist; without it they run in this one process anyway).
 
     They come first: they are the longest group, so the other workers share out the
     rest of the suite while one worker builds the images and runs the stack.
     """
     docker = [item for item in items if item.get_closest_marker("docker")]
-    for item in docker:
-        item.add_marker(pytest.mark.xdist_group("docker"))
     items[:] = docker + [item for item in items if not item.get_closest_marker("docker")]
+    if config.pluginmanager.hasplugin("xdist"):
+        for item in docker:
+            item.add_marker(pytest.mark.xdist_group("docker"))

@@ -9,7 +9,8 @@ severe. Channels are named `#N scheme` in logs and status, never by their URL.
 Sending never blocks trading: `submit` puts a message in a bounded queue (a full
 queue drops it and counts it) and a worker thread delivers it, retrying with
 exponential backoff. A channel that still fails is recorded and skipped for a
-while; the other channels go on.
+while; the other channels go on. What failed is said in `problems()`, which the
+run's summary and `claire status` show, as for a backup that failed.
 """
 
 from __future__ import annotations
@@ -307,6 +308,22 @@ class Notifier:
             except Exception:
                 results[channel.label] = False
         return results
+
+    def problems(self) -> list[str]:
+        """A sentence for each channel that failed to deliver, and for dropped messages."""
+        out = [
+            f"notifications to channel {c.label} failed "
+            f"({self.state[c.label].last_error or 'not delivered'}); check the channel with "
+            "`claire notify test` (see logs/claire.log)"
+            for c in self.channels
+            if self.state[c.label].failed
+        ]
+        if self.dropped:
+            out.append(
+                "notifications were dropped because their queue was full; raise "
+                "CLAIRE_NOTIFY_QUEUE or check the channels with `claire notify test`"
+            )
+        return out
 
     def status(self) -> list[dict[str, Any]]:
         return [

@@ -223,7 +223,7 @@ def _restart(s: Situation, action: str) -> ActionResult:
     if s.service is not None:
         chosen, reason = check_service(s.service), "named by the operator"
     else:
-        ports = service_ports() or {}
+        ports = service_ports(s.settings) or {}
         missing = [n for n in SERVICES if n not in running and n != "feed"]
         silent = [(n, r) for n in SERVICES if n in ports and (r := _probe(ports[n]))]
         if missing:

@@ -24,6 +24,7 @@ _NOT_REPLAYED = {
     "db_outage_tolerance_seconds",
     "claire_home",
     "claire_postgres_url",
+    "claire_service_port_base",
     "claire_redis_url",
     "mexc_api_key",
     "mexc_api_secret",

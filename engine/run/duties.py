@@ -38,6 +38,7 @@ from engine.clock import Clock, WallClock
 from engine.config import Settings
 from engine.errors import ClaireError
 from engine.events import Alert, Event, Severity, Watermark
+from engine.home.processes import note_problems
 from engine.incident_kinds import IncidentType
 from engine.ops.logs import ErrorCounter, run_logging
 from engine.plain import iso_utc
@@ -213,6 +214,7 @@ class RunSession:
             extra={"event": "session_end", "session_id": self.session_id, "status": status.value},
         )
         self.notifier.close()
+        self.problems.extend(self.notifier.problems())  # notifications that did not go out
 
     # --- the pipeline's events ---------------------------------------------------------
 
@@ -272,6 +274,9 @@ class RunSession:
         if (now - self.started_at).total_seconds() - self._last_beat >= _BEAT_S:
             self._last_beat = (now - self.started_at).total_seconds()
             self._beat(now)
+            # `claire status` says a failing notification channel while the run goes on.
+            if failing := self.notifier.problems():
+                note_problems(self.ops.data_dir, self.run_id, failing)
 
     def _report_pending(self) -> None:
         pending, self._pending = self._pending, []

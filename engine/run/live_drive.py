@@ -168,11 +168,12 @@ class _LiveRun:
                 loop.remove_signal_handler(signal.SIGTERM)
                 if attendant is not None:
                     attendant.close()
-            problems = attendant.problems() if attendant is not None else []
-            ctx.warn(problems)
-            note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
-            summary = ctx.summary(run.pipeline, None, self.quote, self.market_start)
-            return ctx.outcome(store, database, run_id, summary, done, None, stop_signal, port)
+        # The session has ended: its reports and notifications that failed are known now.
+        problems = [*(attendant.problems() if attendant is not None else []), *ops.problems]
+        ctx.warn(problems)
+        note_problems(ctx.data_dir, run_id, problems)  # and `claire status` says them
+        summary = ctx.summary(run.pipeline, None, self.quote, self.market_start)
+        return ctx.outcome(store, database, run_id, summary, done, None, stop_signal, port)
 
 
 __all__ = ["drive_live"]

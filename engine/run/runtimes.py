@@ -36,6 +36,7 @@ class ServicesOutcome:
     stop_signal: int | None
     report: FinalReport | None
     why_no_report: str = ""
+    warnings: tuple[str, ...] = ()  # duties that failed (notifications), as `claire status`
 
 
 @dataclass(frozen=True)
@@ -117,6 +118,7 @@ class ServicesRuntime:
         on_warning: Warn | None,
     ) -> ServicesOutcome:
         from engine.home.database import open_store
+        from engine.home.processes import run_problems
         from engine.report.final import final_report
 
         r = prepared.request
@@ -126,12 +128,14 @@ class ServicesRuntime:
         run_id, status, stop_signal = runner.start_services(
             prepared.files, r.days, prepared.perpetual, speed=r.speed or "max"
         )
+        warnings = tuple(run_problems(runner.data_dir, run_id))
+        runner.ctx.warn(list(warnings))
         try:
             with open_store(prepared.settings, runner.data_dir) as (store, _):
                 report = final_report(store, run_id)
         except ClaireError as exc:  # stopped before its first figures were written
-            return ServicesOutcome(run_id, status, stop_signal, None, str(exc))
-        return ServicesOutcome(run_id, status, stop_signal, report)
+            return ServicesOutcome(run_id, status, stop_signal, None, str(exc), warnings)
+        return ServicesOutcome(run_id, status, stop_signal, report, warnings=warnings)
 
 
 class StackRuntime:

@@ -9,6 +9,7 @@ from pathlib import Path
 from engine.errors import RunNotResumable
 from engine.feeds.replay import PerpetualFiles, parse_speed
 from engine.home.lock import RunLock, run_started
+from engine.home.processes import forget_process, record_process
 from engine.run.context import RunContext
 from engine.run.create import create_replay_run
 from engine.store import DatabaseUnavailable, RunStatus, Store
@@ -38,7 +39,11 @@ def run_services(
         lock = RunLock(ctx.data_dir, run_id)
         lock.acquire()
         run_started()
-        supervisor = Supervisor(store, run_id, ctx.data_dir, ports=ports or service_ports())
+        # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
+        record_process(ctx.data_dir, run_id, clock=ctx.clock)
+        supervisor = Supervisor(
+            store, run_id, ctx.data_dir, ports=ports or service_ports(ctx.settings)
+        )
         # The services ride out a database outage; so does the record of how it ended.
         patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)
 
@@ -56,9 +61,11 @@ def run_services(
             status = supervisor.run()
         except ServiceFailed as exc:
             record_end(RunStatus.FAILED, str(exc))
-            write_reports(ctx, store, run_id)
+            if store.db.fetch_one(store.queries["final_snapshot"], {"run_id": run_id}):
+                write_reports(ctx, store, run_id)  # none for a run that failed before figures
             raise RunNotResumable(str(exc)) from None
         finally:
+            forget_process(ctx.data_dir, run_id)
             lock.release()
         reason = None
         if status is RunStatus.STOPPED and supervisor.stop_signal is not None:

@@ -17,6 +17,11 @@ times a second:
 A stop or a failure therefore ends a run within STRATEGY_TIMEOUT_SECONDS +
 HARD_END_S + RECORD_S, or STOP_GRACE_S + HARD_END_S + RECORD_S after a signal,
 whatever the strategy does (the record takes well under a second normally).
+
+In a run of one process per service, the signal service's process runs its strategy
+under this same watchdog (engine.run.service_process hands it in), and every service
+builds the strategy under it: a failure is recorded on the run, which its supervisor
+sees when the service exits, and stops the others.
 """
 
 from __future__ import annotations
@@ -32,11 +37,11 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Final
+from typing import Final, Protocol
 
 from engine.errors import StrategyError, StrategyLoadError
 from engine.signal.watch import CallbackWatch, Running, StrategyTimeout
-from engine.stopping import StopRequested, StopSignals
+from engine.stopping import StopRequested
 from engine.store import RunStatus, Store
 
 log = logging.getLogger("claire.run")
@@ -45,6 +50,13 @@ POLL_S: Final = 0.05
 STOP_GRACE_S: Final = 1.0  # a stuck call this long after a signal is interrupted
 HARD_END_S: Final = 2.0  # a call that ignores the interruption this long ends the process
 RECORD_S: Final = 5.0  # what the process gives its last record and sentence before it exits
+
+
+class Stop(Protocol):
+    """What the watchdog reads of a stop: the signal asked for, if one was."""
+
+    @property
+    def signum(self) -> int | None: ...
 
 
 def _stop_class(signum: int) -> type[BaseException]:
@@ -67,7 +79,7 @@ class StrategyWatchdog:
         watch: CallbackWatch,
         timeout_s: float,
         *,
-        stop: StopSignals | None,
+        stop: Stop | None,
         end: Callable[[Running, str, bool], None],
         thread_id: int | None = None,
         monotonic: Callable[[], float] = time.monotonic,
@@ -136,15 +148,19 @@ class StrategyWatchdog:
             _interrupt(self._thread_id, StrategyTimeout)
 
 
-def end_process(store: Store, run_id: str) -> Callable[[Running, str, bool], None]:
+def end_process(
+    store: Store, run_id: str, *, record_stops: bool = True
+) -> Callable[[Running, str, bool], None]:
     """The last resort: record the run's end, say why, and exit without waiting on anything.
 
     The record and the sentence get RECORD_S at most (a database that does not answer,
-    or a full pipe on stderr, never keeps the process alive)."""
+    or a full pipe on stderr, never keeps the process alive). A service of a run records
+    only a failure (`record_stops=False`): its supervisor records the stop it asked for."""
 
     def record(why: str, status: RunStatus) -> None:
         try:
-            store.end_run(run_id, status, datetime.now(UTC), why)
+            if record_stops or status is RunStatus.FAILED:
+                store.end_run(run_id, status, datetime.now(UTC), why)
         except Exception as exc:  # the exit must happen: the run shows as interrupted then
             log.warning("could not record the end of run %s: %s", run_id, exc)
         log.info(why, extra={"event": "strategy_stuck", "run_id": run_id})
@@ -163,18 +179,21 @@ def end_process(store: Store, run_id: str) -> Callable[[Running, str, bool], Non
     return end
 
 
+def _say_and_exit(call: Running, why: str, failed: bool) -> None:
+    print(f"error: {why}.", file=sys.stderr, flush=True)
+    os._exit(1)
+
+
 @contextmanager
-def loading_strategy(timeout_s: float, strategy: str) -> Iterator[None]:
-    """Loading and building the strategy (its module, its constructor) under the watchdog,
-    before any run exists: past the timeout it is a strategy error, and code that ignores
-    the interruption ends the process with that sentence. `sys.exit` is its error too."""
+def loading_strategy(
+    timeout_s: float, strategy: str, end: Callable[[Running, str, bool], None] | None = None
+) -> Iterator[None]:
+    """Loading and building the strategy (its module, its constructor) under the watchdog:
+    past the timeout it is a strategy error, and code that ignores the interruption ends
+    the process with that sentence (`end`, for a run that exists: `end_process`).
+    `sys.exit` is its error too."""
     watch = CallbackWatch()
-
-    def end(call: Running, why: str, failed: bool) -> None:
-        print(f"error: {why}.", file=sys.stderr, flush=True)
-        os._exit(1)
-
-    dog = StrategyWatchdog(watch, timeout_s, stop=None, end=end)
+    dog = StrategyWatchdog(watch, timeout_s, stop=None, end=end or _say_and_exit)
     dog.start()
     try:
         with watch.running(strategy, "__init__"):
@@ -198,12 +217,15 @@ def loading_strategy(timeout_s: float, strategy: str) -> Iterator[None]:
 def watching(
     watch: CallbackWatch,
     timeout_s: float,
-    stop: StopSignals | None,
+    stop: Stop | None,
     store: Store,
     run_id: str,
+    *,
+    record_stops: bool = True,
 ) -> Iterator[StrategyWatchdog]:
     """A watchdog over the strategy's calls in this thread, for as long as the block runs."""
-    dog = StrategyWatchdog(watch, timeout_s, stop=stop, end=end_process(store, run_id))
+    end = end_process(store, run_id, record_stops=record_stops)
+    dog = StrategyWatchdog(watch, timeout_s, stop=stop, end=end)
     dog.start()
     try:
         yield dog
@@ -213,7 +235,9 @@ def watching(
 
 __all__ = [
     "HARD_END_S",
+    "RECORD_S",
     "STOP_GRACE_S",
+    "Stop",
     "StrategyWatchdog",
     "end_process",
     "loading_strategy",

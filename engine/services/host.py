@@ -16,8 +16,9 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import AbstractContextManager, ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from types import FrameType
@@ -30,9 +31,10 @@ from engine.alerts.incidents import IncidentTrigger
 from engine.alerts.notify import Notifier
 from engine.bus.redis import RedisBus
 from engine.config import Settings
-from engine.errors import ClaireError
+from engine.errors import ClaireError, StrategyError
 from engine.events import Alert, Event
 from engine.feeds.replay import paced, parse_speed
+from engine.home.processes import note_problems
 from engine.incident_kinds import IncidentType
 from engine.kernel.pipeline import build_replay_pipeline
 from engine.runtime.orphans import end_with_parent
@@ -40,10 +42,19 @@ from engine.runtime.redis import redis_service
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
 from engine.services.run_metrics import RunMetrics
-from engine.services.worker import SERVICE_STREAMS, STEPS, ServiceWorker, build_components
+from engine.services.worker import (
+    SERVICE_STREAMS,
+    STEPS,
+    Components,
+    ServiceWorker,
+    build_components,
+)
 from engine.services.writer import GROUP as WRITER_GROUP
 from engine.services.writer import WriterService
-from engine.store import EventWriter, RunRecord, Store
+from engine.signal.base import Strategy
+from engine.signal.watch import CallbackWatch
+from engine.stopping import StopRequested
+from engine.store import EventWriter, RunRecord, RunStatus, Store
 from engine.store.retry import OutageTolerance
 
 log = logging.getLogger("claire.services")
@@ -79,18 +90,30 @@ def stream_prefix(run_id: str) -> str:
     return f"claire:{run_id}"
 
 
-class _Stop:
+class ServiceStop:
+    """Set by SIGTERM or SIGINT; the service stops between two steps."""
+
     def __init__(self) -> None:
-        self.requested = False
+        self.signum: int | None = None
 
     def __call__(self) -> bool:
-        return self.requested
+        return self.signum is not None
+
+
+@dataclass(frozen=True)
+class StrategyGuard:
+    """The strategy's watchdog, handed in from above (engine.run.service_process):
+    `loading(store, name)` while the strategy is built, `watching(store, watch, stop)`
+    while the signal service calls it. A strategy that hangs fails the run."""
+
+    loading: Callable[[Store, str], AbstractContextManager[None]]
+    watching: Callable[[Store, CallbackWatch, ServiceStop], AbstractContextManager[None]]
 
 
 @contextmanager
-def _stop_on_signals(stop: _Stop) -> Iterator[None]:
+def _stop_on_signals(stop: ServiceStop) -> Iterator[None]:
     def handler(signum: int, frame: FrameType | None) -> None:
-        stop.requested = True
+        stop.signum = signum
 
     previous = {s: signal.signal(s, handler) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
@@ -135,11 +158,14 @@ def run_service(
     port: int | None = None,
     stop: Callable[[], bool] | None = None,
     incidents: IncidentOpening | None = None,
+    guard: StrategyGuard | None = None,
 ) -> None:
     """Run one service of `run_id` until it is stopped (or, for the feed, its data ends).
 
     `incidents` opens an incident for an alert (INCIDENT_ON_ALERT, alerts service only);
-    without it the alerts service only notifies.
+    without it the alerts service only notifies. `guard` watches the strategy's code.
+    A strategy error fails the run, recorded here: its supervisor does not restart a
+    service for it, and stops the others.
     """
     from engine.home.database import open_store
 
@@ -148,7 +174,7 @@ def run_service(
     supervisor = os.environ.get("CLAIRE_SUPERVISOR_PID")
     if supervisor and supervisor.isdigit():
         end_with_parent(int(supervisor))  # never outlives the supervisor (kill -9 included)
-    stopper = _Stop()
+    stopper = ServiceStop()
     with ExitStack() as stack:
         if stop is None:
             stack.enter_context(_stop_on_signals(stopper))
@@ -164,8 +190,9 @@ def run_service(
         run = patient.call(lambda: store.get_run(run_id), f"reading run {run_id}")
         if run is None:
             raise ClaireError(f"no run {run_id} in {data_dir}.")
+        metrics = service_metrics(name, run_id)
         service = _Service(
-            name, run, bus, store, stack, patient, service_metrics(name, run_id), stop or stopper
+            name, run, bus, store, stack, patient, metrics, stop or stopper, data_dir
         )
         service.serve_health(PORTS[name] if port is None else port, settings.claire_http_host)
         log.info("service started", extra={"event": "service_start", "service": name})
@@ -174,7 +201,15 @@ def run_service(
         elif name == "writer":
             service.run_writer()
         else:
-            service.run_worker(incidents)
+            try:
+                service.run_worker(incidents, guard, stopper)
+            except StrategyError as exc:
+                why = str(exc)
+                patient.call(
+                    lambda: store.end_run(run_id, RunStatus.FAILED, datetime.now(UTC), why),
+                    f"recording the end of run {run_id}",
+                )
+                raise
 
 
 class _Service:
@@ -190,10 +225,12 @@ class _Service:
         patient: OutageTolerance,
         metrics: ServiceMetrics,
         should_stop: Callable[[], bool],
+        data_dir: Path,
     ) -> None:
         from engine.kernel.recorded import plan_for_run
 
         self.name, self.run, self.bus, self.store, self.stack = name, run, bus, store, stack
+        self.data_dir = data_dir
         self.patient, self.metrics, self.should_stop = patient, metrics, should_stop
         self.figures: dict[str, Any] = {
             "service": name,
@@ -265,19 +302,39 @@ class _Service:
                     self.bus.trim_acknowledged(stream)
             self.figures.update(written=writer.written, processed=writer.processed)
 
-    def run_worker(self, incidents: IncidentOpening | None) -> None:
+    def run_worker(
+        self, incidents: IncidentOpening | None, guard: StrategyGuard | None, stop: ServiceStop
+    ) -> None:
         outputs: list[Event] = []
-        settings, choice = self.run_settings, self.choice
-        specs = build_replay_pipeline(settings, self.plan, choice.build()).specs
-        parts = build_components(settings, specs, choice.build(), outputs.append)
+        settings = self.run_settings
+        specs = build_replay_pipeline(settings, self.plan, self._strategy(guard)).specs
+        parts = build_components(settings, specs, self._strategy(guard), outputs.append)
         committed = None
         if self.name == "alerts":
             committed = self.stack.enter_context(
-                _notifying(settings, self.run.run_id, self.store, incidents)
+                _notifying(settings, self.run.run_id, self.store, incidents, self.data_dir)
             )
         worker = ServiceWorker(self.name, self.bus, parts, outputs, committed=committed)
         worker.prepare()
         self.figures["state"] = "running"
+        watched: AbstractContextManager[None] = nullcontext()
+        if guard is not None and self.name == "signal":  # the one that calls the strategy
+            watched = guard.watching(self.store, parts.signals.watch, stop)
+        try:
+            with watched:
+                self._steps(worker, parts, outputs)
+        except StopRequested:
+            pass  # the watchdog ended a stuck call on the stop: the step is done again later
+        self.figures["state"] = "stopped"
+
+    def _strategy(self, guard: StrategyGuard | None) -> Strategy:
+        """The run's strategy, built under the watchdog when there is one."""
+        if guard is None:
+            return self.choice.build()
+        with guard.loading(self.store, self.choice.strategy_class().__name__):
+            return self.choice.build()
+
+    def _steps(self, worker: ServiceWorker, parts: Components, outputs: list[Event]) -> None:
         metrics = self.metrics
         while not self.should_stop():
             began = time.perf_counter()
@@ -293,17 +350,29 @@ class _Service:
                 published=worker.published,
                 last_event_ts=worker.last_event_ts,
             )
-        self.figures["state"] = "stopped"
 
 
 @contextmanager
 def _notifying(
-    settings: Settings, run_id: str, store: Store, incidents: IncidentOpening | None
+    settings: Settings,
+    run_id: str,
+    store: Store,
+    incidents: IncidentOpening | None,
+    data_dir: Path,
 ) -> Iterator[Callable[[list[Event], list[Event]], None]]:
     """The alerts service sends every alert it handles or raises to the notification
     channels, and opens the incidents `INCIDENT_ON_ALERT` asks for (in the background),
-    once its step is committed. A step redone after a crash may send one again."""
+    once its step is committed. A step redone after a crash may send one again.
+    Notifications that fail are the run's problems: its end and `claire status` say them."""
     notifier = Notifier.from_settings(settings).start()
+    noted: list[str] = []
+
+    def note() -> None:
+        problems = notifier.problems()
+        if problems != noted:
+            note_problems(data_dir, run_id, problems)
+            noted[:] = problems
+
     mapping = settings.incident_on_alert_map()
 
     def open_incident(kind: IncidentType, alert: Alert) -> None:
@@ -318,6 +387,7 @@ def _notifying(
                 notifier.notify_alert(event, run_id)
                 if trigger is not None:
                     trigger.on_alert(event)
+        note()
 
     try:
         yield send
@@ -325,6 +395,7 @@ def _notifying(
         if trigger is not None:
             trigger.close()
         notifier.close()
+        note()
 
 
 def create_groups(bus: RedisBus) -> None:

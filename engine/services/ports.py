@@ -2,22 +2,17 @@
 
 from __future__ import annotations
 
-import os
-
-from engine.errors import ConfigError
+from engine.config import Settings
 from engine.services.host import SERVICES
 
 
-def service_ports() -> dict[str, int] | None:
-    """`CLAIRE_SERVICE_PORT_BASE`: the services' ports from there on, in pipeline order."""
-    base = os.environ.get("CLAIRE_SERVICE_PORT_BASE")
-    if not base:
+def service_ports(settings: Settings) -> dict[str, int] | None:
+    """`CLAIRE_SERVICE_PORT_BASE` (checked by the settings): the services' ports from there
+    on, in pipeline order; None when it is not set (each service's own port)."""
+    base = settings.claire_service_port_base
+    if base is None:
         return None
-    if not base.isdigit() or not 1024 <= int(base) <= 65000:
-        raise ConfigError(
-            f"CLAIRE_SERVICE_PORT_BASE={base} is invalid: use a port from 1024 to 65000."
-        )
-    return {name: int(base) + n for n, name in enumerate(SERVICES)}
+    return {name: base + n for n, name in enumerate(SERVICES)}
 
 
 __all__ = ["service_ports"]

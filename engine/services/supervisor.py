@@ -5,11 +5,13 @@ PostgreSQL and Redis, and each service as `claire engine run NAME` (so `pgrep -f
 "claire engine run risk"` finds it). A service that exits without being asked is
 started again after an exponential backoff with jitter (0.5 s doubling up to 10 s),
 within a budget of `restart_budget` restarts per service; past it, the run stops
-loudly as failed. Every start, exit (with its code) and restart is recorded in
-`service_events`. The run is complete when the feed has published all its data and
-every consumer group has handled and acknowledged every message; then, or on
-Ctrl-C or SIGTERM, the services are stopped in pipeline order (feed first, writer
-last) with SIGTERM, which each honours between two steps. A service ends when
+loudly as failed. A service that fails the run itself (the strategy raised or hung:
+engine.run.watchdog) is not restarted: the run fails with its sentence. Every start,
+exit (with its code) and restart is recorded in `service_events`. The run is
+complete when the feed has published all its data and every consumer group has
+handled and acknowledged every message; then, or on Ctrl-C or SIGTERM, the
+services are stopped in pipeline order (feed first, writer last) with SIGTERM,
+which each honours between two steps. A service ends when
 the supervisor does, even after `kill -9` of it (engine.runtime.orphans), and
 starts without the secrets it does not use (exchange keys; notification URLs but
 for the alerts service).
@@ -173,6 +175,9 @@ class Supervisor:
         if child.name == "feed" and code == 0:
             child.next_start = float("inf")  # the feed ends when its data does
             return
+        failed = self._failed_run()
+        if failed is not None:  # a strategy error or hang: a restart would fail the same way
+            raise ServiceFailed(failed)
         if child.restarts >= self.restart_budget:
             raise ServiceFailed(
                 f"service {child.name} exited with code {code} and was restarted "
@@ -183,6 +188,16 @@ class Supervisor:
         child.backoff = min(child.backoff * 2, BACKOFF_MAX_S)
         child.next_start = self._clock() + delay
         log.warning("service %s exited (%d); restarting in %.1f s", child.name, code, delay)
+
+    def _failed_run(self) -> str | None:
+        """Why the run failed, when a service recorded it as failed (a strategy error)."""
+        try:
+            run = self.store.get_run(self.run_id)
+        except DatabaseUnavailable:
+            return None  # restarted as for any exit; its next start says it again
+        if run is None or run.status is not RunStatus.FAILED:
+            return None
+        return run.end_reason or f"run {self.run_id} failed"
 
     def stop_all(self, timeout_s: float = 30.0) -> None:
         """SIGTERM every service in pipeline order, each given time to finish its step."""

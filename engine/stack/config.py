@@ -1,12 +1,14 @@
 """Where the stack's files are and which values its variables take.
 
 Variables come from `compose/.env` with the process environment over it (as
-`docker compose` does). `CLAIRE_STACK_NETWORK` is `bridge` (default) or `host`.
+`docker compose` does). `CLAIRE_STACK_NETWORK` is `bridge` (default) or `host`;
+`CLAIRE_STACK_PROJECT` names the stack's project (default `claire`, engine.stack.spec).
 """
 
 from __future__ import annotations
 
 import os
+import re
 import socket
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -16,8 +18,9 @@ from typing import Final
 from dotenv import dotenv_values
 
 from engine.errors import ConfigError
-from engine.stack.spec import BY_NAME, MissingVariable, Network, Service, interpolate
+from engine.stack.spec import BY_NAME, PROJECT, MissingVariable, Network, Service, interpolate
 
+_PROJECT_NAME: Final = re.compile(r"[a-z0-9][a-z0-9_-]{0,62}", re.ASCII)
 ROOT: Final = Path(__file__).resolve().parents[2]  # the repository: the build context
 COMPOSE_DIR: Final = ROOT / "compose"
 
@@ -30,6 +33,7 @@ class StackConfig:
     network: Network = "bridge"
     monitoring: bool = True
     labels: dict[str, str] = field(default_factory=dict)
+    project: str = PROJECT
 
     @classmethod
     def load(
@@ -47,11 +51,18 @@ class StackConfig:
             raise ConfigError(
                 f"CLAIRE_STACK_NETWORK is {network!r}; set it to bridge (the default) or host."
             )
+        project = values.get("CLAIRE_STACK_PROJECT", "").strip() or PROJECT
+        if not _PROJECT_NAME.fullmatch(project):
+            raise ConfigError(
+                f"CLAIRE_STACK_PROJECT is {project!r}; use lower-case letters, digits, - and _ "
+                "(up to 63, starting with a letter or digit), or unset it for the default."
+            )
         return cls(
             env=values,
             compose_dir=folder,
             context=context or ROOT,
             network="host" if network == "host" else "bridge",
+            project=project,
         )
 
     def value(self, text: str) -> str:

@@ -3,7 +3,9 @@
 Every Docker failure reaches the caller as a `StackError`: one sentence with the fix.
 For other modules (incident bundles, status): `restart_service(name)` restarts one
 service's container, `service_logs(name, tail=200)` returns its recent log lines, and
-`stack_rows()` the state of every container.
+`stack_rows()` the state of every container. Services are named as in the stack
+(`cdb_risk`); their containers are those of the project (`CLAIRE_STACK_PROJECT`,
+engine.stack.spec), the one of the environment and compose/.env unless one is given.
 """
 
 from __future__ import annotations
@@ -32,9 +34,11 @@ from engine.stack.spec import (
     STACK,
     VOLUMES,
     Service,
+    container_name,
+    network_name,
+    volume_name,
 )
 
-NETWORK: Final = f"{PROJECT}_default"
 LABEL_PROJECT: Final = "com.docker.compose.project"
 LABEL_SERVICE: Final = "com.docker.compose.service"
 LABEL_CONFIG: Final = "claire.config-hash"
@@ -63,6 +67,11 @@ def connect() -> docker.DockerClient:
             f"or set DOCKER_HOST ({_first_line(exc)})."
         ) from None
     return client
+
+
+def current_project() -> str:
+    """The stack's project: CLAIRE_STACK_PROJECT of the environment or compose/.env."""
+    return StackConfig.load().project
 
 
 def _first_line(exc: BaseException) -> str:
@@ -147,17 +156,18 @@ def up(
     for service in services:
         container_options(config, service)  # every variable set, every port a port
     client = connect()
-    _ensure_volumes(client)
+    project = config.project
+    _ensure_volumes(client, project)
     if config.network == "bridge":
-        _ensure_network(client)
+        _ensure_network(client, project)
     deadline = time.monotonic() + timeout_s
     for service in services:
         for dependency, condition in service.depends_on.items():
-            _wait(client, dependency, condition, deadline, progress)
+            _wait(client, project, dependency, condition, deadline, progress)
         _start(client, config, service, progress)
     for service in services:
-        _wait(client, service.name, _ready_condition(service), deadline, progress)
-    return stack_rows(client)
+        _wait(client, project, service.name, _ready_condition(service), deadline, progress)
+    return stack_rows(client, project)
 
 
 def _ready_condition(service: Service) -> str:
@@ -166,18 +176,19 @@ def _ready_condition(service: Service) -> str:
     return "service_healthy" if service.health else "service_started"
 
 
-def _ensure_volumes(client: docker.DockerClient) -> None:
+def _ensure_volumes(client: docker.DockerClient, project: str) -> None:
     for volume in VOLUMES:
-        name = f"{PROJECT}_{volume}"
+        name = volume_name(volume, project)
         try:
             client.volumes.get(name)
         except docker.errors.NotFound:
-            client.volumes.create(name, labels={LABEL_PROJECT: PROJECT})
+            client.volumes.create(name, labels={LABEL_PROJECT: project})
 
 
-def _ensure_network(client: docker.DockerClient) -> None:
-    if not client.networks.list(names=[NETWORK]):
-        client.networks.create(NETWORK, driver="bridge", labels={LABEL_PROJECT: PROJECT})
+def _ensure_network(client: docker.DockerClient, project: str) -> None:
+    network = network_name(project)
+    if not client.networks.list(names=[network]):
+        client.networks.create(network, driver="bridge", labels={LABEL_PROJECT: project})
 
 
 def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
@@ -194,11 +205,11 @@ def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
         if source.startswith((".", "/")):
             source = str((config.compose_dir / source).resolve())
         else:
-            source = f"{PROJECT}_{source}"
+            source = volume_name(source, config.project)
         volumes[source] = {"bind": target, "mode": mode}
     options: dict[str, Any] = {
         "image": service.image,
-        "name": service.name,
+        "name": container_name(service.name, config.project),
         "command": command,
         "environment": environment,
         "volumes": volumes,
@@ -210,7 +221,7 @@ def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
             if service.one_shot
             else {"Name": service.restart, "MaximumRetryCount": 0}
         ),
-        "labels": {LABEL_PROJECT: PROJECT, LABEL_SERVICE: service.name, **config.labels},
+        "labels": {LABEL_PROJECT: config.project, LABEL_SERVICE: service.name, **config.labels},
         "detach": True,
     }
     options["labels"][LABEL_PORTS] = ",".join(str(host) for host, _ in config.ports(service))
@@ -231,10 +242,12 @@ def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
         options["network_mode"] = "host"
         options["extra_hosts"] = {name: "127.0.0.1" for name in BY_NAME}
     else:
-        options["network"] = NETWORK
+        options["network"] = network_name(config.project)
         options["ports"] = {
             f"{inner}/tcp": ("127.0.0.1", host) for host, inner in config.ports(service)
         }
+        if config.project != PROJECT:  # the others reach it by the service's name
+            options["networking_config"] = {options["network"]: {"Aliases": [service.name]}}
     digest = hashlib.sha256(json.dumps(options, sort_keys=True, default=str).encode())
     options["labels"][LABEL_CONFIG] = digest.hexdigest()[:16]
     return options
@@ -252,7 +265,7 @@ def _start(
     client: docker.DockerClient, config: StackConfig, service: Service, progress: Progress
 ) -> None:
     options = container_options(config, service)
-    existing = _get(client, service.name)
+    existing = _get(client, options["name"])
     if existing is not None:
         if existing.labels.get(LABEL_CONFIG) == options["labels"][LABEL_CONFIG]:
             state = existing.attrs["State"]
@@ -298,11 +311,16 @@ def _call(action: Callable[[], Any], service: Service) -> Any:
 
 
 def _wait(
-    client: docker.DockerClient, name: str, condition: str, deadline: float, progress: Progress
+    client: docker.DockerClient,
+    project: str,
+    name: str,
+    condition: str,
+    deadline: float,
+    progress: Progress,
 ) -> None:
     said = ""
     while True:
-        container = _get(client, name)
+        container = _get(client, container_name(name, project))
         if container is None:
             raise StackError(f"{name} does not exist; run `claire stack up`.")
         state = container.attrs["State"]
@@ -383,17 +401,20 @@ class Row:
         return asdict(self)
 
 
-def stack_rows(client: docker.DockerClient | None = None) -> list[dict[str, Any]]:
+def stack_rows(
+    client: docker.DockerClient | None = None, project: str | None = None
+) -> list[dict[str, Any]]:
     """One row per container of the stack that exists, in the stack's order."""
     client = client or connect()
+    project = project or current_project()
     found = {
         c.name: c
-        for c in client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={PROJECT}"})
+        for c in client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project}"})
     }
     now = datetime.now(UTC)
     rows = []
     for service in STACK:
-        container = found.get(service.name)
+        container = found.get(container_name(service.name, project))
         if container is None:
             continue
         state = container.attrs["State"]
@@ -423,16 +444,16 @@ def stack_rows(client: docker.DockerClient | None = None) -> list[dict[str, Any]
     return rows
 
 
-def service_logs(name: str, tail: int = 200) -> list[str]:
+def service_logs(name: str, tail: int = 200, project: str | None = None) -> list[str]:
     """The last `tail` log lines of a service's container, with Docker's timestamps."""
-    container = _require(connect(), name)
+    container = _require(connect(), name, project)
     text = container.logs(tail=tail, timestamps=True).decode(errors="replace")
     return text.splitlines()
 
 
-def follow_logs(name: str, tail: int = 100) -> Iterator[str]:
+def follow_logs(name: str, tail: int = 100, project: str | None = None) -> Iterator[str]:
     """A service's log lines as they come, until the container stops."""
-    container = _require(connect(), name)
+    container = _require(connect(), name, project)
     buffer = ""
     for chunk in container.logs(stream=True, follow=True, tail=tail, timestamps=True):
         buffer += chunk.decode(errors="replace")
@@ -442,30 +463,33 @@ def follow_logs(name: str, tail: int = 100) -> Iterator[str]:
         yield buffer
 
 
-def restart_service(name: str, timeout_s: int = STOP_TIMEOUT_S) -> None:
+def restart_service(name: str, timeout_s: int = STOP_TIMEOUT_S, project: str | None = None) -> None:
     """Restart one service's container (SIGTERM, then SIGKILL after `timeout_s`)."""
-    container = _require(connect(), name)
+    container = _require(connect(), name, project)
     try:
         container.restart(timeout=timeout_s)
     except docker.errors.APIError as exc:
         raise StackError(f"Docker did not restart {name}: {_first_line(exc)}.") from None
 
 
-def _require(client: docker.DockerClient, name: str) -> Container:
+def _require(client: docker.DockerClient, name: str, project: str | None) -> Container:
     if name not in BY_NAME:
         raise StackError(f"no service {name!r} in the stack; choose from {', '.join(BY_NAME)}.")
-    container = _get(client, name)
+    container = _get(client, container_name(name, project or current_project()))
     if container is None:
         raise StackError(f"{name} has no container; run `claire stack up` first.")
     return container
 
 
-def down(remove_volumes: bool = False, progress: Progress = _quiet) -> list[str]:
+def down(
+    remove_volumes: bool = False, progress: Progress = _quiet, project: str | None = None
+) -> list[str]:
     """Stop and remove every container of the stack (volumes kept unless asked)."""
     client = connect()
+    project = project or current_project()
     removed = []
     for service in reversed(STACK):
-        container = _get(client, service.name)
+        container = _get(client, container_name(service.name, project))
         if container is None:
             continue
         progress(f"stopping {service.name}")
@@ -473,24 +497,25 @@ def down(remove_volumes: bool = False, progress: Progress = _quiet) -> list[str]
             container.stop(timeout=STOP_TIMEOUT_S)
         container.remove()
         removed.append(service.name)
-    for network in client.networks.list(names=[NETWORK]):
+    for network in client.networks.list(names=[network_name(project)]):
         network.remove()
     if remove_volumes:
         for volume in VOLUMES:
             try:
-                client.volumes.get(f"{PROJECT}_{volume}").remove()
-                progress(f"removed volume {PROJECT}_{volume}")
+                client.volumes.get(volume_name(volume, project)).remove()
+                progress(f"removed volume {volume_name(volume, project)}")
             except docker.errors.NotFound:
                 continue
     return removed
 
 
-def stack_exists() -> bool:
+def stack_exists(project: str | None = None) -> bool:
     """Whether a Docker engine answers and holds any container of the stack."""
     try:
+        chosen = project or current_project()
         client = docker.from_env(timeout=5)
         return bool(
-            client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={PROJECT}"})
+            client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={chosen}"})
         )
     except docker.errors.DockerException:
         return False

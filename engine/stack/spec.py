@@ -10,6 +10,12 @@ Two networks: `bridge` (the compose file: one network, containers reach each oth
 by name, ports published on 127.0.0.1) and `host` (`CLAIRE_STACK_NETWORK=host`: every
 container on the host's network, each container name mapped to 127.0.0.1, so every
 port in `.env` must be free on the machine).
+
+`CLAIRE_STACK_PROJECT` (default `claire`) names the stack's project for `claire stack`:
+its labels, volumes and network, and its containers' names; the default project keeps
+the services' names (`cdb_risk`), another puts its name before them (`mine_cdb_risk`),
+so two stacks live side by side on one Docker engine (the containers still reach each
+other by the services' names). The compose file is the default project's.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ REDIS_IMAGE: Final = "redis:7.4-bookworm"
 POSTGRES_IMAGE: Final = "postgres:18-bookworm"
 PROMETHEUS_IMAGE: Final = "prom/prometheus:v3.5.0"
 GRAFANA_IMAGE: Final = "grafana/grafana:12.1.1"
-PROJECT: Final = "claire"
+PROJECT: Final = "claire"  # the default project (CLAIRE_STACK_PROJECT): today's names
 DATA_DIR: Final = "/var/lib/claire"  # the engine containers' data folder (a named volume)
 MARKET_DIR: Final = "/data/market"  # the replay's market data, mounted read-only
 
@@ -312,6 +318,20 @@ VOLUMES: Final = ("claire_data", "redis_data", "postgres_data", "prometheus_data
 BY_NAME: Final = {s.name: s for s in STACK}
 
 
+def container_name(service: str, project: str = PROJECT) -> str:
+    """The container of `service` in `project`: the service's own name in the default
+    project (`cdb_risk`), the project's name before it in another (`mine_cdb_risk`)."""
+    return service if project == PROJECT else f"{project}_{service}"
+
+
+def volume_name(volume: str, project: str = PROJECT) -> str:
+    return f"{project}_{volume}"
+
+
+def network_name(project: str = PROJECT) -> str:
+    return f"{project}_default"
+
+
 def render_compose() -> dict[str, Any]:
     """The compose file's content (bridge network), as plain data."""
     services: dict[str, Any] = {}
@@ -348,7 +368,7 @@ def render_compose() -> dict[str, Any]:
     return {
         "name": PROJECT,
         "services": services,
-        "volumes": {v: {"name": f"{PROJECT}_{v}"} for v in VOLUMES},
+        "volumes": {v: {"name": volume_name(v)} for v in VOLUMES},
     }
 
 

@@ -9,7 +9,6 @@ stack. Nothing here holds a secret: URLs are never part of it.
 from __future__ import annotations
 
 import json
-import os
 import time
 import urllib.request
 from dataclasses import dataclass, field, replace
@@ -119,7 +118,7 @@ class ViewSource:
         from engine.services.host import SERVICES
 
         running = service_processes(run_id)
-        ports = _service_ports()
+        ports = _service_ports(self.settings)
         out = []
         for name in SERVICES:
             process = running.get(name)
@@ -160,13 +159,10 @@ def _uptime(process: Any) -> float | None:
         return None
 
 
-def _service_ports() -> dict[str, int]:
-    from engine.services.host import SERVICES
+def _service_ports(settings: Settings) -> dict[str, int]:
+    from engine.services.ports import service_ports
 
-    base = os.environ.get("CLAIRE_SERVICE_PORT_BASE", "")
-    if not base.isdigit():
-        return {}
-    return {name: int(base) + n for n, name in enumerate(SERVICES)}
+    return service_ports(settings) or {}
 
 
 def _probe(port: int) -> dict[str, Any]:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.alerts.receiver import closed_port, receiver
 from tests.cli.support import ETH, invoke
 
 pytestmark = pytest.mark.integration
@@ -43,3 +44,45 @@ def test_failed_backups_are_warnings_of_the_run(a_file: Path, claire_home: Path)
     shown = json.loads(status.stdout)
     assert status.exit_code != 0 and shown["health"] == "degraded", shown
     assert any("interval backup" in r for r in shown["reasons"]), shown["reasons"]
+
+
+# Tight limits: the run raises alerts, so it has notifications to send.
+ALERTING = {
+    "ALERT_EXPOSURE_PCT": "0.05",
+    "ALERT_OPEN_POSITIONS": "0",
+    "ALERT_FOR_SECONDS": "0",
+    "CLAIRE_NOTIFY_RETRIES": "0",
+}
+NOTIFY_FAILED = "notifications to channel #1 json failed"
+
+
+@pytest.mark.parametrize("refusal", ["500", "closed port"])
+def test_failed_notifications_are_warnings_of_the_run(claire_home: Path, refusal: str) -> None:
+    with receiver(status=500) as hook:
+        url = hook.url() if refusal == "500" else f"json://127.0.0.1:{closed_port()}/hook"
+        result = invoke(*BASE, "--json", env={**ALERTING, "CLAIRE_NOTIFY_URLS": url})
+        assert result.exit_code == 0, result.output
+        if refusal == "500":
+            assert hook.posts, "the run sent no notification"
+    body = json.loads(result.stdout)
+    assert [w for w in body["warnings"] if w.startswith(NOTIFY_FAILED)], body["warnings"]
+    assert f"warning: {NOTIFY_FAILED}" in result.stderr
+    status = invoke("status", "--json")
+    shown = json.loads(status.stdout)
+    assert status.exit_code != 0 and shown["health"] == "degraded", shown
+    assert any(r.startswith(NOTIFY_FAILED) for r in shown["reasons"]), shown["reasons"]
+    plain = invoke("status")
+    assert plain.exit_code != 0 and NOTIFY_FAILED in plain.stdout + plain.stderr
+
+
+def test_failed_notifications_of_a_services_run_are_its_warnings(claire_home: Path) -> None:
+    with receiver(status=500) as hook:
+        env = {**ALERTING, "CLAIRE_NOTIFY_URLS": hook.url()}
+        result = invoke(*BASE, "--services", "--json", env=env)
+        assert result.exit_code == 0, result.output
+        assert hook.posts, "the run sent no notification"
+    body = json.loads(result.stdout)
+    assert body["status"] == "completed"
+    assert [w for w in body["warnings"] if w.startswith(NOTIFY_FAILED)], body["warnings"]
+    shown = json.loads(invoke("status", "--json").stdout)
+    assert any(r.startswith(NOTIFY_FAILED) for r in shown["reasons"]), shown["reasons"]

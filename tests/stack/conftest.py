@@ -24,9 +24,12 @@ import docker.errors
 import pytest
 
 from engine.stack.containers import LABEL_PROJECT
-from engine.stack.spec import PROJECT, VOLUMES
+from engine.stack.spec import PROJECT, VOLUMES, volume_name
 
 STARTUP_S = 90
+# The tests' own project: their containers, volumes and network never bear the names of
+# a stack someone runs (CLAIRE_STACK_PROJECT; the stack_env fixture sets it).
+TEST_PROJECT = "claire-tests"
 
 
 def _answers(base_url: str | None) -> bool:
@@ -35,9 +38,13 @@ def _answers(base_url: str | None) -> bool:
         client.ping()
     except docker.errors.DockerException:
         return False
-    ours = client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={PROJECT}"})
-    theirs = [v for v in client.volumes.list() if v.name in {f"{PROJECT}_{n}" for n in VOLUMES}]
-    return not ours and not theirs  # never touch a stack someone runs on that engine
+    for project in (PROJECT, TEST_PROJECT):  # a stack someone runs, or one a test left
+        if client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={project}"}):
+            return False
+        names = {volume_name(n, project) for n in VOLUMES}
+        if any(v.name in names for v in client.volumes.list()):
+            return False
+    return True  # the stand-in images replace the official ones: only on an idle engine
 
 
 def _install_docker() -> str | None:

@@ -16,7 +16,7 @@ import yaml
 
 from engine.errors import ConfigError
 from engine.stack.config import StackConfig
-from engine.stack.containers import container_options
+from engine.stack.containers import LABEL_CONFIG, LABEL_PROJECT, container_options
 from engine.stack.spec import (
     BY_NAME,
     ENGINE_SERVICES,
@@ -172,3 +172,59 @@ def test_the_host_network_maps_every_container_name_to_the_loopback(tmp_path: Pa
     assert options["healthcheck"]["Interval"] == 10 * 10**9
     assert options["log_config"]["Config"] == {"max-size": "10m", "max-file": "3"}
     assert options["restart_policy"]["Name"] == "unless-stopped"
+
+
+def test_the_default_project_keeps_the_names_labels_and_configuration_of_today(
+    tmp_path: Path,
+) -> None:
+    env = {"POSTGRES_PASSWORD": "p", "REDIS_PASSWORD": "r", "GRAFANA_ADMIN_PASSWORD": "g",
+           "CLAIRE_WEB_TOKEN": "t"}  # fmt: skip
+    # The configuration hashes of containers made before the project setting existed:
+    # `claire stack up` does not recreate an existing user's containers.
+    before = {
+        ("bridge", "cdb_redis"): "b519c5c2cd51649c",
+        ("bridge", "cdb_risk"): "0cd2aca30bb1865e",
+        ("bridge", "cdb_init"): "6888c588949bf20c",
+        ("host", "cdb_redis"): "d564a47df95b0506",
+        ("host", "cdb_risk"): "19ab7d5f94d1c0c5",
+        ("host", "cdb_init"): "6468344823e5d5f7",
+    }
+    for (network, name), digest in before.items():
+        environ = {**env, "CLAIRE_STACK_NETWORK": network}
+        config = StackConfig.load(compose_dir=Path("/nonexistent"), environ=environ)
+        assert config.project == "claire"
+        options = container_options(config, BY_NAME[name])
+        assert options["name"] == name and options["labels"][LABEL_PROJECT] == "claire"
+        assert options["labels"][LABEL_CONFIG] == digest, (network, name)
+        assert "networking_config" not in options
+    compose = render_compose()
+    assert compose["name"] == "claire"
+    assert compose["volumes"]["postgres_data"] == {"name": "claire_postgres_data"}
+
+
+def test_another_project_has_its_own_containers_volumes_network_and_labels(
+    tmp_path: Path,
+) -> None:
+    environ = {**SECRETS, "CLAIRE_STACK_PROJECT": "mine"}
+    config = StackConfig.load(compose_dir=tmp_path, environ=environ)
+    options = container_options(config, BY_NAME["cdb_risk"])
+    assert options["name"] == "mine_cdb_risk"
+    assert options["labels"][LABEL_PROJECT] == "mine"
+    assert options["labels"]["com.docker.compose.service"] == "cdb_risk"
+    assert options["network"] == "mine_default"
+    # The others still reach it, and it them, by the services' names.
+    assert options["networking_config"] == {"mine_default": {"Aliases": ["cdb_risk"]}}
+    assert "@cdb_postgres:5432/claire" in options["environment"]["CLAIRE_POSTGRES_URL"]
+    volumes = container_options(config, BY_NAME["cdb_postgres"])["volumes"]
+    assert set(volumes) == {"mine_postgres_data"}
+    (tmp_path / ".env").write_text("CLAIRE_STACK_PROJECT=from-file\n")
+    assert StackConfig.load(compose_dir=tmp_path, environ={}).project == "from-file"
+
+
+@pytest.mark.parametrize("name", ["Mine", "-mine", "mi ne", "m\u00efne", "m" * 64])
+def test_a_bad_project_name_is_one_sentence_naming_the_variable(tmp_path: Path, name: str) -> None:
+    with pytest.raises(ConfigError) as refused:
+        StackConfig.load(compose_dir=tmp_path, environ={"CLAIRE_STACK_PROJECT": name})
+    message = str(refused.value)
+    assert message.startswith("CLAIRE_STACK_PROJECT is ") and "lower-case letters" in message
+    assert "\n" not in message

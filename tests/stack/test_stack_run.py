@@ -21,10 +21,17 @@ from claire_cli.main import app
 from engine.run.stack_runs import run_progress, wait_for_run
 from engine.runtime.files import free_port
 from engine.stack.config import StackConfig
-from engine.stack.containers import StackError, restart_service, service_logs, stack_rows
-from engine.stack.spec import ENGINE_SERVICES, PROJECT, VOLUMES
+from engine.stack.containers import (
+    LABEL_PROJECT,
+    StackError,
+    restart_service,
+    service_logs,
+    stack_rows,
+)
+from engine.stack.spec import ENGINE_SERVICES, VOLUMES, container_name, volume_name
 from tests.conftest import FOUR_SYMBOLS, MARKET
 from tests.paperrun.runs import claire_process, replay_args
+from tests.stack.conftest import TEST_PROJECT
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -36,10 +43,11 @@ BACKING = ["cdb_redis", "cdb_postgres", "cdb_init"]
 def stack_env(
     docker_host: str, stack_images: dict[str, float], monkeypatch: pytest.MonkeyPatch
 ) -> dict[str, str]:
-    """Host network, free ports, fresh secrets and a run id of the test's own."""
+    """Host network, free ports, fresh secrets, and a project and run id of the test's own."""
     env = {
         "DOCKER_HOST": docker_host,
         "CLAIRE_STACK_NETWORK": "host",
+        "CLAIRE_STACK_PROJECT": TEST_PROJECT,
         "POSTGRES_PASSWORD": uuid.uuid4().hex,
         "REDIS_PASSWORD": uuid.uuid4().hex,
         "CLAIRE_MARKET_DATA": str(MARKET),
@@ -91,10 +99,20 @@ def in_process_fills(child: subprocess.Popen[str], claire_home: Path) -> list[tu
     return [tuple(r.values()) for r in rows]
 
 
+def container(client: docker.DockerClient, service: str) -> Any:
+    """The container of a service of the tests' stack."""
+    return client.containers.get(container_name(service, TEST_PROJECT))
+
+
+def ours(client: docker.DockerClient) -> list[Any]:
+    """Every container of the tests' stack."""
+    return client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={TEST_PROJECT}"})
+
+
 def wait_restarted(client: docker.DockerClient, name: str, timeout_s: float = 90) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        container = client.containers.get(name)
+        container = client.containers.get(container_name(name, TEST_PROJECT))
         if container.attrs["RestartCount"] >= 1 and container.status == "running":
             return
         time.sleep(0.3)
@@ -121,6 +139,9 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
                     "running", "healthy", 0,
                 ), name  # fmt: skip
                 assert row["ports"].startswith("host "), row
+        names = {c.name for c in ours(client)}  # the tests' own names, beside any stack
+        assert names == {container_name(n, TEST_PROJECT) for n in rows}
+        assert all(n.startswith(f"{TEST_PROJECT}_cdb_") for n in names)
         table = claire("stack", "ps")
         assert "cdb_execution" in table.output and "healthy" in table.output
 
@@ -129,7 +150,7 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
         config = StackConfig.load(Path(compose_dir))
         before = run_progress(config)
         assert before["run_id"] == stack_env["CLAIRE_RUN_ID"] and not before["complete"]
-        os.kill(client.containers.get("cdb_execution").attrs["State"]["Pid"], signal.SIGKILL)
+        os.kill(container(client, "cdb_execution").attrs["State"]["Pid"], signal.SIGKILL)
         wait_restarted(client, "cdb_execution")
         reference = claire_process(replay_args(FOUR_SYMBOLS, "--json"))  # the same, in-process
         wait_for_run(config, timeout_s=400)
@@ -142,7 +163,7 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
         # The functions other modules use: logs and a restart of one service.
         assert any("service started" in line for line in service_logs("cdb_risk", tail=500))
         restart_service("cdb_portfolio", timeout_s=10)
-        assert client.containers.get("cdb_portfolio").status == "running"
+        assert container(client, "cdb_portfolio").status == "running"
         with pytest.raises(StackError, match="no service 'cdb_nope'"):
             service_logs("cdb_nope")
 
@@ -152,8 +173,8 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
             f"postgresql://claire:{stack_env['POSTGRES_PASSWORD']}@127.0.0.1:"
             f"{stack_env['POSTGRES_PORT']}/claire"
         )
-        restarts = client.containers.get("cdb_risk").attrs["RestartCount"]
-        started = client.containers.get("cdb_risk").attrs["State"]["StartedAt"]
+        restarts = container(client, "cdb_risk").attrs["RestartCount"]
+        started = container(client, "cdb_risk").attrs["State"]["StartedAt"]
         os.environ["CLAIRE_POSTGRES_URL"] = stack_url
         try:
             opened = claire("incident", "open", "service-crash", "--service", "risk",
@@ -165,8 +186,8 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
         assert "cdb_risk" in json.dumps(incident) and "restarted through Docker" in json.dumps(
             incident
         )
-        assert client.containers.get("cdb_risk").attrs["State"]["StartedAt"] != started
-        assert client.containers.get("cdb_risk").attrs["RestartCount"] >= restarts
+        assert container(client, "cdb_risk").attrs["State"]["StartedAt"] != started
+        assert container(client, "cdb_risk").attrs["RestartCount"] >= restarts
         with tarfile.open(incident["bundle_path"]) as tar:
             names = set(tar.getnames())
             rows = json.loads(tar.extractfile("containers/containers.json").read())  # type: ignore[union-attr]
@@ -175,12 +196,12 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
 
         down = claire("stack", "down")
         assert down.exit_code == 0 and "volumes kept" in down.output
-        assert not client.containers.list(all=True, filters={"name": "cdb_"})
+        assert not ours(client)
         kept = {v.name for v in client.volumes.list()}
-        assert {f"{PROJECT}_postgres_data", f"{PROJECT}_redis_data"} <= kept
+        assert {volume_name(v, TEST_PROJECT) for v in ("postgres_data", "redis_data")} <= kept
     finally:
-        for container in client.containers.list(all=True, filters={"name": "cdb_"}):
-            container.remove(force=True)
+        for left in ours(client):
+            left.remove(force=True)
         for volume in VOLUMES:
-            for found in client.volumes.list(filters={"name": f"{PROJECT}_{volume}"}):
+            for found in client.volumes.list(filters={"name": volume_name(volume, TEST_PROJECT)}):
                 found.remove(force=True)

@@ -248,3 +248,103 @@ def test_the_endpoints_listen_on_loopback_unless_an_address_is_given(
     monkeypatch.setenv("CLAIRE_HTTP_HOST", "everywhere; rm -rf /")
     with pytest.raises(ConfigError, match=r"CLAIRE_HTTP_HOST.*IP address"):
         load_settings()
+
+
+# --- the data folder, the database and the services' ports ------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("70000", "=70000 is out of range: it must be from 1024 to 65000"),
+        ("1023", "=1023 is out of range: it must be from 1024 to 65000"),
+        ("\uff18\uff10\uff10\uff10", "is invalid: must be a port number from 1024 to 65000"),
+        ("+8000", "=+8000 is invalid: must be a port number from 1024 to 65000"),
+        ("8000x", "=8000x is invalid: must be a port number from 1024 to 65000"),
+        ("", "= is invalid: must be a port number from 1024 to 65000"),
+    ],
+)
+def test_a_bad_service_port_base_is_one_sentence_naming_it(
+    monkeypatch: pytest.MonkeyPatch, value: str, says: str
+) -> None:
+    monkeypatch.setenv("CLAIRE_SERVICE_PORT_BASE", value)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith("CLAIRE_SERVICE_PORT_BASE") and says in message, message
+    assert "\n" not in message and message.endswith("fix it in the environment or .env.")
+
+
+def test_the_service_port_base_is_read_from_dotenv(monkeypatch: pytest.MonkeyPatch) -> None:
+    from engine.services.ports import service_ports
+
+    monkeypatch.delenv("CLAIRE_SERVICE_PORT_BASE")
+    assert service_ports(load_settings()) is None
+    Path(".env").write_text("CLAIRE_SERVICE_PORT_BASE=18100\n")
+    ports = service_ports(load_settings())
+    assert ports is not None and ports["feed"] == 18100 and ports["alerts"] == 18106
+    monkeypatch.setenv("CLAIRE_SERVICE_PORT_BASE", "18200")  # the environment wins
+    assert service_ports(load_settings()) == {n: p + 100 for n, p in ports.items()}
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        ("mysql://claire:s3cret@db:3306/claire", "must be a PostgreSQL URL like postgresql://"),
+        ("db.example:5432", "must be a PostgreSQL URL like postgresql://"),
+        ("postgresql://claire:s3cret@db:99999/claire", "has a port that is not a number"),
+        ("postgresql://claire:s3cret@db:\uff15\uff14\uff13\uff12/c", "has a port that is not"),
+        ("postgresql://claire:s3cret@a:5432,b:54x2/claire", "has a port that is not a number"),
+    ],
+)
+def test_a_bad_postgres_url_is_one_sentence_without_the_url(
+    monkeypatch: pytest.MonkeyPatch, url: str, says: str
+) -> None:
+    monkeypatch.setenv("CLAIRE_POSTGRES_URL", url)
+    with pytest.raises(ConfigError) as refused:
+        load_settings()
+    message = str(refused.value)
+    assert message.startswith("CLAIRE_POSTGRES_URL is invalid: ") and says in message, message
+    assert "s3cret" not in message and "\n" not in message
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "postgresql://claire:s3cret@db.example:5432/claire",
+        "postgres://claire@[::1]:5433/claire?sslmode=require",
+        "postgresql://claire@a:5432,b:5433/claire",
+        "postgresql:///claire?host=/run/postgresql",
+    ],
+)
+def test_postgres_urls_libpq_takes_are_accepted(monkeypatch: pytest.MonkeyPatch, url: str) -> None:
+    monkeypatch.setenv("CLAIRE_POSTGRES_URL", url)
+    found = load_settings().claire_postgres_url
+    assert found is not None and found.get_secret_value() == url
+
+
+def test_the_database_and_the_data_folder_are_read_from_dotenv(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from engine.home.folder import resolve_data_dir
+
+    monkeypatch.delenv("CLAIRE_HOME")  # the environment wins over .env
+
+    url = "postgresql://claire:s3cret@db.example:5432/claire"
+    Path(".env").write_text(f"CLAIRE_POSTGRES_URL={url}\nCLAIRE_HOME={tmp_path / 'home'}\n")
+    settings = load_settings()
+    assert settings.claire_postgres_url is not None
+    assert settings.claire_postgres_url.get_secret_value() == url
+    assert resolve_data_dir(None, settings) == tmp_path / "home"
+    Path(".env").write_text("CLAIRE_POSTGRES_URL=\n")  # set but empty: the embedded server
+    assert load_settings().claire_postgres_url is None
+
+
+def test_a_claire_home_that_is_a_file_is_refused(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    monkeypatch.setenv("CLAIRE_HOME", str(a_file))
+    with pytest.raises(ConfigError, match=r"^CLAIRE_HOME=\S+ is invalid: names a file; give a"):
+        load_settings()
