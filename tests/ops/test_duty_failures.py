@@ -24,10 +24,20 @@ def a_file(tmp_path: Path) -> Path:
     return path
 
 
-def test_preflight_says_no_go_when_backup_dir_is_a_file(a_file: Path, claire_home: Path) -> None:
+def test_a_backup_dir_that_is_a_file_is_refused_as_a_setting(
+    a_file: Path, claire_home: Path
+) -> None:
     result = invoke(*BASE, env={"BACKUP_DIR": str(a_file)})
     assert result.exit_code == 1
-    assert "backup_age: backups cannot go to" in result.stderr and "is a file" in result.stderr
+    assert "BACKUP_DIR=" in result.stderr and "names a file; give a folder" in result.stderr
+
+
+def test_preflight_says_no_go_when_backup_dir_is_under_a_file(
+    a_file: Path, claire_home: Path
+) -> None:
+    result = invoke(*BASE, env={"BACKUP_DIR": str(a_file / "backups")})
+    assert result.exit_code == 1
+    assert "backup_age: backups cannot go to" in result.stderr, result.stderr
 
 
 def test_failed_backups_are_warnings_of_the_run(a_file: Path, claire_home: Path) -> None:
