@@ -111,7 +111,7 @@ def workers(extra: list[str]) -> list[str]:
     if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in extra):
         return []
     count = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS") or str(2 * (os.cpu_count() or 1))
-    return ["-n", count, "--dist", "loadgroup"]
+    return ["-n", count, "--dist", "loadgroup", "--durations=25"]
 
 
 def main() -> None:

@@ -43,6 +43,13 @@ DEV_ONLY = (
     "coverage", "ruff", "types_", "types-", "httpx", "httpcore", "_pyrepl", "jsonschema",
     "__editable__", "claire_de_binare", "pip-", "6ec57f84c680d3a3778b__mypyc", "iniconfig",
     "pluggy", "sortedcontainers", "rpds", "referencing",
+    # the documentation site, the browser tests, the import checks and parallel tests:
+    # hundreds of megabytes (playwright's driver alone 167 MB) that every container of a
+    # vfs-backed engine would copy
+    "playwright", "greenlet", "pyee", "material", "mkdocs", "pymdown", "babel", "paginate",
+    "backrefs", "ghp_import", "mergedeep", "pathspec", "watchdog", "pyyaml_env_tag",
+    "yaml_env_tag", "import_linter", "importlinter", "grimp", "xdist", "execnet",
+    "check_jsonschema",
 )  # fmt: skip
 POSTGRES_ENTRYPOINT = r"""#!/bin/sh
 # A stand-in for the official image's entry point: first start creates the cluster.
