@@ -10,7 +10,8 @@ events:
   is not halted is refused with the reason.
 - `stop` (planned): no new entries and every position closed at market
   (`Pipeline.close_out`); the run goes on, unpaced, until it is flat (or an hour
-  of market time, or two minutes of wall time, have passed), then stops with a
+  of market time passes without a closing fill, a day of market time in all, or two
+  minutes of wall time: a thin market takes longer to leave), then stops with a
   final snapshot; then a backup and the final report in `reports/RUN_ID/` (the
   same as `claire report --final`, where a completed run writes it).
 - `emergency_stop`: stop before the next market event, nothing closed; a backup.
@@ -30,6 +31,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any, Final
 
@@ -51,16 +53,32 @@ log = logging.getLogger("claire.ops")
 POLL_S: Final = 0.2
 POLL_TIMEOUT_S: Final = 0.5  # a poll never holds the run up longer than this
 OUTAGE_BACKOFF_S: Final = 5.0  # after a failed poll, the next one waits this long
-STOP_WAIT_MARKET: Final = timedelta(hours=1)  # market time a planned stop waits to be flat
-STOP_WAIT_WALL_S: Final = 120.0  # and wall time
+# A planned stop waits for its closing fills while they keep coming: it gives up after an
+# hour of market time without one, a day of market time in all, or two minutes of wall time.
+STOP_WAIT_MARKET: Final = timedelta(hours=1)
+STOP_WAIT_MARKET_TOTAL: Final = timedelta(days=1)
+STOP_WAIT_WALL_S: Final = 120.0
 DRAIN_S: Final = 300.0  # how long a run waits for its background backups at the end
 
 
 @dataclass
-class _PlannedStop:
+class PlannedStop:
     command: Command
     market_start: datetime
     wall_start: float
+    held: Decimal = Decimal(-1)  # what was still held at the last look; -1 before the first
+    market_progress: datetime | None = None  # when a closing fill last made it smaller
+
+    def waited_too_long(self, held: Decimal, market: datetime, wall: float) -> bool:
+        """Whether to give up on being flat: no closing fill for STOP_WAIT_MARKET, or
+        STOP_WAIT_MARKET_TOTAL since the stop, or STOP_WAIT_WALL_S of wall time."""
+        if self.market_progress is None or held < self.held:
+            self.held, self.market_progress = held, market
+        return (
+            market - self.market_progress >= STOP_WAIT_MARKET
+            or market - self.market_start >= STOP_WAIT_MARKET_TOTAL
+            or wall - self.wall_start >= STOP_WAIT_WALL_S
+        )
 
 
 class RunSteward:
@@ -89,7 +107,7 @@ class RunSteward:
         self._monotonic = monotonic
         self._poll_s = poll_s
         self._next_poll = 0.0
-        self._stopping: _PlannedStop | None = None
+        self._stopping: PlannedStop | None = None
         self._emergency: Command | None = None
         self._closed = False
         self._problems: list[str] = []
@@ -209,20 +227,19 @@ class RunSteward:
         elif kind is CommandKind.STOP:
             pipeline.close_out(f"planned stop: {note}")
             self._save()
-            self._stopping = _PlannedStop(command, pipeline.clock.now(), self._monotonic())
+            self._stopping = PlannedStop(command, pipeline.clock.now(), self._monotonic())
             self._check_stop(self._stopping)
         else:
             self._emergency = command
             raise OperatorStop(f"emergency stop by {command.requested_by}: {note}")
 
-    def _check_stop(self, stop: _PlannedStop) -> None:
+    def _check_stop(self, stop: PlannedStop) -> None:
         pipeline = self.run.pipeline
         why = f"planned stop by {stop.command.requested_by}: {stop.command.note}"
         if pipeline.is_flat():
             raise OperatorStop(why, final=True)
-        waited_market = pipeline.clock.now() - stop.market_start
-        waited_wall = self._monotonic() - stop.wall_start
-        if waited_market >= STOP_WAIT_MARKET or waited_wall >= STOP_WAIT_WALL_S:
+        left = sum((abs(p.qty) for p in pipeline.portfolio.positions.values()), Decimal(0))
+        if stop.waited_too_long(left, pipeline.clock.now(), self._monotonic()):
             held = ", ".join(sorted(s for s, p in pipeline.portfolio.positions.items() if p.qty))
             raise OperatorStop(f"{why}; positions still open: {held or 'none'}", final=True)
 
@@ -298,4 +315,4 @@ class RunSteward:
         self._finish(stop, CommandStatus.DONE, **result)
 
 
-__all__ = ["RunSteward"]
+__all__ = ["PlannedStop", "RunSteward"]
