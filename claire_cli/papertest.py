@@ -275,8 +275,8 @@ def _print_services(outcome: Any, as_json: bool) -> None:
         out().print(
             f"run {outcome.run_id} {outcome.status.value} (one process per service)", markup=False
         )
-    if outcome.status.value == "stopped":
-        raise typer.Exit(128 + (outcome.stop_signal or 2))
+    if outcome.status.value == "stopped" and outcome.stop_signal:  # not an operator's stop
+        raise typer.Exit(128 + outcome.stop_signal)
 
 
 def _print(summary: Any, outcome: Any, as_json: bool) -> None:

@@ -12,6 +12,7 @@ from engine.home.lock import RunLock, run_started
 from engine.home.processes import forget_process, record_process
 from engine.run.context import RunContext
 from engine.run.create import create_replay_run
+from engine.run.services_steward import ServicesSteward
 from engine.store import DatabaseUnavailable, RunStatus, Store
 from engine.store.retry import OutageTolerance
 
@@ -41,8 +42,13 @@ def run_services(
         run_started()
         # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
         record_process(ctx.data_dir, run_id, clock=ctx.clock)
+        steward = ServicesSteward(store, run_id, ctx.data_dir, ctx.settings)
         supervisor = Supervisor(
-            store, run_id, ctx.data_dir, ports=ports or service_ports(ctx.settings)
+            store,
+            run_id,
+            ctx.data_dir,
+            ports=ports or service_ports(ctx.settings),
+            attendant=steward,
         )
         # The services ride out a database outage; so does the record of how it ended.
         patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)
@@ -60,17 +66,28 @@ def run_services(
         try:
             status = supervisor.run()
         except ServiceFailed as exc:
+            lock.release()
             record_end(RunStatus.FAILED, str(exc))
+            steward.close()
+            forget_process(ctx.data_dir, run_id)
             if store.db.fetch_one(store.queries["final_snapshot"], {"run_id": run_id}):
                 write_reports(ctx, store, run_id)  # none for a run that failed before figures
             raise RunNotResumable(str(exc)) from None
+        except BaseException:
+            lock.release()
+            forget_process(ctx.data_dir, run_id)
+            raise
+        lock.release()
+        reason = None
+        if supervisor.ending is not None:
+            reason = supervisor.ending.reason
+        elif status is RunStatus.STOPPED and supervisor.stop_signal is not None:
+            reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
+        try:
+            record_end(status, reason)
+            steward.close()  # a stop's backup, final report and answer
         finally:
             forget_process(ctx.data_dir, run_id)
-            lock.release()
-        reason = None
-        if status is RunStatus.STOPPED and supervisor.stop_signal is not None:
-            reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
-        record_end(status, reason)
         if status is RunStatus.COMPLETED:
             write_reports(ctx, store, run_id)
         return run_id, status, supervisor.stop_signal

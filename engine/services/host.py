@@ -39,6 +39,7 @@ from engine.incident_kinds import IncidentType
 from engine.kernel.pipeline import build_replay_pipeline
 from engine.runtime.orphans import end_with_parent
 from engine.runtime.redis import redis_service
+from engine.services.control import RiskControl
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
 from engine.services.run_metrics import RunMetrics
@@ -314,7 +315,10 @@ class _Service:
             committed = self.stack.enter_context(
                 _notifying(settings, self.run.run_id, self.store, incidents, self.data_dir)
             )
-        worker = ServiceWorker(self.name, self.bus, parts, outputs, committed=committed)
+        control = RiskControl(self.bus, parts.risk, parts.clock) if self.name == "risk" else None
+        worker = ServiceWorker(
+            self.name, self.bus, parts, outputs, committed=committed, control=control
+        )
         worker.prepare()
         self.figures["state"] = "running"
         watched: AbstractContextManager[None] = nullcontext()

@@ -32,7 +32,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 import redis
 
@@ -73,6 +73,25 @@ def service_environment(name: str, environ: Mapping[str, str]) -> dict[str, str]
     return {k: v for k, v in environ.items() if k.upper() not in hidden}
 
 
+@dataclass(frozen=True)
+class Ending:
+    """An operator's stop: why, and whether what was published is handled first."""
+
+    reason: str
+    drain: bool  # a planned stop: the feed stops, the others finish what it published
+
+
+class Attendant(Protocol):
+    """What looks after the run between two looks at the services (engine.run wires the
+    operator's commands and the backups in): an `Ending` stops the run."""
+
+    def between(self, bus: RedisBus) -> Ending | None: ...
+
+    def completed(self) -> None: ...
+
+    def stopped(self, bus: RedisBus, ending: Ending) -> None: ...
+
+
 @dataclass
 class Child:
     name: str
@@ -95,8 +114,13 @@ class Supervisor:
         restart_budget: int = 10,
         log_dir: Path | None = None,
         clock: Callable[[], float] = time.monotonic,
+        attendant: Attendant | None = None,
+        drain_s: float = 60.0,
     ) -> None:
         self.store = store
+        self.attendant = attendant
+        self.ending: Ending | None = None
+        self.drain_s = drain_s
         self.run_id = run_id
         self.data_dir = data_dir
         self.restart_budget = restart_budget
@@ -202,18 +226,22 @@ class Supervisor:
     def stop_all(self, timeout_s: float = 30.0) -> None:
         """SIGTERM every service in pipeline order, each given time to finish its step."""
         for name in SERVICES:
-            child = self.children[name]
-            proc = child.process
-            if proc is None or proc.poll() is not None:
-                continue
-            proc.send_signal(signal.SIGTERM)
-            try:
-                code = proc.wait(timeout=timeout_s)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                code = proc.wait(timeout=timeout_s)
-            self._record(name, "stop", proc.pid, code)
-            child.process = None
+            self._stop_one(name, timeout_s)
+
+    def _stop_one(self, name: str, timeout_s: float = 30.0) -> None:
+        child = self.children[name]
+        proc = child.process
+        if proc is None or proc.poll() is not None:
+            return
+        proc.send_signal(signal.SIGTERM)
+        try:
+            code = proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            code = proc.wait(timeout=timeout_s)
+        self._record(name, "stop", proc.pid, code)
+        child.process = None
+        child.next_start = float("inf")  # stopped on purpose: not started again
 
     # --- the run ----------------------------------------------------------------------
 
@@ -236,7 +264,15 @@ class Supervisor:
                     self.flush_records()
                 if bus.redis.get(bus.key("feed:done")) and drained(bus):
                     self.stop_all()
+                    if self.attendant is not None:
+                        self.attendant.completed()
                     return RunStatus.COMPLETED
+                if self.attendant is not None:
+                    self.ending = self.attendant.between(bus)
+                    if self.ending is not None:
+                        self._stop_for(self.ending, bus)
+                        self.attendant.stopped(bus, self.ending)
+                        return RunStatus.STOPPED
                 if progress is not None:
                     progress({"groups": int(bus.redis.get(bus.key("feed:position")) or 0)})
                 time.sleep(poll_s)
@@ -250,6 +286,19 @@ class Supervisor:
                 signal.signal(s, h)
             bus.close()
             redis_server.stop()
+
+    def _stop_for(self, ending: Ending, bus: RedisBus) -> None:
+        """An operator's stop: a planned one stops the feed and lets the others handle what
+        it published (within `drain_s`) before they stop in pipeline order."""
+        if ending.drain:
+            self._stop_one("feed")
+            deadline = self._clock() + self.drain_s
+            while not drained(bus) and self._clock() < deadline:
+                for name, child in self.children.items():
+                    if name != "feed":
+                        self._check(child)
+                time.sleep(0.1)
+        self.stop_all()
 
     def _redis_up(self, bus: RedisBus, server: EmbeddedRedis | ExternalRedis) -> bool:
         """Ping the bus; an embedded Redis that died is started again from its AOF."""

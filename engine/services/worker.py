@@ -23,9 +23,10 @@ import time
 from collections import deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 import redis
+from redis.client import Pipeline as RedisPipeline
 
 from engine.alerts.service import AlertService
 from engine.bus.redis import RedisBus
@@ -175,6 +176,19 @@ def handlers(name: str, parts: Components) -> dict[str, Callable[[Any], None]]:
     return table[name]
 
 
+class StepControl(Protocol):
+    """What a service applies at the end of each step besides its inputs (the operator's
+    commands, engine.services.control), kept in the step's transaction."""
+
+    def restore(self, saved: dict[str, Any] | None) -> None: ...
+
+    def state(self) -> dict[str, Any]: ...
+
+    def apply(self) -> object: ...
+
+    def commit(self, pipe: RedisPipeline) -> None: ...
+
+
 @dataclass(slots=True)
 class _Read:
     msg_id: str
@@ -193,6 +207,7 @@ class ServiceWorker:
         *,
         block_ms: int = 200,
         committed: Callable[[list[Event], list[Event]], None] | None = None,
+        control: StepControl | None = None,
     ) -> None:
         if name not in STEPS:
             raise ValueError(f"service {name!r} is not one of {', '.join(STEPS)}")
@@ -209,6 +224,7 @@ class ServiceWorker:
         self._groups = 0
         self.block_ms = block_ms
         self._committed = committed  # (inputs, outputs) of each step, once it is committed
+        self._control = control
         self.processed = 0
         self.published = 0
         self.last_event_ts: str | None = None
@@ -232,6 +248,8 @@ class ServiceWorker:
             saved = json.loads(raw)
             restore(self.parts, saved["state"])  # type: ignore[arg-type]
             self._step, self._groups = saved["step"], saved["groups"]
+            if self._control is not None:
+                self._control.restore(saved.get("control"))
             log.info("restored", extra={"event": "service_restored", "groups": self._groups})
         for step in self.steps:
             for stream, _ in step.inputs:
@@ -270,6 +288,8 @@ class ServiceWorker:
             if stream == "market_data":
                 self.parts.clock.advance(event.ts)
             self._handlers[stream](event)
+        if self._control is not None:
+            self._control.apply()  # what it publishes goes before the step's barriers
         last_ts = batch[-1][1].ts if batch else self.parts.clock.now()
         for out_stream in step.barrier_on:
             self._outputs.append(
@@ -286,10 +306,14 @@ class ServiceWorker:
     def _commit(self, step: Step, taken: dict[str, list[str]], barrier_streams: list[str]) -> None:
         next_step = (self._step + 1) % len(self.steps)
         groups = self._groups + (1 if next_step == 0 else 0)
-        state = json.dumps(
-            {"step": next_step, "groups": groups, "state": capture(self.parts, self._parts)},  # type: ignore[arg-type]
-            separators=(",", ":"),
-        )
+        saved: dict[str, Any] = {
+            "step": next_step,
+            "groups": groups,
+            "state": capture(self.parts, self._parts),  # type: ignore[arg-type]
+        }
+        if self._control is not None:
+            saved["control"] = self._control.state()
+        state = json.dumps(saved, separators=(",", ":"))
         outputs = list(self._outputs)
         barriers = iter(barrier_streams)
         pipe = self.bus.redis.pipeline(transaction=True)
@@ -303,6 +327,8 @@ class ServiceWorker:
             if ids:
                 pipe.xack(self.bus.key(stream), self.name, *ids)
         pipe.set(self.state_key, state)
+        if self._control is not None:
+            self._control.commit(pipe)
         pipe.execute()
         self.published += len(outputs)
         self._step, self._groups = next_step, groups
