@@ -106,6 +106,13 @@ def last_error(log: Path) -> str:
     return "it wrote nothing"
 
 
+def _written(store: Store, run_id: str) -> int:
+    """A run without checkpoints (one process per service): 1 once its first market
+    event is written."""
+    record = store.get_run(run_id)
+    return 1 if record is not None and record.last_event_ts is not None else 0
+
+
 def wait_for_first_event(
     store: Store,
     run_id: str,
@@ -113,16 +120,23 @@ def wait_for_first_event(
     data_dir: Path,
     *,
     done_before: int = 0,
+    checkpoints: bool = True,
     timeout_s: float = FIRST_EVENT_TIMEOUT_S,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> DetachedRun:
-    """Until the run's checkpoint is past `done_before` market events, or it ended."""
+    """Until the run's checkpoint is past `done_before` market events, or it ended.
+
+    A run without `checkpoints` (one process per service) has its first market event
+    once the run records one."""
     started = monotonic()
     log = log_path(data_dir, run_id)
     while True:
         checkpoint = store.load_checkpoint(run_id)
-        events = checkpoint.market_events if checkpoint else 0
+        if checkpoints:
+            events = checkpoint.market_events if checkpoint else 0
+        else:
+            events = _written(store, run_id)
         code = child.poll()
         if events > done_before and code is None:
             return DetachedRun(

@@ -201,7 +201,15 @@ def _detach(
         args.insert(0, "--debug")
     child = spawn(args, folder, chosen)
     return Detached(
-        wait_for_first_event(store, chosen, child, folder, done_before=done_before), folder
+        wait_for_first_event(
+            store,
+            chosen,
+            child,
+            folder,
+            done_before=done_before,
+            checkpoints=r.runtime != "services",
+        ),
+        folder,
     )
 
 

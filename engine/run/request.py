@@ -81,6 +81,8 @@ class RunRequest:
             args += ["--capital", self.capital]
         if self.reports:
             args.append("--reports")
+        if self.runtime == "services":
+            args.append("--services")
         return args
 
 

@@ -129,9 +129,14 @@ class PaperRunner:
         perpetual: PerpetualFiles | None = None,
         ports: dict[str, int] | None = None,
         speed: str = "max",
+        *,
+        run_id: str | None = None,
+        detached: bool = False,
     ) -> tuple[str, RunStatus, int | None]:
         """A replay run as one process per service over Redis Streams, supervised."""
-        return run_services(self.ctx, files, days, perpetual, ports, speed)
+        return run_services(
+            self.ctx, files, days, perpetual, ports, speed, run_id=run_id, detached=detached
+        )
 
     def record_services_run(
         self, files: list[Path], days: float | None, speed: str, run_id: str

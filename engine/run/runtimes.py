@@ -126,7 +126,12 @@ class ServicesRuntime:
             prepared.settings, prepared.folder, choice=prepared.choice, on_warning=on_warning
         )
         run_id, status, stop_signal = runner.start_services(
-            prepared.files, r.days, prepared.perpetual, speed=r.speed or "max"
+            prepared.files,
+            r.days,
+            prepared.perpetual,
+            speed=r.speed or "max",
+            run_id=r.as_run,
+            detached=r.detached_child,
         )
         warnings = tuple(run_problems(runner.data_dir, run_id))
         runner.ctx.warn(list(warnings))

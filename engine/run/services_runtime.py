@@ -9,7 +9,7 @@ from pathlib import Path
 from engine.errors import RunNotResumable
 from engine.feeds.replay import PerpetualFiles, parse_speed
 from engine.home.lock import RunLock, run_started
-from engine.home.processes import forget_process, record_process
+from engine.home.processes import forget_process, log_path, record_process
 from engine.run.context import RunContext
 from engine.run.create import create_replay_run
 from engine.run.services_steward import ServicesSteward
@@ -26,22 +26,28 @@ def run_services(
     perpetual: PerpetualFiles | None = None,
     ports: dict[str, int] | None = None,
     speed: str = "max",
+    *,
+    run_id: str | None = None,
+    detached: bool = False,
 ) -> tuple[str, RunStatus, int | None]:
     """Record the run, supervise its services until it ends, record how it ended.
 
-    Returns the run id, how it ended and the signal that stopped it, if one did.
+    `run_id` names a run a detached start chose (`detached`: this process is its
+    daemon, logging to `runs/RUN_ID.log`). Returns the run id, how it ended and the
+    signal that stopped it, if one did.
     """
     from engine.services.ports import service_ports
     from engine.services.supervisor import ServiceFailed, Supervisor
 
     with ctx.store() as (store, _):
         parse_speed(speed)
-        run_id, _ = create_replay_run(ctx, store, files, days, speed, perpetual)
+        run_id, _ = create_replay_run(ctx, store, files, days, speed, perpetual, run_id)
         lock = RunLock(ctx.data_dir, run_id)
         lock.acquire()
         run_started()
         # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
-        record_process(ctx.data_dir, run_id, clock=ctx.clock)
+        log_file = log_path(ctx.data_dir, run_id) if detached else None
+        record_process(ctx.data_dir, run_id, detached=detached, log=log_file, clock=ctx.clock)
         steward = ServicesSteward(store, run_id, ctx.data_dir, ctx.settings)
         supervisor = Supervisor(
             store,

@@ -142,3 +142,12 @@ def test_risk_applies_a_relayed_command_once_even_when_its_step_is_redone(
     RiskControl(bus, restarted, restarted_clock).restore(redo.state())
     assert restarted.settings.circuit_breaker_action == "flatten"
     bus.close()
+
+
+def test_a_detached_services_start_starts_its_daemon_as_services() -> None:
+    from engine.run.request import RunRequest
+
+    request = RunRequest(replay=(Path("a.csv"),), runtime="services", speed="600x", detach=True)
+    args = request.child_args(Path("/data"))
+    assert "--services" in args and args[args.index("--speed") + 1] == "600x"
+    assert "--services" not in RunRequest(replay=(Path("a.csv"),)).child_args(Path("/data"))
