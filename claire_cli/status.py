@@ -239,6 +239,12 @@ def _processes_table(s: Any) -> Any:
     for p in s.processes:
         state = "[green]up[/green]" if p.alive else "[red]down[/red]"
         processes.add_row(p.name, state, str(p.pid or "-"), _duration(p.uptime_s), escape(p.detail))
+    for v in s.services:  # a run as services: one row each
+        state = "[green]up[/green]" if v["alive"] else "[red]down[/red]"
+        lag = "-" if v["lag"] is None else f"{v['lag']:,}"
+        detail = f"{v['health']}, restarts {v['restarts']}, lag {lag}, port {v['port']}"
+        pid, up = str(v["pid"] or "-"), _duration(v["uptime_s"])
+        processes.add_row(f"service {v['name']}", state, pid, up, escape(detail))
     return processes
 
 

@@ -30,6 +30,7 @@ from engine.home.processes import process_alive, read_process, run_problems
 from engine.kernel.progress import window_fraction
 from engine.ops.backups.location import backup_folder
 from engine.ops.control import ControlChannel, ops_queries
+from engine.ops.service_health import service_health
 from engine.plain import plain_dict
 from engine.report.figures import count_figures, marks_of, snapshot_figures
 from engine.store import RunRecord, RunStatus, Store
@@ -95,6 +96,8 @@ class OperatorStatus:
     rows: dict[str, int] = field(default_factory=dict)
     alerts_firing: list[dict[str, Any]] = field(default_factory=list)
     processes: list[ProcessHealth] = field(default_factory=list)
+    # A run as services: each service's process, /health, restarts and consumer lag.
+    services: list[dict[str, Any]] = field(default_factory=list)
     backup: dict[str, Any] = field(default_factory=dict)
     commands: list[dict[str, Any]] = field(default_factory=list)
 
@@ -138,7 +141,8 @@ def operator_status(
         )
     view = _run_view(store, data_dir, record, alive, now)
     processes = _processes(data_dir, record, alive, external_db, now) + [p() for p in probes]
-    view = replace(view, processes=processes, backup=backups)
+    services = service_health(store, record.run_id, settings, now, alive)
+    view = replace(view, processes=processes, services=services, backup=backups)
     reasons = _degraded_reasons(view, record, alive, settings)
     return replace(view, health=DEGRADED if reasons else HEALTHY, reasons=reasons)
 
@@ -199,7 +203,8 @@ def _freshness(
     symbols = []
     rows = store.db.fetch_all(ops_queries("status.sql")["symbol_cursors"], {"run_id": run_id})
     for row in rows:
-        age = (reference - row["last_event_ts"]).total_seconds() if reference else 0.0
+        # Never negative: a symbol written after the run's own time was read is not "ahead".
+        age = max(0.0, (reference - row["last_event_ts"]).total_seconds()) if reference else 0.0
         stale = alive and age > stale_s
         symbols.append(SymbolFreshness(row["symbol"], row["last_event_ts"], age, stale))
     return symbols
@@ -272,6 +277,9 @@ def _system_reasons(view: OperatorStatus, alive: bool, settings: Settings) -> li
     for process in view.processes:
         if not process.alive and alive:
             reasons.append(f"process {process.name} is down: {process.detail}")
+    for service in view.services if alive else ():
+        if service["health"] != "healthy":
+            reasons.append(f"service {service['name']} is {service['health']}")
     newest_age = view.backup.get("newest_age_s")
     limit_s = settings.backup_max_age_hours * 3600
     # A live run backs up as it starts; a replay once it has run one BACKUP_INTERVAL.

@@ -151,3 +151,24 @@ def test_a_detached_services_start_starts_its_daemon_as_services() -> None:
     args = request.child_args(Path("/data"))
     assert "--services" in args and args[args.index("--speed") + 1] == "600x"
     assert "--services" not in RunRequest(replay=(Path("a.csv"),)).child_args(Path("/data"))
+
+
+def test_restarts_are_counted_per_service_from_the_service_events() -> None:
+    from engine.ops.service_health import restarts
+
+    events = [
+        {"service": "risk", "kind": "start"},
+        {"service": "risk", "kind": "exit"},
+        {"service": "risk", "kind": "restart"},
+        {"service": "risk", "kind": "restart"},
+        {"service": "feed", "kind": "start"},
+    ]
+    assert restarts(events) == {"risk": 2}
+
+
+def test_a_service_port_nobody_answers_on_is_no_answer_and_no_lag() -> None:
+    from engine.ops.service_health import probe
+    from engine.runtime.files import free_port
+
+    health, lag = probe(free_port())
+    assert health.startswith("no answer") and lag is None
