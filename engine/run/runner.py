@@ -135,8 +135,9 @@ class PaperRunner:
     ) -> tuple[str, RunStatus, int | None]:
         """A replay run as one process per service over Redis Streams, supervised."""
         return run_services(
-            self.ctx, files, days, perpetual, ports, speed, run_id=run_id, detached=detached
-        )
+            self.ctx, files, days, perpetual, ports, speed,
+            run_id=run_id, detached=detached, reports=self.ctx.reports,
+        )  # fmt: skip
 
     def record_services_run(
         self, files: list[Path], days: float | None, speed: str, run_id: str

@@ -123,7 +123,11 @@ class ServicesRuntime:
 
         r = prepared.request
         runner = PaperRunner(
-            prepared.settings, prepared.folder, choice=prepared.choice, on_warning=on_warning
+            prepared.settings,
+            prepared.folder,
+            choice=prepared.choice,
+            on_warning=on_warning,
+            reports=r.reports,
         )
         run_id, status, stop_signal = runner.start_services(
             prepared.files,

@@ -29,6 +29,7 @@ def run_services(
     *,
     run_id: str | None = None,
     detached: bool = False,
+    reports: bool = False,
 ) -> tuple[str, RunStatus, int | None]:
     """Record the run, supervise its services until it ends, record how it ended.
 
@@ -48,7 +49,7 @@ def run_services(
         # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
         log_file = log_path(ctx.data_dir, run_id) if detached else None
         record_process(ctx.data_dir, run_id, detached=detached, log=log_file, clock=ctx.clock)
-        steward = ServicesSteward(store, run_id, ctx.data_dir, ctx.settings)
+        steward = ServicesSteward(store, run_id, ctx.data_dir, ctx.settings, reports=reports)
         supervisor = Supervisor(
             store,
             run_id,

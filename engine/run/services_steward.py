@@ -36,7 +36,9 @@ from engine.ops.backups import Backups
 from engine.ops.backups.location import backup_folder
 from engine.ops.backups.scheduler import BackupScheduler, BackupTimer
 from engine.ops.control import Command, CommandKind, CommandStatus, ControlChannel
+from engine.report.content import market_start_of
 from engine.report.files import write_final_report
+from engine.run.services_reports import DailyReports
 from engine.run.steward import DRAIN_S, POLL_S, POLL_TIMEOUT_S, PlannedStop
 from engine.services.control import STOPPING, Closing, read_closing, read_outcomes, relay
 from engine.services.final import write_final_snapshot
@@ -61,6 +63,7 @@ class ServicesSteward:
         clock: Clock | None = None,
         monotonic: Callable[[], float] = time.monotonic,
         poll_s: float = POLL_S,
+        reports: bool = False,
     ) -> None:
         self.store = store
         self.run_id = run_id
@@ -82,6 +85,14 @@ class ServicesSteward:
         self.emergency: Command | None = None
         self.closing: Closing | None = None
         self._noted = 0
+        self.reports = self._daily_reports() if reports else None
+
+    def _daily_reports(self) -> DailyReports | None:
+        record = self.store.get_run(self.run_id)
+        start = market_start_of(record) if record is not None else None
+        if start is None:
+            return None
+        return DailyReports(self.store.db.url, self.data_dir, self.run_id, start)
 
     # --- between two looks at the services ------------------------------------------
 
@@ -95,12 +106,22 @@ class ServicesSteward:
             note_problems(self.data_dir, self.run_id, self.problems())
         if self.timer is not None and self.timer.due():
             self._backup("interval", bus)
+        if self.reports is not None:
+            self._report_days()
         ending = self._poll(bus)
         if ending is None:
             self._answer(bus)
         if ending is None and self.stopping is not None:
             ending = self._check_stop(bus, self.stopping)
         return ending
+
+    def _report_days(self) -> None:
+        assert self.reports is not None
+        try:
+            record = self.store.get_run(self.run_id)
+            self.reports.poll(record.last_event_ts if record is not None else None)
+        except Exception:  # a report never stops the run
+            log.exception("could not start the daily reports of run %s", self.run_id)
 
     def _poll(self, bus: RedisBus) -> Ending | None:
         try:
@@ -209,6 +230,8 @@ class ServicesSteward:
             log.exception("could not finish the run's operations", extra={"run_id": self.run_id})
 
     def _wrap_up(self) -> None:
+        if self.reports is not None:
+            self.reports.close()
         stop = self.emergency or (self.stopping.command if self.stopping else None)
         for command in self._relayed.values():
             self._finish(command, CommandStatus.REFUSED, None, reason="the run stopped first")

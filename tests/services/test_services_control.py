@@ -172,3 +172,14 @@ def test_a_service_port_nobody_answers_on_is_no_answer_and_no_lag() -> None:
 
     health, lag = probe(free_port())
     assert health.startswith("no answer") and lag is None
+
+
+def test_a_day_is_reported_once_the_written_market_time_is_well_past_its_end() -> None:
+    from engine.run.services_reports import MARGIN, finished_days
+
+    start = datetime(2018, 1, 10, 0, 5, tzinfo=UTC)
+    day_two = datetime(2018, 1, 11, tzinfo=UTC)
+    assert list(finished_days(start, day_two, 0)) == []  # day 1's last events may be in flight
+    assert list(finished_days(start, day_two + MARGIN, 0)) == [1]
+    assert list(finished_days(start, day_two + timedelta(days=2) + MARGIN, 1)) == [2, 3]
+    assert list(finished_days(start, day_two + timedelta(days=2) + MARGIN, 3)) == []
