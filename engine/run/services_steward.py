@@ -133,8 +133,13 @@ class ServicesSteward:
         for n, command in enumerate(commands):
             ending = self._apply(command, bus)
             if ending is not None:
-                for later in commands[n + 1 :]:
-                    self._finish(later, CommandStatus.DONE, None, note="the run stopped first")
+                for later in commands[n + 1 :]:  # taken together, never to be applied
+                    if later.kind is CommandKind.EMERGENCY_STOP:  # what it asked for happens
+                        self._finish(later, CommandStatus.DONE, None, note="the run stopped first")
+                    else:
+                        self._finish(
+                            later, CommandStatus.REFUSED, None, reason="the run stopped first"
+                        )
                 return ending
         return None
 

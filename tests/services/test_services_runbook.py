@@ -144,3 +144,45 @@ def _operate(home: Path, run_id: str) -> None:
         r=run_id,
     )
     assert final
+
+
+def test_a_services_run_refuses_reconnect_and_stops_at_once_on_an_emergency(
+    four_symbols: list[Path], claire_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.ops.commands import Operator
+    from engine.ops.control import CommandKind
+    from engine.run.services_steward import NO_LIVE_FEED
+    from tests.paperrun.runs import claire_process
+
+    monkeypatch.setenv("CLAIRE_SERVICE_PORT_BASE", str(free_port()))
+    args = ["papertest", "start", "--services", "--days", "7", "--capital", "10"]
+    for path in four_symbols:
+        args += ["--replay", str(path)]
+    child = claire_process([*args, "--speed", "2000x", "--json"])
+    try:
+        run_id = wait_until(
+            lambda: (
+                (r := rows(claire_home, "SELECT run_id FROM runs WHERE last_event_ts IS NOT NULL"))
+                and r[0]["run_id"]
+            ),
+            "the first market event",
+        )
+        with open_store(load_settings(), claire_home) as (store, _):
+            answer = Operator(store, claire_home).command(
+                CommandKind.RECONNECT, "the feed is quiet"
+            )
+        assert answer.status.value == "refused" and answer.result["reason"] == NO_LIVE_FEED
+        stopped = ok_json("papertest", "stop", "--emergency", "--reason", "smoke in the room")
+        out, err = child.communicate(timeout=120)
+    finally:
+        if child.poll() is None:
+            child.terminate()
+            child.communicate(timeout=60)
+    assert child.returncode == 0, err
+    assert json.loads(out)["status"] == "stopped"
+    result = stopped["result"]
+    assert result["status"] == "stopped" and "emergency-stop" in Path(result["backup"]).name
+    assert result["end_reason"].endswith(": smoke in the room")
+    assert Path(stopped["bundle"]).is_file()
+    [record] = rows(claire_home, "SELECT status FROM runs WHERE run_id = %(r)s", r=run_id)
+    assert record["status"] == "stopped"
