@@ -133,6 +133,18 @@ class PaperRunner:
         """A replay run as one process per service over Redis Streams, supervised."""
         return run_services(self.ctx, files, days, perpetual, ports, speed)
 
+    def start_live_services(
+        self, feed_settings: FeedSettings, days: float | None, ports: dict[str, int] | None = None
+    ) -> tuple[str, RunStatus, int | None]:
+        """A live run as one process per service over Redis Streams, supervised."""
+        from engine.run.live_services import run_live_services
+
+        check_days(days)
+        strategy = self.choice.strategy_class()  # fail before anything is created
+        kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
+        self.ctx.warn(strategy_warnings(strategy, kinds))
+        return run_live_services(self.ctx, feed_settings, days, ports)
+
     def record_services_run(
         self, files: list[Path], days: float | None, speed: str, run_id: str
     ) -> bool:

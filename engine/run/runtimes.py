@@ -125,9 +125,14 @@ class ServicesRuntime:
         runner = PaperRunner(
             prepared.settings, prepared.folder, choice=prepared.choice, on_warning=on_warning
         )
-        run_id, status, stop_signal = runner.start_services(
-            prepared.files, r.days, prepared.perpetual, speed=r.speed or "max"
-        )
+        if r.exchange:  # live: runs until a stop (or its planned end)
+            run_id, status, stop_signal = runner.start_live_services(
+                prepared.feed_settings(), r.days
+            )
+        else:
+            run_id, status, stop_signal = runner.start_services(
+                prepared.files, r.days, prepared.perpetual, speed=r.speed or "max"
+            )
         warnings = tuple(run_problems(runner.data_dir, run_id))
         runner.ctx.warn(list(warnings))
         try:
