@@ -117,24 +117,9 @@ class LiveFeedService:
 
     async def run(self, stop: Callable[[], bool]) -> bool:
         """Publish until `stop` (False) or the planned end (True)."""
-        restarted = self._restore()
-        await self.feed.start()
-        specs = await self.feed.specs()
-        for symbol in specs:
-            resume = self.marks.trades_of(symbol)
-            if resume is not None:
-                self.feed.continue_trades(symbol, resume.last_ms, resume.last_id, resume.at_last_ms)
-        warm = await self.feed.warmup()
-        save_warmup(self.bus, warm)
-        if restarted:  # candles that closed while no feed ran: late, but not lost
-            missed = [c for c in warm if self.marks.fresh(c)]
-            for _, same_end in groupby(
-                sorted(missed, key=lambda c: (c.ts, c.symbol)), key=lambda c: c.ts
-            ):
-                await self._publish_all(self.times.candles(list(same_end)))
-        wait_s = self.watermark_ms / 1000
+        await self._start()
         while not stop():
-            item = await self.feed.next_item(wait_s)
+            item = await self.feed.next_item(self._wait_s())
             if isinstance(item, Alert):
                 self._publish_alert(item)
             elif isinstance(item, list):
@@ -148,6 +133,30 @@ class LiveFeedService:
                 self.bus.redis.set(self.key("done"), "1")
                 return True
         return False
+
+    async def _start(self) -> None:
+        """Connect; after a restart, continue where the published data stopped."""
+        restarted = self._restore()
+        await self.feed.start()
+        for symbol in await self.feed.specs():
+            resume = self.marks.trades_of(symbol)
+            if resume is not None:
+                self.feed.continue_trades(symbol, resume.last_ms, resume.last_id, resume.at_last_ms)
+        warm = await self.feed.warmup()
+        save_warmup(self.bus, warm)
+        if restarted:  # candles that closed while no feed ran: late, but not lost
+            missed = sorted(
+                (c for c in warm if self.marks.fresh(c)), key=lambda c: (c.ts, c.symbol)
+            )
+            for _, same_end in groupby(missed, key=lambda c: c.ts):
+                await self._publish_all(self.times.candles(list(same_end)))
+
+    def _wait_s(self) -> float:
+        """How long until the exchange's clock reaches the next close."""
+        now_ms, step = self.feed.exchange_now_ms(), self.watermark_ms
+        if now_ms is None:
+            return step / 1000
+        return max(0.005, ((now_ms // step + 1) * step - now_ms) / 1000)
 
     def _restore(self) -> bool:
         """Read back what an earlier start published; True when there was one."""

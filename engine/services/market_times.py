@@ -5,8 +5,9 @@ interval since the epoch): it holds the events that arrived before it closed and
 are stamped at or before its close, in the order they arrived. An event that
 arrives after the market time of its stamp has closed (late) goes into the next
 one. A boundary with nothing in it still closes, so the services hear the market's
-time move at least every interval while it is quiet; boundaries passed together
-(the process was busy) close once, at the latest.
+time move at least every interval while it is quiet; when the exchange's clock jumps
+by more than `MAX_QUIET_CLOSES` intervals at once (the feed was away, or its estimate
+of that clock caught up), only the boundaries with events and the latest close.
 
 Candles that end together close a market time of their own, at their end (or,
 when that time has closed already, at the last close): the events due by then,
@@ -27,6 +28,9 @@ from datetime import UTC, datetime, timedelta
 from engine.events import Candle, FundingSettlement, MarketData, Trade
 
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+# When the exchange's clock jumps by more boundaries than this (a feed that was away,
+# a clock estimate that caught up), only those with events and the latest close.
+MAX_QUIET_CLOSES = 40
 
 
 def to_ms(ts: datetime) -> int:
@@ -88,11 +92,13 @@ class MarketTimes:
             else:
                 keep.append((ms, event))
         self._pending = keep
-        out = [MarketTime(tuple(due[b]), b) for b in sorted(due)]
-        if not out or out[-1].close_ms < last:
-            out.append(MarketTime((), last))
+        first = last if self.closed_ms is None else (self.closed_ms // step + 1) * step
+        if (last - first) // step < MAX_QUIET_CLOSES:  # every boundary, empty or not
+            for b in range(first, last + 1, step):
+                due.setdefault(b, [])
+        due.setdefault(last, [])
         self.closed_ms = last
-        return out
+        return [MarketTime(tuple(due[b]), b) for b in sorted(due)]
 
     def add(self, event: MarketData) -> list[MarketTime]:
         """An event arrived: what its stamp shows the exchange's clock closed before it."""

@@ -13,7 +13,13 @@ from engine.contracts import ContractTerms
 from engine.events import Candle, FundingSettlement, Heartbeat, Quote, Side, Trade
 from engine.markets import SymbolSpec
 from engine.services.live_run import specs_from_config, specs_to_config
-from engine.services.market_times import MarketTimes, PublishedMarks, from_ms, to_ms
+from engine.services.market_times import (
+    MAX_QUIET_CLOSES,
+    MarketTimes,
+    PublishedMarks,
+    from_ms,
+    to_ms,
+)
 
 T0 = 1_700_000_000_000  # a multiple of 250 ms
 
@@ -39,8 +45,8 @@ def closes(times: MarketTimes, *now: int) -> list[int]:
 
 def test_a_quiet_market_gets_a_watermark_at_every_interval_of_exchange_time() -> None:
     times = MarketTimes(250)
-    got = closes(times, T0 + 10, T0 + 260, T0 + 300, T0 + 510, T0 + 760, T0 + 999)
-    assert got == [T0, T0 + 250, T0 + 500, T0 + 750]
+    got = closes(times, T0 + 10, T0 + 260, T0 + 300, T0 + 510, T0 + 999, T0 + 1000)
+    assert got == [T0, T0 + 250, T0 + 500, T0 + 750, T0 + 1000]
 
 
 def test_the_interval_is_the_setting_not_a_constant() -> None:
@@ -66,13 +72,25 @@ def test_an_event_later_than_its_watermark_goes_into_the_next_market_time() -> N
     assert mt.close_ms == T0 + 750 and mt.events == (late,)
 
 
-def test_boundaries_passed_together_close_once_each_with_events_then_the_latest() -> None:
+def test_boundaries_passed_together_each_close_in_order() -> None:
     times = MarketTimes(250, closed_ms=T0)
     a, b = trade(T0 + 300), trade(T0 + 800)
-    times.add(a)
+    assert [mt.close_ms for mt in times.add(a)] == [T0 + 250]  # its stamp closed T0 + 250
     times._pending.append((T0 + 800, b))  # arrived without a tick in between
     got = [(mt.close_ms, mt.events) for mt in times.tick(T0 + 1600)]
-    assert got == [(T0 + 500, (a,)), (T0 + 1000, (b,)), (T0 + 1500, ())]
+    assert got == [
+        (T0 + 500, (a,)), (T0 + 750, ()), (T0 + 1000, (b,)),
+        (T0 + 1250, ()), (T0 + 1500, ()),
+    ]  # fmt: skip
+
+
+def test_a_jump_of_the_exchange_clock_closes_only_what_has_events_and_the_latest() -> None:
+    times = MarketTimes(250, closed_ms=T0)
+    a = trade(T0 + 300)
+    times.add(a)
+    jump = T0 + 250 * (MAX_QUIET_CLOSES + 5)
+    got = [(mt.close_ms, mt.events) for mt in times.tick(jump)]
+    assert got == [(T0 + 500, (a,)), (jump, ())]
 
 
 def test_a_candle_close_is_a_market_time_of_its_own_at_its_end() -> None:
