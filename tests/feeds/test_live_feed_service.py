@@ -165,3 +165,67 @@ async def test_a_feed_stopped_dead_and_started_again_publishes_each_trade_once(
 def _all_out(bus: RedisBus, server: MexcServer) -> bool:
     published = {e.event_id for e in stream(bus) if isinstance(e, Trade)}
     return set(tape_ids(server)) <= published
+
+
+def tape_contents(server: MexcServer) -> list[tuple[int, Decimal, Decimal, str]]:
+    return sorted(
+        (t.time_ms, Decimal(t.price).normalize(), Decimal(t.amount).normalize(), t.side)
+        for t in server.futures_trades["XRP_USDT"].released
+    )
+
+
+def trade_contents(events: list[Event]) -> list[tuple[int, Decimal, Decimal, str]]:
+    return sorted(
+        (to_ms(e.ts), e.price.normalize(), e.qty.normalize(), e.side.value)
+        for e in events
+        if isinstance(e, Trade)
+    )
+
+
+async def test_a_perpetual_feed_stopped_dead_continues_its_deals_without_ids_exactly(
+    server: MexcServer, bus: RedisBus
+) -> None:
+    """MEXC's futures deals carry no id: the restarted feed must key them as before."""
+    tape = server.futures_trades["XRP_USDT"]
+    tape.limit = 120  # 1 deal every 50 ms: the REST backfill (latest 100) covers the gap
+    server.tick_s, server.trades_per_tick = 0.05, 1
+    overrides: dict[str, Any] = {"market": "futures", "candle_timeframe": None}
+    first = service(bus, "XRPUSDT", rest_rate_limit_ms=1, **overrides)
+
+    def some() -> bool:
+        return sum(isinstance(e, Trade) for e in stream(bus)) >= 30
+
+    await run_until(first, some, 30)
+    second = service(bus, "XRPUSDT", rest_rate_limit_ms=1, **overrides)
+
+    def all_out() -> bool:
+        return tape.cursor >= tape.end and len(trade_contents(stream(bus))) >= tape.end
+
+    with contextlib.suppress(TimeoutError):
+        await run_until(second, all_out, 30)
+    events = stream(bus)
+    ids = [e.event_id for e in events if isinstance(e, Trade)]
+    assert len(ids) == len(set(ids))
+    assert trade_contents(events) == tape_contents(server), "each deal once, none missing"
+    assert second.feed.stats.backfilled > 0
+
+
+async def test_funding_is_settled_when_market_time_passes_a_settle_time(
+    server: MexcServer,
+) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from engine.kernel.live import live_specs
+    from engine.services.live_feed import LiveFundingClock
+
+    async with LiveFeed(settings("XRPUSDT", market="futures", rest_rate_limit_ms=1)) as feed:
+        specs = await live_specs(feed)
+        clock = LiveFundingClock(feed, specs, Decimal("0.0001"))
+        at = datetime(2024, 5, 1, 8, tzinfo=UTC)
+        step = timedelta(milliseconds=INTERVAL_MS)
+        assert await clock.due(None, at) == []  # nothing behind the first market time
+        assert await clock.due(at - 2 * step, at - step) == []
+        (settled,) = await clock.due(at - step, at)
+        assert settled.ts == at and settled.symbol == "XRPUSDT"
+        assert settled.rate == Decimal(server.funding[-1].rate)
+        assert await clock.due(at, at + step) == []  # once
