@@ -109,6 +109,9 @@ class Settings(BaseSettings):
     funding_default_rate: Decimal = Field(default=Decimal("0.0001"), ge=-1, le=1)
     funding_min_rate: Decimal = Field(default=Decimal("-0.003"), ge=-1, le=1)
     funding_max_rate: Decimal = Field(default=Decimal("0.003"), ge=-1, le=1)
+    # A live run as services: the feed closes a market time at least this often, in
+    # exchange time (a candle close is a market time of its own).
+    feed_watermark_ms: int = Field(default=250, ge=10, le=60_000)
 
     # Sizing.
     sizing_mode: Literal["fixed", "volatility"] = "fixed"

@@ -78,8 +78,10 @@ def create_live_run(
     quote: str,
     run_id: str | None = None,
     preflight: dict[str, Any] | None = None,
+    specs: dict[str, Any] | None = None,
 ) -> tuple[str, datetime, datetime | None]:
-    """A live run from now on; returns its id, start and planned end."""
+    """A live run from now on; returns its id, start and planned end. `specs`, the
+    symbols' rules as the exchange stated them, are kept for a run driven as services."""
     started = ctx.clock.now()
     run_id = run_id or new_run_id(started)
     planned_end = started + timedelta(days=days) if days else None
@@ -93,6 +95,7 @@ def create_live_run(
                 "symbols": list(feed_settings.symbols),
                 "timeframe": feed_settings.candle_timeframe,
                 "days": days,
+                **({"specs": specs} if specs else {}),
             },
             "quote_currency": quote,
             "window": {

@@ -164,6 +164,16 @@ def _check_runtime(r: RunRequest) -> None:
         raise ConfigError("--detach runs need a database; drop --no-persist.")
 
 
+def _check_services(r: RunRequest) -> None:
+    """`--services` refusals, each naming only options the user gave."""
+    if r.runtime != "services":
+        return
+    if not r.persist:
+        raise ConfigError("--services keeps its run in the database; drop --no-persist.")
+    if r.resume:
+        raise ConfigError("--resume continues a run in one process; drop --services.")
+
+
 def prepare(request: RunRequest) -> PreparedRun:
     """Check the request as a whole; mistakes in it are named before any check runs."""
     settings = _settings(request)
@@ -172,6 +182,8 @@ def prepare(request: RunRequest) -> PreparedRun:
     if request.replay and request.market == "futures":
         perpetual = PerpetualFiles(request.marks, request.funding, settings.funding_default_rate)
     _check_runtime(request)
+    if request.exchange and not request.symbols:
+        raise ConfigError("a live run needs --symbols, like --symbols BTCUSDT,ETHUSDT.")
     check_days(request.days)
     parse_speed(request.speed or "max")
     choice = None
@@ -182,8 +194,7 @@ def prepare(request: RunRequest) -> PreparedRun:
             choice = StrategyChoice.resolve(settings.strategy, params)
         choice.strategy_class()  # a strategy that cannot load is named before the checks
     folder = resolve_data_dir(request.data_dir, settings) if request.persist else None
-    if request.runtime == "services" and (not request.replay or not request.persist):
-        raise ConfigError("--services runs a stored replay: give --replay, not --no-persist.")
+    _check_services(request)
     return PreparedRun(request, settings, choice, folder, perpetual)
 
 

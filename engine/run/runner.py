@@ -139,6 +139,27 @@ class PaperRunner:
             run_id=run_id, detached=detached, reports=self.ctx.reports,
         )  # fmt: skip
 
+    def start_live_services(
+        self,
+        feed_settings: FeedSettings,
+        days: float | None,
+        ports: dict[str, int] | None = None,
+        *,
+        run_id: str | None = None,
+        detached: bool = False,
+    ) -> tuple[str, RunStatus, int | None]:
+        """A live run as one process per service over Redis Streams, supervised; its
+        daily reports as each day ends, as a live run's in one process."""
+        from engine.run.live_services import run_live_services
+
+        check_days(days)
+        strategy = self.choice.strategy_class()  # fail before anything is created
+        kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
+        self.ctx.warn(strategy_warnings(strategy, kinds))
+        return run_live_services(
+            self.ctx, feed_settings, days, ports, run_id=run_id, detached=detached, reports=True
+        )
+
     def record_services_run(
         self, files: list[Path], days: float | None, speed: str, run_id: str
     ) -> bool:

@@ -129,14 +129,19 @@ class ServicesRuntime:
             on_warning=on_warning,
             reports=r.reports,
         )
-        run_id, status, stop_signal = runner.start_services(
-            prepared.files,
-            r.days,
-            prepared.perpetual,
-            speed=r.speed or "max",
-            run_id=r.as_run,
-            detached=r.detached_child,
-        )
+        if r.exchange:  # live: runs until a stop (or its planned end)
+            run_id, status, stop_signal = runner.start_live_services(
+                prepared.feed_settings(), r.days, run_id=r.as_run, detached=r.detached_child
+            )
+        else:
+            run_id, status, stop_signal = runner.start_services(
+                prepared.files,
+                r.days,
+                prepared.perpetual,
+                speed=r.speed or "max",
+                run_id=r.as_run,
+                detached=r.detached_child,
+            )
         warnings = tuple(run_problems(runner.data_dir, run_id))
         runner.ctx.warn(list(warnings))
         try:

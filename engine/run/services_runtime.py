@@ -37,67 +37,81 @@ def run_services(
     daemon, logging to `runs/RUN_ID.log`). Returns the run id, how it ended and the
     signal that stopped it, if one did.
     """
-    from engine.services.ports import service_ports
-    from engine.services.supervisor import ServiceFailed, Supervisor
-
     with ctx.store() as (store, _):
         parse_speed(speed)
         run_id, _ = create_replay_run(ctx, store, files, days, speed, perpetual, run_id)
-        lock = RunLock(ctx.data_dir, run_id)
-        lock.acquire()
-        run_started()
-        # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
-        log_file = log_path(ctx.data_dir, run_id) if detached else None
-        record_process(ctx.data_dir, run_id, detached=detached, log=log_file, clock=ctx.clock)
-        steward = ServicesSteward(store, run_id, ctx.data_dir, ctx.settings, reports=reports)
-        supervisor = Supervisor(
-            store,
-            run_id,
-            ctx.data_dir,
-            ports=ports or service_ports(ctx.settings),
-            attendant=steward,
+        return supervise_run(ctx, store, run_id, ports, detached=detached, reports=reports)
+
+
+def supervise_run(
+    ctx: RunContext,
+    store: Store,
+    run_id: str,
+    ports: dict[str, int] | None = None,
+    *,
+    detached: bool = False,
+    reports: bool = False,
+) -> tuple[str, RunStatus, int | None]:
+    """Supervise a recorded run's services (a replay's or a live one's) until it ends,
+    attended by its steward; record how it ended."""
+    from engine.services.ports import service_ports
+    from engine.services.supervisor import ServiceFailed, Supervisor
+
+    lock = RunLock(ctx.data_dir, run_id)
+    lock.acquire()
+    run_started()
+    # Its process file: `claire papertest stop --emergency` sends this process SIGTERM.
+    log_file = log_path(ctx.data_dir, run_id) if detached else None
+    record_process(ctx.data_dir, run_id, detached=detached, log=log_file, clock=ctx.clock)
+    steward = ServicesSteward(store, run_id, ctx.data_dir, ctx.settings, reports=reports)
+    supervisor = Supervisor(
+        store,
+        run_id,
+        ctx.data_dir,
+        ports=ports or service_ports(ctx.settings),
+        attendant=steward,
+    )
+    # The services ride out a database outage; so does the record of how it ended.
+    patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)
+
+    def record_end(status: RunStatus, reason: str | None) -> None:
+        patient.call(
+            lambda: supervisor.flush_records(force=True) or _still_down(),
+            "recording the services' events",
         )
-        # The services ride out a database outage; so does the record of how it ended.
-        patient = OutageTolerance(seconds=ctx.settings.db_outage_tolerance_seconds)
+        patient.call(
+            lambda: store.end_run(run_id, status, ctx.clock.now(), reason),
+            f"recording the end of run {run_id}",
+        )
 
-        def record_end(status: RunStatus, reason: str | None) -> None:
-            patient.call(
-                lambda: supervisor.flush_records(force=True) or _still_down(),
-                "recording the services' events",
-            )
-            patient.call(
-                lambda: store.end_run(run_id, status, ctx.clock.now(), reason),
-                f"recording the end of run {run_id}",
-            )
-
-        try:
-            status = supervisor.run()
-        except ServiceFailed as exc:
-            lock.release()
-            record_end(RunStatus.FAILED, str(exc))
-            steward.close()
-            forget_process(ctx.data_dir, run_id)
-            if store.db.fetch_one(store.queries["final_snapshot"], {"run_id": run_id}):
-                write_reports(ctx, store, run_id)  # none for a run that failed before figures
-            raise RunNotResumable(str(exc)) from None
-        except BaseException:
-            lock.release()
-            forget_process(ctx.data_dir, run_id)
-            raise
+    try:
+        status = supervisor.run()
+    except ServiceFailed as exc:
         lock.release()
-        reason = None
-        if supervisor.ending is not None:
-            reason = supervisor.ending.reason
-        elif status is RunStatus.STOPPED and supervisor.stop_signal is not None:
-            reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
-        try:
-            record_end(status, reason)
-            steward.close()  # a stop's backup, final report and answer
-        finally:
-            forget_process(ctx.data_dir, run_id)
-        if status is RunStatus.COMPLETED:
-            write_reports(ctx, store, run_id)
-        return run_id, status, supervisor.stop_signal
+        record_end(RunStatus.FAILED, str(exc))
+        steward.close()
+        forget_process(ctx.data_dir, run_id)
+        if store.db.fetch_one(store.queries["final_snapshot"], {"run_id": run_id}):
+            write_reports(ctx, store, run_id)  # none for a run that failed before figures
+        raise RunNotResumable(str(exc)) from None
+    except BaseException:
+        lock.release()
+        forget_process(ctx.data_dir, run_id)
+        raise
+    lock.release()
+    reason = None
+    if supervisor.ending is not None:
+        reason = supervisor.ending.reason
+    elif status is RunStatus.STOPPED and supervisor.stop_signal is not None:
+        reason = f"stopped by {signal.Signals(supervisor.stop_signal).name}"
+    try:
+        record_end(status, reason)
+        steward.close()  # a stop's backup, final report and answer
+    finally:
+        forget_process(ctx.data_dir, run_id)
+    if status is RunStatus.COMPLETED:
+        write_reports(ctx, store, run_id)
+    return run_id, status, supervisor.stop_signal
 
 
 def write_reports(ctx: RunContext, store: Store, run_id: str) -> None:
@@ -132,4 +146,4 @@ def _still_down() -> bool:
     raise DatabaseUnavailable("the database does not answer yet", "unreachable")
 
 
-__all__ = ["record_services_run", "run_services", "write_reports"]
+__all__ = ["record_services_run", "run_services", "supervise_run", "write_reports"]

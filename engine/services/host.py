@@ -42,6 +42,8 @@ from engine.runtime.redis import redis_service
 from engine.services.control import RiskControl
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
+from engine.services.live_feed import run_live_feed
+from engine.services.live_run import is_live, live_parts, live_specs_of, warm_up
 from engine.services.run_metrics import RunMetrics
 from engine.services.worker import (
     SERVICE_STREAMS,
@@ -238,7 +240,10 @@ class _Service:
             "run_id": run.run_id,
             "state": "starting",
         }
-        self.plan, self.choice, self.run_settings = plan_for_run(run)
+        if is_live(run):  # a live run: no replay data, its specs as recorded
+            self.plan, self.choice, self.run_settings = None, *live_parts(run)
+        else:
+            self.plan, self.choice, self.run_settings = plan_for_run(run)
 
     def serve_health(self, port: int, host: str) -> None:
         bus, store = self.bus, self.store
@@ -273,6 +278,14 @@ class _Service:
 
     def run_feed(self) -> None:
         create_groups(self.bus)  # before the first message: trimming never skips a group
+        if self.plan is None:
+            self.figures["state"] = "running"
+            live = run_live_feed(
+                self.bus, self.run, self.run_settings, self.should_stop,
+                self.metrics.run.observe_all,
+            )  # fmt: skip
+            self._fed(live.finished, live.published)
+            return
         speed = str((self.run.config.get("replay") or {}).get("speed") or "max")
         factor = parse_speed(speed)
         plan = self.plan
@@ -280,9 +293,11 @@ class _Service:
             self.bus, lambda: paced(plan.events(), factor), self.metrics.run.observe_all
         )
         self.figures["state"] = "running"
-        finished = feed.run(self.should_stop)
-        self.figures.update(state="done" if finished else "stopped", published=feed.published)
-        self.metrics.published.inc(feed.published)
+        self._fed(feed.run(self.should_stop), feed.published)
+
+    def _fed(self, finished: bool, published: int) -> None:
+        self.figures.update(state="done" if finished else "stopped", published=published)
+        self.metrics.published.inc(published)
         while finished and not self.should_stop():
             time.sleep(0.2)  # stay up for health checks until the supervisor stops us
 
@@ -308,7 +323,10 @@ class _Service:
     ) -> None:
         outputs: list[Event] = []
         settings = self.run_settings
-        specs = build_replay_pipeline(settings, self.plan, self._strategy(guard)).specs
+        if self.plan is None:
+            specs = live_specs_of(self.run)
+        else:
+            specs = build_replay_pipeline(settings, self.plan, self._strategy(guard)).specs
         parts = build_components(settings, specs, self._strategy(guard), outputs.append)
         committed = None
         if self.name == "alerts":
@@ -319,7 +337,10 @@ class _Service:
         worker = ServiceWorker(
             self.name, self.bus, parts, outputs, committed=committed, control=control
         )
+        fresh = self.bus.redis.get(worker.state_key) is None
         worker.prepare()
+        if self.plan is None and fresh:  # a live run's first start: the feed's warm-up
+            warm_up(self.name, self.bus, parts, self.should_stop)
         self.figures["state"] = "running"
         watched: AbstractContextManager[None] = nullcontext()
         if guard is not None and self.name == "signal":  # the one that calls the strategy

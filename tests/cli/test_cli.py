@@ -121,6 +121,17 @@ def test_papertest_start_in_memory_renders_a_table(four_symbols: list[Path]) -> 
             "ORDER_TTL_SECONDS=3000000000 is out of range: it must be from 1 to 2592000",
         ),
         (["--replay", "ETH_BTC-5000w.csv"], {}, "'5000w' is not a real candle length"),
+        (["--services", "--exchange", "mexc"], {}, "a live run needs --symbols, like --symbols"),
+        (
+            ["--services", "--replay", "x.csv", "--no-persist"],
+            {},
+            "--services keeps its run in the database; drop --no-persist.",
+        ),
+        (
+            ["--services", "--resume"],
+            {},
+            "--resume continues a run in one process; drop --services",
+        ),
     ],
 )
 def test_errors_are_one_clear_line_and_exit_one(

@@ -58,6 +58,13 @@ class TradeDeduper:
     def delivery(self) -> Delivery:
         return Delivery(self)
 
+    def resume(
+        self, last_ms: int, last_id: int | None, at_last_ms: Counter[tuple[str, str, str]]
+    ) -> None:
+        """Continue after trades emitted elsewhere (an earlier process of the same feed)."""
+        self.last_ms, self.last_id = last_ms, last_id
+        self._at_last_ms = Counter(at_last_ms)
+
     def gap_before(self, record: TradeRecord) -> Gap | None:
         """A gap if `record` has a numeric id beyond the next expected one."""
         if self.last_id is None or record.trade_id is None or not record.trade_id.isdigit():

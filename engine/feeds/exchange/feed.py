@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -156,6 +157,32 @@ class LiveFeed:
                     yield candle
             else:
                 yield item
+
+    async def next_item(self, timeout_s: float) -> FeedEvent | list[Candle] | None:
+        """The next event, alert or group of candles that end together; None when nothing
+        came within `timeout_s`. Subscribes on the first call, as `events()` does."""
+        await self._subscribe()
+        try:
+            item = await asyncio.wait_for(self._ctx.queue.get(), timeout_s)
+        except TimeoutError:
+            return None
+        if isinstance(item, BaseException):
+            raise item
+        return item
+
+    def continue_trades(
+        self,
+        symbol: str,
+        last_ms: int,
+        last_id: int | None,
+        at_last_ms: Counter[tuple[str, str, str]],
+    ) -> None:
+        """`symbol`'s trades continue after what an earlier feed emitted (its latest time,
+        highest id and copies per content at that time): the first batch is preceded by
+        a REST backfill from there, and what was emitted already is not emitted again."""
+        state = self._ctx.state(symbol)
+        state.trades.dedupe.resume(last_ms, last_id, at_last_ms)
+        state.trades.needs_backfill = True
 
     async def specs(self) -> dict[str, MarketSpec]:
         await self.start()
