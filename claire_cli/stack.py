@@ -44,12 +44,27 @@ def _say(message: str) -> None:
 
 
 @stack_app.command("build")
-def build(compose_dir: ComposeDir = None) -> None:
-    """Build the engine image (compose/Dockerfile) with the Docker engine."""
+def build(
+    base_image: Annotated[
+        str,
+        typer.Option(
+            "--base-image",
+            help="The Python 3.11 image to build on, one this Docker engine has (offline: "
+            "one loaded with `docker load` or made with `docker import`).",
+            metavar="IMAGE",
+        ),
+    ] = "python:3.11-slim",
+    compose_dir: ComposeDir = None,
+) -> None:
+    """Build the engine image (compose/Dockerfile) with the Docker engine; offline with
+    wheels in compose/wheels/ (docs: Building offline)."""
     with user_errors():
+        from engine.errors import ConfigError
         from engine.stack.containers import build as build_image
 
-        image = build_image(_config(compose_dir), progress=_say)
+        if not base_image.strip():
+            raise ConfigError("--base-image is empty; name an image, like python:3.11-slim.")
+        image = build_image(_config(compose_dir), progress=_say, base_image=base_image.strip())
         typer.echo(f"built {image[:19]}")
 
 
@@ -70,11 +85,13 @@ def up(
     with user_errors():
         from dataclasses import replace
 
+        from engine.stack.checks import stack_mode
         from engine.stack.containers import up as stack_up
 
         config = _config(compose_dir)
         if no_monitoring:
             config = replace(config, monitoring=False)
+        _say(f"the stack runs {stack_mode(config.env).describe()}")
         rows = stack_up(config, services or None, timeout_s=timeout, progress=_say)
         _show(rows, as_json)
 

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 ENGINE_IMAGE: Final = "claire-de-binare:latest"
+BASE_IMAGE: Final = "python:3.11-slim"  # the engine image's base (compose/Dockerfile)
 REDIS_IMAGE: Final = "redis:7.4-bookworm"
 POSTGRES_IMAGE: Final = "postgres:18-bookworm"
 PROMETHEUS_IMAGE: Final = "prom/prometheus:v3.5.0"
 GRAFANA_IMAGE: Final = "grafana/grafana:12.1.1"
 PROJECT: Final = "claire"  # the default project (CLAIRE_STACK_PROJECT): today's names
+LABEL_PROJECT: Final = "com.docker.compose.project"  # the project a container belongs to
 DATA_DIR: Final = "/var/lib/claire"  # the engine containers' data folder (a named volume)
 MARKET_DIR: Final = "/data/market"  # the replay's market data, mounted read-only
 
@@ -95,6 +97,18 @@ _ENGINE_ENV: Final = {
     # network keeps them on 127.0.0.1.
     "CLAIRE_HTTP_HOST": "0.0.0.0",  # noqa: S104 - inside the container, published on 127.0.0.1
 }
+# The live feed's settings, carried into the run's containers as compose/.env sets them
+# (engine.stack.checks validates them first): CLAIRE_EXCHANGE empty means a replay.
+# `claire stack` leaves out the empty ones, so a replay stack's containers stay as they were.
+LIVE_ENV: Final = {
+    "CLAIRE_EXCHANGE": "${CLAIRE_EXCHANGE:-}",
+    "CLAIRE_MARKET": "${CLAIRE_MARKET:-}",
+    "CLAIRE_SYMBOLS": "${CLAIRE_SYMBOLS:-}",
+    "CLAIRE_MEXC_SPOT_REST_URL": "${CLAIRE_MEXC_SPOT_REST_URL:-}",
+    "CLAIRE_MEXC_SPOT_WS_URL": "${CLAIRE_MEXC_SPOT_WS_URL:-}",
+    "CLAIRE_MEXC_FUTURES_REST_URL": "${CLAIRE_MEXC_FUTURES_REST_URL:-}",
+    "CLAIRE_MEXC_FUTURES_WS_URL": "${CLAIRE_MEXC_FUTURES_WS_URL:-}",
+}
 _BACKING = {"cdb_redis": "service_healthy", "cdb_postgres": "service_healthy"}
 
 # container name -> (engine service, port variable, default port)
@@ -127,6 +141,7 @@ def _engine(container: str) -> Service:
         ports=[(port, port)],
         environment={
             **_ENGINE_ENV,
+            **LIVE_ENV,
             "CLAIRE_HEALTH_PORT": port,
             # The alerts service sends notifications (a secret, never logged).
             **({"CLAIRE_NOTIFY_URLS": "${CLAIRE_NOTIFY_URLS:-}"} if name == "alerts" else {}),
@@ -246,7 +261,7 @@ STACK: Final[tuple[Service, ...]] = (
         health=None,
         cpus="1.0",
         memory="512m",
-        environment=dict(_ENGINE_ENV),
+        environment={**_ENGINE_ENV, **LIVE_ENV},
         volumes=[
             "claire_data:" + DATA_DIR,
             "${CLAIRE_MARKET_DATA:-../../shared/data/market}:" + MARKET_DIR + ":ro",
