@@ -1,0 +1,109 @@
+"""The runbook's commands on a stack, with no URL typed: `--stack` finds the stack's
+PostgreSQL where compose/.env publishes it. An embedded PostgreSQL stands in for the
+stack's, on TCP with the stack's user, password and port (no Docker needed)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import psycopg
+import pytest
+
+from engine.runtime import EmbeddedPostgres
+from engine.runtime.files import free_port
+from tests.cli.support import ETH, invoke, ok
+
+pytestmark = pytest.mark.integration
+
+PASSWORD = "StackOnlyPw0rd"
+FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+
+
+@pytest.fixture(scope="module")
+def stack_port() -> Iterator[int]:
+    """A PostgreSQL on 127.0.0.1 with the stack's user `claire` and database `claire`."""
+    base = Path(tempfile.mkdtemp(prefix="claire-stack-pg-"))
+    os.chmod(base, 0o711)
+    server = EmbeddedPostgres(base, listen="tcp", settings=FAST)
+    server.start()
+    try:
+        with psycopg.connect(server.url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE claire LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
+        port = urlsplit(server.url).port
+        assert port is not None
+        yield port
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def stack_env(
+    stack_port: int, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, claire_home: Path
+) -> str:
+    """A compose/.env naming the stand-in; returns the stack's URL (with its password)."""
+    compose = tmp_path / "compose"
+    compose.mkdir()
+    (compose / ".env").write_text(
+        f"POSTGRES_PASSWORD={PASSWORD}\nPOSTGRES_PORT={stack_port}\n"
+        f"REDIS_PASSWORD=redis-{PASSWORD}\nREDIS_PORT={free_port()}\n"
+    )
+    monkeypatch.setenv("CLAIRE_COMPOSE_DIR", str(compose))
+    return f"postgresql://claire:{PASSWORD}@127.0.0.1:{stack_port}/claire"
+
+
+def test_runbook_commands_use_the_stacks_database_with_no_url_typed(
+    stack_env: str, stack_port: int, claire_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A run in the stack's database, as its services record one.
+    monkeypatch.setenv("CLAIRE_POSTGRES_URL", stack_env)
+    started = ok("papertest", "start", "--replay", ETH, "--days", "1", "--capital", "10", "--json")
+    run = json.loads(started.stdout)
+    monkeypatch.delenv("CLAIRE_POSTGRES_URL")
+    said = f"database: the stack claire's PostgreSQL at postgresql://claire:***@127.0.0.1:{stack_port}/claire"
+
+    status = invoke("status", "--stack", "--json")
+    assert status.exit_code in (0, 1), status.output
+    assert json.loads(status.stdout)["run_id"] == run["run_id"]
+    assert said in status.stderr
+    # The data folder has no run: without --stack (and no Docker) the folder answers.
+    assert invoke("status", "--no-stack", "--json").exit_code == 2
+
+    made = json.loads(ok("backup", "create", "--stack", "--json").stdout)
+    assert Path(made["file"]).is_relative_to(claire_home / "backups")
+    assert made["run_id"] == run["run_id"] and made["rows"] > 0
+    listed = json.loads(ok("backup", "list", "--stack", "--json").stdout)
+    assert [b["name"] for b in listed] == [made["name"]]
+
+    report = ok("report", "--stack", "--day", "1", "--format", "json")
+    assert json.loads(report.stdout)["run_id"] == run["run_id"]
+    assert said in report.stderr
+    trades = ok("export", "trades", "--stack")
+    assert trades.stdout.splitlines()[0].startswith("trade_id,order_id,ts,symbol")
+    assert json.loads(ok("incident", "list", "--stack", "--json").stdout) == []
+
+    outputs = status.output + report.output + trades.output + json.dumps(made)
+    assert PASSWORD not in outputs
+
+
+def test_stack_asked_for_and_not_there_is_one_sentence_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, claire_home: Path
+) -> None:
+    compose = tmp_path / "compose"
+    compose.mkdir()
+    (compose / ".env").write_text(
+        f"POSTGRES_PASSWORD={PASSWORD}\nPOSTGRES_PORT={free_port()}\nREDIS_PASSWORD=r\n"
+    )
+    monkeypatch.setenv("CLAIRE_COMPOSE_DIR", str(compose))
+    monkeypatch.setenv("DOCKER_HOST", f"tcp://127.0.0.1:{free_port()}")  # no Docker answers
+    for args in (("status",), ("backup", "create"), ("incident", "list"), ("report",)):
+        result = invoke(*args, "--stack")
+        assert result.exit_code == 1, (args, result.output)
+        lines = [line for line in result.stderr.splitlines() if line.strip()]
+        assert len(lines) == 1 and "`claire stack up`" in lines[0], (args, result.stderr)
