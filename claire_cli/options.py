@@ -12,6 +12,7 @@ from claire_cli.console import err, escape
 
 if TYPE_CHECKING:
     from engine.config import Settings
+    from engine.stack.target import Target
 
 
 def refuse_empty(option: str, fix: str) -> Callable[[str | None], str | None]:
@@ -86,13 +87,18 @@ StackFlag = Annotated[
 ]
 
 
-def settings_for(stack: bool | None, data_dir: str | None) -> Settings:
-    """The settings of the database this command uses (engine.stack.target), said on
-    stderr when it is the stack's; stdout stays the command's own (--json too)."""
+def target_for(stack: bool | None, data_dir: str | None) -> Target:
+    """The database this command uses (engine.stack.target), said on stderr when it is
+    the stack's; stdout stays the command's own (--json too)."""
     from engine.config import load_settings
     from engine.stack.target import resolve_target
 
     target = resolve_target(load_settings(), stack=stack, data_dir=data_dir)
     if target.kind == "stack":
         err().print(escape(target.describe()), soft_wrap=True)
-    return target.settings
+    return target
+
+
+def settings_for(stack: bool | None, data_dir: str | None) -> Settings:
+    """The settings of the database this command uses (see `target_for`)."""
+    return target_for(stack, data_dir).settings

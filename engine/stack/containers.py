@@ -492,6 +492,11 @@ def restart_service(name: str, timeout_s: int = STOP_TIMEOUT_S, project: str | N
         raise StackError(f"Docker did not restart {name}: {_first_line(exc)}.") from None
 
 
+def service_container(name: str, project: str | None = None) -> Container:
+    """A service's container; a `StackError` naming `claire stack up` when it has none."""
+    return _require(connect(), name, project)
+
+
 def _require(client: docker.DockerClient, name: str, project: str | None) -> Container:
     if name not in BY_NAME:
         raise StackError(f"no service {name!r} in the stack; choose from {', '.join(BY_NAME)}.")
