@@ -220,3 +220,35 @@ def init_run(
         record = start(request)
         done = "recorded" if record.created else "exists; its services resume it"
         typer.echo(f"run {record.run_id} {done}")
+
+
+@stack_app.command("backups", hidden=True)
+def backups(
+    run_id: Annotated[str, typer.Option("--run", metavar="RUN_ID")],
+    poll: Annotated[float, typer.Option(help="Seconds between looks.", min=0.05)] = 30.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Take the stack run's backups on their schedule (inside the stack, until stopped)."""
+    with user_errors():
+        import os
+        import signal
+        import threading
+
+        from engine.config import load_settings
+        from engine.home.database import open_store
+        from engine.home.folder import resolve_data_dir
+        from engine.stack.backups import ALIVE_FILE, StackBackups, run_backups
+
+        settings = load_settings()
+        folder = resolve_data_dir(data_dir, settings)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        live = bool(os.environ.get("CLAIRE_EXCHANGE", "").strip())
+        with open_store(settings, folder) as (store, _):
+            duty = StackBackups(store, run_id, folder, settings, live=live)
+            kept = settings.backup_retention_days
+            _say(
+                f"backups of run {run_id}: {settings.backup_schedule}, every "
+                f"{settings.backup_interval}, kept {kept} days"
+            )
+            run_backups(duty, stop.wait, poll, alive=Path(ALIVE_FILE))

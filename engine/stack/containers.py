@@ -260,7 +260,7 @@ def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
         options["healthcheck"] = check
     if config.network == "host":
         options["network_mode"] = "host"
-        options["extra_hosts"] = {name: "127.0.0.1" for name in BY_NAME}
+        options["extra_hosts"] = {s.name: "127.0.0.1" for s in STACK if s.reached}
     else:
         options["network"] = network_name(config.project)
         options["ports"] = {

@@ -75,6 +75,7 @@ class Service:
     build: bool = False  # the engine image, built from compose/Dockerfile
     engine: str | None = None  # the engine service this container runs
     monitoring: bool = False
+    reached: bool = True  # other containers reach it by name (it serves something)
 
     @property
     def one_shot(self) -> bool:
@@ -191,6 +192,45 @@ def _web() -> Service:
     )
 
 
+# The backup duty's health: its loop touched the file within three polls (engine.stack.backups).
+BACKUP_HEALTH_PY: Final = (
+    "import os, sys, time; "
+    "sys.exit(time.time() - os.path.getmtime('/tmp/claire-backups.alive') > 90)"
+)
+
+
+def _backup() -> Service:
+    """The stack run's backups on the operator's clock (engine.stack.backups says why
+    a container of its own)."""
+    return Service(
+        name="cdb_backup",
+        image=ENGINE_IMAGE,
+        build=True,
+        command=[
+            "claire",
+            "stack",
+            "backups",
+            "--run",
+            "${CLAIRE_RUN_ID:-stack}",
+            "--data-dir",
+            DATA_DIR,
+        ],
+        health=Health(["CMD", "python", "-c", BACKUP_HEALTH_PY], start_period="30s"),
+        cpus="0.5",
+        memory="512m",
+        environment={
+            **_ENGINE_ENV,
+            "CLAIRE_EXCHANGE": "${CLAIRE_EXCHANGE:-}",
+            "BACKUP_SCHEDULE": "${BACKUP_SCHEDULE:-on}",
+            "BACKUP_INTERVAL": "${BACKUP_INTERVAL:-24h}",
+            "BACKUP_RETENTION_DAYS": "${BACKUP_RETENTION_DAYS:-14}",
+        },
+        volumes=["claire_data:" + DATA_DIR],
+        depends_on={**_BACKING, "cdb_init": "service_completed_successfully"},
+        reached=False,
+    )
+
+
 STACK: Final[tuple[Service, ...]] = (
     Service(
         name="cdb_redis",
@@ -276,6 +316,7 @@ STACK: Final[tuple[Service, ...]] = (
     _engine("cdb_portfolio"),
     _engine("cdb_alerts"),
     _engine("cdb_ws"),
+    _backup(),
     Service(
         name="cdb_prometheus",
         image=PROMETHEUS_IMAGE,

@@ -5,42 +5,15 @@ stack's, on TCP with the stack's user, password and port (no Docker needed)."""
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
-from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import urlsplit
 
-import psycopg
 import pytest
 
-from engine.runtime import EmbeddedPostgres
 from engine.runtime.files import free_port
 from tests.cli.support import ETH, invoke, ok
+from tests.stack.conftest import STACK_PASSWORD as PASSWORD
 
 pytestmark = pytest.mark.integration
-
-PASSWORD = "StackOnlyPw0rd"
-FAST = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-
-
-@pytest.fixture(scope="module")
-def stack_port() -> Iterator[int]:
-    """A PostgreSQL on 127.0.0.1 with the stack's user `claire` and database `claire`."""
-    base = Path(tempfile.mkdtemp(prefix="claire-stack-pg-"))
-    os.chmod(base, 0o711)
-    server = EmbeddedPostgres(base, listen="tcp", settings=FAST)
-    server.start()
-    try:
-        with psycopg.connect(server.url, autocommit=True) as admin:
-            admin.execute(f"CREATE ROLE claire LOGIN SUPERUSER PASSWORD '{PASSWORD}'")
-        port = urlsplit(server.url).port
-        assert port is not None
-        yield port
-    finally:
-        server.stop()
-        shutil.rmtree(base, ignore_errors=True)
 
 
 @pytest.fixture
