@@ -21,6 +21,7 @@ from __future__ import annotations
 import logging
 import os
 import socket
+import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -74,10 +75,19 @@ def docker_configured(environ: Mapping[str, str] | None = None) -> bool:
     return bool(env.get("DOCKER_HOST")) or DOCKER_SOCKET.exists()
 
 
+# A Docker engine that did not answer is not asked again for this long (one command
+# asks twice: which database, then the stack's containers for `claire status`).
+SILENT_FOR_S: Final = 30.0
+_silent_until: dict[str, float] = {}
+
+
 def stack_present(project: str, timeout_s: float = DOCKER_CHECK_S) -> bool:
     """Whether the Docker engine holds a container of `project`; False without Docker,
     and False (not a wait) when the engine does not answer within `timeout_s`."""
     if not docker_configured():
+        return False
+    engine = os.environ.get("DOCKER_HOST", "") or str(DOCKER_SOCKET)
+    if time.monotonic() < _silent_until.get(engine, 0.0):
         return False
     try:
         import docker
@@ -89,8 +99,9 @@ def stack_present(project: str, timeout_s: float = DOCKER_CHECK_S) -> bool:
             )
         finally:
             client.close()
-    except Exception as exc:
+    except Exception as exc:  # any failure means no stack to use
         log.debug("no stack found: %s", type(exc).__name__)
+        _silent_until[engine] = time.monotonic() + SILENT_FOR_S
         return False
     return bool(found)
 
