@@ -61,6 +61,13 @@ def test_runbook_commands_use_the_stacks_database_with_no_url_typed(
     assert trades.stdout.splitlines()[0].startswith("trade_id,order_id,ts,symbol")
     assert json.loads(ok("incident", "list", "--stack", "--json").stdout) == []
 
+    # Commands sent through run_commands reach the stack's run: it has ended, so both
+    # are refused by name (from the stack's database; the data folder has no run).
+    for args in (("risk", "halt", "--note", "check"), ("papertest", "stop")):
+        sent = invoke(*args, "--stack", "--run", run["run_id"], "--timeout", "5")
+        assert sent.exit_code == 1, (args, sent.output)
+        assert run["run_id"] in sent.stderr and said in sent.stderr, (args, sent.stderr)
+
     outputs = status.output + report.output + trades.output + json.dumps(made)
     assert PASSWORD not in outputs
 
