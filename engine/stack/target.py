@@ -6,7 +6,8 @@ In this order:
    this machine (127.0.0.1, its ports and passwords); an error naming `claire stack up`
    when no stack is there. `--no-stack`: the data folder.
 3. `--data-dir` or `CLAIRE_HOME`: that data folder, which the user named.
-4. A stack that exists (containers of the project `CLAIRE_STACK_PROJECT`): the stack.
+4. A stack that exists (containers of the project `CLAIRE_STACK_PROJECT`) and whose
+   passwords compose/.env (or the environment) gives: the stack.
 5. The data folder.
 
 The answer is the settings the command goes on with (the stack's URLs in place of the
@@ -140,7 +141,10 @@ def resolve_target(
             return folder  # a stack's settings that do not parse: not a stack to use
         if not present(config.project):
             return folder
-        return _stack_target(settings, config)
+        try:
+            return _stack_target(settings, config)
+        except ConfigError:
+            return folder  # a stack this machine has no passwords for: not one to use
     config = StackConfig.load(compose_dir)
     if not (present(config.project) or answers(config)):
         raise NoStackError(

@@ -111,6 +111,9 @@ def test_a_stack_without_its_password_names_the_env_file(tmp_path: Path) -> None
     folder.mkdir()
     with pytest.raises(ConfigError, match=r"compose/\.env"):
         resolve_target(Settings(), stack=True, compose_dir=folder, present=lambda p: True)
+    # Not asked for: a stack this machine has no passwords for is not used.
+    found = resolve_target(Settings(claire_home=None), compose_dir=folder, present=lambda p: True)
+    assert found.kind == "folder"
 
 
 def test_the_published_port_check_is_a_real_connection(tmp_path: Path) -> None:
