@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import user_errors, warn
-from claire_cli.options import AsJson, DataDir
+from claire_cli.options import AsJson, DataDir, StackFlag, settings_for
 
 backup_app = typer.Typer(
     help="Back up the data folder's database, check the backups, restore one, prune old ones.",
@@ -44,18 +44,17 @@ def _describe(b: Any) -> dict[str, Any]:
     body = b.manifest.as_json()
     body["file"] = str(b.dump)
     body["rows"] = sum(b.manifest.tables.values())
-    return body
+    return dict(body)
 
 
 @backup_app.command("create")
-def create(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def create(data_dir: DataDir = None, stack: StackFlag = None, as_json: AsJson = False) -> None:
     """Back up the database now (custom-format pg_dump, checksum, manifest)."""
     with user_errors():
-        from engine.config import load_settings
         from engine.ops.status import choose_run
         from engine.report.access import open_data
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         with open_data(settings, data_dir) as data:
             run, _ = choose_run(data.store, data.folder, None)
             made = _backups(settings, data.folder).create(
@@ -79,13 +78,14 @@ def create(data_dir: DataDir = None, as_json: AsJson = False) -> None:
 
 
 @backup_app.command("list")
-def list_backups(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def list_backups(
+    data_dir: DataDir = None, stack: StackFlag = None, as_json: AsJson = False
+) -> None:
     """The backups, oldest first, with their size, rows and whether they were verified."""
     with user_errors():
-        from engine.config import load_settings
         from engine.home.folder import resolve_data_dir
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         backups = _backups(settings, resolve_data_dir(data_dir, settings))
         found = backups.folder.backups()
         if as_json:
@@ -128,17 +128,17 @@ def verify(
     name: Name = None,
     every: Annotated[bool, typer.Option("--all", help="Verify every backup.")] = False,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Check a backup (default: the newest): checksum, table of contents, and a restore into a
     scratch database whose row counts must match the manifest. Exit 1 when one fails."""
     with user_errors():
-        from engine.config import load_settings
         from engine.ops.backups import BackupNotFound
         from engine.plain import plain
         from engine.report.access import open_data
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         with open_data(settings, data_dir) as data:
             backups = _backups(settings, data.folder)
             if every:
@@ -200,17 +200,17 @@ def restore(
         bool, typer.Option("--force", help="Restore in place even while a run is active.")
     ] = False,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Restore a backup in place (the current database is kept under another name when it
     holds runs), or into a new database with --to-database. Then resume the run with
     `claire papertest start --resume`."""
     with user_errors():
-        from engine.config import load_settings
         from engine.home.folder import resolve_data_dir
         from engine.ops.backups.restore import restore_data_folder
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         folder = resolve_data_dir(data_dir, settings)
         result = restore_data_folder(
             settings,
@@ -252,7 +252,7 @@ def _print_restored(result: Any) -> None:
 def _restored(result: Any) -> dict[str, Any]:
     from engine.plain import plain
 
-    return plain(
+    found: dict[str, Any] = plain(
         {
             "backup": result.backup,
             "database": result.database,
@@ -261,6 +261,7 @@ def _restored(result: Any) -> dict[str, Any]:
             "runs": result.runs,
         }
     )
+    return found
 
 
 @backup_app.command("prune")
@@ -269,15 +270,15 @@ def prune(
         bool, typer.Option("--dry-run", help="Say what would go, delete nothing.")
     ] = False,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Delete backups older than BACKUP_RETENTION_DAYS (default 14), keeping the newest
     backup and the newest verified one whatever their age; and incomplete leftovers."""
     with user_errors():
-        from engine.config import load_settings
         from engine.home.folder import resolve_data_dir
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         backups = _backups(settings, resolve_data_dir(data_dir, settings))
         leftovers = backups.folder.leftovers()
         decisions = backups.prune(settings.backup_retention_days, dry_run=dry_run)

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import AsJson, DataDir, refuse_empty
+from claire_cli.options import AsJson, DataDir, StackFlag, refuse_empty, settings_for
 
 db_app = typer.Typer(
     help="Query a data folder's database: its URL, or psql on it.",
@@ -26,15 +26,14 @@ def db(ctx: typer.Context) -> None:
 
 
 @db_app.command("url")
-def url(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def url(data_dir: DataDir = None, stack: StackFlag = None, as_json: AsJson = False) -> None:
     """Print a connection string (with its password) that works while the server runs."""
     with user_errors():
-        from engine.config import load_settings
         from engine.home.folder import resolve_data_dir
         from engine.ops.database import running_url
         from engine.report.access import NoDataError, has_claire_data
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         folder = resolve_data_dir(data_dir, settings)
         if settings.claire_postgres_url is None and not has_claire_data(folder):
             raise NoDataError(f"no Claire data in {folder}; check --data-dir (or CLAIRE_HOME).")
@@ -55,6 +54,7 @@ def psql(
         ),
     ] = None,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
 ) -> None:
     """Open psql on the data folder's database, starting its server if needed.
 
@@ -63,11 +63,10 @@ def psql(
     claire db psql --run RUN_ID -- -c "SELECT count(*) FROM trades WHERE run_id = :'run'"
     """
     with user_errors():
-        from engine.config import load_settings
         from engine.ops.database import psql_call, run_psql, served
         from engine.report.access import open_data
 
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         with open_data(settings, data_dir) as data:
             chosen = data.run_id(run_id) if run_id else None
             folder = data.folder

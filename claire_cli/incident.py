@@ -8,7 +8,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import user_errors, warn
-from claire_cli.options import AsJson, DataDir, RunId
+from claire_cli.options import AsJson, DataDir, RunId, StackFlag, settings_for
 
 incident_app = typer.Typer(
     help="Open an incident (bundle, first action, report), list, show and close incidents.",
@@ -53,17 +53,17 @@ def open_incident(
     ] = None,
     run_id: RunId = None,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Capture a bundle, take the type's first action, write the incident report."""
     with user_errors():
-        from engine.config import load_settings
         from engine.incident_kinds import IncidentType
         from engine.incidents.desk import check_note, incident_desk
 
         chosen = IncidentType.parse(kind)
         text = check_note(note) if note is not None else None
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         with incident_desk(settings, data_dir) as desk:
             found = desk.open(chosen, text, run_id=run_id, service=service)
             down = desk.store_error
@@ -108,13 +108,14 @@ def _opened(found: Any) -> None:
 
 
 @incident_app.command("list")
-def list_incidents(data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def list_incidents(
+    data_dir: DataDir = None, stack: StackFlag = None, as_json: AsJson = False
+) -> None:
     """Every incident, oldest first: type, status, run, first action."""
     with user_errors():
-        from engine.config import load_settings
         from engine.incidents.desk import incident_desk
 
-        with incident_desk(load_settings(), data_dir) as desk:
+        with incident_desk(settings_for(stack, data_dir), data_dir) as desk:
             found = desk.list()
             down = desk.store_error
         if as_json:
@@ -153,13 +154,17 @@ def _table(found: list[Any], folder: str) -> None:
 
 
 @incident_app.command("show")
-def show(incident_id: IncidentId, data_dir: DataDir = None, as_json: AsJson = False) -> None:
+def show(
+    incident_id: IncidentId,
+    data_dir: DataDir = None,
+    stack: StackFlag = None,
+    as_json: AsJson = False,
+) -> None:
     """One incident: what happened, its first action, its timeline, bundle and report."""
     with user_errors():
-        from engine.config import load_settings
         from engine.incidents.desk import incident_desk
 
-        with incident_desk(load_settings(), data_dir) as desk:
+        with incident_desk(settings_for(stack, data_dir), data_dir) as desk:
             found = desk.show(incident_id)
         if as_json:
             typer.echo(json.dumps(found.as_json(), indent=2))
@@ -201,14 +206,14 @@ def close(
         str, typer.Option("--note", help="How it ended; kept in the timeline.", metavar="TEXT")
     ],
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Close an incident with a note; its report is written again."""
     with user_errors():
-        from engine.config import load_settings
         from engine.incidents.desk import incident_desk
 
-        with incident_desk(load_settings(), data_dir) as desk:
+        with incident_desk(settings_for(stack, data_dir), data_dir) as desk:
             found = desk.close(incident_id, note)
             down = desk.store_error
         if as_json:

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from claire_cli.console import err, escape
+
+if TYPE_CHECKING:
+    from engine.config import Settings
+    from engine.stack.target import Target
 
 
 def refuse_empty(option: str, fix: str) -> Callable[[str | None], str | None]:
@@ -73,3 +77,28 @@ IgnoreCheck = Annotated[
         metavar="NAME",
     ),
 ]
+StackFlag = Annotated[
+    bool | None,
+    typer.Option(
+        "--stack/--no-stack",
+        help="Use the Docker stack's PostgreSQL and Redis (default: when a stack exists and "
+        "neither --data-dir nor CLAIRE_HOME names a folder); --no-stack: the data folder's.",
+    ),
+]
+
+
+def target_for(stack: bool | None, data_dir: str | None) -> Target:
+    """The database this command uses (engine.stack.target), said on stderr when it is
+    the stack's; stdout stays the command's own (--json too)."""
+    from engine.config import load_settings
+    from engine.stack.target import resolve_target
+
+    target = resolve_target(load_settings(), stack=stack, data_dir=data_dir)
+    if target.kind == "stack":
+        err().print(escape(target.describe()), soft_wrap=True)
+    return target
+
+
+def settings_for(stack: bool | None, data_dir: str | None) -> Settings:
+    """The settings of the database this command uses (see `target_for`)."""
+    return target_for(stack, data_dir).settings

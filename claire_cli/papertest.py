@@ -9,7 +9,16 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import is_debug, user_errors, warn
-from claire_cli.options import AsJson, DataDir, IgnoreCheck, RunId, plain_number, refuse_empty
+from claire_cli.options import (
+    AsJson,
+    DataDir,
+    IgnoreCheck,
+    RunId,
+    StackFlag,
+    plain_number,
+    refuse_empty,
+    settings_for,
+)
 
 papertest_app = typer.Typer(
     help="Start, resume and watch paper runs.",
@@ -343,6 +352,7 @@ def stop(
         typer.Option(help="Seconds to wait for the run to finish stopping.", metavar="SECONDS"),
     ] = 300.0,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Stop the active run (default) or --run.
@@ -352,11 +362,10 @@ def stop(
     market event, close nothing, back up. Both leave the run stopped and resumable.
     """
     with user_errors():
-        from engine.config import load_settings
         from engine.run.lifecycle import stop as stop_run
 
         result = stop_run(
-            load_settings(), data_dir, run_id, emergency=emergency, reason=reason,
+            settings_for(stack, data_dir), data_dir, run_id, emergency=emergency, reason=reason,
             timeout_s=timeout,
         )  # fmt: skip
         answer = result.answer

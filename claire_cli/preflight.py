@@ -9,7 +9,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import AsJson, DataDir, IgnoreCheck
+from claire_cli.options import AsJson, DataDir, IgnoreCheck, settings_for
 
 STYLES = {
     "ok": "green",
@@ -38,7 +38,12 @@ def preflight(
     ignore_check: IgnoreCheck = None,
     strict: Annotated[bool, typer.Option("--strict", help="Warnings are no-go too.")] = False,
     stack: Annotated[
-        bool, typer.Option("--stack", help="Also check the Docker stack's containers.")
+        bool,
+        typer.Option(
+            "--stack",
+            help="Check the Docker stack: its containers, and its PostgreSQL and Redis as "
+            "compose/.env publishes them.",
+        ),
     ] = False,
     data_dir: DataDir = None,
     as_json: AsJson = False,
@@ -52,7 +57,10 @@ def preflight(
         if replay and exchange:
             raise ConfigError("choose --replay or --exchange, not both.")
         ignored = check_ignored(ignore_check or ())
-        ctx = preflight_context(data_dir, replay, exchange, symbols, market, days)
+        settings = _stack_settings(data_dir) if stack else None
+        ctx = preflight_context(
+            data_dir, replay, exchange, symbols, market, days, settings=settings
+        )
         checks = CHECKS
         if stack:
             from engine.stack.health import check_stack
@@ -65,6 +73,17 @@ def preflight(
             print_report(report)
         if not report.go:
             raise typer.Exit(1)
+
+
+def _stack_settings(data_dir: str | None) -> Any:
+    """The stack's database and Redis; None (the stack check says why) when no stack is
+    there, so the go/no-go table still shows every check."""
+    from engine.stack.target import NoStackError
+
+    try:
+        return settings_for(True, data_dir)
+    except NoStackError:
+        return None
 
 
 def print_report(report: Any, stderr: bool = False) -> None:

@@ -10,7 +10,7 @@ from typing import Annotated, TypeVar
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import DataDir, RunId
+from claire_cli.options import DataDir, RunId, StackFlag, settings_for
 
 
 class ReportFormat(StrEnum):
@@ -61,10 +61,10 @@ def report(
     ] = None,
     run_id: RunId = None,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
 ) -> None:
     """Report on a run (default: the newest): PnL, win rate, drawdown, Sharpe, risk, alerts."""
     with user_errors():
-        from engine.config import load_settings
         from engine.errors import ConfigError
         from engine.report.access import open_data
         from engine.report.content import build_report
@@ -73,7 +73,7 @@ def report(
         if final and day is not None:
             raise ConfigError("--final and --day disagree; give one of them.")
         chosen = _format(fmt, as_json, ReportFormat.md)
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         with open_data(settings, data_dir) as data:
             result = build_report(data.store, data.run_id(run_id), day)
         _emit(render(result, chosen.value), out)
@@ -91,15 +91,15 @@ def export(
     ] = None,
     run_id: RunId = None,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
 ) -> None:
     """Export one of a run's tables as CSV or JSON (round_trips: one row per round trip)."""
     with user_errors():
-        from engine.config import load_settings
         from engine.report.access import open_data
         from engine.report.export import export_text
 
         chosen = _format(fmt, as_json, ExportFormat.csv)
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         with open_data(settings, data_dir) as data:
             text = export_text(data.store, kind.value, data.run_id(run_id), chosen.value)
         _emit(text, out)

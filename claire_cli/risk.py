@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import AsJson, DataDir, RunId
+from claire_cli.options import AsJson, DataDir, RunId, StackFlag, settings_for
 
 risk_app = typer.Typer(
     help="Halt or resume trading of the running run, with a note that is kept.",
@@ -42,10 +42,11 @@ def resume(
     run_id: RunId = None,
     timeout: Timeout = 30.0,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Resume trading after the circuit breaker (or a halt); refused when not halted."""
-    _send("resume", note, run_id, timeout, data_dir, as_json)
+    _send("resume", note, run_id, timeout, (data_dir, stack), as_json)
 
 
 @risk_app.command("halt")
@@ -54,25 +55,31 @@ def halt(
     run_id: RunId = None,
     timeout: Timeout = 30.0,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """Halt trading now, as the circuit breaker does (CIRCUIT_BREAKER_ACTION applies)."""
-    _send("halt", note, run_id, timeout, data_dir, as_json)
+    _send("halt", note, run_id, timeout, (data_dir, stack), as_json)
 
 
 def _send(
-    kind: str, note: str, run_id: str | None, timeout: float, data_dir: str | None, as_json: bool
+    kind: str,
+    note: str,
+    run_id: str | None,
+    timeout: float,
+    where: tuple[str | None, bool | None],
+    as_json: bool,
 ) -> None:
     with user_errors():
         from claire_cli.console import out
-        from engine.config import load_settings
         from engine.ops.commands import Operator
         from engine.ops.control import CommandError, CommandKind, CommandStatus, check_note
         from engine.plain import iso_utc
         from engine.report.access import open_data
 
         text = check_note(note)
-        settings = load_settings()
+        data_dir, stack = where
+        settings = settings_for(stack, data_dir)
         with open_data(settings, data_dir) as data:
             answer = Operator(data.store, data.folder).command(
                 CommandKind(kind), text, run_id, timeout

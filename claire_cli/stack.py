@@ -44,12 +44,27 @@ def _say(message: str) -> None:
 
 
 @stack_app.command("build")
-def build(compose_dir: ComposeDir = None) -> None:
-    """Build the engine image (compose/Dockerfile) with the Docker engine."""
+def build(
+    base_image: Annotated[
+        str,
+        typer.Option(
+            "--base-image",
+            help="The Python 3.11 image to build on, one this Docker engine has (offline: "
+            "one loaded with `docker load` or made with `docker import`).",
+            metavar="IMAGE",
+        ),
+    ] = "python:3.11-slim",
+    compose_dir: ComposeDir = None,
+) -> None:
+    """Build the engine image (compose/Dockerfile) with the Docker engine; offline with
+    wheels in compose/wheels/ (docs: Building offline)."""
     with user_errors():
+        from engine.errors import ConfigError
         from engine.stack.containers import build as build_image
 
-        image = build_image(_config(compose_dir), progress=_say)
+        if not base_image.strip():
+            raise ConfigError("--base-image is empty; name an image, like python:3.11-slim.")
+        image = build_image(_config(compose_dir), progress=_say, base_image=base_image.strip())
         typer.echo(f"built {image[:19]}")
 
 
@@ -70,11 +85,13 @@ def up(
     with user_errors():
         from dataclasses import replace
 
+        from engine.stack.checks import stack_mode
         from engine.stack.containers import up as stack_up
 
         config = _config(compose_dir)
         if no_monitoring:
             config = replace(config, monitoring=False)
+        _say(f"the stack runs {stack_mode(config.env).describe()}")
         rows = stack_up(config, services or None, timeout_s=timeout, progress=_say)
         _show(rows, as_json)
 
@@ -203,3 +220,35 @@ def init_run(
         record = start(request)
         done = "recorded" if record.created else "exists; its services resume it"
         typer.echo(f"run {record.run_id} {done}")
+
+
+@stack_app.command("backups", hidden=True)
+def backups(
+    run_id: Annotated[str, typer.Option("--run", metavar="RUN_ID")],
+    poll: Annotated[float, typer.Option(help="Seconds between looks.", min=0.05)] = 30.0,
+    data_dir: DataDir = None,
+) -> None:
+    """Take the stack run's backups on their schedule (inside the stack, until stopped)."""
+    with user_errors():
+        import os
+        import signal
+        import threading
+
+        from engine.config import load_settings
+        from engine.home.database import open_store
+        from engine.home.folder import resolve_data_dir
+        from engine.stack.backups import ALIVE_FILE, StackBackups, run_backups
+
+        settings = load_settings()
+        folder = resolve_data_dir(data_dir, settings)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        live = bool(os.environ.get("CLAIRE_EXCHANGE", "").strip())
+        with open_store(settings, folder) as (store, _):
+            duty = StackBackups(store, run_id, folder, settings, live=live)
+            kept = settings.backup_retention_days
+            _say(
+                f"backups of run {run_id}: {settings.backup_schedule}, every "
+                f"{settings.backup_interval}, kept {kept} days"
+            )
+            run_backups(duty, stop.wait, poll, alive=Path(ALIVE_FILE))

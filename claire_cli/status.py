@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from claire_cli.errors import user_errors
-from claire_cli.options import AsJson, DataDir, RunId
+from claire_cli.options import AsJson, DataDir, RunId, StackFlag, settings_for
 
 HEALTH_STYLE = {"healthy": "green", "degraded": "red", "no_run": "yellow"}
 
@@ -22,6 +22,7 @@ def status(
         float, typer.Option(help="Seconds between refreshes with --watch.", metavar="SECONDS")
     ] = 2.0,
     data_dir: DataDir = None,
+    stack: StackFlag = None,
     as_json: AsJson = False,
 ) -> None:
     """The active run (or the newest): health, market time and lag, freshness per symbol,
@@ -31,13 +32,12 @@ def status(
     """
     code = 0
     with user_errors():
-        from engine.config import load_settings
         from engine.errors import ConfigError
         from engine.report.access import NoDataError, open_data
 
         if not 0.2 <= interval <= 3600:
             raise ConfigError(f"--interval {interval:g} is out of range: give 0.2 to 3600 seconds.")
-        settings = load_settings()
+        settings = settings_for(stack, data_dir)
         try:
             with open_data(settings, data_dir) as data:
                 take = _taker(data, settings, run_id)

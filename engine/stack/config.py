@@ -3,6 +3,8 @@
 Variables come from `compose/.env` with the process environment over it (as
 `docker compose` does). `CLAIRE_STACK_NETWORK` is `bridge` (default) or `host`;
 `CLAIRE_STACK_PROJECT` names the stack's project (default `claire`, engine.stack.spec).
+`CLAIRE_COMPOSE_DIR` names the folder of the compose file and its .env (default: the
+repository's compose/).
 """
 
 from __future__ import annotations
@@ -42,7 +44,7 @@ class StackConfig:
         context: Path | None = None,
         environ: Mapping[str, str] | None = None,
     ) -> StackConfig:
-        folder = compose_dir or COMPOSE_DIR
+        folder = compose_dir or compose_folder(os.environ if environ is None else environ)
         env_file = folder / ".env"
         values = {k: v for k, v in dotenv_values(env_file).items() if v is not None}
         values.update(os.environ if environ is None else environ)
@@ -98,6 +100,12 @@ class StackConfig:
     def postgres_url(self) -> str:
         password = self.value("${POSTGRES_PASSWORD:?set POSTGRES_PASSWORD in compose/.env}")
         return f"postgresql://claire:{password}@127.0.0.1:{self.postgres_port}/claire"
+
+
+def compose_folder(environ: Mapping[str, str]) -> Path:
+    """CLAIRE_COMPOSE_DIR, else the repository's compose/ folder."""
+    chosen = environ.get("CLAIRE_COMPOSE_DIR", "").strip()
+    return Path(chosen).expanduser() if chosen else COMPOSE_DIR
 
 
 def _port(text: str, spec: str) -> int:

@@ -24,10 +24,14 @@ from docker.models.containers import Container
 from docker.types import Healthcheck, LogConfig
 
 from engine.errors import ClaireError
+from engine.stack.checks import check_ports, stack_mode
 from engine.stack.config import StackConfig, port_free
 from engine.stack.spec import (
+    BASE_IMAGE,
     BY_NAME,
     ENGINE_IMAGE,
+    LABEL_PROJECT,
+    LIVE_ENV,
     LOG_DRIVER,
     LOG_OPTIONS,
     PROJECT,
@@ -39,7 +43,6 @@ from engine.stack.spec import (
     volume_name,
 )
 
-LABEL_PROJECT: Final = "com.docker.compose.project"
 LABEL_SERVICE: Final = "com.docker.compose.service"
 LABEL_CONFIG: Final = "claire.config-hash"
 LABEL_PORTS: Final = "claire.ports"
@@ -101,10 +104,10 @@ def _services(config: StackConfig, names: list[str] | None = None) -> list[Servi
 # --- build --------------------------------------------------------------------------
 
 
-def build(config: StackConfig, progress: Progress = _quiet) -> str:
-    """Build the engine image from compose/Dockerfile; returns its id."""
+def build(config: StackConfig, progress: Progress = _quiet, base_image: str = BASE_IMAGE) -> str:
+    """Build the engine image from compose/Dockerfile on `base_image`; returns its id."""
     client = connect()
-    progress(f"building {ENGINE_IMAGE} from {config.context}")
+    progress(f"building {ENGINE_IMAGE} from {config.context} on {base_image}")
     try:
         image, logs = client.images.build(
             path=str(config.context),
@@ -112,21 +115,15 @@ def build(config: StackConfig, progress: Progress = _quiet) -> str:
             tag=ENGINE_IMAGE,
             rm=True,
             forcerm=True,
+            buildargs={"BASE_IMAGE": base_image},
             network_mode="host" if config.network == "host" else None,
         )
     except docker.errors.BuildError as exc:
         tail = [str(c.get("stream", c.get("error", ""))).strip() for c in exc.build_log]
         detail = " | ".join(t for t in tail[-3:] if t)
-        base = _missing_base(detail)
-        if base:
-            raise StackError(
-                f"the base image {base} is missing and no registry answered: "
-                f"`docker pull {base}` on a machine with Docker Hub, or load it with "
-                "`docker load`, then build again."
-            ) from None
-        raise StackError(f"building {ENGINE_IMAGE} failed: {detail}.") from None
+        raise StackError(_build_failure(detail, base_image)) from None
     except docker.errors.APIError as exc:
-        raise StackError(f"building {ENGINE_IMAGE} failed: {_first_line(exc)}.") from None
+        raise StackError(_build_failure(_first_line(exc), base_image)) from None
     for chunk in logs:
         line = str(chunk.get("stream", "") if isinstance(chunk, dict) else "").strip()
         if line.startswith("Step "):
@@ -134,11 +131,25 @@ def build(config: StackConfig, progress: Progress = _quiet) -> str:
     return str(image.id)
 
 
-def _missing_base(detail: str) -> str | None:
-    lowered = detail.lower()
-    if "pull access denied" in lowered or "not found" in lowered or "manifest" in lowered:
-        return "python:3.11-slim"
-    return None
+_OFFLINE_SIGNS: Final = (
+    "pull access denied", "not found", "manifest", "registry", "dial tcp", "no such host",
+    "i/o timeout", "name resolution", "network is unreachable", "connection refused",
+    "failed to establish a new connection", "no matching distribution",
+    "could not find a version",
+)  # fmt: skip
+
+
+def _build_failure(detail: str, base_image: str) -> str:
+    """The sentence of a failed build: how to build offline when no registry answered."""
+    if any(sign in detail.lower() for sign in _OFFLINE_SIGNS):
+        return (
+            f"building {ENGINE_IMAGE} needs the base image {base_image} and Python packages, "
+            "and no registry answered: build offline by loading a base image (`docker load`, "
+            "or `claire stack build --base-image IMAGE` for one this engine has) and putting "
+            "the wheels in compose/wheels/ (`pip wheel -w compose/wheels .`), as "
+            f"docs/services-and-stack.md says under Building offline ({detail[:200]})."
+        )
+    return f"building {ENGINE_IMAGE} failed: {detail}."
 
 
 # --- up -----------------------------------------------------------------------------
@@ -155,8 +166,10 @@ def up(
     services = _services(config, names)
     for service in services:
         container_options(config, service)  # every variable set, every port a port
+    stack_mode(config.env)  # the live settings agree, before anything is made
     client = connect()
     project = config.project
+    check_ports(config, services, own=lambda s: _running(client, config, s))
     _ensure_volumes(client, project)
     if config.network == "bridge":
         _ensure_network(client, project)
@@ -168,6 +181,12 @@ def up(
     for service in services:
         _wait(client, project, service.name, _ready_condition(service), deadline, progress)
     return stack_rows(client, project)
+
+
+def _running(client: docker.DockerClient, config: StackConfig, service: Service) -> bool:
+    """Whether the service's container runs now: the ports it holds are its own."""
+    found = _get(client, container_name(service.name, config.project))
+    return found is not None and found.status == "running"
 
 
 def _ready_condition(service: Service) -> str:
@@ -194,6 +213,7 @@ def _ensure_network(client: docker.DockerClient, project: str) -> None:
 def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
     """The `containers.create` keyword arguments of a service in this configuration."""
     environment = {k: config.value(v) for k, v in service.environment.items()}
+    environment = {k: v for k, v in environment.items() if v or k not in LIVE_ENV}
     if config.network == "host" and "CLAIRE_HTTP_HOST" in environment:
         environment["CLAIRE_HTTP_HOST"] = "127.0.0.1"  # the host's own loopback only
     command = [config.value(c) for c in service.command] if service.command else None
@@ -240,7 +260,7 @@ def container_options(config: StackConfig, service: Service) -> dict[str, Any]:
         options["healthcheck"] = check
     if config.network == "host":
         options["network_mode"] = "host"
-        options["extra_hosts"] = {name: "127.0.0.1" for name in BY_NAME}
+        options["extra_hosts"] = {s.name: "127.0.0.1" for s in STACK if s.reached}
     else:
         options["network"] = network_name(config.project)
         options["ports"] = {
@@ -472,6 +492,11 @@ def restart_service(name: str, timeout_s: int = STOP_TIMEOUT_S, project: str | N
         raise StackError(f"Docker did not restart {name}: {_first_line(exc)}.") from None
 
 
+def service_container(name: str, project: str | None = None) -> Container:
+    """A service's container; a `StackError` naming `claire stack up` when it has none."""
+    return _require(connect(), name, project)
+
+
 def _require(client: docker.DockerClient, name: str, project: str | None) -> Container:
     if name not in BY_NAME:
         raise StackError(f"no service {name!r} in the stack; choose from {', '.join(BY_NAME)}.")
@@ -510,12 +535,12 @@ def down(
 
 
 def stack_exists(project: str | None = None) -> bool:
-    """Whether a Docker engine answers and holds any container of the stack."""
+    """Whether a Docker engine answers (within a few seconds) and holds any container of
+    the stack; False at once when no Docker engine is configured (engine.stack.target)."""
+    from engine.stack.target import stack_present
+
     try:
         chosen = project or current_project()
-        client = docker.from_env(timeout=5)
-        return bool(
-            client.containers.list(all=True, filters={"label": f"{LABEL_PROJECT}={chosen}"})
-        )
-    except docker.errors.DockerException:
+    except ClaireError:
         return False
+    return stack_present(chosen)

@@ -26,11 +26,13 @@ from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
 ENGINE_IMAGE: Final = "claire-de-binare:latest"
+BASE_IMAGE: Final = "python:3.11-slim"  # the engine image's base (compose/Dockerfile)
 REDIS_IMAGE: Final = "redis:7.4-bookworm"
 POSTGRES_IMAGE: Final = "postgres:18-bookworm"
 PROMETHEUS_IMAGE: Final = "prom/prometheus:v3.5.0"
 GRAFANA_IMAGE: Final = "grafana/grafana:12.1.1"
 PROJECT: Final = "claire"  # the default project (CLAIRE_STACK_PROJECT): today's names
+LABEL_PROJECT: Final = "com.docker.compose.project"  # the project a container belongs to
 DATA_DIR: Final = "/var/lib/claire"  # the engine containers' data folder (a named volume)
 MARKET_DIR: Final = "/data/market"  # the replay's market data, mounted read-only
 
@@ -73,6 +75,7 @@ class Service:
     build: bool = False  # the engine image, built from compose/Dockerfile
     engine: str | None = None  # the engine service this container runs
     monitoring: bool = False
+    reached: bool = True  # other containers reach it by name (it serves something)
 
     @property
     def one_shot(self) -> bool:
@@ -94,6 +97,18 @@ _ENGINE_ENV: Final = {
     # Reachable by Prometheus on the stack's network; `claire stack` on the host
     # network keeps them on 127.0.0.1.
     "CLAIRE_HTTP_HOST": "0.0.0.0",  # noqa: S104 - inside the container, published on 127.0.0.1
+}
+# The live feed's settings, carried into the run's containers as compose/.env sets them
+# (engine.stack.checks validates them first): CLAIRE_EXCHANGE empty means a replay.
+# `claire stack` leaves out the empty ones, so a replay stack's containers stay as they were.
+LIVE_ENV: Final = {
+    "CLAIRE_EXCHANGE": "${CLAIRE_EXCHANGE:-}",
+    "CLAIRE_MARKET": "${CLAIRE_MARKET:-}",
+    "CLAIRE_SYMBOLS": "${CLAIRE_SYMBOLS:-}",
+    "CLAIRE_MEXC_SPOT_REST_URL": "${CLAIRE_MEXC_SPOT_REST_URL:-}",
+    "CLAIRE_MEXC_SPOT_WS_URL": "${CLAIRE_MEXC_SPOT_WS_URL:-}",
+    "CLAIRE_MEXC_FUTURES_REST_URL": "${CLAIRE_MEXC_FUTURES_REST_URL:-}",
+    "CLAIRE_MEXC_FUTURES_WS_URL": "${CLAIRE_MEXC_FUTURES_WS_URL:-}",
 }
 _BACKING = {"cdb_redis": "service_healthy", "cdb_postgres": "service_healthy"}
 
@@ -127,6 +142,7 @@ def _engine(container: str) -> Service:
         ports=[(port, port)],
         environment={
             **_ENGINE_ENV,
+            **LIVE_ENV,
             "CLAIRE_HEALTH_PORT": port,
             # The alerts service sends notifications (a secret, never logged).
             **({"CLAIRE_NOTIFY_URLS": "${CLAIRE_NOTIFY_URLS:-}"} if name == "alerts" else {}),
@@ -173,6 +189,45 @@ def _web() -> Service:
             "cdb_init": "service_completed_successfully",
         },
         monitoring=True,
+    )
+
+
+# The backup duty's health: its loop touched the file within three polls (engine.stack.backups).
+BACKUP_HEALTH_PY: Final = (
+    "import os, sys, time; "
+    "sys.exit(time.time() - os.path.getmtime('/tmp/claire-backups.alive') > 90)"
+)
+
+
+def _backup() -> Service:
+    """The stack run's backups on the operator's clock (engine.stack.backups says why
+    a container of its own)."""
+    return Service(
+        name="cdb_backup",
+        image=ENGINE_IMAGE,
+        build=True,
+        command=[
+            "claire",
+            "stack",
+            "backups",
+            "--run",
+            "${CLAIRE_RUN_ID:-stack}",
+            "--data-dir",
+            DATA_DIR,
+        ],
+        health=Health(["CMD", "python", "-c", BACKUP_HEALTH_PY], start_period="30s"),
+        cpus="0.5",
+        memory="512m",
+        environment={
+            **_ENGINE_ENV,
+            "CLAIRE_EXCHANGE": "${CLAIRE_EXCHANGE:-}",
+            "BACKUP_SCHEDULE": "${BACKUP_SCHEDULE:-on}",
+            "BACKUP_INTERVAL": "${BACKUP_INTERVAL:-24h}",
+            "BACKUP_RETENTION_DAYS": "${BACKUP_RETENTION_DAYS:-14}",
+        },
+        volumes=["claire_data:" + DATA_DIR],
+        depends_on={**_BACKING, "cdb_init": "service_completed_successfully"},
+        reached=False,
     )
 
 
@@ -246,7 +301,7 @@ STACK: Final[tuple[Service, ...]] = (
         health=None,
         cpus="1.0",
         memory="512m",
-        environment=dict(_ENGINE_ENV),
+        environment={**_ENGINE_ENV, **LIVE_ENV},
         volumes=[
             "claire_data:" + DATA_DIR,
             "${CLAIRE_MARKET_DATA:-../../shared/data/market}:" + MARKET_DIR + ":ro",
@@ -261,6 +316,7 @@ STACK: Final[tuple[Service, ...]] = (
     _engine("cdb_portfolio"),
     _engine("cdb_alerts"),
     _engine("cdb_ws"),
+    _backup(),
     Service(
         name="cdb_prometheus",
         image=PROMETHEUS_IMAGE,

@@ -18,6 +18,7 @@ import tempfile
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import docker
 import docker.errors
@@ -139,3 +140,30 @@ def stack_images(docker_host: str, tmp_path_factory: pytest.TempPathFactory) -> 
             os.environ["DOCKER_HOST"] = previous
     shutil.rmtree(work, ignore_errors=True)
     return {"bases_s": bases, "engine_s": time.monotonic() - began - bases}
+
+
+STACK_PASSWORD = "StackOnlyPw0rd"
+
+
+@pytest.fixture(scope="session")
+def stack_port() -> Iterator[int]:
+    """A stand-in for the stack's published PostgreSQL, without Docker: an embedded
+    server on 127.0.0.1 with the stack's user `claire` (STACK_PASSWORD) and database."""
+    import psycopg
+
+    from engine.runtime import EmbeddedPostgres
+
+    base = Path(tempfile.mkdtemp(prefix="claire-stack-pg-"))
+    os.chmod(base, 0o711)
+    fast = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    server = EmbeddedPostgres(base, listen="tcp", settings=fast)
+    server.start()
+    try:
+        with psycopg.connect(server.url, autocommit=True) as admin:
+            admin.execute(f"CREATE ROLE claire LOGIN SUPERUSER PASSWORD '{STACK_PASSWORD}'")
+        port = urlsplit(server.url).port
+        assert port is not None
+        yield port
+    finally:
+        server.stop()
+        shutil.rmtree(base, ignore_errors=True)

@@ -85,3 +85,45 @@ def test_the_table_shows_state_health_restarts_uptime_and_ports() -> None:
     console = Console(width=120, record=True)
     console.print(stack_table([]))
     assert "claire stack up" in console.export_text()
+
+
+def _compose_env(folder: Path, extra: str = "") -> Path:
+    (folder / ".env").write_text(
+        "POSTGRES_PASSWORD=p\nREDIS_PASSWORD=r\nGRAFANA_ADMIN_PASSWORD=g\nCLAIRE_WEB_TOKEN=t\n"
+        + extra
+    )
+    return folder
+
+
+def test_up_says_live_or_replay_before_it_asks_docker(no_docker: None, tmp_path: Path) -> None:
+    replay = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(_compose_env(tmp_path))])
+    assert replay.exit_code == 1
+    assert "the stack runs replay: ETH_BTC-5m.csv, LTC_BTC-5m.csv" in replay.stderr
+    assert "no Docker engine is reachable" in replay.stderr
+    live = _compose_env(
+        tmp_path, "CLAIRE_EXCHANGE=mexc\nCLAIRE_MARKET=futures\nCLAIRE_SYMBOLS=BTCUSDT\n"
+    )
+    said = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(live)])
+    assert "the stack runs live: mexc futures, symbols BTCUSDT" in said.stderr
+
+
+def test_up_refuses_mixed_quotes_before_anything_is_made(no_docker: None, tmp_path: Path) -> None:
+    folder = _compose_env(tmp_path, "CLAIRE_EXCHANGE=mexc\nCLAIRE_SYMBOLS=BTCUSDT,ETHBTC\n")
+    result = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(folder)])
+    assert result.exit_code == 1
+    assert "CLAIRE_SYMBOLS mixes quote currencies" in result.stderr
+    assert "Docker" not in result.stderr  # refused before Docker is asked anything
+
+
+def test_a_build_without_a_registry_says_how_to_build_offline() -> None:
+    from engine.stack.containers import _build_failure
+
+    said = _build_failure(
+        "Get https://registry-1.docker.io/v2/: dial tcp: lookup registry-1.docker.io: no such host",
+        "python:3.11-slim",
+    )
+    assert "build offline" in said and "--base-image" in said and "compose/wheels" in said
+    assert len(said.splitlines()) == 1
+    assert _build_failure("COPY failed: no source files", "python:3.11-slim").startswith(
+        "building claire-de-binare:latest failed"
+    )
