@@ -13,10 +13,13 @@ The same commands as one process (engine.run.steward), through the same
   written and the run recorded `stopped`.
 - `emergency_stop`: the services are stopped now; the run is recorded `stopped`
   and backed up (`emergency-stop`).
-- `reconnect`: refused, a replay has no live feed.
+- `reconnect`: a live run's feed service drops its sockets, which reconnect,
+  resubscribe and backfill the gap (engine.services.reconnects); answered with how
+  many it dropped. A replay refuses it: it has no live feed.
 
-Backups (BACKUP_SCHEDULE=on): one each BACKUP_INTERVAL of wall time, in the
-background, as for a replay in one process.
+Backups (BACKUP_SCHEDULE=on): as in one process, a live run's first before its first
+market event, then one each BACKUP_INTERVAL of wall time, in the background; a
+replay's first after one interval.
 """
 
 from __future__ import annotations
@@ -42,6 +45,8 @@ from engine.run.services_reports import DailyReports
 from engine.run.steward import DRAIN_S, POLL_S, POLL_TIMEOUT_S, PlannedStop
 from engine.services.control import STOPPING, Closing, read_closing, read_outcomes, relay
 from engine.services.final import write_final_snapshot
+from engine.services.live_run import is_live
+from engine.services.reconnects import queue_reconnect, read_reconnected
 from engine.services.supervisor import Ending
 from engine.store import Store
 
@@ -72,20 +77,25 @@ class ServicesSteward:
         self.scheduler = BackupScheduler(
             Backups(backup_folder(settings, data_dir), clock), store.db, run_id
         )
+        record = store.get_run(run_id)
+        self.live = record is not None and is_live(record)
         self.timer: BackupTimer | None = None
         if settings.backup_schedule != "off":
             self.timer = BackupTimer(
-                settings.backup_interval_delta(), clock or WallClock(), at_start=False
+                settings.backup_interval_delta(), clock or WallClock(), at_start=self.live
             )
         self._monotonic = monotonic
         self._poll_s = poll_s
         self._next_poll = 0.0
         self._relayed: dict[int, Command] = {}
+        self._reconnecting: dict[int, Command] = {}
         self.stopping: PlannedStop | None = None
         self.emergency: Command | None = None
         self.closing: Closing | None = None
         self._noted = 0
         self.reports = self._daily_reports() if reports else None
+        if self.live and self.timer is not None:
+            self._backup("run-start")  # before the first market event, as in one process
 
     def _daily_reports(self) -> DailyReports | None:
         record = self.store.get_run(self.run_id)
@@ -159,15 +169,22 @@ class ServicesSteward:
             c.kind is CommandKind.STOP for c in self._relayed.values()
         ):
             self._finish(command, CommandStatus.REFUSED, None, reason=STOPPING)
-        elif kind is CommandKind.RECONNECT:
+        elif kind is CommandKind.RECONNECT and not self.live:
             self._finish(command, CommandStatus.REFUSED, None, reason=NO_LIVE_FEED)
+        elif kind is CommandKind.RECONNECT:
+            queue_reconnect(bus, command.command_id, command.note)
+            self._reconnecting[command.command_id] = command
         else:
             relay(bus, command.command_id, kind.value, command.note)
             self._relayed[command.command_id] = command
         return None
 
     def _answer(self, bus: RedisBus) -> None:
-        """Answer the commands risk has applied, with the market time it applied them at."""
+        """Answer the commands risk has applied, with the market time it applied them at,
+        and the reconnects the feed has done."""
+        for command_id, sockets in read_reconnected(bus, list(self._reconnecting)).items():
+            command = self._reconnecting.pop(command_id)
+            self._finish(command, CommandStatus.DONE, None, sockets=sockets)
         for command_id, applied in read_outcomes(bus, list(self._relayed)).items():
             command = self._relayed.pop(command_id)
             if command.kind is CommandKind.STOP and applied.done:
@@ -191,9 +208,10 @@ class ServicesSteward:
 
     def completed(self) -> None:
         """The data ended first: what is still waiting is refused."""
-        for command in self._relayed.values():
+        for command in (*self._relayed.values(), *self._reconnecting.values()):
             self._finish(command, CommandStatus.REFUSED, None, reason="the run completed first")
         self._relayed.clear()
+        self._reconnecting.clear()
         if self.stopping is not None:
             self._finish(
                 self.stopping.command, CommandStatus.DONE, None, note="the run completed first"
@@ -238,7 +256,7 @@ class ServicesSteward:
         if self.reports is not None:
             self.reports.close()
         stop = self.emergency or (self.stopping.command if self.stopping else None)
-        for command in self._relayed.values():
+        for command in (*self._relayed.values(), *self._reconnecting.values()):
             self._finish(command, CommandStatus.REFUSED, None, reason="the run stopped first")
         if self.emergency is not None and self.stopping is not None:
             self._finish(

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -43,11 +44,13 @@ from engine.feeds.perpetual import settle_times
 from engine.markets import SymbolSpec
 from engine.services.live_run import live_specs_of, save_warmup
 from engine.services.market_times import MarketTime, MarketTimes, PublishedMarks, from_ms, to_ms
+from engine.services.reconnects import answer_reconnect, take_reconnects
 from engine.store import RunRecord
 
 log = logging.getLogger("claire.services.feed")
 
 _TICK = timedelta(microseconds=1)
+RECONNECT_POLL_S = 0.2  # how often the feed looks for an operator's reconnect (wall time)
 
 
 class LiveFundingClock:
@@ -109,6 +112,8 @@ class LiveFeedService:
         self.alerts = 0
         self.last_event_ts: str | None = None
         self.finished = False
+        self.reconnects = 0
+        self._next_look = 0.0
 
     def key(self, name: str) -> str:
         return self.bus.key(f"feed:{name}")
@@ -132,7 +137,20 @@ class LiveFeedService:
             if self.until_ms is not None and (self.times.closed_ms or 0) >= self.until_ms:
                 self.bus.redis.set(self.key("done"), "1")
                 return True
+            self._take_reconnects()
         return False
+
+    def _take_reconnects(self) -> None:
+        """An operator's reconnect (engine.services.reconnects), looked for a few times
+        a second."""
+        now = time.monotonic()
+        if now < self._next_look:
+            return
+        self._next_look = now + RECONNECT_POLL_S
+        for command_id, note in take_reconnects(self.bus):
+            sockets = self.feed.reconnect(f"operator: {note}")
+            answer_reconnect(self.bus, command_id, sockets)
+            self.reconnects += 1
 
     async def _start(self) -> None:
         """Connect; after a restart, continue where the published data stopped."""
