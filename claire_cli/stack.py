@@ -188,10 +188,14 @@ def wait(
         if as_json:
             typer.echo(json.dumps(state))
         elif state["live"]:
+            until = (
+                "it reached its planned end"
+                if state["feed_done"]
+                else "it runs until `claire papertest stop --stack` or its planned end"
+            )
             typer.echo(
                 f"live run {state['run_id']}: {state['published']} market times published, "
-                f"{state['lag']} messages still to handle; it runs until `claire papertest "
-                "stop --stack` or its planned end"
+                f"{state['lag']} messages still to handle; {until}"
             )
         else:
             typer.echo(f"run {state['run_id']} completed ({state['published']} market times)")

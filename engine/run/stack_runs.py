@@ -26,6 +26,7 @@ import redis
 from engine.bus.redis import RedisBus
 from engine.config import Settings
 from engine.errors import ClaireError, ConfigError, ExchangeError, UnlistedSymbolsError
+from engine.runtime.urls import redact_url
 from engine.services.host import create_groups as create_service_groups
 from engine.services.host import drained, stream_lag, stream_prefix
 from engine.services.worker import SERVICE_STREAMS
@@ -91,7 +92,7 @@ def record_stack_live_run(
 def _unreachable(feed_settings: FeedSettings, exc: ExchangeError) -> str:
     futures = feed_settings.market == "futures"
     variable = f"CLAIRE_MEXC_{'FUTURES' if futures else 'SPOT'}_REST_URL"
-    url = feed_settings.futures_rest_url if futures else feed_settings.spot_rest_url
+    url = redact_url(feed_settings.futures_rest_url if futures else feed_settings.spot_rest_url)
     reason = str(exc).rstrip(".")
     return (
         f"the exchange at {url} cannot be reached for the symbols' rules ({reason}); check "

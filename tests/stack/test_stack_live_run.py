@@ -6,6 +6,7 @@ services started as the stack's containers start them, on the recorded run."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import time
@@ -15,7 +16,9 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from typer.testing import CliRunner
 
+from claire_cli.main import app
 from engine.bus.redis import RedisBus
 from engine.errors import ClaireError
 from engine.run.stack_runs import run_progress, wait_for_run
@@ -193,6 +196,13 @@ def test_the_stacks_services_drive_the_recorded_live_run(
         state = wait_for_run(stack_config(backing), timeout_s=30)
         assert state["live"] and state["published"] > 0 and state["lag"] >= 0
         assert not state["complete"]
+        said = stack_wait(stack_config(backing), tmp_path / "compose")
+        assert said.exit_code == 0, said.output
+        assert re.fullmatch(
+            r"live run stack: \d+ market times published, \d+ messages still to handle; it "
+            r"runs until `claire papertest stop --stack` or its planned end\n",
+            said.stdout,
+        ), said.stdout
     finally:
         for child in children:
             child.send_signal(signal.SIGTERM)
@@ -218,6 +228,13 @@ def stack_config(backing: dict[str, str]) -> StackConfig:
     env = {"REDIS_PASSWORD": url.password or "", "REDIS_PORT": str(url.port),
            "CLAIRE_EXCHANGE": "mexc", "CLAIRE_RUN_ID": "stack"}  # fmt: skip
     return StackConfig(env=env)
+
+
+def stack_wait(config: StackConfig, folder: Path) -> Any:
+    """`claire stack wait` with a compose/.env of `config`'s values."""
+    folder.mkdir()
+    (folder / ".env").write_text("".join(f"{k}={v}\n" for k, v in config.env.items()))
+    return CliRunner().invoke(app, ["stack", "wait", "--compose-dir", str(folder)])
 
 
 def _published(bus: RedisBus) -> int:
