@@ -28,6 +28,7 @@ from engine.runtime.redis import EmbeddedRedis
 from engine.services.host import SERVICES, stream_prefix
 from engine.stack.config import StackConfig
 from engine.store import RunStatus, Store
+from tests.conftest import MARKET
 from tests.mexc_server import MexcServer
 from tests.paperrun.runs import claire_process
 from tests.services.test_live_services import ServerThread
@@ -136,13 +137,19 @@ def test_init_run_records_a_live_run_with_the_exchanges_rules_and_resumes_it(
 def test_init_run_without_an_exchange_records_the_replay(
     backing: dict[str, str], claire_home: Path
 ) -> None:
-    market = Path(__file__).resolve().parents[2] / "tests"  # no market file of that name
-    args = ["stack", "init-run", "--run", "stack", "--market-dir", str(market),
-            "--files", "NOPE_BTC-5m.csv", "--data-dir", str(claire_home)]  # fmt: skip
-    child = claire_process(args, backing)
+    args = ["stack", "init-run", "--run", "stack", "--market-dir", str(MARKET),
+            "--data-dir", str(claire_home), "--days", "1"]  # fmt: skip
+    child = claire_process([*args, "--files", "NOPE_BTC-5m.csv"], backing)
     _, err = child.communicate(timeout=120)
     assert child.returncode == 1
-    assert "CLAIRE_MARKET_DATA" in one_sentence(err)  # the replay's check, not the exchange
+    assert "CLAIRE_MARKET_DATA" in one_sentence(err)  # the replay's check, not the exchange's
+    child = claire_process([*args, "--files", "ETH_BTC-5m.csv"], backing)
+    out, err = child.communicate(timeout=120)
+    assert child.returncode == 0, err
+    assert out == "run stack recorded\n"
+    run = recorded(backing["CLAIRE_POSTGRES_URL"], "stack")
+    assert "live" not in run.config
+    assert [Path(f).name for f in run.config["replay"]["files"]] == ["ETH_BTC-5m.csv"]
 
 
 def test_an_unknown_symbol_or_an_unreachable_exchange_is_one_sentence(
