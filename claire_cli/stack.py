@@ -91,7 +91,7 @@ def up(
         config = _config(compose_dir)
         if no_monitoring:
             config = replace(config, monitoring=False)
-        _say(f"the stack runs {stack_mode(config.env).describe()}")
+        _say(f"the stack runs {stack_mode(config.env).describe()}; run {config.run_id}")
         rows = stack_up(config, services or None, timeout_s=timeout, progress=_say)
         _show(rows, as_json)
 
@@ -179,13 +179,24 @@ def wait(
     compose_dir: ComposeDir = None,
     as_json: AsJson = False,
 ) -> None:
-    """Wait until the stack's replay run is complete and record it completed."""
+    """Wait until the stack's replay run is complete and record it completed; a live
+    run until it publishes (it runs until stopped or its planned end)."""
     with user_errors():
         from engine.run.stack_runs import wait_for_run
 
         state = wait_for_run(_config(compose_dir), timeout)
         if as_json:
             typer.echo(json.dumps(state))
+        elif state["live"]:
+            until = (
+                "it reached its planned end"
+                if state["feed_done"]
+                else "it runs until `claire papertest stop --stack` or its planned end"
+            )
+            typer.echo(
+                f"live run {state['run_id']}: {state['published']} market times published, "
+                f"{state['lag']} messages still to handle; {until}"
+            )
         else:
             typer.echo(f"run {state['run_id']} completed ({state['published']} market times)")
 
@@ -207,19 +218,34 @@ def init_run(
     speed: Annotated[str, typer.Option()] = "max",
     data_dir: DataDir = None,
 ) -> None:
-    """Record the stack's replay run (inside the stack, before its services start)."""
+    """Record the stack's run (inside the stack, before its services start): live on
+    CLAIRE_EXCHANGE's market when it is set (CLAIRE_MARKET, CLAIRE_SYMBOLS,
+    CLAIRE_LIVE_DAYS), else the replay of the files."""
     with user_errors():
+        import os
+
         from engine.run.lifecycle import start
         from engine.run.request import RunRequest
+        from engine.stack.checks import stack_mode
 
-        paths = tuple(market_dir / name.strip() for name in files.split(",") if name.strip())
-        request = RunRequest(
-            replay=paths, days=days, speed=speed, run_id=run_id, runtime="stack",
-            data_dir=data_dir,
-        )  # fmt: skip
+        mode = stack_mode(os.environ)
+        if mode.live:
+            request = RunRequest(
+                exchange=mode.exchange, market=mode.market, symbols=",".join(mode.symbols),
+                days=mode.days, run_id=run_id, runtime="stack", data_dir=data_dir,
+            )  # fmt: skip
+        else:
+            paths = tuple(market_dir / name.strip() for name in files.split(",") if name.strip())
+            request = RunRequest(
+                replay=paths, days=days, speed=speed, run_id=run_id, runtime="stack",
+                data_dir=data_dir,
+            )  # fmt: skip
         record = start(request)
         done = "recorded" if record.created else "exists; its services resume it"
-        typer.echo(f"run {record.run_id} {done}")
+        line = f"run {record.run_id} {done}"
+        if mode.live:
+            line = f"live {line} ({mode.exchange} {mode.market}: {', '.join(mode.symbols)})"
+        typer.echo(line)
 
 
 @stack_app.command("backups", hidden=True)

@@ -413,6 +413,7 @@ OTHER_VARIABLES: Final = frozenset(
         "CLAIRE_FEED_PORT",
         "CLAIRE_HEALTH_INTERVAL",
         "CLAIRE_HEALTH_PORT",
+        "CLAIRE_LIVE_DAYS",
         "CLAIRE_MARKET",
         "CLAIRE_MARKET_DATA",
         "CLAIRE_MEXC_FUTURES_REST_URL",

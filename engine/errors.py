@@ -49,6 +49,14 @@ class ExchangeError(ClaireError):
     pass
 
 
+class UnlistedSymbolsError(ExchangeError):
+    """Symbols asked for that the exchange does not list in the market asked for."""
+
+    def __init__(self, message: str, symbols: list[str]) -> None:
+        super().__init__(message)
+        self.symbols = symbols
+
+
 class RunNotResumable(ClaireError):
     """A run cannot be continued: it completed, failed, or its data or database changed."""
 

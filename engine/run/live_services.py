@@ -24,6 +24,7 @@ from engine.store import RunStatus
 if TYPE_CHECKING:
     from engine.feeds.exchange import FeedSettings
     from engine.markets import SymbolSpec
+    from engine.store import Store
 
 
 async def exchange_specs(feed_settings: FeedSettings) -> tuple[dict[str, SymbolSpec], str]:
@@ -42,6 +43,22 @@ async def exchange_specs(feed_settings: FeedSettings) -> tuple[dict[str, SymbolS
     return specs, quotes.pop()
 
 
+def record_live_run(
+    ctx: RunContext,
+    store: Store,
+    feed_settings: FeedSettings,
+    days: float | None,
+    run_id: str | None = None,
+) -> str:
+    """Record a live run with its symbols' rules as the exchange states them now (its
+    services trade by these); returns its id."""
+    specs, quote = asyncio.run(exchange_specs(feed_settings))
+    run_id, _, _ = create_live_run(
+        ctx, store, feed_settings, days, quote, run_id=run_id, specs=specs_to_config(specs)
+    )
+    return run_id
+
+
 def run_live_services(
     ctx: RunContext,
     feed_settings: FeedSettings,
@@ -58,12 +75,9 @@ def run_live_services(
 
     Returns the run id, how it ended and the signal that stopped it, if one did.
     """
-    specs, quote = asyncio.run(exchange_specs(feed_settings))
     with ctx.store() as (store, _):
-        run_id, _, _ = create_live_run(
-            ctx, store, feed_settings, days, quote, run_id=run_id, specs=specs_to_config(specs)
-        )
+        run_id = record_live_run(ctx, store, feed_settings, days, run_id)
         return supervise_run(ctx, store, run_id, ports, detached=detached, reports=reports)
 
 
-__all__ = ["exchange_specs", "run_live_services"]
+__all__ = ["exchange_specs", "record_live_run", "run_live_services"]

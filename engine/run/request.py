@@ -142,7 +142,7 @@ def _check_sources(r: RunRequest) -> None:
             "--resume continues with the run's own strategy and parameters; drop --strategy "
             "and --param."
         )
-    if r.runtime == "stack" and not r.replay:
+    if r.runtime == "stack" and not r.replay and not r.exchange:
         raise ConfigError("CLAIRE_REPLAY_FILES names no file; list the market files to replay.")
     if not r.resume and not r.replay and not r.exchange:
         raise ConfigError(

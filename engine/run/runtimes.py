@@ -153,8 +153,9 @@ class ServicesRuntime:
 
 
 class StackRuntime:
-    """Inside the stack: the run recorded and its consumer groups created before the
-    containers' services start; they drive it, and `claire stack wait` follows it."""
+    """Inside the stack: the run (a replay, or live with `exchange`) recorded and its
+    consumer groups created before the containers' services start; they drive it, and
+    `claire stack wait` follows it."""
 
     name = "stack"
     checks_first = False
@@ -170,14 +171,18 @@ class StackRuntime:
         progress: ProgressSink | None,
         on_warning: Warn | None,
     ) -> StackRecord:
-        from engine.run.stack_runs import create_groups, record_stack_run
+        from engine.run.stack_runs import create_groups, record_stack_live_run, record_stack_run
 
         r, folder = prepared.request, prepared.folder
         assert folder is not None and r.run_id is not None
-        speed = r.speed or "max"
-        created = record_stack_run(
-            prepared.settings, folder, r.run_id, prepared.files, r.days, speed
-        )
+        if r.exchange:
+            created = record_stack_live_run(
+                prepared.settings, folder, r.run_id, prepared.feed_settings(), r.days
+            )
+        else:
+            created = record_stack_run(
+                prepared.settings, folder, r.run_id, prepared.files, r.days, r.speed or "max"
+            )
         create_groups(self.redis_url, r.run_id)
         return StackRecord(r.run_id, created)
 

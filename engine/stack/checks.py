@@ -3,18 +3,21 @@ compose/.env agree with each other, and every host port it will publish is free.
 
 Live settings: `CLAIRE_EXCHANGE` (`mexc`, or empty for the replay of
 `CLAIRE_REPLAY_FILES`), `CLAIRE_MARKET` (`spot` or `futures`) and `CLAIRE_SYMBOLS`
-(needed for live, all in one quote currency: one run values everything in one).
+(needed for live, all in one quote currency: one run values everything in one),
+`CLAIRE_LIVE_DAYS` (a live run's planned length in days; empty: until stopped).
 The error names the variable and the fix.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Final
 
 from engine.errors import ConfigError
 from engine.events import SYMBOL_PATTERN
+from engine.limits import MAX_DAYS, MIN_DAYS
 from engine.stack.config import StackConfig, port_free
 from engine.stack.spec import Service
 
@@ -38,6 +41,7 @@ class StackMode:
     market: str
     symbols: tuple[str, ...]
     files: tuple[str, ...]
+    days: float | None = None  # a live run's planned length; None: until stopped
 
     @property
     def live(self) -> bool:
@@ -45,9 +49,10 @@ class StackMode:
 
     def describe(self) -> str:
         if self.live:
+            length = f" for {self.days:g} days" if self.days else ""
             return (
-                f"live: {self.exchange} {self.market}, symbols {', '.join(self.symbols)} "
-                "(paper trading on the live market)"
+                f"live: {self.exchange} {self.market}, symbols {', '.join(self.symbols)}"
+                f"{length} (paper trading on the live market)"
             )
         return f"replay: {', '.join(self.files) or 'no files'}"
 
@@ -83,7 +88,24 @@ def stack_mode(env: Mapping[str, str]) -> StackMode:
         )
     if exchange:
         _check_symbols(symbols)
-    return StackMode(exchange, market, symbols, files)
+    days = _live_days(env.get("CLAIRE_LIVE_DAYS", "")) if exchange else None
+    return StackMode(exchange, market, symbols, files, days)
+
+
+def _live_days(text: str) -> float | None:
+    if not text.strip():
+        return None
+    try:
+        days = float(text.strip())
+    except ValueError:
+        days = -1.0
+    if not math.isfinite(days) or not MIN_DAYS <= days <= MAX_DAYS:
+        raise ConfigError(
+            f"CLAIRE_LIVE_DAYS is {text.strip()!r}; give the live run's length in days "
+            f"({MIN_DAYS:g} to {MAX_DAYS:g}, like 7) in compose/.env, or leave it empty to run "
+            "until stopped."
+        )
+    return days
 
 
 def _check_symbols(symbols: tuple[str, ...]) -> None:

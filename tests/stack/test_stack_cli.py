@@ -107,6 +107,23 @@ def test_up_says_live_or_replay_before_it_asks_docker(no_docker: None, tmp_path:
     assert "the stack runs live: mexc futures, symbols BTCUSDT" in said.stderr
 
 
+def test_up_names_the_live_run_and_its_symbols(no_docker: None, tmp_path: Path) -> None:
+    live = _compose_env(
+        tmp_path, "CLAIRE_EXCHANGE=mexc\nCLAIRE_SYMBOLS=ETHBTC,LTCBTC\nCLAIRE_RUN_ID=live-1\n"
+    )
+    said = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(live)])
+    assert said.exit_code == 1  # no Docker engine here
+    assert "the stack runs live: mexc spot, symbols ETHBTC, LTCBTC" in said.stderr
+    assert "; run live-1" in said.stderr
+    wrong = _compose_env(
+        tmp_path, "CLAIRE_EXCHANGE=mexc\nCLAIRE_SYMBOLS=ETHBTC\nCLAIRE_LIVE_DAYS=x\n"
+    )
+    refused = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(wrong)])
+    assert refused.exit_code == 1
+    assert "CLAIRE_LIVE_DAYS is 'x'" in refused.stderr
+    assert "Docker" not in refused.stderr  # refused before Docker is asked anything
+
+
 def test_up_refuses_mixed_quotes_before_anything_is_made(no_docker: None, tmp_path: Path) -> None:
     folder = _compose_env(tmp_path, "CLAIRE_EXCHANGE=mexc\nCLAIRE_SYMBOLS=BTCUSDT,ETHBTC\n")
     result = CliRunner().invoke(app, ["stack", "up", "--compose-dir", str(folder)])

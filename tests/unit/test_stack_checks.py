@@ -121,3 +121,16 @@ def test_a_running_service_holds_its_own_port(held_port: int) -> None:
 def test_free_ports_pass(held_port: int) -> None:
     config = StackConfig.load(environ=SECRETS)
     assert busy_ports(config, STACK, free=lambda port: True) == []
+
+
+def test_a_live_stacks_length_comes_from_claire_live_days() -> None:
+    live = {"CLAIRE_EXCHANGE": "mexc", "CLAIRE_SYMBOLS": "ETHBTC,LTCBTC"}
+    assert stack_mode(live).days is None  # until stopped
+    mode = stack_mode({**live, "CLAIRE_LIVE_DAYS": " 2.5 "})
+    assert mode.days == 2.5
+    assert "symbols ETHBTC, LTCBTC for 2.5 days" in mode.describe()
+    assert stack_mode({"CLAIRE_LIVE_DAYS": "x"}).days is None  # a replay ignores it
+    for wrong in ("x", "0", "-1", "nan", "4000"):
+        with pytest.raises(ConfigError, match=r"CLAIRE_LIVE_DAYS is .*leave it empty") as caught:
+            stack_mode({**live, "CLAIRE_LIVE_DAYS": wrong})
+        assert repr(wrong) in str(caught.value)

@@ -44,7 +44,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from engine.errors import ExchangeError
+from engine.errors import ExchangeError, UnlistedSymbolsError
 from engine.events import Candle
 from engine.feeds.exchange.backoff import RestCaller
 from engine.feeds.exchange.candle_stream import CandleStream
@@ -263,9 +263,10 @@ class LiveFeed:
         wanted = self._listed_markets(markets)
         missing = [s for s in self.settings.symbols if s not in wanted]
         if missing:
-            raise ExchangeError(
+            raise UnlistedSymbolsError(
                 f"{', '.join(missing)} not listed on {self.settings.exchange} "
-                f"{self.settings.market}; check the symbol names"
+                f"{self.settings.market}; check the symbol names",
+                missing,
             )
         for symbol in self.settings.symbols:
             market = wanted[symbol]
