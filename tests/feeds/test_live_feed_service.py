@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from engine.bus.redis import RedisBus
-from engine.events import Candle, Event, Trade, Watermark, derive_id, from_json
+from engine.events import Alert, Candle, Event, Trade, Watermark, derive_id, from_json
 from engine.feeds.exchange import LiveFeed
 from engine.runtime.redis import EmbeddedRedis
 from engine.services.live_feed import LiveFeedService
@@ -74,8 +74,9 @@ async def run_until(svc: LiveFeedService, done: Callable[[], bool], timeout_s: f
                     task.result()
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with asyncio.timeout(10):  # a lost cancellation fails, never hangs, the test
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await svc.feed.close()
 
 
@@ -229,3 +230,26 @@ async def test_funding_is_settled_when_market_time_passes_a_settle_time(
         assert settled.ts == at and settled.symbol == "XRPUSDT"
         assert settled.rate == Decimal(server.funding[-1].rate)
         assert await clock.due(at, at + step) == []  # once
+
+
+async def test_a_silent_symbol_raises_the_data_stop_alert_and_market_time_goes_on(
+    server: MexcServer, bus: RedisBus
+) -> None:
+    svc = service(bus, "XRPETH", candle_timeframe=None, silence_threshold_s=0.6)
+
+    def alerts() -> list[Event]:
+        return [from_json(f[b"e"]) for _, f in bus.redis.xrange(bus.key("alerts"))]
+
+    def silenced() -> bool:
+        if sum(isinstance(e, Trade) for e in stream(bus)) >= 20:
+            server.faults.silent = True
+        return any(getattr(a, "rule", "") == "data_stop" for a in alerts())
+
+    await run_until(svc, silenced, 20)
+    server.faults.silent = False
+    (alert,) = [a for a in alerts() if isinstance(a, Alert) and a.rule == "data_stop"]
+    assert isinstance(alert, Alert) and alert.detail["symbol"] == "XRPETH"
+    published = groups(stream(bus))
+    last_trade = max(e.ts for events, _ in published for e in events if isinstance(e, Trade))
+    quiet = [w for events, w in published if w.ts > last_trade and not events]
+    assert len(quiet) >= 3, "watermarks go on while the symbol is silent"

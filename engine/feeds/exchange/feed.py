@@ -163,7 +163,9 @@ class LiveFeed:
         came within `timeout_s`. Subscribes on the first call, as `events()` does."""
         await self._subscribe()
         try:
-            item = await asyncio.wait_for(self._ctx.queue.get(), timeout_s)
+            # Not wait_for: on 3.11 it can swallow a cancellation that meets an item.
+            async with asyncio.timeout(timeout_s):
+                item = await self._ctx.queue.get()
         except TimeoutError:
             return None
         if isinstance(item, BaseException):
