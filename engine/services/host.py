@@ -337,16 +337,16 @@ class _Service:
         worker = ServiceWorker(
             self.name, self.bus, parts, outputs, committed=committed, control=control
         )
-        fresh = self.bus.redis.get(worker.state_key) is None
+        fresh = self.plan is None and self.bus.redis.get(worker.state_key) is None
         worker.prepare()
-        if self.plan is None and fresh:  # a live run's first start: the feed's warm-up
-            warm_up(self.name, self.bus, parts, self.should_stop)
         self.figures["state"] = "running"
         watched: AbstractContextManager[None] = nullcontext()
         if guard is not None and self.name == "signal":  # the one that calls the strategy
             watched = guard.watching(self.store, parts.signals.watch, stop)
         try:
             with watched:
+                if fresh:  # a live run's first start: the feed's warm-up, watched too
+                    warm_up(self.name, self.bus, parts, self.should_stop)
                 self._steps(worker, parts, outputs)
         except StopRequested:
             pass  # the watchdog ended a stuck call on the stop: the step is done again later

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import itertools
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -16,12 +16,15 @@ from typing import Any
 import pytest
 
 from engine.bus.redis import RedisBus
-from engine.events import Candle, Event, Trade, Watermark, derive_id, from_json
+from engine.config import load_settings
+from engine.events import Alert, Candle, Event, Trade, Watermark, derive_id, from_json
 from engine.feeds.exchange import LiveFeed
 from engine.runtime.redis import EmbeddedRedis
 from engine.services.live_feed import LiveFeedService
-from engine.services.live_run import WARMUP_KEY
+from engine.services.live_run import WARMUP_KEY, save_warmup, warm_up
 from engine.services.market_times import to_ms
+from engine.services.worker import build_components
+from engine.signal.base import Intent, Strategy, StrategyContext
 from tests.feeds.conftest import settings
 from tests.mexc_server import MexcServer
 
@@ -74,8 +77,9 @@ async def run_until(svc: LiveFeedService, done: Callable[[], bool], timeout_s: f
                     task.result()
     finally:
         task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        async with asyncio.timeout(10):  # a lost cancellation fails, never hangs, the test
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
         await svc.feed.close()
 
 
@@ -142,8 +146,9 @@ async def test_candles_that_end_together_close_a_market_time_of_their_own(
     assert seen >= 10
 
 
+@pytest.mark.parametrize("market_ends_while_away", [False, True])
 async def test_a_feed_stopped_dead_and_started_again_publishes_each_trade_once(
-    server: MexcServer, bus: RedisBus
+    server: MexcServer, bus: RedisBus, market_ends_while_away: bool
 ) -> None:
     server.trades_per_tick = 2
     first = service(bus, "XRPETH", candle_timeframe=None)
@@ -153,6 +158,10 @@ async def test_a_feed_stopped_dead_and_started_again_publishes_each_trade_once(
 
     await run_until(first, some_trades, 30)  # cancelled mid-stream: its queue is lost
     await asyncio.sleep(0.5)  # the tape plays on while no feed runs
+    for _ in range(600 if market_ends_while_away else 0):
+        if tape_done(server):
+            break  # no live trade will come to start a backfill
+        await asyncio.sleep(0.05)
     before = len(server.spot_trades["XRPETH"].released)
     second = service(bus, "XRPETH", candle_timeframe=None)
     await run_until(second, lambda: tape_done(server) and _all_out(bus, server), 40)
@@ -229,3 +238,52 @@ async def test_funding_is_settled_when_market_time_passes_a_settle_time(
         assert settled.ts == at and settled.symbol == "XRPUSDT"
         assert settled.rate == Decimal(server.funding[-1].rate)
         assert await clock.due(at, at + step) == []  # once
+
+
+async def test_a_silent_symbol_raises_the_data_stop_alert_and_market_time_goes_on(
+    server: MexcServer, bus: RedisBus
+) -> None:
+    svc = service(bus, "XRPETH", candle_timeframe=None, silence_threshold_s=0.6)
+
+    def alerts() -> list[Event]:
+        return [from_json(f[b"e"]) for _, f in bus.redis.xrange(bus.key("alerts"))]
+
+    def silenced() -> bool:
+        if sum(isinstance(e, Trade) for e in stream(bus)) >= 20:
+            server.faults.silent = True
+        return any(getattr(a, "rule", "") == "data_stop" for a in alerts())
+
+    await run_until(svc, silenced, 20)
+    server.faults.silent = False
+    (alert,) = [a for a in alerts() if isinstance(a, Alert) and a.rule == "data_stop"]
+    assert isinstance(alert, Alert) and alert.detail["symbol"] == "XRPETH"
+    published = groups(stream(bus))
+    last_trade = max(e.ts for events, _ in published for e in events if isinstance(e, Trade))
+    quiet = [w for events, w in published if w.ts > last_trade and not events]
+    assert len(quiet) >= 3, "watermarks go on while the symbol is silent"
+
+
+class CountingCandles(Strategy):
+    name = "test-counting"
+
+    def __init__(self) -> None:
+        self.seen: list[str] = []
+
+    def on_candle(self, candle: Candle, context: StrategyContext) -> Iterable[Intent]:
+        self.seen.append(candle.event_id)
+        return ()
+
+
+async def test_the_signal_service_warms_up_on_the_candles_the_feed_kept(
+    server: MexcServer, bus: RedisBus
+) -> None:
+    async with LiveFeed(settings("ETHBTC,LTCBTC", candle_timeframe="5m")) as feed:
+        specs = {s: m.symbol_spec() for s, m in (await feed.specs()).items()}
+        candles = await feed.warmup(limit=20)
+    assert save_warmup(bus, candles)
+    assert not save_warmup(bus, candles[:3]), "kept once: a restarted feed keeps the first"
+    strategy = CountingCandles()
+    parts = build_components(load_settings(), specs, strategy, lambda event: None)
+    assert warm_up("signal", bus, parts, lambda: False) == len(candles) == 40
+    assert strategy.seen == [c.event_id for c in candles]
+    assert warm_up("execution", bus, parts, lambda: False) == 0  # only signal and risk

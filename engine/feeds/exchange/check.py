@@ -37,7 +37,7 @@ async def check_exchange(settings: FeedSettings) -> ExchangeCheck:
     rest = RestCaller(exchange, settings.with_(rest_max_retries=1))
     try:
         t0 = time.time() * 1000
-        server_ms = await rest("server time", lambda: _server_time(exchange, settings))
+        server_ms = await rest("server time", lambda: server_time(exchange, settings))
         t1 = time.time() * 1000
         skew = round(server_ms - (t0 + t1) / 2)
         markets = await rest("loading markets", lambda: exchange.load_markets())
@@ -58,7 +58,8 @@ async def check_exchange(settings: FeedSettings) -> ExchangeCheck:
             await exchange.close()
 
 
-async def _server_time(exchange: Any, settings: FeedSettings) -> int:
+async def server_time(exchange: Any, settings: FeedSettings) -> int:
+    """The exchange's clock over REST, in epoch ms."""
     if settings.is_mexc and settings.market == "futures":
         body = await exchange.contractPublicGetPing()
         return int(body["data"])

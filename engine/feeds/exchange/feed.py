@@ -44,11 +44,12 @@ from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from engine.errors import ExchangeError, UnlistedSymbolsError
+from engine.errors import ClaireError, ExchangeError, UnlistedSymbolsError
 from engine.events import Candle
 from engine.feeds.exchange.backoff import RestCaller
 from engine.feeds.exchange.candle_stream import CandleStream
 from engine.feeds.exchange.candles import CandleAssembler
+from engine.feeds.exchange.check import server_time
 from engine.feeds.exchange.client import build_exchange, force_reconnect
 from engine.feeds.exchange.clock import ExchangeClock
 from engine.feeds.exchange.dedupe import TradeDeduper
@@ -77,6 +78,8 @@ __all__ = ["FeedEvent", "FeedStats", "LiveFeed", "LiveMarketEvent"]
 
 log = logging.getLogger(__name__)
 
+CATCH_UP_MS = 86_400_000  # a continued feed backfills up to a day at once, the rest live
+
 
 class LiveFeed:
     """Live market data for `settings.symbols`; see the module docstring."""
@@ -98,6 +101,7 @@ class LiveFeed:
         self._quotes = QuoteStream(self._ctx)
         self._streams = Subscriptions(self._ctx, self._trades, self._candles, self._quotes)
         self._tasks: list[asyncio.Task[None]] = []
+        self._continued: list[str] = []  # symbols whose trades continue an earlier feed's
         self._started = False
         self._closed = False
 
@@ -138,6 +142,22 @@ class LiveFeed:
         if self._started:
             return
         self._started = True
+        self._spawn(self._open_streams(), "opening")
+
+    async def _open_streams(self) -> None:
+        """Backfill what trades continue an earlier feed's, then start the stream loops:
+        one after the other, so no live trade is emitted before an older one."""
+        ctx = self._ctx
+        try:
+            if self._continued:  # its clock from the REST server time: a quiet market has none
+                ms = await ctx.rest_caller()(
+                    "server time", lambda: server_time(ctx.ex, self.settings)
+                )
+                ctx.clock.observe(ms)
+            for symbol in self._continued:
+                await self._trades.catch_up(symbol, CATCH_UP_MS)
+        except ClaireError as exc:  # the first live batch backfills it instead
+            log.warning("could not backfill at the start (%s)", exc)
         for coro, name in self._streams.loops():
             self._spawn(coro, name)
 
@@ -163,7 +183,9 @@ class LiveFeed:
         came within `timeout_s`. Subscribes on the first call, as `events()` does."""
         await self._subscribe()
         try:
-            item = await asyncio.wait_for(self._ctx.queue.get(), timeout_s)
+            # Not wait_for: on 3.11 it can swallow a cancellation that meets an item.
+            async with asyncio.timeout(timeout_s):
+                item = await self._ctx.queue.get()
         except TimeoutError:
             return None
         if isinstance(item, BaseException):
@@ -179,10 +201,12 @@ class LiveFeed:
     ) -> None:
         """`symbol`'s trades continue after what an earlier feed emitted (its latest time,
         highest id and copies per content at that time): the first batch is preceded by
-        a REST backfill from there, and what was emitted already is not emitted again."""
+        a REST backfill from there up to now, before the streams open, and what was
+        emitted already is not emitted again."""
         state = self._ctx.state(symbol)
         state.trades.dedupe.resume(last_ms, last_id, at_last_ms)
         state.trades.needs_backfill = True
+        self._continued.append(symbol)
 
     async def specs(self) -> dict[str, MarketSpec]:
         await self.start()

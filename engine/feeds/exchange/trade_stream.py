@@ -47,6 +47,12 @@ class TradeStream:
                 await self._backfill(symbol, ts.dedupe.last_ms or record.time_ms, record.time_ms)
             await self._emit(symbol, ts.session, record)
 
+    async def catch_up(self, symbol: str, window_ms: int) -> None:
+        """Backfill `window_ms` from the last trade emitted (as an earlier feed left it)."""
+        last_ms = self._ctx.symbols[symbol].trades.dedupe.last_ms
+        if last_ms is not None:
+            await self._backfill(symbol, last_ms, last_ms + window_ms)
+
     def disconnected(self, symbol: str) -> None:
         """The stream dropped: a new delivery, checked against REST, starts after it."""
         trades = self._ctx.symbols[symbol].trades
