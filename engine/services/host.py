@@ -39,6 +39,7 @@ from engine.incident_kinds import IncidentType
 from engine.kernel.pipeline import build_replay_pipeline
 from engine.runtime.orphans import end_with_parent
 from engine.runtime.redis import redis_service
+from engine.services.arrivals import ArrivalLatency
 from engine.services.control import RiskControl
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
@@ -302,12 +303,16 @@ class _Service:
             time.sleep(0.2)  # stay up for health checks until the supervisor stops us
 
     def run_writer(self) -> None:
+        arrivals = None if self.plan is not None else ArrivalLatency(self.bus)
         writer = WriterService(
-            self.bus, EventWriter(self.store, self.run.run_id), patience=self.patient
-        )
+            self.bus, EventWriter(self.store, self.run.run_id), patience=self.patient,
+            arrivals=arrivals,
+        )  # fmt: skip
         writer.prepare()
         self.figures["state"] = "running"
         self.stack.callback(_save_latency, self.bus, writer)
+        if arrivals is not None:  # a live run: arrival -> fill committed, for the benchmark
+            self.stack.callback(arrivals.save, "writer:fill_arrival_latency")
         rounds = 0
         while not self.should_stop():
             took = writer.run_once(self.should_stop)
@@ -334,6 +339,10 @@ class _Service:
                 _notifying(settings, self.run.run_id, self.store, incidents, self.data_dir)
             )
         control = RiskControl(self.bus, parts.risk, parts.clock) if self.name == "risk" else None
+        if self.plan is None and self.name == "signal":  # arrival -> decision, measured only
+            arrivals = ArrivalLatency(self.bus)
+            committed = arrivals.handled
+            self.stack.callback(arrivals.save, "signal:decision_latency")
         worker = ServiceWorker(
             self.name, self.bus, parts, outputs, committed=committed, control=control
         )

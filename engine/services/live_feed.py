@@ -15,11 +15,14 @@ trades continue after the last published one (the gap backfilled over REST, with
 same event ids), candles that closed meanwhile are published late, and nothing at or
 before a mark goes out twice. A live run has no end of data: the feed runs until
 stopped, or until market time reaches the run's planned end (then `feed:done`).
+With each market time go the wall-clock arrival times of its events
+(engine.services.arrivals), which only measure latency.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -42,6 +45,7 @@ from engine.events import (
 from engine.feeds.exchange import LiveFeed
 from engine.feeds.perpetual import settle_times
 from engine.markets import SymbolSpec
+from engine.services.arrivals import ARRIVALS_TTL_S, ArrivalNotes, arrived_key
 from engine.services.live_run import live_specs_of, save_warmup
 from engine.services.market_times import MarketTime, MarketTimes, PublishedMarks, from_ms, to_ms
 from engine.services.reconnects import answer_reconnect, take_reconnects
@@ -106,6 +110,7 @@ class LiveFeedService:
         self._on_published = on_published
         self.times = MarketTimes(watermark_ms)
         self.marks = PublishedMarks()
+        self.arrivals = ArrivalNotes()  # wall-clock arrival times, for measuring only
         self.published = 0
         self.groups = 0
         self.closed_out: int | None = None  # the close of the last market time published
@@ -128,8 +133,10 @@ class LiveFeedService:
             if isinstance(item, Alert):
                 self._publish_alert(item)
             elif isinstance(item, list):
+                self.arrivals.note(item)
                 await self._publish_all(self.times.candles(item))
             elif item is not None:
+                self.arrivals.note((item,))
                 await self._publish_all(self.times.add(item))
             now_ms = self.feed.exchange_now_ms()
             if now_ms is not None:
@@ -199,6 +206,7 @@ class LiveFeedService:
         settlements = await self.funding.due(after, market_time.close)
         events = [e for e in (*settlements, *market_time.events) if self.marks.fresh(e)]
         changed = self.marks.note(events)
+        arrived = self.arrivals.take(market_time.events)
         n = self.groups + 1
         mark = Watermark(derive_id("wm", "live", n, market_time.close_ms), market_time.close, None)
         if self.bus.max_len is not None:
@@ -207,6 +215,10 @@ class LiveFeedService:
         pipe = self.bus.redis.pipeline(transaction=True)
         for event in (*events, mark):
             pipe.xadd(stream, {b"e": to_json(event).encode()})
+        if arrived:
+            mapping_ms = {e.event_id: arrived[e.event_id] for e in events if e.event_id in arrived}
+            pipe.set(arrived_key(self.bus, market_time.close_ms), json.dumps(mapping_ms),
+                     ex=ARRIVALS_TTL_S)  # fmt: skip
         pipe.set(self.key("position"), n)
         pipe.set(self.key("closed"), market_time.close_ms)
         if changed:

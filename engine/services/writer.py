@@ -13,7 +13,8 @@ from typing import Final
 
 from engine.bus.redis import RedisBus
 from engine.errors import InvalidEventError
-from engine.events import Event, OrderResult, from_json
+from engine.events import Event, OrderResult, Watermark, from_json
+from engine.services.arrivals import ArrivalLatency
 from engine.services.worker import SERVICE_STREAMS
 from engine.store import EventWriter
 from engine.store.retry import OutageTolerance
@@ -31,6 +32,7 @@ class WriterService:
         *,
         block_ms: int = 200,
         patience: OutageTolerance | None = None,
+        arrivals: ArrivalLatency | None = None,
     ) -> None:
         self.bus = bus
         self.writer = writer
@@ -44,6 +46,8 @@ class WriterService:
         # fill's latency from its market event to its commit here can be measured.
         self._published_ms: dict[str, int] = {}
         self.fill_latencies_ms: list[float] = []
+        # A live run's: the feed's arrival time of each fill's market event -> commit.
+        self.arrivals = arrivals
 
     def prepare(self) -> None:
         for stream in SERVICE_STREAMS:
@@ -73,6 +77,8 @@ class WriterService:
                         events.append(event)
                         if stream == "market_data":
                             self._published_ms[event.event_id] = int(msg_id.split("-")[0])
+                            if self.arrivals is not None and isinstance(event, Watermark):
+                                self.arrivals.remember(event)
                     except InvalidEventError as exc:
                         self.bus._dead_letter(stream, msg_id, payload, f"{exc.reason}: {exc}")
             if taken:
@@ -85,9 +91,7 @@ class WriterService:
         committed_ms = time.time() * 1000
         for event in events:
             if isinstance(event, OrderResult) and event.status.is_fill:
-                published = self._published_ms.get(event.market_event_id or "")
-                if published is not None:
-                    self.fill_latencies_ms.append(committed_ms - published)
+                self._fill_committed(event, committed_ms)
         if len(self._published_ms) > 100_000:
             self._published_ms.clear()
         for stream, ids in taken.items():
@@ -95,3 +99,12 @@ class WriterService:
         count = sum(len(ids) for ids in taken.values())
         self.processed += count
         return count
+
+    def _fill_committed(self, fill: OrderResult, committed_ms: float) -> None:
+        published = self._published_ms.get(fill.market_event_id or "")
+        if published is not None:
+            self.fill_latencies_ms.append(committed_ms - published)
+        if self.arrivals is not None:
+            arrived = self.arrivals.arrival_of(fill.market_event_id)
+            if arrived is not None:
+                self.arrivals.add(committed_ms - arrived, int(committed_ms))

@@ -135,6 +135,7 @@ class MexcServer:
         self.faults = Faults()
         self.clock = TapeClock()
         self.quotes = False  # push the book left by each batch of trades
+        self.max_subscriptions = 30  # spot channels per connection, as MEXC allows
         self.book_version = 0
         trades = load_trades()
         self.spot_trades = {"XRPETH": TradeTape(trades, limit=trade_limit)}
@@ -385,7 +386,7 @@ class MexcServer:
         channels = [str(c) for c in body.get("params", [])]
         parsed = [self._spot_channel(c) for c in channels]
         if method == "SUBSCRIPTION" and (
-            any(p is None for p in parsed) or conn.subscribed + len(parsed) > 30
+            any(p is None for p in parsed) or conn.subscribed + len(parsed) > self.max_subscriptions
         ):
             blocked = BLOCKED_TEMPLATE.format(channels=",".join(channels))
             await conn.ws.send_str(json.dumps({"id": msg_id, "code": 0, "msg": blocked}))
