@@ -53,10 +53,7 @@ def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
                 "it a command. A stopped run continues with `claire papertest start --resume`."
             )
         if not run_is_alive(data_dir, run_id):
-            raise CommandError(
-                f"run {run_id} is interrupted: no process runs it; continue it with "
-                f"`claire papertest start --resume --run {run_id}` first."
-            )
+            raise CommandError(_not_here(store, run_id))
         return record
     active = [
         r
@@ -64,6 +61,9 @@ def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
         if r.status is RunStatus.RUNNING and run_is_alive(data_dir, r.run_id)
     ]
     if not active:
+        elsewhere = [r for r in store.list_runs() if r.status is RunStatus.RUNNING]
+        if store.db.external and len(elsewhere) == 1:
+            raise CommandError(_not_here(store, elsewhere[0].run_id))
         raise CommandError(f"no run is active in {data_dir}; `claire status` shows the newest one.")
     if len(active) > 1:
         names = ", ".join(r.run_id for r in active)
@@ -71,6 +71,22 @@ def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
     record = store.get_run(active[0].run_id)
     assert record is not None
     return record
+
+
+def _not_here(store: Store, run_id: str) -> str:
+    """Why a run recorded as running takes no command from here, and what to do."""
+    if store.db.external:  # a stack's database, or a server named by CLAIRE_POSTGRES_URL
+        return (
+            f"run {run_id} is recorded as running, but no process on this machine runs it: "
+            "a run in a Docker stack does not take the operator's commands yet (operate a "
+            "live test you must halt or stop as a run as services, `claire papertest start "
+            f"--services`), and a run that was interrupted continues with `claire papertest "
+            f"start --resume --run {run_id}`."
+        )
+    return (
+        f"run {run_id} is interrupted: no process runs it; continue it with "
+        f"`claire papertest start --resume --run {run_id}` first."
+    )
 
 
 class Operator:

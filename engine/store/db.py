@@ -207,6 +207,11 @@ class Database:
             self._pool.open(wait=True, timeout=connect_timeout_s)
 
     @property
+    def external(self) -> bool:
+        """Whether the database is a server named by a URL, not the data folder's own."""
+        return self._external
+
+    @property
     def url(self) -> str:
         return self._url
 

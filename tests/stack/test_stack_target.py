@@ -87,3 +87,28 @@ def test_stack_asked_for_and_not_there_is_one_sentence_with_the_fix(
         assert result.exit_code == 1, (args, result.output)
         lines = [line for line in result.stderr.splitlines() if line.strip()]
         assert len(lines) == 1 and "`claire stack up`" in lines[0], (args, result.stderr)
+
+
+def test_an_operator_command_to_a_stacks_running_run_says_what_to_do_and_sends_nothing(
+    stack_env: str, claire_home: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from engine.config import load_settings
+    from engine.run.runner import PaperRunner
+    from engine.store import Store
+
+    # A run the stack's cdb_init recorded: running, with no process on this machine.
+    monkeypatch.setenv("CLAIRE_POSTGRES_URL", stack_env)
+    assert PaperRunner(load_settings(), claire_home).record_services_run([ETH], 1, "max", "stack")
+    monkeypatch.delenv("CLAIRE_POSTGRES_URL")
+    for args in (("risk", "halt", "--note", "check"), ("papertest", "stop"), ("risk", "halt",
+                 "--note", "check", "--run", "stack")):  # fmt: skip
+        sent = invoke(*args, "--stack", "--timeout", "5")
+        assert sent.exit_code == 1, (args, sent.output)
+        lines = [line for line in sent.stderr.splitlines() if line.strip()]
+        said = [line for line in lines if not line.startswith("database:")]
+        assert len(said) == 1, sent.stderr
+        assert "run stack is recorded as running, but no process on this machine" in said[0]
+        assert "Docker stack does not take the operator's commands yet" in said[0]
+    with Store.open(stack_env, external=True) as store:
+        sent_rows = store.db.fetch_all("SELECT command_id FROM run_commands", {})
+    assert sent_rows == []  # nothing was sent
