@@ -48,10 +48,15 @@ class TradeStream:
             await self._emit(symbol, ts.session, record)
 
     async def catch_up(self, symbol: str, window_ms: int) -> None:
-        """Backfill `window_ms` from the last trade emitted (as an earlier feed left it)."""
-        last_ms = self._ctx.symbols[symbol].trades.dedupe.last_ms
+        """Backfill `window_ms` from the last trade emitted (as an earlier feed left it).
+
+        The stream opens after this backfill: its first batch is checked against REST
+        again, so a trade made between the two is backfilled then, never lost."""
+        trades = self._ctx.symbols[symbol].trades
+        last_ms = trades.dedupe.last_ms
         if last_ms is not None:
             await self._backfill(symbol, last_ms, last_ms + window_ms)
+            trades.needs_backfill = True
 
     def disconnected(self, symbol: str) -> None:
         """The stream dropped: a new delivery, checked against REST, starts after it."""
