@@ -22,7 +22,7 @@ from typing import Final
 
 PR_SET_PDEATHSIG: Final = 1
 POLL_S: Final = 0.5
-HARD_EXIT_S: Final = 5.0
+HARD_EXIT_S: Final = 2.0  # what a stop had not committed is done again by the next start
 
 
 def set_parent_death_signal(signum: int) -> bool:
