@@ -41,33 +41,31 @@ def build_live_pipeline(
     return Pipeline(settings, specs, strategy=strategy, observers=observers)
 
 
-class _FundingClock:
+class FundingClock:
     """Perpetuals settle funding every `funding_interval_h` hours of exchange time.
 
     When market time passes a settle time, the exchange's current rate is settled at
     that time, before the event that passed it (the last known rate, or
-    `FUNDING_DEFAULT_RATE`, if the exchange does not answer).
+    `default_rate`, if the exchange does not answer).
     """
 
-    def __init__(self, feed: LiveFeed, pipeline: Pipeline) -> None:
+    def __init__(self, feed: LiveFeed, specs: dict[str, SymbolSpec], default_rate: Decimal):
         self.feed = feed
-        self.pipeline = pipeline
-        self.symbols = {
+        self.hours = {
             s: spec.contract.funding_interval_h
-            for s, spec in pipeline.specs.items()
+            for s, spec in specs.items()
             if spec.contract is not None
         }
+        self.default_rate = default_rate
         self.rates: dict[str, Decimal] = {}
 
-    async def due(self, ts: datetime) -> list[FundingSettlement]:
-        if not self.symbols:
-            return []
-        last = self.pipeline.clock.now()
-        if last.year < 2000:  # nothing processed yet: no settlement is behind us
+    async def due(self, after: datetime | None, until: datetime) -> list[FundingSettlement]:
+        """Settlements in (after, until]; none before the first market time."""
+        if after is None or not self.hours:
             return []
         out = []
-        for symbol, hours in sorted(self.symbols.items()):
-            for at in settle_times(last + _TICK, ts + _TICK, hours):
+        for symbol, hours in sorted(self.hours.items()):
+            for at in settle_times(after + _TICK, until + _TICK, hours):
                 rate = await self._rate(symbol)
                 event_id = derive_id("settle", symbol, at.isoformat())
                 out.append(FundingSettlement(event_id, at, None, symbol, rate))
@@ -78,7 +76,20 @@ class _FundingClock:
             self.rates[symbol] = (await self.feed.funding_rate(symbol)).rate
         except ClaireError as exc:
             log.warning("funding rate of %s unavailable (%s); using the last known", symbol, exc)
-        return self.rates.get(symbol, self.pipeline.settings.funding_default_rate)
+        return self.rates.get(symbol, self.default_rate)
+
+
+class _FundingClock:
+    """`FundingClock` for a pipeline in this process: settled after its market time."""
+
+    def __init__(self, feed: LiveFeed, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.clock = FundingClock(feed, pipeline.specs, pipeline.settings.funding_default_rate)
+
+    async def due(self, ts: datetime) -> list[FundingSettlement]:
+        last = self.pipeline.clock.now()
+        processed = last.year >= 2000  # nothing processed yet: no settlement is behind us
+        return await self.clock.due(last if processed else None, ts)
 
 
 _TICK = timedelta(microseconds=1)

@@ -40,9 +40,8 @@ from engine.ops.backups.location import backup_folder
 from engine.ops.backups.scheduler import BackupScheduler, BackupTimer
 from engine.ops.control import Command, CommandKind, CommandStatus, ControlChannel
 from engine.report.content import market_start_of
-from engine.report.files import write_final_report
 from engine.run.services_reports import DailyReports
-from engine.run.steward import DRAIN_S, POLL_S, POLL_TIMEOUT_S, PlannedStop
+from engine.run.steward import DRAIN_S, POLL_S, POLL_TIMEOUT_S, PlannedStop, stop_outcome
 from engine.services.control import STOPPING, Closing, read_closing, read_outcomes, relay
 from engine.services.final import write_final_snapshot
 from engine.services.live_run import is_live
@@ -268,23 +267,10 @@ class ServicesSteward:
             if not self.scheduler.drain(DRAIN_S):
                 log.warning("background backups still running at the end of run %s", self.run_id)
             return
-        record = self.store.get_run(self.run_id)
-        result: dict[str, Any] = {
-            "status": record.status.value if record else None,
-            "end_reason": record.end_reason if record else None,
-            "open_positions": self._open_positions(),
-        }
-        reason = "planned-stop" if stop.kind is CommandKind.STOP else "emergency-stop"
-        backup = self.scheduler.take_now(reason, market)
-        result["backup"] = str(backup.dump) if backup else None
-        if self.scheduler.failures:
-            result["backup_failures"] = list(self.scheduler.failures)
-        if stop.kind is CommandKind.STOP:
-            try:
-                result["report"] = str(write_final_report(self.store, self.run_id, self.data_dir))
-            except ClaireError as exc:
-                result["report"] = None
-                result["report_error"] = str(exc)
+        result = stop_outcome(
+            self.store, self.run_id, self.data_dir, self.scheduler, stop, market,
+            self._open_positions(),
+        )  # fmt: skip
         self._finish(stop, CommandStatus.DONE, market, **result)
 
     def _open_positions(self) -> list[str]:

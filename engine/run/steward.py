@@ -292,27 +292,46 @@ class RunSteward:
             if not self.scheduler.drain(DRAIN_S):
                 log.warning("background backups still running at the end of run %s", self.run_id)
             return
-        record = self.store.get_run(self.run_id)
-        result: dict[str, Any] = {
-            "status": record.status.value if record else None,
-            "end_reason": record.end_reason if record else None,
-            "open_positions": sorted(
-                s for s, p in self.run.pipeline.portfolio.positions.items() if p.qty
-            ),
-        }
-        reason = "planned-stop" if stop.kind is CommandKind.STOP else "emergency-stop"
-        backup = self.scheduler.take_now(reason, market)
-        result["backup"] = str(backup.dump) if backup else None
-        if self.scheduler.failures:
-            result["backup_failures"] = list(self.scheduler.failures)
-        if stop.kind is CommandKind.STOP:
-            try:
-                result["report"] = str(write_final_report(self.store, self.run_id, self.data_dir))
-            except ClaireError as exc:
-                result["report"] = None
-                result["report_error"] = str(exc)
-                self._problems.append(f"the final report of run {self.run_id} failed: {exc}")
+        held = sorted(s for s, p in self.run.pipeline.portfolio.positions.items() if p.qty)
+        result = stop_outcome(
+            self.store, self.run_id, self.data_dir, self.scheduler, stop, market, held
+        )
+        if "report_error" in result:
+            self._problems.append(
+                f"the final report of run {self.run_id} failed: {result['report_error']}"
+            )
         self._finish(stop, CommandStatus.DONE, **result)
 
 
-__all__ = ["PlannedStop", "RunSteward"]
+def stop_outcome(
+    store: Store,
+    run_id: str,
+    data_dir: Path,
+    scheduler: BackupScheduler,
+    stop: Command,
+    market: datetime | None,
+    open_positions: list[str],
+) -> dict[str, Any]:
+    """What a stop's answer says, once the run's end is recorded: how it ended, what it
+    still held, the stop's backup and (a planned stop's) final report."""
+    record = store.get_run(run_id)
+    result: dict[str, Any] = {
+        "status": record.status.value if record else None,
+        "end_reason": record.end_reason if record else None,
+        "open_positions": open_positions,
+    }
+    reason = "planned-stop" if stop.kind is CommandKind.STOP else "emergency-stop"
+    backup = scheduler.take_now(reason, market)
+    result["backup"] = str(backup.dump) if backup else None
+    if scheduler.failures:
+        result["backup_failures"] = list(scheduler.failures)
+    if stop.kind is CommandKind.STOP:
+        try:
+            result["report"] = str(write_final_report(store, run_id, data_dir))
+        except ClaireError as exc:
+            result["report"] = None
+            result["report_error"] = str(exc)
+    return result
+
+
+__all__ = ["PlannedStop", "RunSteward", "stop_outcome"]

@@ -26,24 +26,22 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
-from datetime import datetime, timedelta
+from datetime import datetime
 from decimal import Decimal
 from itertools import groupby
 from typing import Any
 
 from engine.bus.redis import RedisBus
 from engine.config import Settings
-from engine.errors import ClaireError
 from engine.events import (
     Alert,
-    FundingSettlement,
     MarketData,
     Watermark,
     derive_id,
     to_json,
 )
 from engine.feeds.exchange import LiveFeed
-from engine.feeds.perpetual import settle_times
+from engine.kernel.live import FundingClock as LiveFundingClock
 from engine.markets import SymbolSpec
 from engine.services.arrivals import ARRIVALS_TTL_S, ArrivalNotes, arrived_key
 from engine.services.live_run import live_specs_of, save_warmup
@@ -53,41 +51,7 @@ from engine.store import RunRecord
 
 log = logging.getLogger("claire.services.feed")
 
-_TICK = timedelta(microseconds=1)
 RECONNECT_POLL_S = 0.2  # how often the feed looks for an operator's reconnect (wall time)
-
-
-class LiveFundingClock:
-    """Funding settled for each perpetual when market time passes its settle times."""
-
-    def __init__(self, feed: LiveFeed, specs: dict[str, SymbolSpec], default_rate: Decimal):
-        self.feed = feed
-        self.hours = {
-            s: spec.contract.funding_interval_h
-            for s, spec in specs.items()
-            if spec.contract is not None
-        }
-        self.default_rate = default_rate
-        self.rates: dict[str, Decimal] = {}
-
-    async def due(self, after: datetime | None, until: datetime) -> list[FundingSettlement]:
-        """Settlements in (after, until]; none before the first market time."""
-        if after is None or not self.hours:
-            return []
-        out = []
-        for symbol, hours in sorted(self.hours.items()):
-            for at in settle_times(after + _TICK, until + _TICK, hours):
-                rate = await self._rate(symbol)
-                event_id = derive_id("settle", symbol, at.isoformat())
-                out.append(FundingSettlement(event_id, at, None, symbol, rate))
-        return sorted(out, key=lambda s: (s.ts, s.symbol))
-
-    async def _rate(self, symbol: str) -> Decimal:
-        try:
-            self.rates[symbol] = (await self.feed.funding_rate(symbol)).rate
-        except ClaireError as exc:
-            log.warning("funding rate of %s unavailable (%s); using the last known", symbol, exc)
-        return self.rates.get(symbol, self.default_rate)
 
 
 class LiveFeedService:
