@@ -2,7 +2,9 @@
 
 `claire`'s children (the services of a supervised run, the report worker) are
 useless without the process that started them, and some hold ports and
-connections. Each calls `end_with_parent` first: on Linux the kernel sends it
+connections. A supervisor starts its services with `parent_death_preexec`, so that
+the kernel ends a service whose supervisor died while it was still starting. Each
+child calls `end_with_parent` first: on Linux the kernel sends it
 `signum` when its parent dies (PR_SET_PDEATHSIG); everywhere, a thread checks the
 parent every half second, sends `signum` when it is gone, and exits the process
 HARD_EXIT_S later if the signal did not end it. A parent already gone before the
@@ -18,6 +20,7 @@ import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Final
 
 PR_SET_PDEATHSIG: Final = 1
@@ -33,6 +36,25 @@ def set_parent_death_signal(signum: int) -> bool:
         libc = ctypes.CDLL(None, use_errno=True)
         return bool(libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0)
     return False
+
+
+def parent_death_preexec(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
+    """A `preexec_fn` for `subprocess.Popen` that asks the kernel to send the child
+    `signum` when its parent's thread that starts it ends: it holds from the fork on,
+    while the child still imports, before it can call `end_with_parent`. Linux only
+    (None elsewhere). libc is looked up here, in the parent, so that the child between
+    fork and exec makes only the one call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_in_child() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0)
+
+    return set_in_child
 
 
 def end_with_parent(
@@ -63,4 +85,4 @@ def _end(signum: int) -> None:
     os._exit(128 + signum)
 
 
-__all__ = ["end_with_parent", "set_parent_death_signal"]
+__all__ = ["end_with_parent", "parent_death_preexec", "set_parent_death_signal"]

@@ -43,7 +43,6 @@ from engine.services.arrivals import ArrivalLatency
 from engine.services.control import RiskControl
 from engine.services.feed import FeedService
 from engine.services.http import HealthServer
-from engine.services.live_feed import run_live_feed
 from engine.services.live_run import is_live, live_parts, live_specs_of, warm_up
 from engine.services.run_metrics import RunMetrics
 from engine.services.worker import (
@@ -280,6 +279,10 @@ class _Service:
     def run_feed(self) -> None:
         create_groups(self.bus)  # before the first message: trimming never skips a group
         if self.plan is None:
+            # The exchange client is imported by a live feed only: a replay's services
+            # start without it.
+            from engine.services.live_feed import run_live_feed
+
             self.figures["state"] = "running"
             live = run_live_feed(
                 self.bus, self.run, self.run_settings, self.should_stop,

@@ -38,6 +38,7 @@ import redis
 
 from engine.bus.redis import RedisBus
 from engine.errors import ClaireError
+from engine.runtime.orphans import parent_death_preexec
 from engine.runtime.redis import EmbeddedRedis, ExternalRedis, redis_service
 from engine.services.host import SERVICES, create_groups, drained, stream_prefix
 from engine.store import DatabaseUnavailable, RunStatus, Store
@@ -119,6 +120,7 @@ class Supervisor:
     ) -> None:
         self.store = store
         self.attendant = attendant
+        self._orphan_guard = parent_death_preexec()
         self.ending: Ending | None = None
         self.drain_s = drain_s
         self.run_id = run_id
@@ -178,6 +180,7 @@ class Supervisor:
             stderr=subprocess.STDOUT,
             env=env,
             start_new_session=True,  # a Ctrl-C reaches the supervisor, which stops them in order
+            preexec_fn=self._orphan_guard,  # ends with this process even while it starts
         )
         log_file.close()
         kind = "restart" if child.restarts else "start"
