@@ -106,7 +106,8 @@ def workers(extra: list[str]) -> list[str]:
 
     `-n N` (or `-n 0` for one process, as a debugger wants) on the command line wins;
     `PYTEST_XDIST_AUTO_NUM_WORKERS` (pytest-xdist's own) sets the default. Tests that
-    share one Docker engine keep to one worker (`--dist loadgroup`).
+    share one Docker engine keep to one worker, and tests that start a supervised
+    services run to two (`--dist loadgroup`, groups set in tests/conftest.py).
     """
     if any(arg == "-n" or arg.startswith(("-n", "--numprocesses")) for arg in extra):
         return []

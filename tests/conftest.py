@@ -78,16 +78,29 @@ def four_symbols() -> list[Path]:
     return FOUR_SYMBOLS
 
 
+SERVICES_LANES = 2  # supervised services runs at once: seven processes and a database each
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Tests that share one Docker engine run in one worker when the suite runs in several
-    (pytest-xdist; without it they run in this one process anyway).
+    """When the suite runs in several workers (pytest-xdist), the tests that share one
+    Docker engine run in one worker, and the tests that start a supervised services run
+    in `SERVICES_LANES` workers: more of them at once on a small machine only starve each
+    other (and their bounds in seconds). Without xdist they run in this one process anyway.
 
-    They come first: they are the longest group, so the other workers share out the
-    rest of the suite while one worker builds the images and runs the stack.
+    Both come first: they are the longest groups, so the other workers share out the
+    rest of the suite while these run.
     """
     docker = [item for item in items if item.get_closest_marker("docker")]
-    items[:] = docker + [item for item in items if not item.get_closest_marker("docker")]
+    services = [
+        item
+        for item in items
+        if item.get_closest_marker("services") and not item.get_closest_marker("docker")
+    ]
+    heavy = {id(item) for item in docker + services}
+    items[:] = docker + services + [item for item in items if id(item) not in heavy]
     if config.pluginmanager.hasplugin("xdist"):
         for item in docker:
             item.add_marker(pytest.mark.xdist_group("docker"))
+        for n, item in enumerate(services):
+            item.add_marker(pytest.mark.xdist_group(f"services-{n % SERVICES_LANES}"))

@@ -30,6 +30,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
+import redis
+
 from engine.bus.redis import RedisBus
 from engine.clock import Clock, WallClock
 from engine.config import Settings
@@ -48,6 +50,16 @@ from engine.services.live_run import is_live
 from engine.services.reconnects import queue_reconnect, read_reconnected
 from engine.services.supervisor import Ending
 from engine.store import Store
+
+REDIS_DOWN: Final = (redis.ConnectionError, redis.TimeoutError, OSError)
+
+
+def _answers(bus: RedisBus) -> bool:
+    try:
+        return bool(bus.redis.ping())
+    except REDIS_DOWN:
+        return False
+
 
 log = logging.getLogger("claire.ops")
 
@@ -87,6 +99,7 @@ class ServicesSteward:
         self._poll_s = poll_s
         self._next_poll = 0.0
         self._relayed: dict[int, Command] = {}
+        self._unrelayed: list[Command] = []
         self._reconnecting: dict[int, Command] = {}
         self.stopping: PlannedStop | None = None
         self.emergency: Command | None = None
@@ -110,6 +123,8 @@ class ServicesSteward:
         if now < self._next_poll:
             return None
         self._next_poll = now + self._poll_s
+        if not _answers(bus):  # Redis is down: commands wait in the database, answers in Redis
+            return None
         if len(self.scheduler.failures) > self._noted:
             self._noted = len(self.scheduler.failures)
             note_problems(self.data_dir, self.run_id, self.problems())
@@ -139,8 +154,13 @@ class ServicesSteward:
             log.debug("could not read commands: %s", exc)
             self._next_poll = self._monotonic() + 5.0
             return None
+        commands, self._unrelayed = [*self._unrelayed, *commands], []
         for n, command in enumerate(commands):
-            ending = self._apply(command, bus)
+            try:
+                ending = self._apply(command, bus)
+            except REDIS_DOWN:  # taken but not relayed: relayed at the next poll
+                self._unrelayed.extend(commands[n:])
+                return None
             if ending is not None:
                 for later in commands[n + 1 :]:  # taken together, never to be applied
                     if later.kind is CommandKind.EMERGENCY_STOP:  # what it asked for happens

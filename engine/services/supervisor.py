@@ -265,19 +265,9 @@ class Supervisor:
                     self._check(child)
                 if self._unrecorded:
                     self.flush_records()
-                if bus.redis.get(bus.key("feed:done")) and drained(bus):
-                    self.stop_all()
-                    if self.attendant is not None:
-                        self.attendant.completed()
-                    return RunStatus.COMPLETED
-                if self.attendant is not None:
-                    self.ending = self.attendant.between(bus)
-                    if self.ending is not None:
-                        self._stop_for(self.ending, bus)
-                        self.attendant.stopped(bus, self.ending)
-                        return RunStatus.STOPPED
-                if progress is not None:
-                    progress({"groups": int(bus.redis.get(bus.key("feed:position")) or 0)})
+                status = self._between(bus, progress)
+                if status is not None:
+                    return status
                 time.sleep(poll_s)
             self.stop_all()
             return RunStatus.STOPPED
@@ -289,6 +279,32 @@ class Supervisor:
                 signal.signal(s, h)
             bus.close()
             redis_server.stop()
+
+    def _between(
+        self, bus: RedisBus, progress: Callable[[dict[str, object]], None] | None
+    ) -> RunStatus | None:
+        """One round's look at the run: complete, stopped by its attendant, or going on.
+        Only the look is retried when Redis dies meanwhile; what follows it is not."""
+        try:
+            complete = bool(bus.redis.get(bus.key("feed:done"))) and drained(bus)
+            if not complete and self.attendant is not None:
+                self.ending = self.attendant.between(bus)
+            if progress is not None and not complete and self.ending is None:
+                progress({"groups": int(bus.redis.get(bus.key("feed:position")) or 0)})
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("the bus stopped answering: %s", exc)  # the next round restarts it
+            return None
+        if complete:
+            self.stop_all()
+            if self.attendant is not None:
+                self.attendant.completed()
+            return RunStatus.COMPLETED
+        if self.ending is not None:
+            assert self.attendant is not None
+            self._stop_for(self.ending, bus)
+            self.attendant.stopped(bus, self.ending)
+            return RunStatus.STOPPED
+        return None
 
     def _stop_for(self, ending: Ending, bus: RedisBus) -> None:
         """An operator's stop: a planned one stops the feed and lets the others handle what

@@ -85,6 +85,7 @@ def test_failed_notifications_are_warnings_of_the_run(claire_home: Path, refusal
     assert plain.exit_code != 0 and NOTIFY_FAILED in plain.stdout + plain.stderr
 
 
+@pytest.mark.services
 def test_failed_notifications_of_a_services_run_are_its_warnings(claire_home: Path) -> None:
     with receiver(status=500) as hook:
         env = {**ALERTING, "CLAIRE_NOTIFY_URLS": hook.url()}

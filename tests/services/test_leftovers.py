@@ -30,6 +30,7 @@ def test_services_get_only_the_secrets_they_use() -> None:
     assert service_environment("alerts", environ) == {"CLAIRE_NOTIFY_URLS": "u", "PATH": "/b"}
 
 
+@pytest.mark.services
 def test_the_services_of_a_supervisor_killed_with_sigkill_end_within_10_s(
     four_symbols: list[Path], claire_home: Path
 ) -> None:

@@ -123,6 +123,7 @@ def wait(what: str, done: Any, child: subprocess.Popen[str], timeout_s: float = 
         time.sleep(0.1)
 
 
+@pytest.mark.services
 @pytest.mark.slow
 def test_a_live_services_run_keeps_every_trade_once_through_a_killed_feed(
     exchange: MexcServer, claire_home: Path, tmp_path: Path

@@ -21,6 +21,7 @@ from tests.services.test_services_runbook import rows, wait_until
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 
+@pytest.mark.services
 def test_the_runbook_on_a_detached_live_services_run(
     exchange: MexcServer,  # noqa: F811 - the fixture imported above
     claire_home: Path,

@@ -24,6 +24,7 @@ from tests.services.test_services_run import (
 pytestmark = pytest.mark.integration
 
 
+@pytest.mark.services
 def test_a_service_crash_incident_restarts_the_named_service(
     four_symbols: list[Path], claire_home: Path
 ) -> None:

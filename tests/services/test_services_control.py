@@ -29,6 +29,8 @@ from engine.services.control import (
     read_outcomes,
     relay,
 )
+from engine.services.host import create_groups, drained, stream_lag
+from engine.services.worker import SERVICE_STREAMS
 
 D = Decimal
 T0 = datetime(2024, 1, 2, 3, 5, tzinfo=UTC)
@@ -183,3 +185,34 @@ def test_a_day_is_reported_once_the_written_market_time_is_well_past_its_end() -
     assert list(finished_days(start, day_two + MARGIN, 0)) == [1]
     assert list(finished_days(start, day_two + timedelta(days=2) + MARGIN, 1)) == [2, 3]
     assert list(finished_days(start, day_two + timedelta(days=2) + MARGIN, 3)) == []
+
+
+@pytest.mark.integration
+def test_a_run_is_drained_only_when_every_group_read_and_acknowledged_everything(
+    embedded: EmbeddedRedis,
+) -> None:
+    bus = RedisBus(embedded.url, prefix="drained-test")
+    create_groups(bus)
+    assert drained(bus)  # nothing published yet
+    stream = SERVICE_STREAMS[0]
+    groups = [g["name"].decode() for g in bus.redis.xinfo_groups(bus.key(stream))]
+    assert groups
+    for n in range(3):
+        bus.publish_raw(stream, f'{{"n": {n}}}')
+    assert not drained(bus)
+    assert all(stream_lag(bus, stream, g) == 3 for g in groups)
+    read: dict[str, list[str]] = {}
+    for group in groups:
+        reply = bus.redis.xreadgroup(group, "c", {bus.key(stream): ">"}, count=10)
+        read[group] = [msg_id for msg_id, _ in reply[0][1]]
+    assert not drained(bus)  # read, not yet acknowledged
+    assert all(stream_lag(bus, stream, g) == 3 for g in groups)  # pending counts
+    for group in groups[:-1]:
+        bus.redis.xack(bus.key(stream), group, *read[group])
+    assert not drained(bus)  # one group still has them pending
+    bus.redis.xack(bus.key(stream), groups[-1], *read[groups[-1]])
+    assert drained(bus)
+    assert all(stream_lag(bus, stream, g) == 0 for g in groups)
+    bus.publish_raw(stream, '{"n": 3}')
+    assert not drained(bus)
+    bus.close()

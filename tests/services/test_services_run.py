@@ -95,6 +95,7 @@ def event_time_alerts(home: Path, run_id: str) -> list[tuple[Any, ...]]:
     return [tuple(r.values()) for r in rows]
 
 
+@pytest.mark.services
 def test_a_7_day_replay_of_the_four_symbols_as_services_fills_as_one_process(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
@@ -150,6 +151,7 @@ def _newest_run(home: Path) -> str | None:
     return runs[0].run_id if runs else None
 
 
+@pytest.mark.services
 @pytest.mark.slow
 @pytest.mark.parametrize("service", [s for s in SERVICES if s != "feed"] + ["feed"])
 @pytest.mark.parametrize("trial", range(5))
@@ -185,6 +187,7 @@ def test_a_service_killed_at_a_random_moment_is_restarted_and_nothing_is_lost(
         assert [e for e in events if e["service"] == service and e["kind"] == "restart"]
 
 
+@pytest.mark.services
 def test_every_service_answers_health_status_and_metrics(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
@@ -236,6 +239,7 @@ def test_every_service_answers_health_status_and_metrics(
     assert "claire_fills" in seen["execution"]["families"]
 
 
+@pytest.mark.services
 def test_sigterm_stops_a_services_run_cleanly_as_stopped(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
@@ -251,6 +255,7 @@ def test_sigterm_stops_a_services_run_cleanly_as_stopped(
     assert "stop" in kinds and "restart" not in kinds
 
 
+@pytest.mark.services
 def test_redis_killed_mid_run_comes_back_from_its_log_and_nothing_is_lost(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
@@ -303,6 +308,7 @@ def test_a_single_process_run_serves_health_status_and_metrics_on_one_port(
     )
 
 
+@pytest.mark.services
 @pytest.mark.slow
 def test_a_30_second_database_outage_mid_run_is_ridden_out_and_nothing_is_lost(
     four_symbols: list[Path], claire_home: Path

@@ -53,6 +53,7 @@ def entry_fills_between(home: Path, run_id: str, after: datetime, upto: datetime
     )
 
 
+@pytest.mark.services
 def test_the_runbook_on_a_detached_services_run(
     four_symbols: list[Path], claire_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -146,6 +147,7 @@ def _operate(home: Path, run_id: str) -> None:
     assert final
 
 
+@pytest.mark.services
 def test_a_services_run_refuses_reconnect_and_stops_at_once_on_an_emergency(
     four_symbols: list[Path], claire_home: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

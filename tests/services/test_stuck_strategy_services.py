@@ -22,7 +22,7 @@ from tests.paperrun.test_stuck_strategy import PATIENT, STRATEGIES, _started, fi
 from tests.paperrun.test_stuck_strategy import start as start_run
 from tests.services.test_services_run import service_events, wait_for_service
 
-pytestmark = pytest.mark.integration
+pytestmark = [pytest.mark.integration, pytest.mark.services]
 
 TIMEOUT = {"STRATEGY_TIMEOUT_SECONDS": "0.5"}
 # What a failure may take past the timeout, or a stop past its signal, in one process

@@ -130,6 +130,7 @@ def test_the_page_shows_a_paced_replay_as_it_runs(
     assert running_server(claire_home / "postgres") is None
 
 
+@pytest.mark.services
 def test_the_page_shows_each_service_of_a_run_as_services(
     four_symbols: list[Path], browser: Any, artifacts: Path
 ) -> None:
