@@ -9,8 +9,8 @@ releases each trade, book ticker and kline push when the wall clock reaches its 
 to or not, as a real exchange's do.
 
 The registry of spot symbols is the module's `SPOT_SYMBOLS`: the paced server adds
-its symbols to it, for the process it runs in. MEXC takes 30 spot channels a
-connection; the paced server takes as many as its symbols need, on one connection.
+its symbols to it, for the process it runs in. Like MEXC it takes 30 spot channels a
+connection: the feed opens one connection per 10 symbols.
 """
 
 from __future__ import annotations
@@ -85,8 +85,6 @@ class PacedMexcServer(MexcServer):
     def __init__(self, symbols: int, minutes: float, history: int = 50, tick_s: float = 0.01):
         super().__init__(tick_s=tick_s)
         self.quotes = True
-        # The feed subscribes all its channels on one connection: 3 a symbol.
-        self.max_subscriptions = 3 * symbols + 30
         self.names = synthetic_names(symbols)
         self.began_ms = int(time.time() * 1000)
         since = self.began_ms - history * MINUTE_MS

@@ -18,6 +18,11 @@ ccxt does the protocol work (connect, subscribe, ping, parse). The hooks add:
   with their sizes, which `sub.ticker` lacks). Raw values go to the feed.
 - every data message's symbol and exchange timestamp, for the feed's liveness
   and its estimate of the exchange's clock.
+- channels spread over as many connections as MEXC's cap of
+  `CHANNELS_PER_CONNECTION` subscriptions a connection needs: ccxt keeps one socket
+  per URL, so connection k > 0 gets the URL with a `#claire-k` fragment, which a
+  WebSocket client never sends. A channel keeps its connection for the life of the
+  client, through reconnects, and the first 30 stay on the plain URL.
 
 API keys are never given to the client: public market data needs none, so none
 can leak into logs.
@@ -90,6 +95,7 @@ class RawBookTicker:
 
 
 SPOT_BOOK_TICKER = "spot@public.aggre.bookTicker.v3.api.pb@100ms@"
+CHANNELS_PER_CONNECTION = 30  # MEXC refuses a connection's 31st subscription
 FUTURES_DEPTH_LEVELS = 5  # MEXC offers 5, 10 or 20; the feed needs only the first
 
 
@@ -153,6 +159,28 @@ class _Hooks:
         return super().handle_errors(code, reason, url, method, *rest)  # type: ignore[misc]
 
 
+class ChannelShards:
+    """Which connection each channel subscribes on: the first with room for it."""
+
+    def __init__(self, per_connection: int) -> None:
+        self.per_connection = per_connection
+        self.of: dict[str, int] = {}
+        self.used: list[int] = []
+
+    def url(self, base: str, channel: str) -> str:
+        shard = self.of.get(channel)
+        if shard is None:
+            shard = next(
+                (n for n, used in enumerate(self.used) if used < self.per_connection),
+                len(self.used),
+            )
+            if shard == len(self.used):
+                self.used.append(0)
+            self.used[shard] += 1
+            self.of[channel] = shard
+        return base if shard == 0 else f"{base}#claire-{shard}"
+
+
 def _retry_after(headers: Any) -> float | None:
     if not headers:
         return None
@@ -172,6 +200,31 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
         super().__init__(config or {})
         self._claire_init()
         self.claire_market = market
+        self.claire_shards = ChannelShards(CHANNELS_PER_CONNECTION)
+
+    async def watch_spot_public(
+        self, channel: str, messageHash: str, params: dict[str, Any] | None = None
+    ) -> Any:
+        """ccxt's, on the connection this channel is given (see `ChannelShards`)."""
+        params = params or {}
+        method = "UNSUBSCRIPTION" if self.safe_bool(params, "unsubscribed", False) else None
+        request = {"method": method or "SUBSCRIPTION", "params": [channel]}
+        request = self.extend(request, self.omit(params, ["unsubscribed"]))
+        url = self.claire_shards.url(self.urls["api"]["ws"]["spot"], channel)
+        return await self.watch(url, messageHash, request, messageHash)
+
+    async def watch_swap_public(
+        self,
+        channel: str,
+        messageHash: str,
+        requestParams: dict[str, Any],
+        params: dict[str, Any] | None = None,
+    ) -> Any:
+        """ccxt's, on the connection this channel and symbol are given."""
+        message = self.extend({"method": channel, "param": requestParams}, params or {})
+        key = f"{channel}:{requestParams.get('symbol', '')}"
+        url = self.claire_shards.url(self.urls["api"]["ws"]["swap"], key)
+        return await self.watch(url, messageHash, message, messageHash)
 
     async def fetch_markets(self, params: dict[str, Any] | None = None) -> list[Any]:
         # ccxt loads spot AND contract markets; the contract list weighs 100 (MEXC
