@@ -64,6 +64,12 @@ def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
         elsewhere = [r for r in store.list_runs() if r.status is RunStatus.RUNNING]
         if store.db.external and len(elsewhere) == 1:
             raise CommandError(_not_here(store, elsewhere[0].run_id))
+        if store.db.external and elsewhere:
+            names = ", ".join(r.run_id for r in elsewhere)
+            raise CommandError(
+                f"no run is active on this machine, and several are recorded as running in "
+                f"the database ({names}); name one with --run to see why it takes no command."
+            )
         raise CommandError(f"no run is active in {data_dir}; `claire status` shows the newest one.")
     if len(active) > 1:
         names = ", ".join(r.run_id for r in active)

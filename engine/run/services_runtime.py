@@ -91,7 +91,7 @@ def supervise_run(
         record_end(RunStatus.FAILED, str(exc))
         steward.close()
         forget_process(ctx.data_dir, run_id)
-        if store.db.fetch_one(store.queries["final_snapshot"], {"run_id": run_id}):
+        if reports and store.db.fetch_one(store.queries["final_snapshot"], {"run_id": run_id}):
             write_reports(ctx, store, run_id)  # none for a run that failed before figures
         raise RunNotResumable(str(exc)) from None
     except BaseException:
@@ -109,7 +109,7 @@ def supervise_run(
         steward.close()  # a stop's backup, final report and answer
     finally:
         forget_process(ctx.data_dir, run_id)
-    if status is RunStatus.COMPLETED:
+    if status is RunStatus.COMPLETED and reports:  # a replay's, when asked (--reports)
         write_reports(ctx, store, run_id)
     return run_id, status, supervisor.stop_signal
 

@@ -100,7 +100,8 @@ def test_a_7_day_replay_of_the_four_symbols_as_services_fills_as_one_process(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
     tight = {"ALERT_EXPOSURE_PCT": "0.05", "ALERT_OPEN_POSITIONS": "0", "ALERT_FOR_SECONDS": "0"}
-    child = claire_process(replay_args(four_symbols, "7", "--services", "--json"), tight)
+    args = replay_args(four_symbols, "7", "--services", "--reports", "--json")
+    child = claire_process(args, tight)
     code, out, err = finish(child)
     assert code == 0, err
     body = json.loads(out)
@@ -116,7 +117,7 @@ def test_a_7_day_replay_of_the_four_symbols_as_services_fills_as_one_process(
     kinds = [(e["service"], e["kind"]) for e in service_events(claire_home, body["run_id"])]
     assert {s for s, k in kinds if k == "start"} == set(SERVICES)
     assert not [k for _, k in kinds if k == "restart"]
-    # The run's reports are written when it ends: each UTC day's and the final one.
+    # The reports asked for are written: each UTC day's and the final one.
     reports = sorted(p.name for p in (claire_home / "reports" / body["run_id"]).iterdir())
     stems = [f"day-{d:02d}" for d in range(1, 8)] + ["final"]
     assert reports == sorted(f"{s}.{fmt}" for s in stems for fmt in ("html", "json", "md"))

@@ -24,13 +24,23 @@ T0 = datetime(2026, 3, 1, 9, 0, tzinfo=UTC)
 
 @pytest.fixture
 def store(stack_port: int) -> Iterator[Store]:
+    """The stand-in stack database, shared by this worker's tests: the runs a test
+    records are ended after it, so no other test finds them running."""
     url = f"postgresql://claire:{STACK_PASSWORD}@127.0.0.1:{stack_port}/claire"
     with Store.open(url, external=True) as opened:
         yield opened
+        for run_id in _made.pop(id(opened), []):
+            record = opened.get_run(run_id)
+            if record is not None and record.status is RunStatus.RUNNING:
+                opened.end_run(run_id, RunStatus.COMPLETED, T0 + timedelta(days=30))
+
+
+_made: dict[int, list[str]] = {}
 
 
 def _run(store: Store, run_id: str) -> str:
     assert store.create_run(run_id, config={}, data_source="live:mexc", started_at=T0)
+    _made.setdefault(id(store), []).append(run_id)
     return run_id
 
 

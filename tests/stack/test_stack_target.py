@@ -5,11 +5,13 @@ stack's, on TCP with the stack's user, password and port (no Docker needed)."""
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from engine.runtime.files import free_port
+from engine.store import RunStatus
 from tests.cli.support import ETH, invoke, ok
 from tests.stack.conftest import STACK_PASSWORD as PASSWORD
 
@@ -111,4 +113,18 @@ def test_an_operator_command_to_a_stacks_running_run_says_what_to_do_and_sends_n
         assert "Docker stack does not take the operator's commands yet" in said[0]
     with Store.open(stack_env, external=True) as store:
         sent_rows = store.db.fetch_all("SELECT command_id FROM run_commands", {})
+        # A second run recorded as running there: which one is meant is asked for.
+        monkeypatch.setenv("CLAIRE_POSTGRES_URL", stack_env)
+        runner = PaperRunner(load_settings(), claire_home)
+        assert runner.record_services_run([ETH], 1, "max", "stack-two")
+        monkeypatch.delenv("CLAIRE_POSTGRES_URL")
+        try:
+            both = invoke("risk", "halt", "--note", "check", "--stack", "--timeout", "5")
+            said = [line for line in both.stderr.splitlines() if line.strip()]
+            assert both.exit_code == 1 and "several are recorded as running" in said[-1], said
+            assert "stack, stack-two" in said[-1] or "stack-two, stack" in said[-1]
+            assert "--run" in said[-1]
+        finally:  # the database is this worker's for its other tests: leave nothing running
+            for run_id in ("stack", "stack-two"):
+                store.end_run(run_id, RunStatus.STOPPED, datetime.now(UTC))
     assert sent_rows == []  # nothing was sent

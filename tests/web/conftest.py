@@ -54,8 +54,11 @@ def chromium_path() -> str:
     return found
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(chromium_path: str) -> Iterator[Any]:
+    """Chromium, for one module's tests: Playwright's sync API keeps an event loop
+    running on this thread while it is open, and the asyncio tests a worker runs after
+    this module (the live feed's) need the thread without one."""
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
