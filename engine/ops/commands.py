@@ -62,9 +62,9 @@ def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
     ]
     if not active:
         elsewhere = [r for r in store.list_runs() if r.status is RunStatus.RUNNING]
-        if store.db.external and len(elsewhere) == 1:
-            raise CommandError(_not_here(store, elsewhere[0].run_id))
         if store.db.external and elsewhere:
+            if len(elsewhere) == 1:
+                raise CommandError(_not_here(store, elsewhere[0].run_id))
             names = ", ".join(r.run_id for r in elsewhere)
             raise CommandError(
                 f"no run is active on this machine, and several are recorded as running in "

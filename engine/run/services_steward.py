@@ -30,8 +30,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, Final
 
-import redis
-
 from engine.bus.redis import RedisBus
 from engine.clock import Clock, WallClock
 from engine.config import Settings
@@ -48,18 +46,8 @@ from engine.services.control import STOPPING, Closing, read_closing, read_outcom
 from engine.services.final import write_final_snapshot
 from engine.services.live_run import is_live
 from engine.services.reconnects import queue_reconnect, read_reconnected
-from engine.services.supervisor import Ending
+from engine.services.supervisor import BUS_DOWN, Ending
 from engine.store import Store
-
-REDIS_DOWN: Final = (redis.ConnectionError, redis.TimeoutError, OSError)
-
-
-def _answers(bus: RedisBus) -> bool:
-    try:
-        return bool(bus.redis.ping())
-    except REDIS_DOWN:
-        return False
-
 
 log = logging.getLogger("claire.ops")
 
@@ -123,8 +111,6 @@ class ServicesSteward:
         if now < self._next_poll:
             return None
         self._next_poll = now + self._poll_s
-        if not _answers(bus):  # Redis is down: commands wait in the database, answers in Redis
-            return None
         if len(self.scheduler.failures) > self._noted:
             self._noted = len(self.scheduler.failures)
             note_problems(self.data_dir, self.run_id, self.problems())
@@ -158,7 +144,7 @@ class ServicesSteward:
         for n, command in enumerate(commands):
             try:
                 ending = self._apply(command, bus)
-            except REDIS_DOWN:  # taken but not relayed: relayed at the next poll
+            except BUS_DOWN:  # taken but not relayed: relayed at the next poll
                 self._unrelayed.extend(commands[n:])
                 return None
             if ending is not None:

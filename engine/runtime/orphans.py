@@ -13,7 +13,6 @@ child got there ends it at once.
 
 from __future__ import annotations
 
-import contextlib
 import ctypes
 import os
 import signal
@@ -28,14 +27,20 @@ POLL_S: Final = 0.5
 HARD_EXIT_S: Final = 2.0  # what a stop had not committed is done again by the next start
 
 
+def _prctl() -> Callable[..., int] | None:
+    """libc's prctl on Linux, else None."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+
 def set_parent_death_signal(signum: int) -> bool:
     """Linux: the kernel sends `signum` to this process when its parent thread ends."""
-    if not sys.platform.startswith("linux"):
-        return False
-    with contextlib.suppress(OSError, AttributeError):
-        libc = ctypes.CDLL(None, use_errno=True)
-        return bool(libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0)
-    return False
+    prctl = _prctl()
+    return prctl is not None and prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) == 0
 
 
 def parent_death_preexec(signum: int = signal.SIGTERM) -> Callable[[], None] | None:
@@ -44,11 +49,8 @@ def parent_death_preexec(signum: int = signal.SIGTERM) -> Callable[[], None] | N
     while the child still imports, before it can call `end_with_parent`. Linux only
     (None elsewhere). libc is looked up here, in the parent, so that the child between
     fork and exec makes only the one call."""
-    if not sys.platform.startswith("linux"):
-        return None
-    try:
-        prctl = ctypes.CDLL(None, use_errno=True).prctl
-    except (OSError, AttributeError):
+    prctl = _prctl()
+    if prctl is None:
         return None
 
     def set_in_child() -> None:

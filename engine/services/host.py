@@ -502,10 +502,7 @@ def stream_lag(bus: RedisBus, stream: str, group: str) -> int:
             continue
         if info.get("lag") is not None:  # Redis 7 counts it
             return int(info["lag"]) + int(info["pending"])
-        last = info["last-delivered-id"]
-        last = last.decode() if isinstance(last, bytes) else last
-        unread = len(bus.redis.xrange(key, min=f"({last}", max="+", count=MAX_LAG + 1) or [])
-        return unread + int(info["pending"])
+        return len(_unread(bus, key, info, MAX_LAG + 1)) + int(info["pending"])
     return 0
 
 
@@ -522,10 +519,13 @@ def drained(bus: RedisBus) -> bool:
         except redis.ResponseError:  # the stream does not exist yet
             continue
         for info in groups:
-            if int(info["pending"]):
-                return False
-            last = info["last-delivered-id"]
-            last = last.decode() if isinstance(last, bytes) else last
-            if bus.redis.xrange(key, min=f"({last}", max="+", count=1):
+            if int(info["pending"]) or _unread(bus, key, info, 1):
                 return False
     return True
+
+
+def _unread(bus: RedisBus, key: str, group: dict[str, Any], count: int) -> list[Any]:
+    """Up to `count` entries of stream `key` after the last one delivered to `group`."""
+    last = group["last-delivered-id"]
+    last = last.decode() if isinstance(last, bytes) else last
+    return list(bus.redis.xrange(key, min=f"({last}", max="+", count=count) or [])

@@ -45,6 +45,7 @@ from engine.store import DatabaseUnavailable, RunStatus, Store
 
 log = logging.getLogger("claire.supervisor")
 
+BUS_DOWN: Final = (redis.ConnectionError, redis.TimeoutError, OSError)  # Redis not answering
 BACKOFF_START_S: Final = 0.5
 BACKOFF_MAX_S: Final = 10.0
 FLUSH_START_S: Final = 1.0
@@ -291,7 +292,7 @@ class Supervisor:
                 self.ending = self.attendant.between(bus)
             if progress is not None and not complete and self.ending is None:
                 progress({"groups": int(bus.redis.get(bus.key("feed:position")) or 0)})
-        except (redis.ConnectionError, redis.TimeoutError) as exc:
+        except BUS_DOWN as exc:
             log.warning("the bus stopped answering: %s", exc)  # the next round restarts it
             return None
         if complete:
@@ -323,7 +324,7 @@ class Supervisor:
         """Ping the bus; an embedded Redis that died is started again from its AOF."""
         try:
             return bool(bus.redis.ping())
-        except (redis.ConnectionError, redis.TimeoutError, OSError):
+        except BUS_DOWN:
             pass
         self._record("redis", "exit", None)
         if isinstance(server, EmbeddedRedis):

@@ -25,15 +25,25 @@ FAST = {
 }
 
 
-@pytest.fixture
-async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MexcServer]:
-    srv = await MexcServer().start()
+@contextlib.asynccontextmanager
+async def serving(
+    started: Awaitable[MexcServer], monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[MexcServer]:
+    """A local MEXC server, started, reached through the CLAIRE_MEXC_* variables, and
+    stopped after."""
+    srv = await started
     for name, value in srv.env().items():
         monkeypatch.setenv(name, value)
     try:
         yield srv
     finally:
         await srv.stop()
+
+
+@pytest.fixture
+async def server(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MexcServer]:
+    async with serving(MexcServer().start(), monkeypatch) as srv:
+        yield srv
 
 
 def settings(symbols: str, **overrides: Any) -> FeedSettings:

@@ -4,11 +4,13 @@ refuses a connection's 31st subscription as MEXC does."""
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+
 import pytest
 
 from engine.feeds.exchange import FeedEvent, LiveFeed
 from engine.feeds.exchange.client import ChannelShards
-from tests.feeds.conftest import collect_until, settings
+from tests.feeds.conftest import collect_until, serving, settings
 from tests.mexc_server.synthetic import PacedMexcServer
 
 pytestmark = pytest.mark.integration
@@ -17,14 +19,10 @@ SYMBOLS = 12  # 36 channels: two connections
 
 
 @pytest.fixture
-async def paced(monkeypatch: pytest.MonkeyPatch):  # type: ignore[no-untyped-def]
-    server = await PacedMexcServer(SYMBOLS, minutes=2).start()
-    for name, value in server.env().items():
-        monkeypatch.setenv(name, value)
-    try:
+async def paced(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[PacedMexcServer]:
+    server = PacedMexcServer(SYMBOLS, minutes=2)
+    async with serving(server.start(), monkeypatch):
         yield server
-    finally:
-        await server.stop()
 
 
 async def test_twelve_symbols_subscribe_on_two_connections_and_all_are_heard(

@@ -18,7 +18,7 @@ from engine.config import load_settings
 from engine.events import Alert, Candle, Trade
 from engine.feeds.exchange import LiveFeed
 from tests.cli.support import invoke
-from tests.feeds.conftest import collect, settings
+from tests.feeds.conftest import collect, serving, settings
 from tests.mexc_server import MexcServer
 from tests.mexc_server.data import load_trades
 
@@ -45,13 +45,8 @@ async def test_reconnect_drops_the_sockets_and_loses_or_doubles_nothing(
 @pytest.fixture
 async def endless(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[MexcServer]:
     """A server whose tape lasts (12,000 trades at 100 a second), for a run to watch."""
-    srv = await MexcServer(tick_s=0.05, trade_limit=None).start()
-    for name, value in srv.env().items():
-        monkeypatch.setenv(name, value)
-    try:
+    async with serving(MexcServer(tick_s=0.05, trade_limit=None).start(), monkeypatch) as srv:
         yield srv
-    finally:
-        await srv.stop()
 
 
 async def test_a_data_stop_incident_reconnects_a_running_live_run(

@@ -16,7 +16,10 @@ import pytest
 
 from engine.runtime.orphans import parent_death_preexec
 
-pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG")
+pytestmark = pytest.mark.skipif(
+    not sys.platform.startswith("linux"),
+    reason="the parent-death signal (PR_SET_PDEATHSIG) is Linux only",
+)
 
 PARENT = textwrap.dedent(
     """

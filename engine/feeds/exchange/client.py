@@ -207,8 +207,9 @@ class ClaireMexc(_Hooks, ccxtpro.mexc):  # type: ignore[misc]
     ) -> Any:
         """ccxt's, on the connection this channel is given (see `ChannelShards`)."""
         params = params or {}
-        method = "UNSUBSCRIPTION" if self.safe_bool(params, "unsubscribed", False) else None
-        request = {"method": method or "SUBSCRIPTION", "params": [channel]}
+        leaving = self.safe_bool(params, "unsubscribed", False)
+        method = "UNSUBSCRIPTION" if leaving else "SUBSCRIPTION"
+        request = {"method": method, "params": [channel]}
         request = self.extend(request, self.omit(params, ["unsubscribed"]))
         url = self.claire_shards.url(self.urls["api"]["ws"]["spot"], channel)
         return await self.watch(url, messageHash, request, messageHash)
