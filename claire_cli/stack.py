@@ -248,33 +248,19 @@ def init_run(
         typer.echo(line)
 
 
-@stack_app.command("backups", hidden=True)
-def backups(
+@stack_app.command("steward", hidden=True)
+def steward(
     run_id: Annotated[str, typer.Option("--run", metavar="RUN_ID")],
-    poll: Annotated[float, typer.Option(help="Seconds between looks.", min=0.05)] = 30.0,
+    poll: Annotated[float, typer.Option(help="Seconds between looks.", min=0.05)] = 0.25,
     data_dir: DataDir = None,
 ) -> None:
-    """Take the stack run's backups on their schedule (inside the stack, until stopped)."""
+    """Attend the stack's run: operator commands, backups, daily reports (inside the stack)."""
     with user_errors():
-        import os
         import signal
         import threading
 
-        from engine.config import load_settings
-        from engine.home.database import open_store
-        from engine.home.folder import resolve_data_dir
-        from engine.stack.backups import ALIVE_FILE, StackBackups, run_backups
+        from engine.run.stack_steward import attend_stack_run
 
-        settings = load_settings()
-        folder = resolve_data_dir(data_dir, settings)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        live = bool(os.environ.get("CLAIRE_EXCHANGE", "").strip())
-        with open_store(settings, folder) as (store, _):
-            duty = StackBackups(store, run_id, folder, settings, live=live)
-            kept = settings.backup_retention_days
-            _say(
-                f"backups of run {run_id}: {settings.backup_schedule}, every "
-                f"{settings.backup_interval}, kept {kept} days"
-            )
-            run_backups(duty, stop.wait, poll, alive=Path(ALIVE_FILE))
+        attend_stack_run(run_id, data_dir, stop.wait, poll, say=_say)

@@ -117,13 +117,6 @@ def _halt(s: Situation, action: str) -> ActionResult:
     if why:
         return ActionResult(action, False, f"{why}: there are no new entries to stop.")
     assert s.run_id is not None
-    if s.services:
-        return ActionResult(
-            action,
-            False,
-            "not taken: a run as separate services does not take operator commands; "
-            "stop it with `claire papertest stop` if trading must end.",
-        )
     if s.store is None:
         return _database_down(s, action)
     from engine.ops.commands import Operator

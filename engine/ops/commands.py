@@ -19,8 +19,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Final
 
-from engine.home.lock import run_is_alive
 from engine.home.processes import read_process, same_process
+from engine.ops.attended import STEWARD_ALIVE_S, run_attended
 from engine.ops.backups import Backups
 from engine.ops.control import (
     Command,
@@ -52,13 +52,13 @@ def target_run(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
                 f"run {run_id} is not running ({record.status.value}); there is nothing to send "
                 "it a command. A stopped run continues with `claire papertest start --resume`."
             )
-        if not run_is_alive(data_dir, run_id):
+        if not run_attended(store, data_dir, run_id):
             raise CommandError(_not_here(store, run_id))
         return record
     active = [
         r
         for r in store.list_runs()
-        if r.status is RunStatus.RUNNING and run_is_alive(data_dir, r.run_id)
+        if r.status is RunStatus.RUNNING and run_attended(store, data_dir, r.run_id)
     ]
     if not active:
         elsewhere = [r for r in store.list_runs() if r.status is RunStatus.RUNNING]
@@ -83,11 +83,12 @@ def _not_here(store: Store, run_id: str) -> str:
     """Why a run recorded as running takes no command from here, and what to do."""
     if store.db.external:  # a stack's database, or a server named by CLAIRE_POSTGRES_URL
         return (
-            f"run {run_id} is recorded as running, but no process on this machine runs it: "
-            "a run in a Docker stack does not take the operator's commands yet (operate a "
-            "live test you must halt or stop as a run as services, `claire papertest start "
-            f"--services`), and a run that was interrupted continues with `claire papertest "
-            f"start --resume --run {run_id}`."
+            f"run {run_id} is recorded as running, but nothing takes its commands: no process "
+            f"on this machine runs it and no stack steward has answered for it in the last "
+            f"{STEWARD_ALIVE_S:g} s; a stack's run is attended by its cdb_steward container "
+            "(`claire stack up` starts it again, `claire stack logs cdb_steward` says why it "
+            "stopped), and a run that was interrupted continues with `claire papertest start "
+            f"--resume --run {run_id}`."
         )
     return (
         f"run {run_id} is interrupted: no process runs it; continue it with "
@@ -118,7 +119,7 @@ class Operator:
         """The run is held, or its process is still finishing (a stop's backup and report)."""
 
         def alive() -> bool:
-            if run_is_alive(self.data_dir, run_id):
+            if run_attended(self.store, self.data_dir, run_id):
                 return True
             process = read_process(self.data_dir, run_id)
             return process is not None and same_process(process)
@@ -177,6 +178,11 @@ class Operator:
                 )
             # The run took it at the last moment: give it the time to answer.
             answer = self.channel.wait(answer.command_id, timeout_s, still_alive=alive)
+        if answer.status is CommandStatus.TAKEN and not alive():
+            raise CommandError(
+                f"run {answer.run_id} took the command, then ended before it answered; "
+                "`claire status` shows how it ended."
+            )
         if answer.status is CommandStatus.TAKEN:
             raise CommandError(
                 f"run {answer.run_id} took the command but had not finished it after "

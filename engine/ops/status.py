@@ -25,9 +25,9 @@ from typing import Any, Final
 import psutil
 
 from engine.config import Settings
-from engine.home.lock import run_is_alive
 from engine.home.processes import process_alive, read_process, run_problems
 from engine.kernel.progress import window_fraction
+from engine.ops.attended import run_attended
 from engine.ops.backups.location import backup_folder
 from engine.ops.control import ControlChannel, ops_queries
 from engine.ops.service_health import service_health
@@ -114,9 +114,11 @@ def choose_run(store: Store, data_dir: Path, run_id: str | None) -> tuple[RunRec
     process runs it now."""
     if run_id is not None:
         record = store.get_run(run_id)
-        return record, record is not None and run_is_alive(data_dir, run_id)
+        return record, record is not None and run_attended(store, data_dir, run_id)
     runs = store.list_runs()
-    active = [r for r in runs if r.status is RunStatus.RUNNING and run_is_alive(data_dir, r.run_id)]
+    active = [
+        r for r in runs if r.status is RunStatus.RUNNING and run_attended(store, data_dir, r.run_id)
+    ]
     chosen = max(active or runs, key=lambda r: (r.started_at, r.run_id), default=None)
     if chosen is None:
         return None, False

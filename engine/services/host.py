@@ -45,6 +45,7 @@ from engine.services.feed import FeedService
 from engine.services.http import HealthServer
 from engine.services.live_run import is_live, live_parts, live_specs_of, warm_up
 from engine.services.run_metrics import RunMetrics
+from engine.services.run_stop import StopFlag, note_feed_stopped
 from engine.services.worker import (
     SERVICE_STREAMS,
     STEPS,
@@ -194,25 +195,52 @@ def run_service(
         if run is None:
             raise ClaireError(f"no run {run_id} in {data_dir}.")
         metrics = service_metrics(name, run_id)
-        service = _Service(
-            name, run, bus, store, stack, patient, metrics, stop or stopper, data_dir
-        )
+        signalled = stop or stopper
+        told = StopFlag(bus, name)  # a stack's steward stops its services through Redis
+
+        def should_stop() -> bool:
+            return signalled() or told()
+
+        service = _Service(name, run, bus, store, stack, patient, metrics, should_stop, data_dir)
         service.serve_health(PORTS[name] if port is None else port, settings.claire_http_host)
         log.info("service started", extra={"event": "service_start", "service": name})
-        if name == "feed":
-            service.run_feed()
-        elif name == "writer":
-            service.run_writer()
-        else:
-            try:
-                service.run_worker(incidents, guard, stopper)
-            except StrategyError as exc:
-                why = str(exc)
-                patient.call(
-                    lambda: store.end_run(run_id, RunStatus.FAILED, datetime.now(UTC), why),
-                    f"recording the end of run {run_id}",
-                )
-                raise
+        if not should_stop():
+            _run_body(service, incidents, guard, stopper)
+        if told.told and not signalled():
+            _idle_after_stop(service, signalled)
+
+
+def _run_body(
+    service: _Service,
+    incidents: IncidentOpening | None,
+    guard: StrategyGuard | None,
+    stopper: ServiceStop,
+) -> None:
+    if service.name == "feed":
+        service.run_feed()
+    elif service.name == "writer":
+        service.run_writer()
+    else:
+        try:
+            service.run_worker(incidents, guard, stopper)
+        except StrategyError as exc:
+            why, run_id, store = str(exc), service.run.run_id, service.store
+            service.patient.call(
+                lambda: store.end_run(run_id, RunStatus.FAILED, datetime.now(UTC), why),
+                f"recording the end of run {run_id}",
+            )
+            raise
+
+
+def _idle_after_stop(service: _Service, signalled: Callable[[], bool]) -> None:
+    """Told to stop by the run's steward: stay up, idle, until the process is ended (a
+    container that exited would be started again)."""
+    if service.name == "feed":
+        note_feed_stopped(service.bus)
+    service.figures["state"] = "stopped"
+    log.info("service stopped by the operator", extra={"event": "service_stopped"})
+    while not signalled():
+        time.sleep(0.2)
 
 
 class _Service:

@@ -1,5 +1,5 @@
 """A stack run's backups: the same schedule as a run in one process, from a container
-of their own (`cdb_backup`, `claire stack backups`).
+of their own (`cdb_steward`, `claire stack steward`, engine.run.stack_steward).
 
 Why a container of its own: a stack run has no claire process on the operator's
 machine to take its backups (the one-process steward, engine.run.steward, lives in
@@ -22,7 +22,6 @@ and tried again at the next interval; it never stops the duty. Once the run has 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
@@ -40,7 +39,7 @@ from engine.store.runs import RunStatus
 log = logging.getLogger("claire.backup")
 
 POLL_S: Final = 30.0  # how often the duty looks at the clock and the run
-ALIVE_FILE: Final = "/tmp/claire-backups.alive"  # noqa: S108 - inside its own container
+ALIVE_FILE: Final = "/tmp/claire-steward.alive"  # noqa: S108 - inside its own container
 
 
 @dataclass
@@ -94,20 +93,4 @@ class StackBackups:
         return made
 
 
-def run_backups(
-    duty: StackBackups,
-    wait: Callable[[float], bool],
-    poll_s: float = POLL_S,
-    alive: Path | None = None,
-) -> None:
-    """Step the duty every `poll_s` until `wait(poll_s)` says to stop (returns True);
-    `alive` is touched after each step, for the container's health check."""
-    while True:
-        duty.step()
-        if alive is not None:
-            alive.touch()
-        if wait(poll_s):
-            return
-
-
-__all__ = ["ALIVE_FILE", "POLL_S", "StackBackups", "run_backups"]
+__all__ = ["ALIVE_FILE", "POLL_S", "StackBackups"]

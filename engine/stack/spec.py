@@ -193,30 +193,31 @@ def _web() -> Service:
     )
 
 
-# The backup duty's health: its loop touched the file within three polls (engine.stack.backups).
-BACKUP_HEALTH_PY: Final = (
+# The steward's health: its loop touched the file within 90 s (engine.run.stack_steward).
+STEWARD_HEALTH_PY: Final = (
     "import os, sys, time; "
-    "sys.exit(time.time() - os.path.getmtime('/tmp/claire-backups.alive') > 90)"
+    "sys.exit(time.time() - os.path.getmtime('/tmp/claire-steward.alive') > 90)"
 )
 
 
-def _backup() -> Service:
-    """The stack run's backups on the operator's clock (engine.stack.backups says why
-    a container of its own)."""
+def _steward() -> Service:
+    """The stack run's steward: the operator's commands, backups on the operator's
+    clock and a live run's daily reports (engine.run.stack_steward, and
+    engine.stack.backups for why the backups have a container of their own)."""
     return Service(
-        name="cdb_backup",
+        name="cdb_steward",
         image=ENGINE_IMAGE,
         build=True,
         command=[
             "claire",
             "stack",
-            "backups",
+            "steward",
             "--run",
             "${CLAIRE_RUN_ID:-stack}",
             "--data-dir",
             DATA_DIR,
         ],
-        health=Health(["CMD", "python", "-c", BACKUP_HEALTH_PY], start_period="30s"),
+        health=Health(["CMD", "python", "-c", STEWARD_HEALTH_PY], start_period="30s"),
         cpus="0.5",
         memory="512m",
         environment={
@@ -317,7 +318,7 @@ STACK: Final[tuple[Service, ...]] = (
     _engine("cdb_portfolio"),
     _engine("cdb_alerts"),
     _engine("cdb_ws"),
-    _backup(),
+    _steward(),
     Service(
         name="cdb_prometheus",
         image=PROMETHEUS_IMAGE,

@@ -558,3 +558,17 @@ ORDER BY t.ts, o.ts NULLS LAST, t.trade_id;
 SELECT ts, state FROM risk_events
 WHERE run_id = %(run_id)s AND kind = 'state_change'
 ORDER BY ts, event_id;
+
+-- name: beat_steward
+INSERT INTO run_stewards (run_id, steward) VALUES (%(run_id)s, %(steward)s)
+ON CONFLICT (run_id, steward) DO UPDATE SET beat_at = now();
+
+-- name: leave_steward
+DELETE FROM run_stewards WHERE run_id = %(run_id)s AND steward = %(steward)s;
+
+-- name: steward_alive
+SELECT EXISTS (
+    SELECT 1 FROM run_stewards
+    WHERE run_id = %(run_id)s
+      AND beat_at > now() - make_interval(secs => %(within_s)s)
+) AS alive;

@@ -277,3 +277,18 @@ class Store:
         check_utc(resolved_at, "resolved_at")
         params = {"incident_id": incident_id, "resolved_at": resolved_at}
         return bool(self.db.execute(self.queries["resolve_incident"], params))
+
+    def beat_steward(self, run_id: str, steward: str) -> None:
+        """The run's steward (a stack's) is alive and taking commands, by the database's clock."""
+        self.db.execute(self.queries["beat_steward"], {"run_id": run_id, "steward": steward})
+
+    def leave_steward(self, run_id: str, steward: str) -> None:
+        """The steward stops attending the run."""
+        self.db.execute(self.queries["leave_steward"], {"run_id": run_id, "steward": steward})
+
+    def steward_alive(self, run_id: str, within_s: float) -> bool:
+        """Whether a steward of the run beat within the last `within_s` seconds."""
+        row = self.db.fetch_one(
+            self.queries["steward_alive"], {"run_id": run_id, "within_s": within_s}
+        )
+        return bool(row and row["alive"])

@@ -24,6 +24,8 @@ import docker
 import docker.errors
 import pytest
 
+from engine.runtime import EmbeddedPostgres
+from engine.runtime.redis import EmbeddedRedis
 from engine.stack.containers import LABEL_PROJECT
 from engine.stack.spec import PROJECT, VOLUMES, volume_name
 
@@ -167,3 +169,19 @@ def stack_port() -> Iterator[int]:
     finally:
         server.stop()
         shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def backing(claire_home: Path) -> Iterator[dict[str, str]]:
+    """The stack's PostgreSQL and Redis, embedded in the test's data folder."""
+    fast = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+    postgres = EmbeddedPostgres(claire_home, settings=fast)
+    # A folder too deep for a Unix socket: the Redis listens on 127.0.0.1, as the
+    # stack's is published, so `claire stack wait` can reach it by port.
+    redis_server = EmbeddedRedis(claire_home / ("redis-on-tcp-" + "x" * 100))
+    urls = {"CLAIRE_POSTGRES_URL": postgres.start(), "CLAIRE_REDIS_URL": redis_server.start()}
+    try:
+        yield urls
+    finally:
+        redis_server.stop()
+        postgres.stop()

@@ -10,9 +10,13 @@ from pathlib import Path
 
 import pytest
 
+from engine.bus.redis import RedisBus
 from engine.clock import EventClock
 from engine.config import Settings
-from engine.stack.backups import StackBackups, run_backups
+from engine.run.stack_steward import StackSteward, attend
+from engine.runtime.redis import EmbeddedRedis
+from engine.services.host import stream_prefix
+from engine.stack.backups import StackBackups
 from engine.store import Store
 from engine.store.runs import RunStatus
 from tests.stack.conftest import STACK_PASSWORD
@@ -96,19 +100,33 @@ def test_a_replay_waits_one_interval_and_off_takes_none(store: Store, tmp_path: 
     assert unknown.step() is None and not (tmp_path / "c" / "backups").exists()
 
 
-def test_the_duty_loop_stops_when_told_and_says_it_is_alive(store: Store, tmp_path: Path) -> None:
+def test_the_steward_loop_beats_backs_up_stops_when_told_and_says_it_is_alive(
+    store: Store, tmp_path: Path
+) -> None:
     run_id = _run(store, f"stack-loop-{tmp_path.name[-12:]}")
-    duty = StackBackups(store, run_id, tmp_path, Settings(), live=True, clock=EventClock(T0))
-    stop = threading.Event()
-    looks: list[float] = []
+    server = EmbeddedRedis(tmp_path / "redis")
+    bus = RedisBus(server.start(), prefix=stream_prefix(run_id))
+    try:
+        steward = StackSteward(
+            store, bus, run_id, tmp_path, Settings(), live=True, clock=EventClock(T0)
+        )
+        stop = threading.Event()
+        looks: list[float] = []
+        beating: list[bool] = []
 
-    def wait(seconds: float) -> bool:
-        looks.append(seconds)
-        if len(looks) == 3:
-            stop.set()
-        return stop.wait(0)
+        def wait(seconds: float) -> bool:
+            looks.append(seconds)
+            beating.append(store.steward_alive(run_id, 30))
+            if len(looks) == 3:
+                stop.set()
+            return stop.wait(0)
 
-    alive = tmp_path / "alive"
-    run_backups(duty, wait, poll_s=0.01, alive=alive)
+        alive = tmp_path / "alive"
+        attend(steward, wait, poll_s=0.01, alive=alive)
+    finally:
+        bus.close()
+        server.stop()
     assert looks == [0.01, 0.01, 0.01] and alive.exists()
-    assert len(duty.written) == 1  # at start; the next is a day of wall time away
+    assert beating == [True, True, True]
+    assert not store.steward_alive(run_id, 30)  # it left when told to stop
+    assert len(steward.backups.written) == 1  # at start; the next is a day of wall time away

@@ -22,9 +22,7 @@ from claire_cli.main import app
 from engine.bus.redis import RedisBus
 from engine.errors import ClaireError
 from engine.run.stack_runs import run_progress, wait_for_run
-from engine.runtime import EmbeddedPostgres
 from engine.runtime.files import free_port
-from engine.runtime.redis import EmbeddedRedis
 from engine.services.host import SERVICES, stream_prefix
 from engine.stack.config import StackConfig
 from engine.store import RunStatus, Store
@@ -45,22 +43,6 @@ def exchange() -> Iterator[MexcServer]:
         yield running.server
     finally:
         running.close()
-
-
-@pytest.fixture
-def backing(claire_home: Path) -> Iterator[dict[str, str]]:
-    """The stack's PostgreSQL and Redis, embedded in the test's data folder."""
-    fast = {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
-    postgres = EmbeddedPostgres(claire_home, settings=fast)
-    # A folder too deep for a Unix socket: the Redis listens on 127.0.0.1, as the
-    # stack's is published, so `claire stack wait` can reach it by port.
-    redis_server = EmbeddedRedis(claire_home / ("redis-on-tcp-" + "x" * 100))
-    urls = {"CLAIRE_POSTGRES_URL": postgres.start(), "CLAIRE_REDIS_URL": redis_server.start()}
-    try:
-        yield urls
-    finally:
-        redis_server.stop()
-        postgres.stop()
 
 
 def live_env(exchange: MexcServer, backing: dict[str, str], **extra: str) -> dict[str, str]:

@@ -36,7 +36,7 @@ from tests.stack.conftest import TEST_PROJECT
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 FILL_COLUMNS = "trade_id, ts, symbol, side, qty, price, fee"
-BACKING = ["cdb_redis", "cdb_postgres", "cdb_init", "cdb_backup"]  # the backups' own container
+BACKING = ["cdb_redis", "cdb_postgres", "cdb_init", "cdb_steward"]  # the run's steward
 
 
 @pytest.fixture

@@ -109,8 +109,9 @@ def test_an_operator_command_to_a_stacks_running_run_says_what_to_do_and_sends_n
         lines = [line for line in sent.stderr.splitlines() if line.strip()]
         said = [line for line in lines if not line.startswith("database:")]
         assert len(said) == 1, sent.stderr
-        assert "run stack is recorded as running, but no process on this machine" in said[0]
-        assert "Docker stack does not take the operator's commands yet" in said[0]
+        assert "run stack is recorded as running, but nothing takes its commands" in said[0]
+        assert "no stack steward has answered for it in the last 30 s" in said[0]
+        assert "cdb_steward" in said[0] and "claire stack up" in said[0]
     with Store.open(stack_env, external=True) as store:
         sent_rows = store.db.fetch_all("SELECT command_id FROM run_commands", {})
         # A second run recorded as running there: which one is meant is asked for.
