@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -106,11 +107,12 @@ def last_error(log: Path) -> str:
     return "it wrote nothing"
 
 
-def _written(store: Store, run_id: str) -> int:
+def _written(store: Store, run_id: str, after: datetime | None = None) -> int:
     """A run without checkpoints (one process per service): 1 once its first market
-    event is written."""
+    event (after `after`, a resumed run's last before) is written."""
     record = store.get_run(run_id)
-    return 1 if record is not None and record.last_event_ts is not None else 0
+    last = record.last_event_ts if record is not None else None
+    return 1 if last is not None and (after is None or last > after) else 0
 
 
 def wait_for_first_event(
@@ -121,6 +123,7 @@ def wait_for_first_event(
     *,
     done_before: int = 0,
     checkpoints: bool = True,
+    written_after: datetime | None = None,
     timeout_s: float = FIRST_EVENT_TIMEOUT_S,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
@@ -136,7 +139,7 @@ def wait_for_first_event(
         if checkpoints:
             events = checkpoint.market_events if checkpoint else 0
         else:
-            events = _written(store, run_id)
+            events = _written(store, run_id, written_after)
         code = child.poll()
         if events > done_before and code is None:
             return DetachedRun(

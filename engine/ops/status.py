@@ -238,9 +238,10 @@ def _degraded_reasons(
     """Every reason the run is not healthy: failed backups and reports, then the run's state."""
     reasons: list[str] = run_problems(Path(view.data_dir), record.run_id)
     if view.status == "interrupted":
+        services = " --services" if view.services else ""  # it resumes as it ran
         reasons.append(
             f"run {record.run_id} is interrupted: no process runs it; continue it with "
-            f"`claire papertest start --resume --run {record.run_id}`"
+            f"`claire papertest start{services} --resume --run {record.run_id}`"
         )
     elif view.status == "failed":
         reasons.append(f"run {record.run_id} failed: {record.end_reason or 'no reason kept'}")

@@ -186,12 +186,18 @@ def _detach(
     assert folder is not None
     store, _ = hold.enter_context(open_store(prepared.settings, folder))
     done_before = 0
+    written_after = None
     if r.resume:
-        chosen = resumable(store, folder, r.run_id).run_id
+        services = r.runtime == "services"
+        chosen = resumable(store, folder, r.run_id, services=services).run_id
         checkpoint = store.load_checkpoint(chosen)
         done_before = checkpoint.market_events if checkpoint else 0
         args = ["papertest", "start", "--resume", "--run", chosen, "--data-dir", str(folder)]
         args += ["--speed", r.speed] if r.speed else []
+        args += ["--services"] if services else []
+        if services:  # its first market event is the first after the resume
+            record = store.get_run(chosen)
+            written_after = record.last_event_ts if record else None
     else:
         chosen = new_run_id(datetime.now(UTC))
         args = [*r.child_args(folder), "--as-run", chosen]
@@ -208,6 +214,7 @@ def _detach(
             folder,
             done_before=done_before,
             checkpoints=r.runtime != "services",
+            written_after=written_after,
         ),
         folder,
     )

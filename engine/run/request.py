@@ -170,8 +170,6 @@ def _check_services(r: RunRequest) -> None:
         return
     if not r.persist:
         raise ConfigError("--services keeps its run in the database; drop --no-persist.")
-    if r.resume:
-        raise ConfigError("--resume continues a run in one process; drop --services.")
 
 
 def prepare(request: RunRequest) -> PreparedRun:

@@ -9,8 +9,11 @@ from engine.home.lock import run_is_alive
 from engine.store import RunRecord, RunStatus, Store
 
 
-def resumable(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
-    """The run a resume would continue (the newest interrupted one by default)."""
+def resumable(
+    store: Store, data_dir: Path, run_id: str | None, *, services: bool | None = None
+) -> RunRecord:
+    """The run a resume would continue (the newest interrupted one by default); with
+    `services` given, one that ran the same way (one process per service, or not)."""
     runs = store.list_runs()
     if run_id is None:
         # A run another process is running right now is not interrupted.
@@ -37,7 +40,22 @@ def resumable(store: Store, data_dir: Path, run_id: str | None) -> RunRecord:
             f"run {run_id} failed{why}; a resume would repeat the error: fix its cause and "
             "start a new run."
         )
+    if services is not None and ran_as_services(store, run_id) != services:
+        if services:
+            raise RunNotResumable(
+                f"run {run_id} ran in one process: continue it there, with `claire papertest "
+                f"start --resume --run {run_id}` (no --services)."
+            )
+        raise RunNotResumable(
+            f"run {run_id} ran as separate services, whose state is kept in Redis: continue "
+            f"it with `claire papertest start --services --resume --run {run_id}`."
+        )
     return run
 
 
-__all__ = ["resumable"]
+def ran_as_services(store: Store, run_id: str) -> bool:
+    """Whether the run ran as one process per service (its supervisor recorded them)."""
+    return bool(store.service_events(run_id))
+
+
+__all__ = ["ran_as_services", "resumable"]

@@ -33,7 +33,7 @@ from engine.run.live_drive import drive_live
 from engine.run.outcome import RunOutcome
 from engine.run.replay_drive import drive_replay
 from engine.run.resumable import resumable
-from engine.run.services_runtime import record_services_run, run_services
+from engine.run.services_runtime import record_services_run, resume_services, run_services
 from engine.signal.loader import StrategyChoice
 from engine.store import RunRecord, RunStatus, Store
 
@@ -174,7 +174,7 @@ class PaperRunner:
     ) -> RunOutcome:
         """Continue an interrupted run, at the speed it was started with unless `speed`."""
         with self.ctx.store() as (store, _):
-            run = resumable(store, self.data_dir, run_id)
+            run = resumable(store, self.data_dir, run_id, services=False)
             live = run.config.get("live")
             if live:
                 from engine.feeds.exchange import FeedSettings
@@ -201,6 +201,13 @@ class PaperRunner:
                 self.ctx, store, database, run.run_id, plan, settings, checkpoint, factor,
                 speed, progress,
             )  # fmt: skip
+
+    def resume_services(
+        self, run_id: str | None = None, *, detached: bool = False
+    ) -> tuple[str, RunStatus, int | None]:
+        """Continue an interrupted run as services, from the state its services kept in
+        Redis; supervised as when it started."""
+        return resume_services(self.ctx, run_id, detached=detached, reports=self.ctx.reports)
 
     def resumable(self, store: Store, run_id: str | None) -> RunRecord:
         """The run `resume(run_id)` would continue (the newest interrupted one by default)."""

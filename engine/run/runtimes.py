@@ -129,7 +129,11 @@ class ServicesRuntime:
             on_warning=on_warning,
             reports=r.reports,
         )
-        if r.exchange:  # live: runs until a stop (or its planned end)
+        if r.resume:  # from the state its services kept in Redis
+            run_id, status, stop_signal = runner.resume_services(
+                r.run_id, detached=r.detached_child
+            )
+        elif r.exchange:  # live: runs until a stop (or its planned end)
             run_id, status, stop_signal = runner.start_live_services(
                 prepared.feed_settings(), r.days, run_id=r.as_run, detached=r.detached_child
             )

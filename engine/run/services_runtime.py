@@ -43,6 +43,54 @@ def run_services(
         return supervise_run(ctx, store, run_id, ports, detached=detached, reports=reports)
 
 
+def resume_services(
+    ctx: RunContext,
+    run_id: str | None,
+    ports: dict[str, int] | None = None,
+    *,
+    detached: bool = False,
+    reports: bool = False,
+) -> tuple[str, RunStatus, int | None]:
+    """Continue an interrupted run as services (the newest one by default): each service
+    takes up the state it kept in the run's Redis, the feed where it stopped publishing
+    (a live one backfills the gap over REST), and the supervisor and its steward attend
+    the run as when it started. A live run writes each day's report, as when started."""
+    from engine.run.resumable import resumable
+    from engine.services.live_run import is_live
+
+    with ctx.store() as (store, _):
+        run = resumable(store, ctx.data_dir, run_id, services=True)
+        _require_services_state(ctx, run.run_id)
+        if run.status is not RunStatus.RUNNING:
+            store.reopen_run(run.run_id)
+        log.info("resuming run %s as services", run.run_id, extra={"run_id": run.run_id})
+        return supervise_run(
+            ctx, store, run.run_id, ports, detached=detached, reports=reports or is_live(run)
+        )
+
+
+def _require_services_state(ctx: RunContext, run_id: str) -> None:
+    """The run's streams and its services' state must still be in its Redis: without
+    them its services would start over and publish again what they had."""
+    from engine.bus.redis import RedisBus
+    from engine.runtime.redis import redis_service
+    from engine.services.host import stream_prefix
+
+    server = redis_service(ctx.data_dir)
+    bus = RedisBus(server.start(), prefix=stream_prefix(run_id))
+    try:
+        kept = bool(bus.redis.exists(bus.key("market_data")))
+    finally:
+        bus.close()
+        server.stop()
+    if not kept:
+        raise RunNotResumable(
+            f"run {run_id}'s streams are not in its Redis any more (the data folder's "
+            "redis/ was removed, or CLAIRE_REDIS_URL names another server), and its "
+            "services would start over: start a new run."
+        )
+
+
 def supervise_run(
     ctx: RunContext,
     store: Store,
@@ -146,4 +194,10 @@ def _still_down() -> bool:
     raise DatabaseUnavailable("the database does not answer yet", "unreachable")
 
 
-__all__ = ["record_services_run", "run_services", "supervise_run", "write_reports"]
+__all__ = [
+    "record_services_run",
+    "resume_services",
+    "run_services",
+    "supervise_run",
+    "write_reports",
+]

@@ -130,7 +130,7 @@ def test_papertest_start_in_memory_renders_a_table(four_symbols: list[Path]) -> 
         (
             ["--services", "--resume"],
             {},
-            "--resume continues a run in one process; drop --services",
+            "no Claire data in",
         ),
     ],
 )

@@ -188,6 +188,7 @@ class Subscriptions:
         last_forced = 0.0
         while True:
             await asyncio.sleep(self._ctx.settings.watchdog_interval_s)
+            await self._trades.recheck_due()
             now = time.monotonic()
             stale = False
             for symbol, state in self._ctx.symbols.items():
