@@ -25,7 +25,7 @@ import contextlib
 import json
 import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -234,6 +234,19 @@ class MexcServer:
     @property
     def open_connections(self) -> int:
         return len(self._conns)
+
+    def candles_from(self, start_ms: int) -> None:
+        """Move the spot candle tapes in time so their first live window opens at the
+        first window boundary from `start_ms` (the history before it moves along): a
+        live run's market days then begin when the run does. Before `start()`."""
+        for key, tape in self.spot_klines.items():
+            step = tape.interval_s * 1000
+            first = tape.records[min(tape.history, len(tape.records) - 1)].open_time_ms
+            shift = -(-(start_ms - first) // step) * step  # whole windows, never earlier
+            tape.records = tuple(
+                replace(c, open_time_ms=c.open_time_ms + shift) for c in tape.records
+            )
+            self.spot_klines[key] = tape
 
     # --- playing the tapes ---------------------------------------------------------
 

@@ -68,12 +68,16 @@ class Scheduled(Strategy):
 class ServerThread:
     """The local MEXC server on its own event loop, beside a synchronous test."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, candles_from_ms: int | None = None) -> None:
         self.loop = asyncio.new_event_loop()
         self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
         self.thread.start()
         # 2 trades every 50 ms, on and on: the first SENT of them are checked.
         server = MexcServer(tick_s=0.05, trades_per_tick=2, trade_limit=None)
+        if candles_from_ms is not None:  # candles on and on too, from then on
+            server.candles_from(candles_from_ms)
+            for tape in server.spot_klines.values():
+                tape.limit = None
         self.server = self.call(server.start())
         self.server.quotes = True
 
@@ -128,23 +132,12 @@ def wait(what: str, done: Any, child: subprocess.Popen[str], timeout_s: float = 
 def test_a_live_services_run_keeps_every_trade_once_through_a_killed_feed(
     exchange: MexcServer, claire_home: Path, tmp_path: Path
 ) -> None:
-    (tmp_path / "scheduled.py").write_text(STRATEGY, encoding="utf-8")
     redis_server = EmbeddedRedis(claire_home)  # the run's Redis, shared with this test
     url = redis_server.start()
-    env = {
-        **exchange.env(),  # CLAIRE_MEXC_*_URL: they must reach the feed service's process
-        "FEED_WATERMARK_MS": "100",
-        "STALE_DATA_SECONDS": "3600",
-        "PARTICIPATION_CAP_PCT": "0.5",
-    }
-    args = ["papertest", "start", "--services", "--exchange", "mexc", "--market", "spot",
-            "--symbols", "XRPETH", "--timeframe", "none", "--capital", "10",
-            "--strategy", f"{tmp_path / 'scheduled.py'}:Scheduled", "--json"]  # fmt: skip
-    child = claire_process(args, env)
+    child = start_live(exchange, tmp_path, STRATEGY, "Scheduled")
     try:
         run_id = _run_id(child, claire_home)
-        bus = RedisBus(url, prefix=stream_prefix(run_id))
-        bus.create_group("market_data", "audit")  # keeps the stream whole for this test
+        bus = audited_bus(url, run_id)
         wait("the first 40 trades", lambda: len(published_trades(bus)) >= 40, child)
         feed = _service_pid(run_id, "feed")
         assert feed is not None
@@ -182,6 +175,40 @@ def test_a_live_services_run_keeps_every_trade_once_through_a_killed_feed(
     _assert_fills_on_the_tape(claire_home, run_id, {t.event_id: t for t in trades})
     bus.close()
     redis_server.stop()
+
+
+def start_live(
+    exchange: MexcServer,
+    folder: Path,
+    strategy: str,
+    name: str,
+    *,
+    market: str = "spot",
+    symbols: str = "XRPETH",
+    capital: str = "10",
+    env: dict[str, str] | None = None,
+) -> subprocess.Popen[str]:
+    """A live run as services on the local server, trading with the test's `strategy`
+    (class `name`), in the foreground."""
+    (folder / "strategy.py").write_text(strategy, encoding="utf-8")
+    env = {
+        **exchange.env(),  # CLAIRE_MEXC_*_URL: they must reach the feed service's process
+        "FEED_WATERMARK_MS": "100",
+        "STALE_DATA_SECONDS": "3600",
+        "PARTICIPATION_CAP_PCT": "0.5",
+        **(env or {}),
+    }
+    args = ["papertest", "start", "--services", "--exchange", "mexc", "--market", market,
+            "--symbols", symbols, "--timeframe", "none", "--capital", capital,
+            "--strategy", f"{folder / 'strategy.py'}:{name}", "--json"]  # fmt: skip
+    return claire_process(args, env)
+
+
+def audited_bus(url: str, run_id: str) -> RedisBus:
+    """The run's bus, with a group of the test's own that keeps `market_data` whole."""
+    bus = RedisBus(url, prefix=stream_prefix(run_id))
+    bus.create_group("market_data", "audit")
+    return bus
 
 
 def _run_id(child: subprocess.Popen[str], home: Path) -> str:

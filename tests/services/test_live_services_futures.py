@@ -14,20 +14,19 @@ from typing import Any
 
 import pytest
 
-from engine.bus.redis import RedisBus
 from engine.config import load_settings
 from engine.home.database import open_store
 from engine.runtime.redis import EmbeddedRedis
-from engine.services.host import stream_prefix
 from tests.mexc_server import MexcServer
 from tests.mexc_server.data import TapeTrade
-from tests.paperrun.runs import claire_process
 from tests.services.test_live_services import (
     STRATEGY,
     _run_id,
     _written,
+    audited_bus,
     exchange,  # noqa: F401 - the fixture
     published_trades,
+    start_live,
     wait,
 )
 from tests.services.test_services_run import finish
@@ -40,23 +39,15 @@ def test_a_live_futures_run_as_services_trades_the_contracts_tape(
     claire_home: Path,
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "scheduled.py").write_text(STRATEGY, encoding="utf-8")
     redis_server = EmbeddedRedis(claire_home)
     url = redis_server.start()
-    env = {
-        **exchange.env(),
-        "FEED_WATERMARK_MS": "100",
-        "STALE_DATA_SECONDS": "3600",
-        "PARTICIPATION_CAP_PCT": "0.5",
-    }
-    args = ["papertest", "start", "--services", "--exchange", "mexc", "--market", "futures",
-            "--symbols", "XRPUSDT", "--timeframe", "none", "--capital", "1000",
-            "--strategy", f"{tmp_path / 'scheduled.py'}:Scheduled", "--json"]  # fmt: skip
-    child = claire_process(args, env)
+    child = start_live(
+        exchange, tmp_path, STRATEGY, "Scheduled", market="futures", symbols="XRPUSDT",
+        capital="1000",
+    )  # fmt: skip
     try:
         run_id = _run_id(child, claire_home)
-        bus = RedisBus(url, prefix=stream_prefix(run_id))
-        bus.create_group("market_data", "audit")  # keeps the stream whole for this test
+        bus = audited_bus(url, run_id)
         tape = exchange.futures_trades["XRP_USDT"]
         wait("150 contract trades", lambda: tape.cursor >= 150, child)
         # A contract deal carries no id: the trades are compared by what they say, every

@@ -15,20 +15,20 @@ from pathlib import Path
 
 import pytest
 
-from engine.bus.redis import RedisBus
 from engine.config import load_settings
 from engine.events import derive_id
 from engine.home.database import open_store
 from engine.runtime.redis import EmbeddedRedis
-from engine.services.host import SERVICES, stream_prefix
+from engine.services.host import SERVICES
 from tests.mexc_server import MexcServer
-from tests.paperrun.runs import claire_process
 from tests.services.test_live_services import (
     _assert_fills_on_the_tape,
     _run_id,
     _written,
+    audited_bus,
     exchange,  # noqa: F401 - the fixture
     published_trades,
+    start_live,
     wait,
 )
 from tests.services.test_services_run import _service_pid, finish, service_events
@@ -72,24 +72,13 @@ def test_a_live_services_run_keeps_every_trade_and_fill_once_through_every_servi
 ) -> None:
     seed = random.randrange(1 << 30)
     chance = random.Random(seed)
-    (tmp_path / "periodic.py").write_text(PERIODIC, encoding="utf-8")
     redis_server = EmbeddedRedis(claire_home)  # the run's Redis, shared with this test
     url = redis_server.start()
-    env = {
-        **exchange.env(),
-        "FEED_WATERMARK_MS": "100",
-        "STALE_DATA_SECONDS": "3600",
-        "PARTICIPATION_CAP_PCT": "0.5",
-    }
-    args = ["papertest", "start", "--services", "--exchange", "mexc", "--market", "spot",
-            "--symbols", "XRPETH", "--timeframe", "none", "--capital", "10",
-            "--strategy", f"{tmp_path / 'periodic.py'}:Periodic", "--json"]  # fmt: skip
-    child = claire_process(args, env)
+    child = start_live(exchange, tmp_path, PERIODIC, "Periodic")
     order = chance.sample(list(SERVICES), len(SERVICES))
     try:
         run_id = _run_id(child, claire_home)
-        bus = RedisBus(url, prefix=stream_prefix(run_id))
-        bus.create_group("market_data", "audit")  # keeps the stream whole for this test
+        bus = audited_bus(url, run_id)
         wait("the first 40 trades", lambda: len(published_trades(bus)) >= 40, child)
         for name in order:
             pid = wait_pid(run_id, name, child)

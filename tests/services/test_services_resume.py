@@ -9,6 +9,7 @@ import os
 import signal
 import time
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
@@ -29,6 +30,12 @@ from tests.services.test_services_run import (
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.services]
 
 
+def started_replay(files: list[Path], home: Path) -> tuple[Any, str]:
+    """A 2-day replay as services, paced to last about 17 s; once every service is up."""
+    child = claire_process(replay_args(files, "2", "--services", "--speed", "20000x", "--json"))
+    return child, _started(child, home)
+
+
 def _started(child: object, home: Path) -> str:
     deadline = time.monotonic() + 90
     while True:
@@ -44,8 +51,7 @@ def test_a_services_run_whose_supervisor_was_killed_resumes_to_the_fills_of_one_
     four_symbols: list[Path], claire_home: Path
 ) -> None:
     files = four_symbols[:2]
-    child = claire_process(replay_args(files, "2", "--services", "--speed", "20000x", "--json"))
-    run_id = _started(child, claire_home)
+    child, run_id = started_replay(files, claire_home)
     time.sleep(2)  # mid-run
     os.kill(child.pid, signal.SIGKILL)  # no time to stop anything: its services go with it
     child.communicate(timeout=30)
@@ -78,8 +84,7 @@ def test_a_stopped_services_run_resumes_detached_and_completes(
     four_symbols: list[Path], claire_home: Path
 ) -> None:
     files = four_symbols[:2]
-    child = claire_process(replay_args(files, "2", "--services", "--speed", "20000x", "--json"))
-    run_id = _started(child, claire_home)
+    child, run_id = started_replay(files, claire_home)
     time.sleep(1.5)
     child.send_signal(signal.SIGTERM)
     code, out, err = finish(child, timeout=60)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Iterator
+from datetime import UTC
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +17,12 @@ import pytest
 from engine.run.stack_runs import run_progress
 from engine.stack.config import StackConfig
 from engine.stack.containers import service_logs
-from engine.stack.spec import ENGINE_SERVICES, VOLUMES, volume_name
+from engine.stack.spec import ENGINE_SERVICES
 from engine.store import RunStatus, Store
 from tests.mexc_server import MexcServer
 from tests.services.test_live_services import ServerThread
-from tests.stack.conftest import TEST_PROJECT
-from tests.stack.test_stack_run import claire, container, ours, stack_env  # noqa: F401
+from tests.services.test_services_runbook import wait_until
+from tests.stack.test_stack_run import claire, container, remove_stack, stack_env  # noqa: F401
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -32,7 +33,9 @@ def live_exchange(
     monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[MexcServer]:
     """The local MEXC server, reached by the containers on the host's network."""
-    running = ServerThread()
+    # Candles from now on: the run's first market day starts as it does and ends within
+    # half a minute (a 5-minute window every 0.1 s).
+    running = ServerThread(candles_from_ms=int(time.time() * 1000))
     try:
         settings = {
             **running.server.env(),
@@ -46,16 +49,6 @@ def live_exchange(
         yield running.server
     finally:
         running.close()
-
-
-def wait_until(test: Any, what: str, timeout_s: float = 180) -> Any:
-    deadline = time.monotonic() + timeout_s
-    while True:
-        found = test()
-        if found:
-            return found
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.5)
 
 
 def ok_json(*args: str) -> Any:
@@ -84,7 +77,9 @@ def test_the_runbook_on_a_live_stack_through_its_steward(
         assert "live" in up.output and "ETHBTC" in up.output, up.output
         config = StackConfig.load(tmp_path)
         try:
-            wait_until(lambda: run_progress(config)["published"] > 0, "the live feed's first time")
+            wait_until(
+                lambda: run_progress(config)["published"] > 0, "the live feed's first time", 180
+            )
         except AssertionError as exc:
             logs = {n: service_logs(n, tail=40) for n in ("cdb_init", "cdb_ws")}
             raise AssertionError(f"{exc}\n{json.dumps(logs, indent=1)}") from None
@@ -99,7 +94,7 @@ def test_the_runbook_on_a_live_stack_through_its_steward(
                 and rows
             )
 
-        wait_until(healthy, "every container healthy")
+        wait_until(healthy, "every container healthy", 180)
         status = claire("status", "--stack", "--json")
         assert status.exit_code in (0, 1), status.output  # a 2019 tape reads as behind
         shown = json.loads(status.stdout)
@@ -121,6 +116,23 @@ def test_the_runbook_on_a_live_stack_through_its_steward(
         assert "cdb_risk" in said and "restarted through Docker" in said, said
         assert container(client, "cdb_risk").attrs["State"]["StartedAt"] != started
 
+        def past_day_1() -> bool:  # the run's first market day has ended
+            with Store.open(stack_url, external=True) as store:
+                run = store.get_run(run_id)
+            last = run.last_event_ts if run else None
+            if last is None or run is None:
+                return False
+            return last.astimezone(UTC).date() > run.started_at.astimezone(UTC).date()
+
+        wait_until(past_day_1, "the end of the first market day", 180)
+        # The steward writes each day's report as the day ends, in the stack's volume.
+        written = f"/var/lib/claire/reports/{run_id}/day-01.json"
+        steward = container(client, "cdb_steward")
+        wait_until(
+            lambda: in_volume(steward, written),
+            "the steward's report of day 1",
+            180,
+        )
         day = claire("report", "--stack", "--day", "1", "--format", "json")
         assert day.exit_code == 0, day.output
         assert json.loads(day.stdout)["run_id"] == run_id
@@ -129,23 +141,26 @@ def test_the_runbook_on_a_live_stack_through_its_steward(
         assert stopped["status"] == "done", stopped
         result = stopped["result"]
         assert result["status"] == "stopped" and result["open_positions"] == []
-        steward = container(client, "cdb_steward")
         for made in (result["backup"], result["report"]):  # written in the stack's volume
-            assert steward.exec_run(["test", "-s", made]).exit_code == 0, made
+            assert in_volume(steward, made), made
         with Store.open(stack_url, external=True) as store:
             run = store.get_run(run_id)
         assert run is not None and run.status is RunStatus.STOPPED
         assert "planned stop" in (run.end_reason or "")
         # The services stay up, idle; a command now names the run as stopped.
         assert all(container(client, n).status == "running" for n in ENGINE_SERVICES)
-        again = claire("risk", "halt", "--note", "late", "--stack")
+        again = claire("risk", "halt", "--note", "late", "--stack", "--run", run_id)
         assert again.exit_code == 1 and "is not running (stopped)" in again.stderr
 
         down = claire("stack", "down")
         assert down.exit_code == 0, down.output
     finally:
-        for left in ours(client):
-            left.remove(force=True)
-        for volume in VOLUMES:
-            for found in client.volumes.list(filters={"name": volume_name(volume, TEST_PROJECT)}):
-                found.remove(force=True)
+        remove_stack(client)
+
+
+def in_volume(container: Any, path: str) -> bool:
+    """Whether `path` is a file with something in it, inside the container."""
+    size = (
+        "import os, sys; p = sys.argv[1]; sys.exit(not os.path.isfile(p) or not os.path.getsize(p))"
+    )
+    return int(container.exec_run(["python", "-c", size, path]).exit_code) == 0

@@ -200,8 +200,13 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
         kept = {v.name for v in client.volumes.list()}
         assert {volume_name(v, TEST_PROJECT) for v in ("postgres_data", "redis_data")} <= kept
     finally:
-        for left in ours(client):
-            left.remove(force=True)
-        for volume in VOLUMES:
-            for found in client.volumes.list(filters={"name": volume_name(volume, TEST_PROJECT)}):
-                found.remove(force=True)
+        remove_stack(client)
+
+
+def remove_stack(client: docker.DockerClient) -> None:
+    """Whatever the tests' stack left: its containers and volumes."""
+    for left in ours(client):
+        left.remove(force=True)
+    for volume in VOLUMES:
+        for found in client.volumes.list(filters={"name": volume_name(volume, TEST_PROJECT)}):
+            found.remove(force=True)
