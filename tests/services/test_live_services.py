@@ -99,6 +99,17 @@ def exchange() -> Iterator[MexcServer]:
         running.close()
 
 
+@pytest.fixture
+def run_redis(claire_home: Path) -> Iterator[str]:
+    """The run's Redis in its data folder, started before the run and shared with the
+    test (the supervisor uses the one it finds running); stopped whatever happens."""
+    server = EmbeddedRedis(claire_home)
+    try:
+        yield server.start()
+    finally:
+        server.stop()
+
+
 SENT = 300  # about 7.5 s of trading: time enough to kill the feed in the middle
 
 
@@ -130,14 +141,12 @@ def wait(what: str, done: Any, child: subprocess.Popen[str], timeout_s: float = 
 @pytest.mark.services
 @pytest.mark.slow
 def test_a_live_services_run_keeps_every_trade_once_through_a_killed_feed(
-    exchange: MexcServer, claire_home: Path, tmp_path: Path
+    exchange: MexcServer, claire_home: Path, tmp_path: Path, run_redis: str
 ) -> None:
-    redis_server = EmbeddedRedis(claire_home)  # the run's Redis, shared with this test
-    url = redis_server.start()
     child = start_live(exchange, tmp_path, STRATEGY, "Scheduled")
     try:
         run_id = _run_id(child, claire_home)
-        bus = audited_bus(url, run_id)
+        bus = audited_bus(run_redis, run_id)
         wait("the first 40 trades", lambda: len(published_trades(bus)) >= 40, child)
         feed = _service_pid(run_id, "feed")
         assert feed is not None
@@ -174,7 +183,6 @@ def test_a_live_services_run_keeps_every_trade_once_through_a_killed_feed(
     assert ("feed", "restart", None) in [(s, k, None) for s, k, _ in kinds]
     _assert_fills_on_the_tape(claire_home, run_id, {t.event_id: t for t in trades})
     bus.close()
-    redis_server.stop()
 
 
 def start_live(

@@ -16,7 +16,6 @@ import pytest
 
 from engine.config import load_settings
 from engine.home.database import open_store
-from engine.runtime.redis import EmbeddedRedis
 from tests.mexc_server import MexcServer
 from tests.mexc_server.data import TapeTrade
 from tests.services.test_live_services import (
@@ -26,6 +25,7 @@ from tests.services.test_live_services import (
     audited_bus,
     exchange,  # noqa: F401 - the fixture
     published_trades,
+    run_redis,  # noqa: F401 - the fixture
     start_live,
     wait,
 )
@@ -38,16 +38,15 @@ def test_a_live_futures_run_as_services_trades_the_contracts_tape(
     exchange: MexcServer,  # noqa: F811 - the fixture imported above
     claire_home: Path,
     tmp_path: Path,
+    run_redis: str,  # noqa: F811 - the fixture imported above
 ) -> None:
-    redis_server = EmbeddedRedis(claire_home)
-    url = redis_server.start()
     child = start_live(
         exchange, tmp_path, STRATEGY, "Scheduled", market="futures", symbols="XRPUSDT",
         capital="1000",
     )  # fmt: skip
     try:
         run_id = _run_id(child, claire_home)
-        bus = audited_bus(url, run_id)
+        bus = audited_bus(run_redis, run_id)
         tape = exchange.futures_trades["XRP_USDT"]
         wait("150 contract trades", lambda: tape.cursor >= 150, child)
         # A contract deal carries no id: the trades are compared by what they say, every
@@ -91,7 +90,6 @@ def test_a_live_futures_run_as_services_trades_the_contracts_tape(
         assert Decimal(fill["qty"]) <= trade.qty * Decimal("0.5")
     assert margin and margin[0]["margin"] is not None and Decimal(margin[0]["margin"]) > 0
     bus.close()
-    redis_server.stop()
 
 
 def _said(t: TapeTrade) -> tuple[Any, ...]:

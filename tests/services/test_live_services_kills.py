@@ -18,7 +18,6 @@ import pytest
 from engine.config import load_settings
 from engine.events import derive_id
 from engine.home.database import open_store
-from engine.runtime.redis import EmbeddedRedis
 from engine.services.host import SERVICES
 from tests.mexc_server import MexcServer
 from tests.services.test_live_services import (
@@ -28,6 +27,7 @@ from tests.services.test_live_services import (
     audited_bus,
     exchange,  # noqa: F401 - the fixture
     published_trades,
+    run_redis,  # noqa: F401 - the fixture
     start_live,
     wait,
 )
@@ -69,16 +69,15 @@ def test_a_live_services_run_keeps_every_trade_and_fill_once_through_every_servi
     exchange: MexcServer,  # noqa: F811 - the fixture imported above
     claire_home: Path,
     tmp_path: Path,
+    run_redis: str,  # noqa: F811 - the fixture imported above
 ) -> None:
     seed = random.randrange(1 << 30)
     chance = random.Random(seed)
-    redis_server = EmbeddedRedis(claire_home)  # the run's Redis, shared with this test
-    url = redis_server.start()
     child = start_live(exchange, tmp_path, PERIODIC, "Periodic")
     order = chance.sample(list(SERVICES), len(SERVICES))
     try:
         run_id = _run_id(child, claire_home)
-        bus = audited_bus(url, run_id)
+        bus = audited_bus(run_redis, run_id)
         wait("the first 40 trades", lambda: len(published_trades(bus)) >= 40, child)
         for name in order:
             pid = wait_pid(run_id, name, child)
@@ -123,7 +122,6 @@ def test_a_live_services_run_keeps_every_trade_and_fill_once_through_every_servi
     assert fills is not None and fills["n"] >= 4, (seed, order)
     _assert_fills_on_the_tape(claire_home, run_id, {t.event_id: t for t in trades})
     bus.close()
-    redis_server.stop()
 
 
 def wait_pid(run_id: str, name: str, child: object) -> int:

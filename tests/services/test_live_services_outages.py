@@ -11,6 +11,7 @@ import shutil
 import signal
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,7 +23,6 @@ import redis
 from engine.events import derive_id
 from engine.runtime import EmbeddedPostgres
 from engine.runtime.files import free_port
-from engine.runtime.redis import EmbeddedRedis
 from engine.services.host import SERVICES
 from tests.mexc_server import MexcServer
 from tests.paperrun.runs import claire_process  # noqa: F401 - start_live's
@@ -31,6 +31,7 @@ from tests.services.test_live_services import (
     audited_bus,
     exchange,  # noqa: F401 - the fixture
     published_trades,
+    run_redis,  # noqa: F401 - the fixture
     start_live,
     wait,
 )
@@ -40,23 +41,33 @@ from tests.services.test_services_run import _health, _newest_run, _service_pid,
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.services]
 
 
+@pytest.fixture
+def postgres() -> Iterator[tuple[EmbeddedPostgres, str]]:
+    """The services' PostgreSQL, a server of its own (as in a stack), and its URL."""
+    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="claire-pg-")))
+    os.chmod(server.data_dir, 0o711)
+    try:
+        yield server, server.start()
+    finally:
+        server.shutdown()
+        shutil.rmtree(server.data_dir, ignore_errors=True)
+
+
 def test_a_live_services_run_rides_out_redis_killed_and_a_30_second_database_outage(
     exchange: MexcServer,  # noqa: F811 - the fixture imported above
     claire_home: Path,
     tmp_path: Path,
+    run_redis: str,  # noqa: F811 - the fixture imported above
+    postgres: tuple[EmbeddedPostgres, str],
 ) -> None:
-    server = EmbeddedPostgres(Path(tempfile.mkdtemp(prefix="claire-pg-")))
-    os.chmod(server.data_dir, 0o711)
-    url = server.start()
-    redis_server = EmbeddedRedis(claire_home)  # the run's Redis, shared with this test
-    redis_url = redis_server.start()
+    server, url = postgres
     base = free_port()
     env = {"CLAIRE_POSTGRES_URL": url, "CLAIRE_SERVICE_PORT_BASE": str(base)}
     writer_port = base + SERVICES.index("writer")
     child = start_live(exchange, tmp_path, PERIODIC, "Periodic", env=env)
     try:
         run_id = _run_id_of(child, url)
-        bus = audited_bus(redis_url, run_id)
+        bus = audited_bus(run_redis, run_id)
         wait("the first 40 trades", lambda: len(published_trades(bus)) >= 40, child)
 
         # Redis killed: the supervisor starts it again from its append-only file.
@@ -127,9 +138,6 @@ def test_a_live_services_run_rides_out_redis_killed_and_a_30_second_database_out
         assert ("redis", "restart") in [tuple(e) for e in events]
     finally:
         bus.close()
-        redis_server.stop()
-        server.shutdown()
-        shutil.rmtree(server.data_dir, ignore_errors=True)
 
 
 def _count(bus: Any) -> int:
