@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import logging
 import socket
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Final
 
@@ -121,7 +123,32 @@ class StackSteward:
         )  # fmt: skip
 
     def _stop(self, ending: Ending) -> None:
-        """What the supervisor does for an operator's stop, told through Redis."""
+        """What the supervisor does for an operator's stop, told through Redis; the
+        steward beats all through it (a drain, a dump and a report can take minutes)."""
+        with self._beating():
+            self._carry_out(ending)
+        self._leave()  # after the answer: the operator waits while the steward beats
+
+    @contextmanager
+    def _beating(self) -> Iterator[None]:
+        done = threading.Event()
+
+        def beat() -> None:
+            while not done.wait(BEAT_S):
+                try:
+                    self.store.beat_steward(self.run_id, self.name)
+                except ClaireError as exc:
+                    log.warning("could not beat for run %s: %s", self.run_id, exc)
+
+        beating = threading.Thread(target=beat, name="steward-beat", daemon=True)
+        beating.start()
+        try:
+            yield
+        finally:
+            done.set()
+            beating.join(BEAT_S * 2)
+
+    def _carry_out(self, ending: Ending) -> None:
         assert self.commands is not None
         log.warning("stopping run %s: %s", self.run_id, ending.reason)
         if ending.drain:
@@ -144,7 +171,6 @@ class StackSteward:
         self.ended = True
         self.backups.ended = True  # the stop's own backup is the run's last
         self.commands.close()  # the stop's backup, final report and answer
-        self._leave()  # after the answer: the operator waits while the steward beats
 
     def _ended_elsewhere(self) -> None:
         """Completed (`claire stack wait`), failed by a service, or stopped by hand:

@@ -4,6 +4,7 @@ taken from the stack's database (an embedded stand-in, no Docker needed)."""
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -130,3 +131,27 @@ def test_the_steward_loop_beats_backs_up_stops_when_told_and_says_it_is_alive(
     assert beating == [True, True, True]
     assert not store.steward_alive(run_id, 30)  # it left when told to stop
     assert len(steward.backups.written) == 1  # at start; the next is a day of wall time away
+
+
+def test_the_steward_beats_all_through_a_long_stop(
+    store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A stop's drain, dump and report can outlast the liveness window: the operator's
+    wait must still see the steward alive until it answers."""
+    import engine.run.stack_steward as stack_steward
+
+    run_id = _run(store, f"stack-beat-{tmp_path.name[-12:]}")
+    monkeypatch.setattr(stack_steward, "BEAT_S", 0.05)
+    server = EmbeddedRedis(tmp_path / "redis")
+    bus = RedisBus(server.start(), prefix=stream_prefix(run_id))
+    try:
+        steward = StackSteward(store, bus, run_id, tmp_path, Settings(), live=False)
+        assert not store.steward_alive(run_id, 30)
+        with steward._beating():
+            deadline = time.monotonic() + 10
+            while not store.steward_alive(run_id, 30):
+                assert time.monotonic() < deadline, "no beat during the stop"
+                time.sleep(0.02)
+    finally:
+        bus.close()
+        server.stop()
