@@ -189,15 +189,15 @@ def _detach(
     written_after = None
     if r.resume:
         services = r.runtime == "services"
-        chosen = resumable(store, folder, r.run_id, services=services).run_id
+        record = resumable(store, folder, r.run_id, services=services)
+        chosen = record.run_id
         checkpoint = store.load_checkpoint(chosen)
         done_before = checkpoint.market_events if checkpoint else 0
         args = ["papertest", "start", "--resume", "--run", chosen, "--data-dir", str(folder)]
         args += ["--speed", r.speed] if r.speed else []
         args += ["--services"] if services else []
         if services:  # its first market event is the first after the resume
-            record = store.get_run(chosen)
-            written_after = record.last_event_ts if record else None
+            written_after = record.last_event_ts
     else:
         chosen = new_run_id(datetime.now(UTC))
         args = [*r.child_args(folder), "--as-run", chosen]

@@ -45,13 +45,14 @@ from engine.run.services_steward import ServicesSteward
 from engine.services.host import drained
 from engine.services.run_stop import feed_stopped, request_stop
 from engine.services.supervisor import BUS_DOWN, Ending
-from engine.stack.backups import ALIVE_FILE, StackBackups
+from engine.stack.backups import StackBackups
 from engine.store import RunStatus, Store
 from engine.store.retry import OutageTolerance
 
 log = logging.getLogger("claire.steward")
 
 POLL_S: Final = 0.25  # between two looks at the commands and the run
+ALIVE_FILE: Final = "/tmp/claire-steward.alive"  # noqa: S108 - touched for the health check
 BEAT_S: Final = STEWARD_ALIVE_S / 6  # between two beats in run_stewards
 BACKUP_LOOK_S: Final = 10.0  # between two looks at the backup schedule
 DRAIN_S: Final = 120.0  # for the services to handle what the feed published
@@ -189,9 +190,10 @@ class StackSteward:
 
     def close(self) -> None:
         """The container stops: the run's steward is gone until it starts again."""
-        if not self.ended:
-            self._leave()
-        if self.commands is not None and not self.ended and self.commands.reports is not None:
+        if self.ended:
+            return  # it left when the run ended
+        self._leave()
+        if self.commands is not None and self.commands.reports is not None:
             self.commands.reports.close()
 
 

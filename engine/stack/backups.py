@@ -24,7 +24,6 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Final
 
 from engine.clock import Clock, WallClock
 from engine.config import Settings
@@ -37,9 +36,6 @@ from engine.store import Store
 from engine.store.runs import RunStatus
 
 log = logging.getLogger("claire.backup")
-
-POLL_S: Final = 30.0  # how often the duty looks at the clock and the run
-ALIVE_FILE: Final = "/tmp/claire-steward.alive"  # noqa: S108 - inside its own container
 
 
 @dataclass
@@ -93,4 +89,4 @@ class StackBackups:
         return made
 
 
-__all__ = ["ALIVE_FILE", "POLL_S", "StackBackups"]
+__all__ = ["StackBackups"]
