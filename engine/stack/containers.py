@@ -374,12 +374,22 @@ def _wait(
             progress(now)
             said = now
         if time.monotonic() > deadline:
-            raise StackError(
-                f"{name} was not {condition.removeprefix('service_').replace('_', ' ')} in time "
-                f"({health or state['Status']}): see `claire stack logs {name}`, or give "
-                "`--timeout` more seconds."
-            )
+            raise StackError(not_ready(name, condition, state, _last_log(container)))
         time.sleep(0.5)
+
+
+def not_ready(name: str, condition: str, state: dict[str, Any], last_log: str) -> str:
+    """Why `up` gave up waiting for a container: its state, its last health check and
+    its last log line, with what to do."""
+    health = (state.get("Health") or {}).get("Status")
+    seen = "restarting" if state.get("Restarting") else str(health or state.get("Status"))
+    if health:
+        seen += f"; last health check: {_last_health(state)}"
+    wanted = condition.removeprefix("service_").replace("_", " ")
+    return (
+        f"{name} was not {wanted} in time ({seen}; last log line: {last_log}): see "
+        f"`claire stack logs {name}`, or give `--timeout` more seconds."
+    )
 
 
 def _last_health(state: dict[str, Any]) -> str:

@@ -22,7 +22,13 @@ from engine.store import RunStatus, Store
 from tests.mexc_server import MexcServer
 from tests.services.test_live_services import ServerThread
 from tests.services.test_services_runbook import wait_until
-from tests.stack.test_stack_run import claire, container, remove_stack, stack_env  # noqa: F401
+from tests.stack.test_stack_run import (  # noqa: F401 - stack_env is a fixture
+    UP_TIMEOUT,
+    claire,
+    container,
+    remove_stack,
+    stack_env,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
@@ -72,7 +78,7 @@ def test_the_runbook_on_a_live_stack_through_its_steward(
         f"{stack_env['POSTGRES_PORT']}/claire"
     )
     try:
-        up = claire("stack", "up", "--no-monitoring", "--timeout", "240")
+        up = claire("stack", "up", "--no-monitoring", "--timeout", UP_TIMEOUT)
         assert up.exit_code == 0, up.output
         assert "live" in up.output and "ETHBTC" in up.output, up.output
         config = StackConfig.load(tmp_path)

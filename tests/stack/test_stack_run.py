@@ -37,6 +37,9 @@ pytestmark = [pytest.mark.slow, pytest.mark.docker]
 
 FILL_COLUMNS = "trade_id, ts, symbol, side, qty, price, fee"
 BACKING = ["cdb_redis", "cdb_postgres", "cdb_init", "cdb_steward"]  # the run's steward
+# Seconds `stack up` may take here: on the vfs storage driver each container's creation
+# copies the whole image, while the other lanes of the suite hold both cores.
+UP_TIMEOUT = "600"
 
 
 @pytest.fixture
@@ -126,7 +129,7 @@ def test_the_stack_runs_a_7_day_replay_through_a_killed_service_to_the_same_fill
     compose_dir = str(tmp_path)  # no .env of the developer's in the way
     try:
         up = claire("stack", "up", "--no-monitoring", "--compose-dir", compose_dir,
-                    "--timeout", "240", "--json")  # fmt: skip
+                    "--timeout", UP_TIMEOUT, "--json")  # fmt: skip
         assert up.exit_code == 0, up.output
         ps = claire("stack", "ps", "--json")
         rows = {r["service"]: r for r in json.loads(ps.output)}
