@@ -29,11 +29,9 @@ from engine.limits import check_days
 from engine.run.attendant import Attend
 from engine.run.context import RunContext
 from engine.run.create import create_replay_run
-from engine.run.live_drive import drive_live
 from engine.run.outcome import RunOutcome
 from engine.run.replay_drive import drive_replay
 from engine.run.resumable import resumable
-from engine.run.services_runtime import record_services_run, resume_services, run_services
 from engine.signal.loader import StrategyChoice
 from engine.store import RunRecord, RunStatus, Store
 
@@ -114,6 +112,8 @@ class PaperRunner:
         preflight: dict[str, Any] | None = None,
     ) -> RunOutcome:
         """A live run; `run_id` names it (default: a new id), `preflight` is kept with it."""
+        from engine.run.live_drive import drive_live  # a replay starts without it
+
         check_days(days)
         strategy = self.choice.strategy_class()  # fail before anything is created
         kinds = {"trades"} | ({"candles"} if feed_settings.candle_timeframe else set())
@@ -134,6 +134,9 @@ class PaperRunner:
         detached: bool = False,
     ) -> tuple[str, RunStatus, int | None]:
         """A replay run as one process per service over Redis Streams, supervised."""
+        # The services' modules (Redis's client among them) load only for a run as services.
+        from engine.run.services_runtime import run_services
+
         return run_services(
             self.ctx, files, days, perpetual, ports, speed,
             run_id=run_id, detached=detached, reports=self.ctx.reports,
@@ -164,6 +167,8 @@ class PaperRunner:
         self, files: list[Path], days: float | None, speed: str, run_id: str
     ) -> bool:
         """Record a replay run whose services are started elsewhere (a container stack)."""
+        from engine.run.services_runtime import record_services_run
+
         return record_services_run(self.ctx, files, days, speed, run_id)
 
     def resume(
@@ -186,6 +191,8 @@ class PaperRunner:
                     candle_timeframe=live.get("timeframe", "5m"),
                 )
         if live:
+            from engine.run.live_drive import drive_live
+
             return asyncio.run(drive_live(self.ctx, feed_settings, None, run, progress))
         with self.ctx.store() as (store, database):
             replay = run.config.get("replay") or {}
@@ -207,6 +214,8 @@ class PaperRunner:
     ) -> tuple[str, RunStatus, int | None]:
         """Continue an interrupted run as services, from the state its services kept in
         Redis; supervised as when it started."""
+        from engine.run.services_runtime import resume_services
+
         return resume_services(self.ctx, run_id, detached=detached, reports=self.ctx.reports)
 
     def resumable(self, store: Store, run_id: str | None) -> RunRecord:

@@ -27,6 +27,7 @@ again (engine.services.control keeps outcomes by command id).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import socket
 import threading
@@ -86,13 +87,19 @@ class StackSteward:
         self._monotonic, self._sleep, self._drain_s = monotonic, sleep, drain_s
         self._next_beat = 0.0
         self._next_backup = 0.0
+        # Touched after each look and all through a long stop or backup, for the
+        # container's health check (set by `attend`).
+        self.alive: Path | None = None
 
     def step(self) -> None:
         """One look: the backups when due, the run's state, the operator's commands."""
         now = self._monotonic()
         if now >= self._next_backup:
             self._next_backup = now + BACKUP_LOOK_S
-            self.backups.step()
+            # A dump can take minutes: the steward stays alive for the health check and,
+            # once it attends a running run, for the operator's commands.
+            with self._beating(db=self._next_beat > 0 and not self.ended):
+                self.backups.step()
         if self.ended:
             return
         run = self.store.get_run(self.run_id)
@@ -131,11 +138,18 @@ class StackSteward:
         self._leave()  # after the answer: the operator waits while the steward beats
 
     @contextmanager
-    def _beating(self) -> Iterator[None]:
+    def _beating(self, db: bool = True) -> Iterator[None]:
+        """While this lasts, a thread says every BEAT_S that the steward is alive: in
+        the health file, and (`db`) in the run's database for the operator's commands."""
         done = threading.Event()
 
         def beat() -> None:
             while not done.wait(BEAT_S):
+                if self.alive is not None:
+                    with contextlib.suppress(OSError):
+                        self.alive.touch()
+                if not db:
+                    continue
                 try:
                     self.store.beat_steward(self.run_id, self.name)
                 except ClaireError as exc:
@@ -206,6 +220,7 @@ def attend(
     """Step the steward every `poll_s` until `wait(poll_s)` says to stop (returns True);
     `alive` is touched after each look, for the container's health check. A database
     or bus outage is logged and looked at again."""
+    steward.alive = alive
     try:
         while True:
             try:

@@ -146,12 +146,30 @@ def test_the_steward_beats_all_through_a_long_stop(
     bus = RedisBus(server.start(), prefix=stream_prefix(run_id))
     try:
         steward = StackSteward(store, bus, run_id, tmp_path, Settings(), live=False)
+        steward.alive = tmp_path / "alive"  # the container's health file
         assert not store.steward_alive(run_id, 30)
         with steward._beating():
             deadline = time.monotonic() + 10
             while not store.steward_alive(run_id, 30):
                 assert time.monotonic() < deadline, "no beat during the stop"
                 time.sleep(0.02)
+            while not steward.alive.exists():
+                assert time.monotonic() < deadline, "the health file went stale in the stop"
+                time.sleep(0.02)
+            touched = steward.alive.stat().st_mtime_ns
+            while steward.alive.stat().st_mtime_ns == touched:
+                assert time.monotonic() < deadline, "the health file went stale in the stop"
+                time.sleep(0.02)
+        # A backup's dump before the steward attends a run: the health file only.
+        quiet = f"stack-quiet-{tmp_path.name[-12:]}"
+        other = StackSteward(store, bus, quiet, tmp_path, Settings(), live=False)
+        other.alive = tmp_path / "alive-2"
+        with other._beating(db=False):
+            deadline = time.monotonic() + 10
+            while not other.alive.exists():
+                assert time.monotonic() < deadline, "no health file during a dump"
+                time.sleep(0.02)
+        assert not store.steward_alive(quiet, 30)
     finally:
         bus.close()
         server.stop()
