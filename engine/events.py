@@ -182,6 +182,8 @@ def check_order_terms(
 
 
 def check_utc(value: object, name: str = "ts") -> None:
+    if type(value) is datetime and value.tzinfo is UTC:
+        return  # the usual case, checked without computing an offset
     if not isinstance(value, datetime) or value.utcoffset() != timedelta(0):
         raise InvalidEventError(f"{name} must be a UTC datetime, got {value!r}", "bad_time")
 
@@ -295,8 +297,10 @@ class Candle(Event):
         check_utc(self.open_time, "open_time")
         if not isinstance(self.interval_s, int) or self.interval_s <= 0:
             raise InvalidEventError("interval_s must be a positive whole number", "bad_interval")
-        for name in ("open", "high", "low", "close"):
-            check_positive(getattr(self, name), name)
+        check_positive(self.open, "open")
+        check_positive(self.high, "high")
+        check_positive(self.low, "low")
+        check_positive(self.close, "close")
         check_non_negative(self.volume, "volume")
         if (
             self.low > self.high

@@ -9,6 +9,7 @@ All but the last can be resumed.
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import signal
 from collections.abc import Callable, Iterator
@@ -69,7 +70,8 @@ def held_run(
             raise
         done = 0
         if checkpoint is not None:
-            restore(run.pipeline, dict(checkpoint.state))
+            state = checkpoint.state
+            restore(run.pipeline, json.loads(state) if isinstance(state, str) else dict(state))
             run.day = checkpoint.last_event_ts.date()
             try:
                 check_against_fills(store, run_id, run.pipeline)
@@ -110,6 +112,8 @@ def held_run(
         except BaseException as exc:
             record_failure(ctx, store, run_id, _failure(exc))
             raise
+        finally:
+            run.close()
     finally:
         lock.release()
 

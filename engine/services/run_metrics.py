@@ -107,30 +107,46 @@ class RunMetrics:
             registry=of("signals"),
         )
         self._silence_from_set = False
+        # Market time is read when scraped: a replay reaches a new one with every event.
+        self._market_ts: datetime | None = None
+        self.market_time.set_function(self._market_seconds)
         ProcessCollector(registry=r)
         Gauge("claire_memory_limit_bytes", "Memory this process may use", registry=r).set_function(
             memory_limit_bytes
         )
         self.figures: dict[str, Any] = {"service": "papertest", "run_id": run_id}
 
+    def _market_seconds(self) -> float:
+        return self._market_ts.timestamp() if self._market_ts is not None else 0.0
+
+    def current_figures(self) -> dict[str, Any]:
+        """The figures for `/status`, with the newest market event's time."""
+        figures = dict(self.figures)
+        if self._market_ts is not None:
+            figures["last_event_ts"] = self._market_ts.isoformat()
+        return figures
+
     def observe_time(self, ts: datetime) -> None:
         """The market time the pipeline (or this service) has reached."""
         if ts.timestamp() <= 0:
             return  # an event clock before its first event: no market time yet
-        self.market_time.set(ts.timestamp())
         if not self._silence_from_set:
             self._silence_from_set = True
             self.last_signal.set(ts.timestamp())
+        self._market_ts = ts
 
     def observe_all(self, events: Iterable[Event]) -> None:
         for event in events:
             self.observe(event)
 
     def observe(self, event: Event) -> None:
-        if isinstance(event, Candle | Trade):
+        kind = type(event)
+        if kind is Candle or kind is Trade:  # most events: kept cheap
             self.events.inc()
-            self.observe_time(event.ts)
-            self.figures["last_event_ts"] = event.ts.isoformat()
+            if self._silence_from_set:
+                self._market_ts = event.ts
+            else:
+                self.observe_time(event.ts)
         elif isinstance(event, Signal):
             self.signals.inc()
             self._silence_from_set = True
@@ -164,7 +180,7 @@ def serving(
         yield None
         return
     server = HealthServer(
-        "papertest", port, metrics.registry, checks, lambda: dict(metrics.figures), host
+        "papertest", port, metrics.registry, checks, metrics.current_figures, host
     )
     server.start()
     try:

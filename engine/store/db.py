@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Iterator, Mapping, Sequence
+import weakref
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any, Self
 
 import psycopg
@@ -35,6 +36,9 @@ _log = logging.getLogger(__name__)
 
 Params = Mapping[str, Any] | Sequence[Any] | None
 Row = dict[str, Any]
+
+# The staging tables each connection holds (see Session.stage), by the table they stage.
+_STAGED: weakref.WeakKeyDictionary[psycopg.Connection[Any], set[str]] = weakref.WeakKeyDictionary()
 
 
 def _store_error(exc: BaseException, url: str, doing: str, external: bool) -> StoreError:
@@ -120,6 +124,30 @@ class Session:
         with _mapped(self._url, "writing", self._external), self._conn.cursor() as cur:
             cur.execute(query, params)  # SQL comes from our .sql files
             return max(cur.rowcount, 0)
+
+    def stage(self, table: str, columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+        """COPY `rows` into `pg_temp.stage_<table>`: `columns` of `table`, in that order.
+
+        The staging table is this connection's own, made on first use and emptied at
+        each commit, so an INSERT ... SELECT from it can skip the keys `table` already
+        holds. COPY sends each value through psycopg's compiled dumpers, about three
+        times cheaper than arrays of parameters. Use inside `Database.transaction()`.
+        """
+        staged = _STAGED.setdefault(self._conn, set())
+        name = sql.Identifier(f"stage_{table}")
+        names = sql.SQL(", ").join(map(sql.Identifier, columns))
+        with _mapped(self._url, "writing", self._external), self._conn.cursor() as cur:
+            if table not in staged:
+                cur.execute(
+                    sql.SQL(
+                        "CREATE TEMP TABLE IF NOT EXISTS {} ON COMMIT DELETE ROWS AS "
+                        "SELECT {} FROM {} WITH NO DATA"
+                    ).format(name, names, sql.Identifier(table))
+                )
+                staged.add(table)
+            with cur.copy(sql.SQL("COPY pg_temp.{} ({}) FROM STDIN").format(name, names)) as cp:
+                for row in rows:
+                    cp.write_row(row)
 
     def fetch_all(self, query: str, params: Params = None) -> list[Row]:
         with _mapped(self._url, "reading", self._external), self._conn.cursor() as cur:
@@ -246,9 +274,13 @@ class Database:
         with (
             _mapped(self._url, "running a transaction", self._external),
             self._pool.connection() as conn,
-            conn.transaction(),
         ):
-            yield Session(conn, self._url, self._external)
+            try:
+                with conn.transaction():
+                    yield Session(conn, self._url, self._external)
+            except BaseException:
+                _STAGED.pop(conn, None)  # staging tables made in it are rolled back too
+                raise
 
     def execute(self, query: str, params: Params = None) -> int:
         with self.session() as s:

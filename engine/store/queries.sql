@@ -2,63 +2,41 @@
 -- Each block starts with "-- name: <name>"; comment lines right after it describe it.
 -- Parameters use psycopg's %(name)s style, so a literal percent sign is written %%.
 --
--- The insert_* queries take one array per column and unnest them: one statement
--- and one round trip per table per batch, and the row count says how many rows
--- were new. ON CONFLICT names the key, so re-delivery is a no-op while any other
--- uniqueness breach (say, a second order with the same order_id) still fails loudly.
+-- The insert_* queries move a batch out of the table's staging table, which the
+-- writer fills by COPY (Session.stage; its columns are the INSERT's, in order): two
+-- statements per table per batch, and the row count says how many rows were new.
+-- ON CONFLICT names the key, so re-delivery is a no-op while any other uniqueness
+-- breach (say, a second order with the same order_id) still fails loudly.
 
 -- name: insert_candles
 INSERT INTO candles (run_id, event_id, ts, cause_id, symbol, open_time, interval_s,
                      open, high, low, close, volume)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(symbol)s::text[], %(open_time)s::timestamptz[], %(interval_s)s::integer[],
-            %(open)s::numeric[], %(high)s::numeric[], %(low)s::numeric[],
-            %(close)s::numeric[], %(volume)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_candles
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_signals
 INSERT INTO signals (run_id, event_id, ts, cause_id, symbol, side, confidence, reason, strategy,
                      order_type, limit_price)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(symbol)s::text[], %(side)s::text[], %(confidence)s::numeric[],
-            %(reason)s::text[], %(strategy)s::text[], %(order_type)s::text[],
-            %(limit_price)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_signals
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_orders
 INSERT INTO orders (run_id, event_id, order_id, ts, cause_id, symbol, side, order_type, qty,
                     price, decision_price, intent, ttl_s, time_in_force, post_only)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
-            %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[],
-            %(order_type)s::text[], %(qty)s::numeric[], %(price)s::numeric[],
-            %(decision_price)s::numeric[], %(intent)s::text[], %(ttl_s)s::integer[],
-            %(time_in_force)s::text[], %(post_only)s::boolean[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_orders
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_trades
 INSERT INTO trades (run_id, trade_id, order_id, ts, cause_id, symbol, side, status, qty, price,
                     requested_price, fee, slippage_bps, liquidity, remaining_qty, reason,
                     market_event_id, spread_bps)
-SELECT %(run_id)s::text, *
-FROM unnest(%(trade_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
-            %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[], %(status)s::text[],
-            %(qty)s::numeric[], %(price)s::numeric[], %(requested_price)s::numeric[],
-            %(fee)s::numeric[], %(slippage_bps)s::numeric[], %(liquidity)s::text[],
-            %(remaining_qty)s::numeric[], %(reason)s::text[], %(market_event_id)s::text[],
-            %(spread_bps)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_trades
 ON CONFLICT (run_id, trade_id) DO NOTHING;
 
 -- name: insert_order_results
 INSERT INTO order_results (run_id, event_id, order_id, ts, cause_id, symbol, side, status,
                            requested_price, remaining_qty, reason, market_event_id)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(order_id)s::text[], %(ts)s::timestamptz[],
-            %(cause_id)s::text[], %(symbol)s::text[], %(side)s::text[], %(status)s::text[],
-            %(requested_price)s::numeric[], %(remaining_qty)s::numeric[],
-            %(reason)s::text[], %(market_event_id)s::text[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_order_results
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_portfolio_snapshots
@@ -66,63 +44,37 @@ INSERT INTO portfolio_snapshots (run_id, event_id, ts, cause_id, cash, equity, r
                                  unrealized_pnl, fees, exposure, exposure_pct, peak_equity,
                                  drawdown_pct, day_start_equity, daily_drawdown_pct,
                                  open_positions, funding, margin_used)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(cash)s::numeric[], %(equity)s::numeric[], %(realized_pnl)s::numeric[],
-            %(unrealized_pnl)s::numeric[], %(fees)s::numeric[], %(exposure)s::numeric[],
-            %(exposure_pct)s::numeric[], %(peak_equity)s::numeric[],
-            %(drawdown_pct)s::numeric[], %(day_start_equity)s::numeric[],
-            %(daily_drawdown_pct)s::numeric[], %(open_positions)s::integer[],
-            %(funding)s::numeric[], %(margin_used)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_portfolio_snapshots
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_positions
 INSERT INTO positions (run_id, snapshot_id, ts, symbol, qty, avg_entry, mark_price, cost_basis,
                        realized_pnl, margin, liquidation_price)
-SELECT %(run_id)s::text, *
-FROM unnest(%(snapshot_id)s::text[], %(ts)s::timestamptz[], %(symbol)s::text[],
-            %(qty)s::numeric[], %(avg_entry)s::numeric[], %(mark_price)s::numeric[],
-            %(cost_basis)s::numeric[], %(realized_pnl)s::numeric[], %(margin)s::numeric[],
-            %(liquidation_price)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_positions
 ON CONFLICT (run_id, snapshot_id, symbol) DO NOTHING;
 
 -- name: insert_funding_payments
 INSERT INTO funding_payments (run_id, event_id, ts, cause_id, symbol, qty, fair_price, rate, amount)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(symbol)s::text[], %(qty)s::numeric[], %(fair_price)s::numeric[],
-            %(rate)s::numeric[], %(amount)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_funding_payments
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_liquidations
 INSERT INTO liquidations (run_id, event_id, ts, cause_id, order_id, symbol, qty, entry_price,
                           liquidation_price, mark_price, margin_lost, fee, leverage,
                           maintenance_margin_rate)
-SELECT %(run_id)s::text, *
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(order_id)s::text[], %(symbol)s::text[], %(qty)s::numeric[],
-            %(entry_price)s::numeric[], %(liquidation_price)s::numeric[],
-            %(mark_price)s::numeric[], %(margin_lost)s::numeric[], %(fee)s::numeric[],
-            %(leverage)s::numeric[], %(maintenance_margin_rate)s::numeric[])
+SELECT %(run_id)s::text, * FROM pg_temp.stage_liquidations
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_risk_events
 INSERT INTO risk_events (run_id, event_id, ts, cause_id, kind, reason, symbol, state, message,
                          detail)
-SELECT %(run_id)s::text, e, t, c, k, r, s, st, m, d::jsonb
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(kind)s::text[], %(reason)s::text[], %(symbol)s::text[], %(state)s::text[],
-            %(message)s::text[], %(detail)s::text[]) AS x (e, t, c, k, r, s, st, m, d)
+SELECT %(run_id)s::text, * FROM pg_temp.stage_risk_events
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: insert_alerts
 INSERT INTO alerts (run_id, event_id, ts, cause_id, severity, rule, message, detail, status,
                     episode_id, value)
-SELECT %(run_id)s::text, e, t, c, sv, r, m, d::jsonb, st, ep, v
-FROM unnest(%(event_id)s::text[], %(ts)s::timestamptz[], %(cause_id)s::text[],
-            %(severity)s::text[], %(rule)s::text[], %(message)s::text[],
-            %(detail)s::text[], %(status)s::text[], %(episode_id)s::text[],
-            %(value)s::numeric[]) AS x (e, t, c, sv, r, m, d, st, ep, v)
+SELECT %(run_id)s::text, * FROM pg_temp.stage_alerts
 ON CONFLICT (run_id, event_id) DO NOTHING;
 
 -- name: advance_market_cursors

@@ -83,7 +83,7 @@ class Checkpoint:
     last_event_id: str
     last_event_ts: datetime
     market_events: int
-    state: Mapping[str, Any]
+    state: Mapping[str, Any] | str  # as JSON values, or as JSON text ready to store
 
 
 def _utc(value: Any) -> Any:

@@ -11,12 +11,13 @@ Routing:
     PortfolioSnapshot   -> portfolio_snapshots, and one positions row per position
     RiskEvent, Alert    -> risk_events, alerts
 
-Each table gets one INSERT of column arrays (see queries.sql), so a batch costs
-one round trip per table touched. (run_id, event_id) keys make re-delivery a
-no-op, and the market cursors only move forward, so writing the same batch
-twice changes nothing. Every event is validated again before anything is sent
-(a frozen dataclass can still be forced with object.__setattr__); one bad event
-refuses the whole batch, and the database's CHECKs stand behind that.
+Each table's rows are copied into its staging table and moved from there by one
+INSERT (see queries.sql), so a batch costs two statements per table touched.
+(run_id, event_id) keys make re-delivery a no-op, and the market cursors only move
+forward, so writing the same batch twice changes nothing. Every event is validated
+again before anything is sent (a frozen dataclass can still be forced with
+object.__setattr__); one bad event refuses the whole batch, and the database's
+CHECKs stand behind that.
 
 Resume: hand the writer a market event in the same batch as (or after) the
 events it caused, so "processed up to here" and its effects commit together.
@@ -140,11 +141,6 @@ class _Batch:
             self.cursors[symbol] = (ts, event_id)
         if self.last is None or ts >= self.last[0]:
             self.last = (ts, event_id)
-
-    def columns(self, table: str) -> dict[str, list[Any]]:
-        names = TABLE_COLUMNS[table]
-        rows = list(self.rows[table].values())
-        return {name: [row[i] for row in rows] for i, name in enumerate(names)}
 
 
 def _add_candle(batch: _Batch, e: Candle) -> None:
@@ -311,8 +307,8 @@ class EventWriter:
         with self.store.db.transaction() as tx:
             for table in TABLE_COLUMNS:
                 if batch.rows[table]:
-                    params = {"run_id": self.run_id, **batch.columns(table)}
-                    written += tx.execute(queries[f"insert_{table}"], params)
+                    tx.stage(table, TABLE_COLUMNS[table], batch.rows[table].values())
+                    written += tx.execute(queries[f"insert_{table}"], {"run_id": self.run_id})
             if batch.cursors:
                 symbols = list(batch.cursors)
                 tx.execute(
@@ -338,7 +334,9 @@ class EventWriter:
                         "event_id": checkpoint.last_event_id,
                         "ts": checkpoint.last_event_ts,
                         "market_events": checkpoint.market_events,
-                        "state": json.dumps(checkpoint.state, separators=(",", ":")),
+                        "state": checkpoint.state
+                        if isinstance(checkpoint.state, str)  # encoded already
+                        else json.dumps(checkpoint.state, separators=(",", ":")),
                     },
                 )
         return written

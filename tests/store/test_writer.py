@@ -222,8 +222,20 @@ def test_writing_to_an_unknown_run_is_refused_by_the_database(shared_store: Stor
         EventWriter(shared_store, "no-such-run").write([f.signal(0)])
 
 
+def test_a_batch_the_database_refused_leaves_the_next_one_writable(
+    store: Store, run_id: str
+) -> None:
+    # The first batch makes the connection's staging tables inside a transaction that
+    # rolls back; the next batch on the same connection must make them again.
+    with pytest.raises(ConstraintViolation):
+        EventWriter(store, "no-such-run").write([f.signal(0), f.candle(0)])
+
+    assert EventWriter(store, run_id).write([f.signal(1), f.candle(1)]) == 2
+    assert store.count_rows(run_id)["signals"] == 1
+
+
 def test_sql_text_in_free_text_is_stored_verbatim(store: Store, run_id: str) -> None:
-    nasty = "x'); DROP TABLE signals; -- %s %(name)s \\ \x7f ünïcode"
+    nasty = "x'); DROP TABLE signals; -- %s %(name)s \\ \\N \\. \t\n\r\x7f ünïcode"
 
     EventWriter(store, run_id).write([f.signal(0, reason=nasty, strategy=nasty)])
 
