@@ -62,6 +62,8 @@ _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 # their last digits are conversion noise, so values keep 15 significant digits.
 _FLOAT_DIGITS: Final = Context(prec=15)
 _WIDE: Final = Context(prec=60)
+# Digits with at most one point inside them: with 15 digits at most, nothing to round.
+_PLAIN_NUMBER: Final = re.compile(r"[0-9]+(?:\.[0-9]+)?")
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +87,17 @@ def _shown(text: str) -> str:
 
 def clean_decimal(text: str, name: str) -> Decimal:
     """A finite Decimal with float noise removed; InvalidEventError for anything else."""
+    plain = text.strip()
+    if len(plain) - plain.count(".") <= 15 and _PLAIN_NUMBER.fullmatch(plain):
+        # Most rows: at most 15 digits, so nothing to round; only trailing zeros go.
+        if "." in plain:
+            plain = plain.rstrip("0").rstrip(".")
+        return Decimal(plain)
+    return _cleaned(text, name)
+
+
+def _cleaned(text: str, name: str) -> Decimal:
+    """`clean_decimal` for any text: rounded to 15 digits, range-checked, normalized."""
     try:
         value = _FLOAT_DIGITS.create_decimal(text.strip())
     except Overflow:

@@ -6,10 +6,12 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from engine.errors import ConfigError, DataSourceError
 from engine.events import Candle, Trade
-from engine.feeds import replay
+from engine.feeds import recorded, replay
 from engine.feeds.replay import (
     Rejected,
     clean_decimal,
@@ -35,6 +37,20 @@ def test_float_noise_is_cleaned_from_recorded_values() -> None:
     assert clean_decimal("0.09969000000000001", "open") == Decimal("0.09969")
     assert clean_decimal("1820.54447418", "volume") == Decimal("1820.54447418")
     assert str(clean_decimal("100", "volume")) == "100"
+
+
+@given(
+    whole=st.text("0123456789", min_size=1, max_size=18),
+    fraction=st.none() | st.text("0123456789", min_size=1, max_size=18),
+    pad=st.sampled_from(["", " ", "\t"]),
+)
+def test_plain_numbers_clean_exactly_as_any_other_text(
+    whole: str, fraction: str | None, pad: str
+) -> None:
+    # Plain digits take a shortcut; it must give the very Decimal (digits and exponent)
+    # that rounding to 15 digits and normalizing gives.
+    text = pad + whole + ("" if fraction is None else "." + fraction) + pad
+    assert clean_decimal(text, "x").as_tuple() == recorded._cleaned(text, "x").as_tuple()
 
 
 def test_candles_become_events_at_their_close_time(tmp_path: Path) -> None:
