@@ -27,10 +27,13 @@ class AlertBook:
     ) -> list[Alert]:
         """Step every reading's episode; the alerts that fire or resolve at `now`."""
         out: list[Alert] = []
+        episodes = self.episodes
         for reading in readings:
-            rule = self.table[reading.rule]
             key = (reading.rule, reading.key)
-            before = self.episodes.get(key, IDLE)
+            if not reading.active and key not in episodes:
+                continue  # idle and still quiet: stepping it would change nothing
+            rule = self.table[reading.rule]
+            before = episodes.get(key, IDLE)
             result = step(
                 before,
                 reading.active,

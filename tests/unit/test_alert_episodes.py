@@ -67,3 +67,19 @@ def test_episode_round_trips_through_json() -> None:
     e = Episode(pending_since=None, fired_at=T0, episode_id="alert-x", clear_since=T0)
     assert from_json(to_json(e)) == e
     assert from_json(to_json(IDLE)) == IDLE
+
+
+@given(
+    st.integers(0, 10**6),
+    st.integers(0, 600),
+    st.integers(0, 600),
+    st.none() | st.booleans(),
+    st.integers(0, 3600),
+)
+def test_an_idle_alert_whose_condition_is_false_stays_idle(
+    at_s: int, for_s: int, clear_s: int, clear: bool | None, quiet_s: int
+) -> None:
+    # What lets the alert book skip such readings without stepping them.
+    now = T0 + timedelta(seconds=at_s)
+    result = step(IDLE, False, now, for_s, clear_s, clear=clear, quiet_s=quiet_s)
+    assert result.episode == IDLE and not result.fired and not result.resolved
