@@ -105,11 +105,14 @@ class PersistedRun:
         self._send(patient, wait=True)
 
     def close(self) -> None:
-        """Wait for a batch still being written and end the writing thread (errors were or
-        will be raised by `flush`; a run that failed keeps what it committed)."""
+        """End the writing thread once a batch still being written is done; one riding out
+        an outage gives up (the run is over: it keeps what it committed, and a checkpoint
+        resumes it from there)."""
         if self._writing is not None:
+            self._impatient.set()
             self._writing.shutdown(wait=True)
             self._writing = None
+            self._impatient.clear()
 
     def _send(self, patient: bool, wait: bool) -> None:
         if not wait and self._writing_behind():
