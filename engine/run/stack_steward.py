@@ -14,6 +14,11 @@ with the same steward and the same `run_commands` channel:
   the final report. An emergency stop stops every service at once, records the run
   `stopped` and takes the `emergency-stop` backup. The services stay up, idle: a
   container that exited would be started again.
+- A live run ends when its feed has reached the planned end (`CLAIRE_LIVE_DAYS`) and
+  every service has handled what it published: the run is recorded `completed`, as a
+  supervisor records it, its missing daily reports and its final report are written
+  and its last backup taken; the services stay up, idle. (A replay is recorded
+  completed by `claire stack wait`.)
 - Backups on the operator's clock (engine.stack.backups: one at a live run's start,
   one each `BACKUP_INTERVAL`, pruned to the retention, one when the run ends), and a
   live run's daily reports as each market day ends.
@@ -114,11 +119,14 @@ class StackSteward:
         if self.commands is None:
             self.commands = self._steward()
         try:
-            ending = self.commands.between(self.bus)
+            complete = self.live and planned_end_reached(self.bus)
+            ending = None if complete else self.commands.between(self.bus)
         except BUS_DOWN as exc:  # the stack's Redis restarts: the next look goes on
             log.warning("the stack's Redis does not answer: %s", exc)
             return
-        if ending is not None:
+        if complete:
+            self._complete()
+        elif ending is not None:
             self._stop(ending)
 
     def _steward(self) -> ServicesSteward:
@@ -187,6 +195,31 @@ class StackSteward:
         self.backups.ended = True  # the stop's own backup is the run's last
         self.commands.close()  # the stop's backup, final report and answer
 
+    def _complete(self) -> None:
+        """A live run's feed reached the planned end and every service has handled what
+        it published: the run is recorded completed, as a supervisor records it, with its
+        reports; its last backup follows at the next look (StackBackups)."""
+        assert self.commands is not None
+        log.warning("run %s reached its planned end", self.run_id)
+        with self._beating():
+            request_stop(self.bus, "all")  # the services stay up, idle
+            self.commands.completed()  # what waits is refused: the run completed first
+            patient = OutageTolerance(seconds=self.settings.db_outage_tolerance_seconds)
+            patient.call(
+                lambda: self.store.end_run(self.run_id, RunStatus.COMPLETED, self.clock.now()),
+                f"recording the end of run {self.run_id}",
+            )
+            self.ended = True
+            self.commands.close()  # the daily reports still being written
+            if self.settings.claire_auto_reports:
+                from engine.report.autowrite import write_reports_after
+
+                try:
+                    write_reports_after(self.store.db.url, self.data_dir, self.run_id)
+                except Exception:  # a report never fails the run; `claire report` writes it
+                    log.exception("could not write the reports of run %s", self.run_id)
+        self._leave()
+
     def _ended_elsewhere(self) -> None:
         """Completed (`claire stack wait`), failed by a service, or stopped by hand:
         what waits is refused, and the steward goes idle."""
@@ -209,6 +242,12 @@ class StackSteward:
         self._leave()
         if self.commands is not None and self.commands.reports is not None:
             self.commands.reports.close()
+
+
+def planned_end_reached(bus: RedisBus) -> bool:
+    """The feed published up to the run's planned end (`feed:done`), and every service
+    has handled all of it."""
+    return bool(bus.redis.get(bus.key("feed:done"))) and drained(bus)
 
 
 def attend(

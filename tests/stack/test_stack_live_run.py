@@ -5,12 +5,14 @@ services started as the stack's containers start them, on the recorded run."""
 
 from __future__ import annotations
 
+import json
 import os
 import re
 import signal
 import subprocess
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -39,6 +41,17 @@ SYMBOLS = "ETHBTC,LTCBTC"
 @pytest.fixture
 def exchange() -> Iterator[MexcServer]:
     running = ServerThread()
+    try:
+        yield running.server
+    finally:
+        running.close()
+
+
+@pytest.fixture
+def now_exchange() -> Iterator[MexcServer]:
+    """The local server with candles from now on, faster than the wall clock: a live
+    run's market day passes in seconds."""
+    running = ServerThread(candles_from_ms=int(time.time() * 1000))
     try:
         yield running.server
     finally:
@@ -209,6 +222,75 @@ def test_the_stacks_services_drive_the_recorded_live_run(
         )
     assert {f["symbol"] for f in fills} <= set(SYMBOLS.split(","))
     assert "buy" in {f["side"] for f in fills}
+
+
+@pytest.mark.slow
+def test_the_steward_completes_a_live_run_at_its_planned_end(
+    now_exchange: MexcServer, backing: dict[str, str], claire_home: Path, tmp_path: Path
+) -> None:
+    (tmp_path / "buyer.py").write_text(BUYER, encoding="utf-8")
+    env = live_env(
+        now_exchange, backing, STRATEGY=f"{tmp_path / 'buyer.py'}:Buyer",
+        FEED_WATERMARK_MS="100", STALE_DATA_SECONDS="3600", CLAIRE_LIVE_DAYS="1",
+    )  # fmt: skip
+    code, _, err = init_run(env, claire_home)
+    assert code == 0, err
+    url = backing["CLAIRE_POSTGRES_URL"]
+    base = int(os.environ["CLAIRE_SERVICE_PORT_BASE"])
+    children: dict[str, subprocess.Popen[str]] = {}
+    try:
+        for n, name in enumerate(SERVICES):
+            args = ["engine", "run", name, "--run", "stack", "--data-dir", str(claire_home),
+                    "--port", str(base + n)]  # fmt: skip
+            children[name] = claire_process(args, env)
+        children["steward"] = claire_process(
+            ["stack", "steward", "--run", "stack", "--data-dir", str(claire_home),
+             "--poll", "0.1"], env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 240
+        while recorded(url, "stack").status is RunStatus.RUNNING:
+            for name, child in children.items():
+                assert child.poll() is None, (name, child.communicate())
+            assert time.monotonic() < deadline, "the live run was not completed in 240 s"
+            time.sleep(0.5)
+        run = recorded(url, "stack")
+        backups = claire_home / "backups"
+        deadline = time.monotonic() + 60  # the steward's next look at the backups
+        while not _backups_for(backups, "run-end"):
+            assert time.monotonic() < deadline, "no run-end backup in 60 s"
+            time.sleep(0.5)
+        for name, child in children.items():
+            assert child.poll() is None, (name, child.communicate())  # up and idle
+    finally:
+        for child in children.values():
+            child.send_signal(signal.SIGTERM)
+        for child in children.values():
+            try:
+                child.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                child.kill()
+                child.communicate()
+    assert run.status is RunStatus.COMPLETED and run.end_reason is None
+    assert run.planned_end is not None and run.ended_at is not None
+    assert run.last_event_ts is not None and run.last_event_ts <= run.planned_end
+    # Market time went up to the planned end: the feed stopped at the last 5-minute bar.
+    assert run.planned_end - run.last_event_ts < timedelta(minutes=5)
+    reports = claire_home / "reports" / "stack"
+    assert (reports / "final.md").is_file() and (reports / "final.html").is_file()
+    assert _backups_for(backups, "scheduled")  # a live run's first, at its start
+    with Store.open(url, external=True) as store:
+        assert not store.steward_alive("stack", 30)  # it left when the run ended
+        fills = store.db.fetch_all("SELECT side FROM trades WHERE run_id = 'stack'")
+    assert "buy" in {f["side"] for f in fills}
+
+
+def _backups_for(folder: Path, reason: str) -> list[Path]:
+    """The backup manifests in `folder` taken for `reason`."""
+    return [
+        path
+        for path in folder.glob("claire-*.json")
+        if json.loads(path.read_text(encoding="utf-8")).get("reason") == reason
+    ]
 
 
 def stack_config(backing: dict[str, str]) -> StackConfig:

@@ -48,7 +48,9 @@ def live_exchange(
             "CLAIRE_EXCHANGE": "mexc",
             "CLAIRE_MARKET": "spot",
             "CLAIRE_SYMBOLS": "ETHBTC,LTCBTC",  # the local server's symbols with candles
-            "CLAIRE_LIVE_DAYS": "7",
+            # About half an hour of wall time: the planned stop comes long before the
+            # planned end, where the steward would record the run completed.
+            "CLAIRE_LIVE_DAYS": "60",
         }
         for name, value in settings.items():
             monkeypatch.setenv(name, value)
