@@ -149,14 +149,17 @@ class PersistedRun:
                 )
             return self.writer.write(events, checkpoint)
 
-        if wait:
-            self._in_flight = (_done(write), events)
-        else:
+        if not wait:
             if self._writing is None:
                 self._writing = ThreadPoolExecutor(1, thread_name_prefix=f"writer-{self.run_id}")
             self._in_flight = (self._writing.submit(write), events)
-        if wait:
-            self._settle()
+            return
+        try:
+            written = write()
+        except BaseException:
+            self._buffer[:0] = events  # written with the next batch
+            raise
+        self._committed(written)
 
     def _writing_behind(self) -> bool:
         """The batch in flight is still being written, and the buffer has room to grow:
@@ -197,6 +200,9 @@ class PersistedRun:
                 self._buffer[:0] = events
             raise
         self._in_flight = None
+        self._committed(written)
+
+    def _committed(self, written: int) -> None:
         self.rows_written += written
         if self.on_flush is not None:
             self.on_flush()
@@ -206,16 +212,6 @@ class PersistedRun:
         if self._last_event is not None:
             self.pipeline.portfolio.snapshot(self.pipeline.clock.now(), FINAL_SNAPSHOT_CAUSE)
         self.flush()
-
-
-def _done(write: Callable[[], int]) -> Future[int]:
-    """`write` run here and now, as a finished future."""
-    future: Future[int] = Future()
-    try:
-        future.set_result(write())
-    except BaseException as exc:
-        future.set_exception(exc)
-    return future
 
 
 __all__ = ["FINAL_SNAPSHOT_CAUSE", "PersistedRun"]

@@ -48,7 +48,7 @@ from engine.config import Settings
 from engine.errors import ClaireError
 from engine.ops.attended import STEWARD_ALIVE_S
 from engine.run.services_steward import ServicesSteward
-from engine.services.host import drained
+from engine.services.host import drained, finished
 from engine.services.run_stop import feed_stopped, request_stop
 from engine.services.supervisor import BUS_DOWN, Ending
 from engine.stack.backups import StackBackups
@@ -119,7 +119,7 @@ class StackSteward:
         if self.commands is None:
             self.commands = self._steward()
         try:
-            complete = self.live and planned_end_reached(self.bus)
+            complete = self.live and finished(self.bus)  # its planned end
             ending = None if complete else self.commands.between(self.bus)
         except BUS_DOWN as exc:  # the stack's Redis restarts: the next look goes on
             log.warning("the stack's Redis does not answer: %s", exc)
@@ -242,12 +242,6 @@ class StackSteward:
         self._leave()
         if self.commands is not None and self.commands.reports is not None:
             self.commands.reports.close()
-
-
-def planned_end_reached(bus: RedisBus) -> bool:
-    """The feed published up to the run's planned end (`feed:done`), and every service
-    has handled all of it."""
-    return bool(bus.redis.get(bus.key("feed:done"))) and drained(bus)
 
 
 def attend(

@@ -552,6 +552,12 @@ def drained(bus: RedisBus) -> bool:
     return True
 
 
+def finished(bus: RedisBus) -> bool:
+    """Whether the feed has published all it will (`feed:done`: the file's end, or a live
+    run's planned end) and every service has handled all of it."""
+    return bool(bus.redis.get(bus.key("feed:done"))) and drained(bus)
+
+
 def _unread(bus: RedisBus, key: str, group: dict[str, Any], count: int) -> list[Any]:
     """Up to `count` entries of stream `key` after the last one delivered to `group`."""
     last = group["last-delivered-id"]

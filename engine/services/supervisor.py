@@ -40,7 +40,7 @@ from engine.bus.redis import RedisBus
 from engine.errors import ClaireError
 from engine.runtime.orphans import parent_death_preexec
 from engine.runtime.redis import EmbeddedRedis, ExternalRedis, redis_service
-from engine.services.host import SERVICES, create_groups, drained, stream_prefix
+from engine.services.host import SERVICES, create_groups, drained, finished, stream_prefix
 from engine.store import DatabaseUnavailable, RunStatus, Store
 
 log = logging.getLogger("claire.supervisor")
@@ -287,7 +287,7 @@ class Supervisor:
         """One round's look at the run: complete, stopped by its attendant, or going on.
         Only the look is retried when Redis dies meanwhile; what follows it is not."""
         try:
-            complete = bool(bus.redis.get(bus.key("feed:done"))) and drained(bus)
+            complete = finished(bus)
             if not complete and self.attendant is not None:
                 self.ending = self.attendant.between(bus)
             if progress is not None and not complete and self.ending is None:

@@ -179,13 +179,8 @@ def test_the_stacks_services_drive_the_recorded_live_run(
     )  # fmt: skip
     code, _, err = init_run(env, claire_home)
     assert code == 0, err
-    base = int(os.environ["CLAIRE_SERVICE_PORT_BASE"])
-    children: list[subprocess.Popen[str]] = []
+    children = list(start_services(env, claire_home).values())
     try:
-        for n, name in enumerate(SERVICES):
-            args = ["engine", "run", name, "--run", "stack", "--data-dir", str(claire_home),
-                    "--port", str(base + n)]  # fmt: skip
-            children.append(claire_process(args, env))
         url = backing["CLAIRE_POSTGRES_URL"]
         bus = RedisBus(backing["CLAIRE_REDIS_URL"], prefix=stream_prefix("stack"))
         deadline = time.monotonic() + 60
@@ -206,14 +201,7 @@ def test_the_stacks_services_drive_the_recorded_live_run(
             said.stdout,
         ), said.stdout
     finally:
-        for child in children:
-            child.send_signal(signal.SIGTERM)
-        for child in children:
-            try:
-                child.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.communicate()
+        end_all(children)
     with Store.open(backing["CLAIRE_POSTGRES_URL"], external=True) as store:
         run = store.get_run("stack")
         assert run is not None and run.status is not RunStatus.COMPLETED  # wait left it so
@@ -236,13 +224,8 @@ def test_the_steward_completes_a_live_run_at_its_planned_end(
     code, _, err = init_run(env, claire_home)
     assert code == 0, err
     url = backing["CLAIRE_POSTGRES_URL"]
-    base = int(os.environ["CLAIRE_SERVICE_PORT_BASE"])
-    children: dict[str, subprocess.Popen[str]] = {}
+    children = start_services(env, claire_home)
     try:
-        for n, name in enumerate(SERVICES):
-            args = ["engine", "run", name, "--run", "stack", "--data-dir", str(claire_home),
-                    "--port", str(base + n)]  # fmt: skip
-            children[name] = claire_process(args, env)
         children["steward"] = claire_process(
             ["stack", "steward", "--run", "stack", "--data-dir", str(claire_home),
              "--poll", "0.1"], env,
@@ -262,14 +245,7 @@ def test_the_steward_completes_a_live_run_at_its_planned_end(
         for name, child in children.items():
             assert child.poll() is None, (name, child.communicate())  # up and idle
     finally:
-        for child in children.values():
-            child.send_signal(signal.SIGTERM)
-        for child in children.values():
-            try:
-                child.communicate(timeout=60)
-            except subprocess.TimeoutExpired:
-                child.kill()
-                child.communicate()
+        end_all(list(children.values()))
     assert run.status is RunStatus.COMPLETED and run.end_reason is None
     assert run.planned_end is not None and run.ended_at is not None
     assert run.last_event_ts is not None and run.last_event_ts <= run.planned_end
@@ -282,6 +258,29 @@ def test_the_steward_completes_a_live_run_at_its_planned_end(
         assert not store.steward_alive("stack", 30)  # it left when the run ended
         fills = store.db.fetch_all("SELECT side FROM trades WHERE run_id = 'stack'")
     assert "buy" in {f["side"] for f in fills}
+
+
+def start_services(env: dict[str, str], home: Path) -> dict[str, subprocess.Popen[str]]:
+    """The run's services, each as its container runs it, by name."""
+    base = int(os.environ["CLAIRE_SERVICE_PORT_BASE"])
+    children = {}
+    for n, name in enumerate(SERVICES):
+        args = ["engine", "run", name, "--run", "stack", "--data-dir", str(home),
+                "--port", str(base + n)]  # fmt: skip
+        children[name] = claire_process(args, env)
+    return children
+
+
+def end_all(children: list[subprocess.Popen[str]]) -> None:
+    """SIGTERM to each, then wait; one that does not end in a minute is killed."""
+    for child in children:
+        child.send_signal(signal.SIGTERM)
+    for child in children:
+        try:
+            child.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            child.kill()
+            child.communicate()
 
 
 def _backups_for(folder: Path, reason: str) -> list[Path]:
