@@ -58,6 +58,10 @@ class AlertBook:
                 self.episodes[key] = episode
         return out
 
+    def follows(self, rule: str, key: str) -> bool:
+        """Whether an episode of this rule and key is open (firing, or in its quiet period)."""
+        return (rule, key) in self.episodes
+
     def adopt(self, rule: str, key: str, episode_id: str, now: datetime) -> None:
         """A one-off alert raised elsewhere becomes this rule's open episode, to resolve here."""
         if not self.episodes.get((rule, key), IDLE).firing:

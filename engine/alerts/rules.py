@@ -26,7 +26,7 @@ caller's clock: event time for market rules, so a replay gives the same alerts.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -103,41 +103,67 @@ def _pct(value: Decimal) -> str:
     return f"{value * 100:.2f} %"
 
 
-def snapshot_readings(snapshot: PortfolioSnapshot, table: Mapping[str, Rule]) -> list[Reading]:
+def _always(rule: str, key: str) -> bool:
+    return True
+
+
+# Whether a reading's message is wanted although the reading is not active: a book
+# reads the message of an active reading, or of one whose episode it follows (to say
+# "resolved: ..."); an idle one's is never read, so it is not written.
+Wanted = Callable[[str, str], bool]
+
+
+def snapshot_readings(
+    snapshot: PortfolioSnapshot, table: Mapping[str, Rule], wanted: Wanted = _always
+) -> list[Reading]:
     """Daily drawdown, exposure and open positions of one portfolio snapshot."""
     daily = snapshot.daily_drawdown_pct
     exposure = snapshot.exposure_pct
     positions = Decimal(sum(1 for p in snapshot.positions if p.qty != 0))
     dd, ex, op = table[DAILY_DRAWDOWN], table[EXPOSURE], table[OPEN_POSITIONS]
-    return [
+    out = []
+    active = daily > dd.threshold
+    said = active or wanted(dd.name, "")
+    out.append(
         Reading(
             dd.name,
             "",
-            daily > dd.threshold,
+            active,
             daily,
             dd.threshold,
-            f"daily drawdown {_pct(daily)} (alert above {_pct(dd.threshold)})",
+            f"daily drawdown {_pct(daily)} (alert above {_pct(dd.threshold)})" if said else "",
             _cleared(dd, daily),
-        ),
+        )
+    )
+    active = exposure > ex.threshold
+    said = active or wanted(ex.name, "")
+    out.append(
         Reading(
             ex.name,
             "",
-            exposure > ex.threshold,
+            active,
             exposure,
             ex.threshold,
-            f"exposure {_pct(exposure)} of equity (alert above {_pct(ex.threshold)})",
+            f"exposure {_pct(exposure)} of equity (alert above {_pct(ex.threshold)})"
+            if said
+            else "",
             _cleared(ex, exposure),
-        ),
+        )
+    )
+    active = positions > op.threshold
+    said = active or wanted(op.name, "")
+    out.append(
         Reading(
             op.name,
             "",
-            positions > op.threshold,
+            active,
             positions,
             op.threshold,
-            f"{positions} open positions (alert above {op.threshold})",
+            f"{positions} open positions (alert above {op.threshold})" if said else "",
             _cleared(op, positions),
-        ),
-    ]
+        )
+    )
+    return out
 
 
 def silence_readings(
@@ -147,6 +173,7 @@ def silence_readings(
     last_seen: Mapping[str, datetime],
     cadence_s: Mapping[str, int],
     table: Mapping[str, Rule],
+    wanted: Wanted = _always,
 ) -> list[Reading]:
     """No signal for too long, and each symbol's silence beyond its bar interval.
 
@@ -156,27 +183,33 @@ def silence_readings(
     quiet, stop = table[NO_SIGNALS], table[DATA_STOP]
     since = last_signal_at if last_signal_at is not None else started_at
     waited = Decimal(int((now - since).total_seconds()))
+    active = waited > quiet.threshold
     out = [
         Reading(
             quiet.name,
             "",
-            waited > quiet.threshold,
+            active,
             waited,
             quiet.threshold,
-            f"no signal for {waited} s of market time (alert after {quiet.threshold} s)",
+            f"no signal for {waited} s of market time (alert after {quiet.threshold} s)"
+            if active or wanted(quiet.name, "")
+            else "",
         )
     ]
     for symbol in sorted(last_seen):
         allowed = stop.threshold + cadence_s.get(symbol, 0)
         silent = Decimal(int((now - last_seen[symbol]).total_seconds()))
+        active = silent > allowed
         out.append(
             Reading(
                 stop.name,
                 symbol,
-                silent > allowed,
+                active,
                 silent,
                 allowed,
-                f"no market data for {symbol} for {silent} s (alert after {allowed} s)",
+                f"no market data for {symbol} for {silent} s (alert after {allowed} s)"
+                if active or wanted(stop.name, symbol)
+                else "",
             )
         )
     return out

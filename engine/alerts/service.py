@@ -61,7 +61,7 @@ class AlertService:
     # --- inputs ---------------------------------------------------------------------
 
     def on_snapshot(self, snapshot: PortfolioSnapshot) -> None:
-        self._snapshot = snapshot_readings(snapshot, self.table)
+        self._snapshot = snapshot_readings(snapshot, self.table, self.book.follows)
 
     def on_signal(self, signal: Signal) -> None:
         self.last_signal_at = signal.ts
@@ -128,6 +128,7 @@ class AlertService:
                 self.last_seen,
                 self.cadence_s,
                 self.table,
+                self.book.follows,
             ),
         ]
         for alert in self.book.observe(readings, now, cause_id):

@@ -109,9 +109,9 @@ def _cleaned(text: str, name: str) -> Decimal:
     if value and not -40 <= value.adjusted() <= 40:
         raise InvalidEventError(f"{name} {_shown(text)} is out of range", "out_of_range")
     normal = value.normalize(_FLOAT_DIGITS)
-    # normalize() turns 100 into 1E+2; keep plain integers plain.
-    exponent = normal.as_tuple().exponent
-    if isinstance(exponent, int) and exponent > 0:
+    # normalize() turns 100 into 1E+2 (a positive exponent is always shown as "E+");
+    # keep plain integers plain.
+    if "E+" in str(normal):
         normal = normal.quantize(Decimal(1), context=_WIDE)
     return normal
 

@@ -93,8 +93,13 @@ class ReplayFile:
 
 
 def _decimals(value: Decimal) -> int:
-    exponent = value.as_tuple().exponent
-    return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    """Digits after the point: read from the plain text, which has exactly those."""
+    text = str(value)
+    if "E" in text:  # scientific notation: only an exponent tells
+        exponent = value.as_tuple().exponent
+        return -exponent if isinstance(exponent, int) and exponent < 0 else 0
+    point = text.find(".")
+    return len(text) - point - 1 if point >= 0 else 0
 
 
 def _price_decimals(event: MarketEvent) -> int:

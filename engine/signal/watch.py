@@ -8,8 +8,6 @@ long or a stop is asked for while it hangs, ends it.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -18,7 +16,7 @@ class StrategyTimeout(Exception):
     """Raised inside a strategy callback that ran past STRATEGY_TIMEOUT_SECONDS."""
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Running:
     """One call of the strategy's code in progress."""
 
@@ -46,22 +44,34 @@ class CallbackWatch:
     def current(self) -> Running | None:
         return self._current
 
-    @contextmanager
     def running(
         self,
         strategy: str,
         callback: str,
         symbol: str | None = None,
         market_ts: datetime | None = None,
-    ) -> Iterator[None]:
+    ) -> _Marked:
+        """A context in which the call is marked as running; the mark goes when it ends."""
         self._count += 1
-        self._current = Running(
-            self._count, strategy, callback, symbol, market_ts, time.monotonic()
+        return _Marked(
+            self, Running(self._count, strategy, callback, symbol, market_ts, time.monotonic())
         )
-        try:
-            yield
-        finally:
-            self._current = None
+
+
+class _Marked:
+    """`with watch.running(...)`: a class, not a generator, as it wraps every market event."""
+
+    __slots__ = ("_call", "_watch")
+
+    def __init__(self, watch: CallbackWatch, call: Running) -> None:
+        self._watch = watch
+        self._call = call
+
+    def __enter__(self) -> None:
+        self._watch._current = self._call
+
+    def __exit__(self, *exc: object) -> None:
+        self._watch._current = None
 
 
 __all__ = ["CallbackWatch", "Running", "StrategyTimeout"]

@@ -119,6 +119,28 @@ def test_a_symbol_is_silent_only_beyond_its_bar_interval_and_the_stale_limit() -
     assert [r.active for r in later if r.rule == DATA_STOP] == [True]
 
 
+def test_an_idle_readings_message_is_written_only_for_an_episode_the_book_follows() -> None:
+    table = rules(SETTINGS)
+    seen = {"ETHBTC": T0}
+    now = T0 + timedelta(seconds=331)
+
+    def followed(rule: str, key: str) -> bool:
+        return rule == EXPOSURE
+
+    snap = snapshot_readings(_snapshot(T0, "0.05", "0.0", 0), table, followed)
+    said = {r.rule: r.message for r in snap}
+    assert said[DAILY_DRAWDOWN].startswith("daily drawdown 5.00 %")  # active
+    assert said[EXPOSURE].startswith("exposure 0.00 %")  # idle, but its episode is open
+    assert said[OPEN_POSITIONS] == ""  # idle and unfollowed: never read
+    silent = silence_readings(now, T0, T0, seen, {"ETHBTC": 0}, table, followed)
+    assert [(r.rule, r.active, bool(r.message)) for r in silent] == [
+        (NO_SIGNALS, False, False),
+        (DATA_STOP, True, True),
+    ]
+    everything = silence_readings(now, T0, T0, seen, {"ETHBTC": 0}, table)
+    assert all(r.message for r in everything)
+
+
 def test_health_readings_for_memory_and_services() -> None:
     table = rules(SETTINGS)
     readings = health_readings(D("0.95"), [ServiceHealth("engine", False, "stuck")], table)

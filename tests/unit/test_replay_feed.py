@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.errors import ConfigError, DataSourceError
+from engine.errors import ConfigError, DataSourceError, InvalidEventError
 from engine.events import Candle, Trade
 from engine.feeds import recorded, replay
 from engine.feeds.replay import (
@@ -51,6 +51,32 @@ def test_plain_numbers_clean_exactly_as_any_other_text(
     # that rounding to 15 digits and normalizing gives.
     text = pad + whole + ("" if fraction is None else "." + fraction) + pad
     assert clean_decimal(text, "x").as_tuple() == recorded._cleaned(text, "x").as_tuple()
+
+
+def _exponent_as_tuple(value: Decimal) -> int:
+    exponent = value.as_tuple().exponent
+    assert isinstance(exponent, int)
+    return exponent
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False, min_value=-(10**45), max_value=10**45))
+def test_cleaning_any_number_keeps_integers_plain_and_everything_else_normal(
+    value: Decimal,
+) -> None:
+    # The general path tells a positive exponent from the text; it must agree with the
+    # digits-and-exponent view of the number.
+    try:
+        cleaned = recorded._cleaned(str(value), "x")
+    except InvalidEventError:
+        return  # out of range: refused, whichever way it is told
+    normal = value.normalize(recorded._FLOAT_DIGITS)
+    expected = normal.quantize(Decimal(1)) if _exponent_as_tuple(normal) > 0 else normal
+    assert cleaned.as_tuple() == expected.as_tuple()
+
+
+@given(st.decimals(allow_nan=False, allow_infinity=False))
+def test_a_prices_decimal_places_are_the_digits_its_exponent_says(value: Decimal) -> None:
+    assert replay._decimals(value) == max(0, -_exponent_as_tuple(value))
 
 
 def test_candles_become_events_at_their_close_time(tmp_path: Path) -> None:
