@@ -107,9 +107,9 @@ def _always(rule: str, key: str) -> bool:
     return True
 
 
-# Whether a reading's message is wanted although the reading is not active: a book
-# reads the message of an active reading, or of one whose episode it follows (to say
-# "resolved: ..."); an idle one's is never read, so it is not written.
+# Which idle readings to return besides the active ones: a book steps an idle reading
+# only when it follows an episode of that rule and key (to resolve it, or to remember
+# its quiet period); any other idle reading would change nothing, so it is not made.
 Wanted = Callable[[str, str], bool]
 
 
@@ -117,52 +117,27 @@ def snapshot_readings(
     snapshot: PortfolioSnapshot, table: Mapping[str, Rule], wanted: Wanted = _always
 ) -> list[Reading]:
     """Daily drawdown, exposure and open positions of one portfolio snapshot."""
-    daily = snapshot.daily_drawdown_pct
-    exposure = snapshot.exposure_pct
-    positions = Decimal(sum(1 for p in snapshot.positions if p.qty != 0))
     dd, ex, op = table[DAILY_DRAWDOWN], table[EXPOSURE], table[OPEN_POSITIONS]
     out = []
+    daily = snapshot.daily_drawdown_pct
     active = daily > dd.threshold
-    said = active or wanted(dd.name, "")
-    out.append(
-        Reading(
-            dd.name,
-            "",
-            active,
-            daily,
-            dd.threshold,
-            f"daily drawdown {_pct(daily)} (alert above {_pct(dd.threshold)})" if said else "",
-            _cleared(dd, daily),
-        )
-    )
+    if active or wanted(dd.name, ""):
+        message = f"daily drawdown {_pct(daily)} (alert above {_pct(dd.threshold)})"
+        out.append(Reading(dd.name, "", active, daily, dd.threshold, message, _cleared(dd, daily)))
+    exposure = snapshot.exposure_pct
     active = exposure > ex.threshold
-    said = active or wanted(ex.name, "")
-    out.append(
-        Reading(
-            ex.name,
-            "",
-            active,
-            exposure,
-            ex.threshold,
-            f"exposure {_pct(exposure)} of equity (alert above {_pct(ex.threshold)})"
-            if said
-            else "",
-            _cleared(ex, exposure),
+    if active or wanted(ex.name, ""):
+        message = f"exposure {_pct(exposure)} of equity (alert above {_pct(ex.threshold)})"
+        out.append(
+            Reading(ex.name, "", active, exposure, ex.threshold, message, _cleared(ex, exposure))
         )
-    )
+    positions = Decimal(sum(1 for p in snapshot.positions if p.qty != 0))
     active = positions > op.threshold
-    said = active or wanted(op.name, "")
-    out.append(
-        Reading(
-            op.name,
-            "",
-            active,
-            positions,
-            op.threshold,
-            f"{positions} open positions (alert above {op.threshold})" if said else "",
-            _cleared(op, positions),
+    if active or wanted(op.name, ""):
+        message = f"{positions} open positions (alert above {op.threshold})"
+        out.append(
+            Reading(op.name, "", active, positions, op.threshold, message, _cleared(op, positions))
         )
-    )
     return out
 
 
@@ -182,36 +157,19 @@ def silence_readings(
     """
     quiet, stop = table[NO_SIGNALS], table[DATA_STOP]
     since = last_signal_at if last_signal_at is not None else started_at
-    waited = Decimal(int((now - since).total_seconds()))
+    out = []
+    waited = int((now - since).total_seconds())
     active = waited > quiet.threshold
-    out = [
-        Reading(
-            quiet.name,
-            "",
-            active,
-            waited,
-            quiet.threshold,
-            f"no signal for {waited} s of market time (alert after {quiet.threshold} s)"
-            if active or wanted(quiet.name, "")
-            else "",
-        )
-    ]
+    if active or wanted(quiet.name, ""):
+        message = f"no signal for {waited} s of market time (alert after {quiet.threshold} s)"
+        out.append(Reading(quiet.name, "", active, Decimal(waited), quiet.threshold, message))
     for symbol in sorted(last_seen):
         allowed = stop.threshold + cadence_s.get(symbol, 0)
-        silent = Decimal(int((now - last_seen[symbol]).total_seconds()))
+        silent = int((now - last_seen[symbol]).total_seconds())
         active = silent > allowed
-        out.append(
-            Reading(
-                stop.name,
-                symbol,
-                active,
-                silent,
-                allowed,
-                f"no market data for {symbol} for {silent} s (alert after {allowed} s)"
-                if active or wanted(stop.name, symbol)
-                else "",
-            )
-        )
+        if active or wanted(stop.name, symbol):
+            message = f"no market data for {symbol} for {silent} s (alert after {allowed} s)"
+            out.append(Reading(stop.name, symbol, active, Decimal(silent), allowed, message))
     return out
 
 

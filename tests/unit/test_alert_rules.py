@@ -119,7 +119,7 @@ def test_a_symbol_is_silent_only_beyond_its_bar_interval_and_the_stale_limit() -
     assert [r.active for r in later if r.rule == DATA_STOP] == [True]
 
 
-def test_an_idle_readings_message_is_written_only_for_an_episode_the_book_follows() -> None:
+def test_idle_readings_are_made_only_for_an_episode_the_book_follows() -> None:
     table = rules(SETTINGS)
     seen = {"ETHBTC": T0}
     now = T0 + timedelta(seconds=331)
@@ -128,17 +128,14 @@ def test_an_idle_readings_message_is_written_only_for_an_episode_the_book_follow
         return rule == EXPOSURE
 
     snap = snapshot_readings(_snapshot(T0, "0.05", "0.0", 0), table, followed)
-    said = {r.rule: r.message for r in snap}
-    assert said[DAILY_DRAWDOWN].startswith("daily drawdown 5.00 %")  # active
-    assert said[EXPOSURE].startswith("exposure 0.00 %")  # idle, but its episode is open
-    assert said[OPEN_POSITIONS] == ""  # idle and unfollowed: never read
+    assert [(r.rule, r.active) for r in snap] == [(DAILY_DRAWDOWN, True), (EXPOSURE, False)]
+    assert snap[1].message.startswith("exposure 0.00 %")  # idle, but its episode is open
     silent = silence_readings(now, T0, T0, seen, {"ETHBTC": 0}, table, followed)
-    assert [(r.rule, r.active, bool(r.message)) for r in silent] == [
-        (NO_SIGNALS, False, False),
-        (DATA_STOP, True, True),
-    ]
+    assert [(r.rule, r.key, r.active) for r in silent] == [(DATA_STOP, "ETHBTC", True)]
+    assert silent[0].message == "no market data for ETHBTC for 331 s (alert after 30 s)"
     everything = silence_readings(now, T0, T0, seen, {"ETHBTC": 0}, table)
-    assert all(r.message for r in everything)
+    assert [(r.rule, r.active) for r in everything] == [(NO_SIGNALS, False), (DATA_STOP, True)]
+    assert everything[0].value == D(331) and everything[0].message.startswith("no signal for 331")
 
 
 def test_health_readings_for_memory_and_services() -> None:
