@@ -14,6 +14,7 @@ from collections.abc import Collection
 from datetime import date, datetime
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, cast
+from weakref import WeakKeyDictionary
 
 from engine.events import (
     Order,
@@ -29,7 +30,7 @@ from engine.execution.service import WorkingOrder
 from engine.execution.spread import SpreadEstimate
 from engine.maths.accounting import Position
 from engine.maths.round_trips import SymbolBook
-from engine.portfolio.service import RoundTrip, _Open
+from engine.portfolio.service import Portfolio, RoundTrip, _Open
 from engine.risk.service import InFlight
 from engine.signal.loader import strategy_state
 
@@ -84,6 +85,28 @@ def capture(pipeline: Pipeline, parts: Collection[str] | None = None) -> dict[st
     }
 
 
+# A portfolio's round trips as rows, kept between captures: a closed round trip never
+# changes and the list only grows, so each capture encodes just the new ones (a service
+# process captures its state at every market time, a long run holds thousands of them).
+_TRIP_ROWS: WeakKeyDictionary[Portfolio, tuple[list[RoundTrip], list[list[str | None]]]] = (
+    WeakKeyDictionary()
+)
+
+
+def _trip_rows(p: Portfolio) -> list[list[str | None]]:
+    trips = p.round_trips
+    memo = _TRIP_ROWS.get(p)
+    if memo is None or memo[0] is not trips or len(memo[1]) > len(trips):
+        memo = _TRIP_ROWS[p] = (trips, [])  # a restored or replaced list starts again
+    rows = memo[1]
+    for t in trips[len(rows) :]:
+        rows.append(
+            [t.symbol, _t(t.opened_at), _t(t.closed_at), str(t.realized_pnl), str(t.fees),
+             str(t.funding)]
+        )  # fmt: skip
+    return list(rows)  # a copy: the memo goes on growing after this capture
+
+
 def _capture_portfolio(pipeline: Pipeline) -> dict[str, Any]:
     p = pipeline.portfolio
     return {
@@ -98,17 +121,7 @@ def _capture_portfolio(pipeline: Pipeline) -> dict[str, Any]:
         "day_start_equity": str(p.day_start_equity),
         "max_drawdown_pct": str(p.max_drawdown_pct),
         "max_exposure_pct": str(p.max_exposure_pct),
-        "round_trips": [
-            [
-                t.symbol,
-                _t(t.opened_at),
-                _t(t.closed_at),
-                str(t.realized_pnl),
-                str(t.fees),
-                str(t.funding),
-            ]
-            for t in p.round_trips
-        ],
+        "round_trips": _trip_rows(p),
         "fills": p.fills,
         "open": {
             s: [_t(o.opened_at), str(o.realized), str(o.fees), str(o.funding)]

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
+import orjson
 import redis
 from redis.client import Pipeline as RedisPipeline
 
@@ -313,7 +314,7 @@ class ServiceWorker:
         }
         if self._control is not None:
             saved["control"] = self._control.state()
-        state = json.dumps(saved, separators=(",", ":"))
+        state = _encoded(self.name, saved)
         outputs = list(self._outputs)
         barriers = iter(barrier_streams)
         pipe = self.bus.redis.pipeline(transaction=True)
@@ -369,6 +370,17 @@ class ServiceWorker:
                 continue
             out.append(_Read(msg_id, event))
         return out
+
+
+def _encoded(name: str, saved: dict[str, Any]) -> bytes | str:
+    """A service's saved state as JSON, at every step: orjson for the engine's own state,
+    about ten times faster than the standard encoder on its float windows (risk's closes,
+    the exchange's spread samples). The signal service's holds the strategy's own state,
+    where JSON may carry what orjson writes otherwise or refuses (a float as a key, an
+    integer beyond 64 bits), so it keeps the standard encoder."""
+    if name == "signal":
+        return json.dumps(saved, separators=(",", ":"))
+    return orjson.dumps(saved, option=orjson.OPT_NON_STR_KEYS)
 
 
 def _ends_group(event: Event, producer: str) -> bool:

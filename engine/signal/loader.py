@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import Any, Final
 
 from pydantic import TypeAdapter, ValidationError
 
@@ -424,7 +424,7 @@ def strategy_state(strategy: Strategy) -> dict[str, Any]:
             f"strategy {name}: export_state() returned a {type(state).__name__}; return a dict "
             "of JSON values (numbers, text, lists, dicts)"
         )
-    problem = _not_json(state, "")
+    problem = None if _is_json(state) else _not_json(state, "")
     if problem is not None:
         where, value = problem
         raise StrategyError(
@@ -433,6 +433,37 @@ def strategy_state(strategy: Strategy) -> dict[str, Any]:
             "time as its isoformat) and convert it back in import_state()"
         )
     return state
+
+
+_KEYS: Final = (str, int, float, bool)
+
+
+def _is_json(value: Any) -> bool:
+    """`_not_json(value) is None`, told without naming places: a state is checked at
+    every checkpoint, and nearly always holds only plain JSON values. Anything but the
+    plain types (a subclass among them) is left to `_not_json`."""
+    kind = type(value)
+    if kind is float:
+        return math.isfinite(value)
+    if kind is str or kind is int or kind is bool or value is None:
+        return True
+    if kind is list or kind is tuple:
+        for item in value:
+            kind = type(item)
+            if kind is float:
+                if not math.isfinite(item):
+                    return False
+            elif not (kind is str or kind is int) and not _is_json(item):
+                return False
+        return True
+    if kind is dict:
+        for key, item in value.items():
+            if type(key) not in _KEYS and (key is None or not isinstance(key, _KEYS)):
+                return False
+            if not _is_json(item):
+                return False
+        return True
+    return _not_json(value, "") is None
 
 
 def _not_json(value: Any, where: str) -> tuple[str, Any] | None:

@@ -45,3 +45,30 @@ def test_resuming_from_a_checkpoint_gives_the_fills_of_an_unbroken_run(
     assert fills(resumed) == fills(unbroken)
     assert [e.event_id for e in resumed] == [e.event_id for e in unbroken]
     assert summarize(second, plan, "BTC") == summarize(whole, plan, "BTC")
+
+
+def test_round_trips_are_captured_whole_at_every_capture_and_a_capture_stays_as_taken(
+    four_symbols: list[Path],
+) -> None:
+    # A capture encodes only the round trips closed since the last one; what it returns
+    # must still be the whole list, every time, and must not grow with later trips.
+    settings = load_settings(initial_capital="10", position_size_pct="0.1")
+    plan = plan_replay(four_symbols, days=3)
+    pipeline = build_replay_pipeline(settings, plan)
+    captures = []
+    for n, event in enumerate(plan.events()):
+        pipeline.process(event)
+        if n % 500 == 0:
+            captures.append((len(pipeline.portfolio.round_trips), capture(pipeline)))
+    assert captures[-1][0] > captures[1][0] > 0  # trips closed between the captures
+    for count, taken in captures:
+        rows = taken["portfolio"]["round_trips"]
+        assert len(rows) == count
+        trips = pipeline.portfolio.round_trips[:count]
+        assert [r[0] for r in rows] == [t.symbol for t in trips]
+        assert [r[3] for r in rows] == [str(t.realized_pnl) for t in trips]
+    # a restored portfolio holds a new list: its rows are made from it, not the old ones
+    other = build_replay_pipeline(settings, plan)
+    restore(other, json.loads(json.dumps(captures[1][1])))
+    assert capture(other)["portfolio"]["round_trips"] == captures[1][1]["portfolio"]["round_trips"]
+    assert len(capture(other)["portfolio"]["round_trips"]) == captures[1][0]
